@@ -1,0 +1,51 @@
+"""avsets: Hugging Face ``datasets`` builders for audio-visual corpora (AudioSetZSL, AVSET-10M, VGGSound,
+AVMIT, ASCC), with segment-exact media resolution and decoding, fetch and publish.
+
+    >>> from avsets import load_dataset
+    >>> ds = load_dataset("vggsound", data_dir="meta/", media_dir="media/", streaming=True)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import (  # noqa: E402
+    get_dataset_config_names,
+    list_corpora,
+    load_dataset,
+    load_dataset_builder,
+)
+from .decoding import decode_audio, decode_video  # noqa: E402
+from .errors import (  # noqa: E402
+    AvsetsError,
+    ManualDownloadRequired,
+    MediaError,
+    MetadataError,
+    MissingMediaError,
+    UnsafePathError,
+)
+from .segments import Segment, clip_key, parse_media_name  # noqa: E402
+from .transform import DECODE_STATS, MediaWarning  # noqa: E402
+from .transform import decode as decode  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "load_dataset",
+    "load_dataset_builder",
+    "get_dataset_config_names",
+    "list_corpora",
+    "decode",
+    "decode_audio",
+    "decode_video",
+    "Segment",
+    "clip_key",
+    "parse_media_name",
+    "AvsetsError",
+    "MetadataError",
+    "MediaError",
+    "MissingMediaError",
+    "UnsafePathError",
+    "ManualDownloadRequired",
+    "MediaWarning",
+    "DECODE_STATS",
+]

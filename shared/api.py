@@ -1,0 +1,215 @@
+"""Public entry points with the call shape and return types of ``datasets.load_dataset``.
+
+``datasets`` 5 cannot reach a custom builder by name (no loading scripts, and its packaged-module registry is
+private and fragile), so avsets keeps its own registry and instantiates the builders itself, always with
+``dataset_name=`` and ``hash=``, never forwarding ``None`` kwargs (they change the cache id).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import datasets
+import pyarrow as pa
+
+from . import __version__
+from .errors import AvsetsError
+from .media_index import MediaIndex, normalize_roots, register_index
+from .transform import decode as decode_step
+
+logger = logging.getLogger("avsets")
+
+CORPORA: dict[str, str] = {
+    "audiosetzsl": "avsets.audiosetzsl.audiosetzsl:AudioSetZSL",
+    "avset10m": "avsets.avset10m.avset10m:AVSET10M",
+    "vggsound": "avsets.vggsound.vggsound:VGGSound",
+    "avmit": "avsets.avmit.avmit:AVMIT",
+    "ascc": "avsets.ascc.ascc:ASCC",
+}
+
+DECODE_OPTIONS = ("sampling_rate", "mono", "num_frames", "fps", "size")
+
+
+def list_corpora() -> list[str]:
+    """Names of the corpora whose builders are installed."""
+    out = []
+    for name in CORPORA:
+        try:
+            builder_class(name)
+        except (ImportError, AttributeError):
+            continue
+        out.append(name)
+    return out
+
+
+def builder_class(name: str) -> type:
+    """The builder class registered for a corpus name."""
+    if name not in CORPORA:
+        raise ValueError(f"unknown corpus {name!r}; known: {', '.join(CORPORA)}")
+    module_name, cls_name = CORPORA[name].split(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def get_dataset_config_names(name: str) -> list[str]:
+    """Config names of a corpus, default first."""
+    cls = builder_class(name)
+    names = [c.name for c in cls.BUILDER_CONFIGS]
+    default = getattr(cls, "DEFAULT_CONFIG_NAME", None)
+    if default in names:
+        names.remove(default)
+        names.insert(0, default)
+    return names
+
+
+def _source_hash(cls: type) -> str:
+    """Hash of the code that shapes the cache: the corpus module and the shared core it builds on."""
+    h = hashlib.sha256(__version__.encode())
+    mods = {inspect.getmodule(c) for c in cls.__mro__ if c.__module__.startswith("avsets")}
+    core = ("avsets.builder", "avsets.tables", "avsets.resolve", "avsets.media_index", "avsets.metadata",
+            "avsets.segments", "avsets.config")
+    mods |= {importlib.import_module(m) for m in core}
+    for mod in sorted((m for m in mods if m is not None), key=lambda m: m.__name__):
+        try:
+            h.update(inspect.getsource(mod).encode())
+        except (OSError, TypeError):
+            h.update(mod.__name__.encode())
+    return h.hexdigest()
+
+
+def metadata_fingerprint(data_dir: str | None) -> str:
+    """Names, sizes and mtimes of the metadata files (never their contents): edits invalidate the cache."""
+    if not data_dir:
+        return "pinned-download"
+    h = hashlib.sha256()
+    root = os.path.abspath(os.path.expanduser(data_dir))
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for f in sorted(files):
+            p = os.path.join(folder, f)
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            h.update(f"{os.path.relpath(p, root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogatepass"))
+    return h.hexdigest()[:16]
+
+
+def load_dataset_builder(
+    name: str,
+    config: str | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    media_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    on_missing: str | None = None,
+    **config_kwargs: Any,
+) -> datasets.DatasetBuilder:
+    """A ready builder whose cache key covers the code, the metadata files and the media index."""
+    cls = builder_class(name)
+    kwargs: dict[str, Any] = {k: v for k, v in config_kwargs.items() if v is not None}
+    index: MediaIndex | None = None
+    if media_dir is not None:
+        roots = normalize_roots(media_dir)
+        index = register_index(MediaIndex.scan(roots))
+        kwargs["media_dir"] = tuple(roots)
+    if data_dir is not None:
+        kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+    if on_missing is not None:
+        kwargs["on_missing"] = on_missing
+    if isinstance(kwargs.get("modalities"), list):
+        kwargs["modalities"] = tuple(kwargs["modalities"])
+    fingerprint = hashlib.sha256(
+        "\0".join([_source_hash(cls), metadata_fingerprint(kwargs.get("data_dir")),
+                   index.fingerprint if index is not None else "no-media"]).encode()
+    ).hexdigest()[:16]
+    return cls(
+        config_name=config,
+        cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+        hash=fingerprint,
+        dataset_name=name,
+        **kwargs,
+    )
+
+
+def load_dataset(
+    name: str,
+    config: str | None = None,
+    split: str | datasets.Split | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    media_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    streaming: bool = False,
+    decode: bool = True,
+    on_missing: str = "skip",
+    cache_dir: str | os.PathLike | None = None,
+    num_proc: int | None = None,
+    download_mode: datasets.DownloadMode | str | None = None,
+    verification_mode: datasets.VerificationMode | str | None = None,
+    keep_in_memory: bool | None = None,
+    storage_options: dict | None = None,
+    **config_kwargs: Any,
+) -> datasets.DatasetDict | datasets.Dataset | datasets.IterableDatasetDict | datasets.IterableDataset:
+    """Load a corpus: ``DatasetDict``/``Dataset`` (map-style) or their iterable twins (``streaming=True``).
+
+    Decode options (``sampling_rate``, ``mono``, ``num_frames``, ``fps``, ``size``) shape the decoded
+    arrays and never the cache.  With ``decode=False`` media columns hold ``{bytes, path}`` and rows carry
+    ``media_offset`` so callers can cut themselves.
+    """
+    decode_opts = {k: config_kwargs.pop(k) for k in DECODE_OPTIONS if k in config_kwargs}
+    if streaming and num_proc is not None:
+        raise NotImplementedError("loading a dataset in streaming mode with num_proc is not supported; "
+                                  "use DataLoader workers")
+    builder = load_dataset_builder(name, config, data_dir=data_dir, media_dir=media_dir, cache_dir=cache_dir,
+                                   on_missing=on_missing, **config_kwargs)
+    if streaming:
+        ds = builder.as_streaming_dataset(split=split)
+    else:
+        try:
+            builder.download_and_prepare(download_mode=download_mode, verification_mode=verification_mode,
+                                         num_proc=num_proc, storage_options=storage_options)
+        except datasets.exceptions.DatasetGenerationError as exc:
+            _reraise_own(exc)
+            raise
+        ds = _as_dataset(builder, split, keep_in_memory)
+    if decode and media_dir is not None:
+        ds = decode_step(ds, on_error=on_missing, **decode_opts)
+    return ds
+
+
+def _reraise_own(exc: BaseException) -> None:
+    """Surface our own error (file and line) instead of "An error occurred while generating the dataset"."""
+    cause = exc.__cause__
+    while cause is not None and not isinstance(cause, AvsetsError):
+        cause = cause.__cause__
+    if isinstance(cause, AvsetsError):
+        own = copy.copy(cause)
+        raise own.with_traceback(None) from cause
+
+
+def _empty_dataset(builder: datasets.DatasetBuilder, split: str) -> datasets.Dataset:
+    schema = builder.info.features.arrow_schema
+    table = pa.Table.from_batches([], schema=schema)
+    info = builder.info.copy()
+    return datasets.Dataset(datasets.table.InMemoryTable(table), info=info, split=datasets.Split(split))
+
+
+def _as_dataset(builder: datasets.DatasetBuilder, split: Any, keep_in_memory: bool | None) -> Any:
+    """``as_dataset`` that returns an empty split instead of raising "corresponds to no data"."""
+    splits = builder.info.splits or {}
+    empty = {name for name, info in splits.items() if info.num_examples == 0}
+    if split is None:
+        out = {}
+        for name in splits:
+            out[name] = (_empty_dataset(builder, name) if name in empty
+                         else builder.as_dataset(split=name, in_memory=bool(keep_in_memory)))
+        return datasets.DatasetDict(out)
+    if str(split) in empty:
+        return _empty_dataset(builder, str(split))
+    return builder.as_dataset(split=split, in_memory=bool(keep_in_memory))

@@ -1,0 +1,123 @@
+"""The builder base every corpus extends.
+
+Kept thin on purpose: ``datasets`` monkey-patches ``open``/``os.path``/``pathlib`` in the module that defines
+a builder and in its parents' modules, so the real work lives in :mod:`avsets.tables`,
+:mod:`avsets.resolve` and :mod:`avsets.media_index`.
+
+A corpus subclass sets ``CORPUS``, ``BUILDER_CONFIG_CLASS``, ``BUILDER_CONFIGS`` and implements three hooks:
+
+* ``_corpus_features()``: its own columns (labels as ``ClassLabel``...);
+* ``_split_shards(dl_manager)``: ``{split: [shard spec, ...]}`` - picklable specs of ~1,000-2,000 rows
+  (table slices) or one metadata file each, so streaming, ``num_proc`` and DataLoader workers shard;
+* ``_read_shard(spec)``: a ``pyarrow.Table`` with ``youtube_id``, ``start``, ``end`` (optionally ``id`` and
+  ``_media_paths``), plus the corpus columns, labels already as ClassLabel ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import datasets
+import pyarrow as pa
+from datasets.builder import Key
+
+from .card import read_card
+from .config import AVConfig
+from .errors import ManualDownloadRequired
+from .media_index import check_pattern, get_index
+from .resolve import ResolveOptions, ResolveStats
+from .tables import common_features, finalize_shard, label_names_of
+
+logger = logging.getLogger("avsets")
+
+
+class AVBuilder(datasets.ArrowBasedBuilder):
+    """Shared builder: sharded ``gen_kwargs``, media resolution, ``on_missing``, schema."""
+
+    BUILDER_CONFIG_CLASS = AVConfig
+    CORPUS: str = ""
+    VERSION = datasets.Version("1.0.0")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.config.media_pattern:
+            check_pattern(self.config.media_pattern)
+        self.stats: dict[str, ResolveStats] = {}
+
+    # -- hooks for corpora ------------------------------------------------------------------------
+    def _corpus_features(self) -> dict:
+        raise NotImplementedError
+
+    def _split_shards(self, dl_manager: Any) -> dict[str, list]:
+        raise NotImplementedError
+
+    def _read_shard(self, spec: Any) -> pa.Table:
+        raise NotImplementedError
+
+    # -- datasets hooks ---------------------------------------------------------------------------
+    def _info(self) -> datasets.DatasetInfo:
+        card = read_card(self.CORPUS)
+        return datasets.DatasetInfo(
+            description=card.get("description", ""),
+            features=common_features(self._corpus_features()),
+            homepage=card.get("homepage", ""),
+            license=card.get("license", ""),
+            citation=card.get("citation", ""),
+        )
+
+    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+        shards = self._split_shards(dl_manager)
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"shards": list(specs), "split": split})
+            for split, specs in shards.items()
+        ]
+
+    def _generate_tables(self, shards: list, split: str):
+        index = get_index(self.config.media_dir) if self.config.media_dir else None
+        opts = ResolveOptions(
+            modalities=self.config.modalities,
+            media_pattern=self.config.media_pattern,
+            on_missing=self.config.on_missing,
+            label_names=label_names_of(self.info.features),
+        )
+        schema = self.info.features.arrow_schema
+        total = self.stats.setdefault(split, ResolveStats())
+        for i, spec in enumerate(shards):
+            table, stats = finalize_shard(self._read_shard(spec), index, opts, schema)
+            total.add(stats)
+            yield Key(i, 0), table
+        if index is not None and total.missing and shards:
+            logger.warning(
+                "%s/%s %s: %d of %d rows have no media (on_missing=%r)%s; `avsets verify` lists them",
+                self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing,
+                ", dropped" if self.config.on_missing == "skip" else "",
+            )
+
+    # -- helpers for corpora ----------------------------------------------------------------------
+    def metadata_file(self, dl_manager: Any, relpath: str, url: str | None = None, *, required: bool = True,
+                      how_to_get: str = "") -> str | None:
+        """The local path of an upstream metadata file: under ``data_dir``, else downloaded from ``url``.
+
+        Without either, raise :class:`ManualDownloadRequired` saying which file to put where.
+        """
+        data_dir = self.config.data_dir
+        if data_dir:
+            path = os.path.join(os.path.abspath(os.path.expanduser(data_dir)), *relpath.split("/"))
+            if os.path.exists(path):
+                return path
+            if not required:
+                return None
+            raise ManualDownloadRequired(
+                f"{self.CORPUS}: {relpath!r} not found in data_dir {data_dir!r} (looked for {path}). "
+                + (how_to_get or (f"Download it from {url}" if url else ""))
+            )
+        if url is None:
+            if not required:
+                return None
+            raise ManualDownloadRequired(
+                f"{self.CORPUS}: {relpath!r} cannot be downloaded automatically. {how_to_get} "
+                "Put it under a folder and pass data_dir=<that folder>."
+            )
+        return dl_manager.download(url)

@@ -1,0 +1,67 @@
+"""One error vocabulary for every corpus.
+
+Users see these instead of a traceback from deep inside ``datasets``, pyarrow or a decoder.  Each error
+says *where* (file and line, or clip id and path) and, where there is one, *what to do*.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AvsetsError(Exception):
+    """Base class of every error avsets raises on purpose."""
+
+
+class MetadataError(AvsetsError, ValueError):
+    """A metadata file (CSV, JSON, TXT) holds something avsets cannot turn into a row.
+
+    It names the file and the 1-based line (or row/field) so the user can open the file and look.  A
+    ``ValueError`` subclass so that callers catching ``ValueError`` for bad input keep working.
+    """
+
+    def __init__(self, message: str, *, file: Any = None, line: int | None = None, field: str | None = None):
+        self.file = None if file is None else str(file)
+        self.line = line
+        self.field = field
+        where = []
+        if self.file is not None:
+            where.append(self.file)
+        if line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(f"{prefix}{message}")
+        self.reason = message
+
+
+class MediaError(AvsetsError):
+    """A media file is missing, empty, corrupt or cannot be cut to its segment."""
+
+    def __init__(self, message: str, *, clip_id: str | None = None, path: str | None = None):
+        self.clip_id = clip_id
+        self.path = path
+        where = []
+        if clip_id is not None:
+            where.append(f"clip {clip_id}")
+        if path is not None:
+            where.append(f"({path})")
+        prefix = f"{' '.join(where)}: " if where else ""
+        super().__init__(f"{prefix}{message}")
+        self.reason = message
+
+
+class MissingMediaError(MediaError):
+    """``on_missing="error"`` and a row's media is absent."""
+
+
+class UnsafePathError(AvsetsError, ValueError):
+    """A path built from metadata or a user template would leave its root (``..``, absolute, NUL...)."""
+
+
+class ManualDownloadRequired(AvsetsError, FileNotFoundError):
+    """The upstream files cannot be downloaded automatically (Google Drive, access forms).
+
+    The message says exactly which files to get and where to put them.
+    """

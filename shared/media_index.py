@@ -1,0 +1,278 @@
+"""One scan of the media roots, and resolution of rows to ``(path, offset within the file, kind)``.
+
+Why an index: a per-row ``os.path.exists`` over four or five candidate names costs 1M stats for 200k rows;
+one ``scandir`` walk costs one ``getdents`` per folder.  The same scan yields the names, sizes and mtimes
+that make up the cache fingerprint, so freshness costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import fsspec
+
+from .errors import UnsafePathError
+from .paths import safe_relpath
+from .segments import MEDIA_EXTENSIONS, clip_key, media_kind, parse_media_name, split_ext, to_ms
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One file found under a media root."""
+
+    path: str  # absolute local path or full fsspec URL
+    relpath: str  # POSIX path relative to its root
+    kind: str  # "audio" | "video"
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """Where a row's media lives: the file, where ``start`` lies inside it, and whether it is trimmed."""
+
+    path: str
+    offset: float
+    kind: str
+    trimmed: bool
+
+
+@dataclass
+class MediaIndex:
+    """Names under one or more media roots, keyed every way a row can ask for them.
+
+    Keys: ``ms:{ytid}_{start_ms}_{end_ms}`` (millisecond and 3-decimal names), ``s:{ytid}_{start_s}``
+    (VGGSound's ``{ytid}_{start:06d}``), ``w:{ytid}`` (whole videos) and ``r:{relpath}`` (exact relative
+    paths, for user templates and corpora with their own layouts).  Each key holds at most one audio and
+    one video file; the first root listed wins, so a user can shadow a mirror with local fixes.
+    """
+
+    roots: tuple[str, ...] = ()
+    files: dict[str, dict[str, MediaFile]] = field(default_factory=dict)
+    fingerprint: str = "empty"
+    num_files: int = 0
+
+    # -- building ---------------------------------------------------------------------------------
+    @classmethod
+    def scan(cls, roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> MediaIndex:
+        """Walk every root once (any depth; local folders or fsspec URLs)."""
+        root_list = normalize_roots(roots)
+        index = cls(roots=tuple(root_list))
+        digest = hashlib.sha256()
+        for root in root_list:
+            entries = sorted(_walk(root))
+            digest.update(f"root\0{root}\0".encode())
+            for relpath, size, mtime in entries:
+                digest.update(f"{relpath}\0{size}\0{mtime}\n".encode("utf-8", "surrogatepass"))
+                index._add(root, relpath, size, mtime)
+        index.fingerprint = digest.hexdigest()[:16] if root_list else "empty"
+        return index
+
+    def _add(self, root: str, relpath: str, size: int, mtime: float) -> None:
+        stem, ext = split_ext(relpath)
+        kind = media_kind(ext)
+        if kind is None:
+            return
+        path = _join(root, relpath)
+        mf = MediaFile(path=path, relpath=relpath, kind=kind, size=size, mtime=mtime)
+        self.num_files += 1
+        self._put("r:" + relpath, mf)
+        parsed = parse_media_name(relpath)
+        if parsed is None:
+            return
+        if parsed.start is None:
+            self._put("w:" + parsed.youtube_id, mf)
+        elif parsed.end is None:
+            self._put(f"s:{parsed.youtube_id}_{int(parsed.start)}", mf)
+        else:
+            self._put("ms:" + clip_key(parsed.youtube_id, parsed.start, parsed.end), mf)
+
+    def _put(self, key: str, mf: MediaFile) -> None:
+        slot = self.files.setdefault(key, {})
+        slot.setdefault(mf.kind, mf)
+
+    # -- lookups ----------------------------------------------------------------------------------
+    def get(self, key: str, kind: str) -> MediaFile | None:
+        slot = self.files.get(key)
+        return None if slot is None else slot.get(kind)
+
+    def lookup_relpath(self, relpath: str) -> MediaFile | None:
+        slot = self.files.get("r:" + relpath)
+        if not slot:
+            return None
+        return slot.get("video") or slot.get("audio")
+
+    def __len__(self) -> int:
+        return self.num_files
+
+
+def normalize_roots(roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
+    """A root or a list of roots as absolute local paths / URLs, in the order given, without duplicates."""
+    if roots is None:
+        return []
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    out: list[str] = []
+    for root in roots:
+        text = os.fspath(root)
+        if "://" not in text:
+            text = os.path.abspath(os.path.expanduser(text))
+        else:
+            text = text.rstrip("/")
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def _join(root: str, relpath: str) -> str:
+    if "://" in root:
+        return root + "/" + relpath
+    return os.path.join(root, *relpath.split("/"))
+
+
+def _walk(root: str) -> Iterable[tuple[str, int, float]]:
+    """Yield ``(relpath, size, mtime)`` for every media file under ``root``."""
+    if "://" in root:
+        yield from _walk_fsspec(root)
+        return
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"media_dir {root!r} is not a folder")
+    real_root = os.path.realpath(root)
+    stack = [("", root)]
+    while stack:
+        prefix, folder = stack.pop()
+        try:
+            it = os.scandir(folder)
+        except OSError as exc:  # unreadable folder: say so, keep going
+            logger.warning("cannot read media folder %s: %s", folder, exc)
+            continue
+        with it:
+            for entry in it:
+                name = entry.name
+                rel = prefix + name
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((rel + "/", entry.path))
+                        continue
+                    if entry.is_symlink():
+                        # A link may point anywhere; only follow it when its target stays in the root.
+                        target = os.path.realpath(entry.path)
+                        if os.path.commonpath([target, real_root]) != real_root:
+                            logger.warning("ignoring %s: symlink leaves the media root", entry.path)
+                            continue
+                        if os.path.isdir(target):
+                            continue
+                    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+                    if ext not in MEDIA_EXTENSIONS or name.startswith("."):
+                        continue
+                    st = entry.stat(follow_symlinks=True)
+                except OSError:
+                    continue
+                yield rel, st.st_size, st.st_mtime
+
+
+def _walk_fsspec(root: str) -> Iterable[tuple[str, int, float]]:
+    fs, path = fsspec.core.url_to_fs(root)
+    base = path.rstrip("/")
+    for full, info in fs.find(base, detail=True).items():
+        rel = full[len(base):].lstrip("/")
+        ext = rel.rsplit(".", 1)[-1].lower() if "." in rel else ""
+        if ext not in MEDIA_EXTENSIONS:
+            continue
+        mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
+        try:
+            mtime = float(mtime)
+        except (TypeError, ValueError):
+            mtime = hash(str(mtime)) & 0xFFFFFFFF
+        yield rel, int(info.get("size") or 0), mtime
+
+
+# ---------------------------------------------------------------------------------------------------
+# user templates (media_pattern, also fetch's --source-url-template)
+
+
+class TemplateFormatter(string.Formatter):
+    """``str.format`` over a row: missing or None placeholders are errors, attribute/index access is not."""
+
+    def get_field(self, field_name, args, kwargs):  # noqa: D401 - stdlib signature
+        if any(ch in field_name for ch in ".["):
+            raise ValueError(f"placeholder {{{field_name}}} may not use attribute or index access")
+        return super().get_field(field_name, args, kwargs)
+
+
+_FORMATTER = TemplateFormatter()
+
+
+def template_fields(template: str) -> set[str]:
+    """The placeholder names of a template (``{label}`` -> ``label``)."""
+    return {name for _, name, _, _ in _FORMATTER.parse(template) if name}
+
+
+def template_values(row: dict, label_names: dict[str, Sequence[str]] | None = None) -> dict[str, str]:
+    """A row's values as template text: ClassLabel ints become names; times gain ``start_ms``/``start_s``."""
+    values: dict[str, str] = {}
+    label_names = label_names or {}
+    for key, value in row.items():
+        if value is None:
+            continue
+        names = label_names.get(key)
+        if names is not None and isinstance(value, int) and 0 <= value < len(names):
+            values[key] = names[value]
+        else:
+            values[key] = str(value)
+    for name in ("start", "end"):
+        value = row.get(name)
+        if value is not None:
+            values[f"{name}_ms"] = str(to_ms(value))
+            values[f"{name}_s"] = str(int(float(value)))
+    return values
+
+
+def render_template(template: str, values: dict[str, str]) -> str:
+    """Fill a template; a missing placeholder is a ``KeyError`` naming it."""
+    return _FORMATTER.vformat(template, (), values)
+
+
+def pattern_is_trimmed(template: str) -> bool:
+    """A pattern whose file name holds a start placeholder names a trimmed clip; otherwise a whole video."""
+    filename = template.replace("\\", "/").rsplit("/", 1)[-1]
+    return bool(template_fields(filename) & {"start", "start_ms", "start_s"})
+
+
+def check_pattern(template: str) -> None:
+    """Refuse a ``media_pattern`` that could leave the media root, before any row is read."""
+    try:
+        fields = template_fields(template)
+    except ValueError as exc:
+        raise UnsafePathError(f"media_pattern {template!r} is not a valid template: {exc}") from None
+    probe = {name: "x" for name in fields}
+    safe_relpath(render_template(template, probe), what="media_pattern")
+
+
+# ---------------------------------------------------------------------------------------------------
+# one scan per load: the API scans (for the cache fingerprint) and registers; builders look it up here,
+# including forked DataLoader workers, which inherit it.
+
+_INDEXES: dict[tuple[str, ...], MediaIndex] = {}
+
+
+def register_index(index: MediaIndex) -> MediaIndex:
+    """Make ``index`` the one builders in this process use for its roots."""
+    _INDEXES[index.roots] = index
+    return index
+
+
+def get_index(roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> MediaIndex:
+    """The registered index for ``roots``, scanning once if this process has none yet."""
+    key = tuple(normalize_roots(roots))
+    index = _INDEXES.get(key)
+    if index is None:
+        index = register_index(MediaIndex.scan(list(key)))
+    return index

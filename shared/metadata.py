@@ -1,0 +1,219 @@
+"""Reading metadata files into Arrow tables, vectorized, with errors that name file and line.
+
+The fast path is ``pyarrow.csv`` plus ``pyarrow.compute``.  Only when something is wrong do we walk the file
+with Python's ``csv`` module, to find the exact line to name (``errors="raise"``) or to skip the bad rows
+and count them (``errors="skip"``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from .errors import MetadataError
+from .segments import YOUTUBE_ID_RE
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RowErrors:
+    """Malformed rows met under ``errors="skip"``: how many, and the first few with their reasons."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def add(self, exc: MetadataError) -> None:
+        self.count += 1
+        if len(self.examples) < 5:
+            self.examples.append(str(exc))
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A metadata file as text: UTF-8 (BOM stripped), falling back to Latin-1 so no byte is an exception."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_headerless_csv(
+    path: str | os.PathLike,
+    column_names: Sequence[str],
+    *,
+    errors: str = "raise",
+    row_errors: RowErrors | None = None,
+) -> tuple[pa.Table, np.ndarray]:
+    """Read a header-less CSV of string columns; return the table and each row's 1-based line number.
+
+    Quoted fields with commas, CRLF, a missing final newline and a UTF-8 BOM all parse.  A row with the
+    wrong number of fields is a :class:`MetadataError` naming file and line (or skipped and counted).
+    """
+    text = read_text(path)
+    data = text.encode("utf-8")
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=list(column_names), block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in column_names},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False),
+        )
+        if _has_blank_or_multiline(text):
+            raise _SlowPath()
+        lines = np.arange(1, table.num_rows + 1, dtype=np.int64)
+        return table, lines
+    except (pa.ArrowInvalid, _SlowPath):
+        return _read_csv_slow(text, path, column_names, errors=errors, row_errors=row_errors)
+
+
+class _SlowPath(Exception):
+    pass
+
+
+def _has_blank_or_multiline(text: str) -> bool:
+    # pyarrow skips blank lines, which shifts row -> line arithmetic; take the careful path then.
+    return "\n\n" in text or "\r\n\r\n" in text or text.startswith(("\n", "\r"))
+
+
+def _read_csv_slow(text: str, path, column_names, *, errors: str, row_errors: RowErrors | None):
+    ncol = len(column_names)
+    cols: list[list[str]] = [[] for _ in range(ncol)]
+    lines: list[int] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    prev_line = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            err = MetadataError(f"unreadable CSV row: {exc}", file=path, line=reader.line_num)
+            _fail_or_count(err, errors, row_errors)
+            prev_line = reader.line_num
+            continue
+        line = prev_line + 1
+        prev_line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != ncol:
+            err = MetadataError(f"expected {ncol} fields ({', '.join(column_names)}), found {len(row)}: {row!r}",
+                                file=path, line=line)
+            _fail_or_count(err, errors, row_errors)
+            continue
+        for c, v in zip(cols, row, strict=True):
+            c.append(v)
+        lines.append(line)
+    table = pa.table({name: pa.array(c, pa.string()) for name, c in zip(column_names, cols, strict=True)})
+    return table, np.asarray(lines, dtype=np.int64)
+
+
+def _fail_or_count(err: MetadataError, errors: str, row_errors: RowErrors | None) -> None:
+    if errors != "skip":
+        raise err
+    if row_errors is not None:
+        row_errors.add(err)
+
+
+def validate_rows(
+    table: pa.Table,
+    lines: np.ndarray,
+    path,
+    checks: Sequence[tuple[str, Callable[[pa.Table], pa.Array], str]],
+    *,
+    errors: str = "raise",
+    row_errors: RowErrors | None = None,
+) -> tuple[pa.Table, np.ndarray]:
+    """Apply vectorized checks; each returns a boolean "row is bad" mask.
+
+    ``checks`` holds ``(field, mask_fn, message)``.  The first bad row raises a :class:`MetadataError` with
+    file, line and the offending value, or, under ``errors="skip"``, every bad row is dropped and counted.
+    """
+    bad_any = None
+    for field_name, mask_fn, message in checks:
+        bad = pc.fill_null(mask_fn(table), True)
+        if not pc.any(bad).as_py():
+            continue
+        if errors != "skip":
+            first = int(pc.index(bad, True).as_py())
+            value = table.column(field_name)[first].as_py() if field_name in table.column_names else None
+            raise MetadataError(f"{message}: {value!r}", file=path, line=int(lines[first]), field=field_name)
+        if row_errors is not None:
+            bad_np = bad.to_numpy(zero_copy_only=False)
+            for idx in np.flatnonzero(bad_np)[:5]:
+                value = table.column(field_name)[int(idx)].as_py() if field_name in table.column_names else None
+                row_errors.examples.append(str(MetadataError(f"{message}: {value!r}", file=path,
+                                                             line=int(lines[idx]), field=field_name)))
+        bad_any = bad if bad_any is None else pc.or_(bad_any, bad)
+        # drop now so later checks see only good rows and count each bad row once
+        keep = pc.invert(bad)
+        if row_errors is not None:
+            row_errors.count += int(pc.sum(bad.cast(pa.int64())).as_py() or 0)
+        table = table.filter(keep)
+        lines = lines[keep.to_numpy(zero_copy_only=False)]
+    return table, lines
+
+
+def bad_youtube_id(column: str = "youtube_id") -> Callable[[pa.Table], pa.Array]:
+    """Mask of rows whose id is not 11 characters of ``[A-Za-z0-9_-]``."""
+    pattern = YOUTUBE_ID_RE.pattern
+
+    def fn(table: pa.Table) -> pa.Array:
+        return pc.invert(pc.match_substring_regex(table.column(column), pattern))
+
+    return fn
+
+
+def bad_number(column: str) -> Callable[[pa.Table], pa.Array]:
+    """Mask of rows whose text is not a non-negative decimal number."""
+
+    def fn(table: pa.Table) -> pa.Array:
+        return pc.invert(pc.match_substring_regex(pc.utf8_trim_whitespace(table.column(column)),
+                                                  r"^\d+(\.\d+)?$"))
+
+    return fn
+
+
+def not_in(column: str, names: Sequence[str]) -> Callable[[pa.Table], pa.Array]:
+    """Mask of rows whose value is outside a fixed list."""
+    value_set = pa.array(list(names), pa.string())
+
+    def fn(table: pa.Table) -> pa.Array:
+        return pc.invert(pc.is_in(table.column(column), value_set=value_set))
+
+    return fn
+
+
+def encode_labels(column: pa.ChunkedArray | pa.Array, names: Sequence[str]) -> pa.Array:
+    """Label names to ClassLabel ids (int64) in the order of ``names``; unknown names become null."""
+    return pc.index_in(column, value_set=pa.array(list(names), pa.string())).cast(pa.int64())
+
+
+def read_lines(path: str | os.PathLike) -> list[str]:
+    """Non-empty, stripped lines of a text file (any line ending, BOM tolerated)."""
+    return [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]
+
+
+def log_row_errors(where: str, row_errors: RowErrors) -> None:
+    """Tell the user what ``errors="skip"`` skipped."""
+    if row_errors.count:
+        logger.warning("%s: skipped %d malformed metadata rows (errors='skip'); first: %s", where,
+                       row_errors.count, "; ".join(row_errors.examples[:3]))
