@@ -1,0 +1,151 @@
+"""Build the dataset card (``README.md``) of an export: YAML that stock `datasets` and the Hub read, plus text.
+
+The YAML is produced with `datasets`' own helpers (``MetadataConfigs``, ``DatasetInfosDict``) so it is the
+card ``push_to_hub`` would write, and merging another config into an existing card keeps every other
+config's ``configs``/``dataset_info`` entries as they are. The text is the corpus card shipped in
+``avsets.<corpus>/README.md`` (its YAML header supplies license, pretty name, task categories and tags), the
+citation, and an availability table (rows in the metadata vs rows exported, per config and split), whose
+rows for other configs are carried over from the existing card.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+from datasets import Features
+from datasets.info import DatasetInfo, DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
+
+AVAIL_START = "<!-- avsets:availability:start -->"
+AVAIL_END = "<!-- avsets:availability:end -->"
+_AVAIL_HEADER = (
+    "| config | split | rows in metadata | rows exported | share |\n| --- | --- | ---: | ---: | ---: |"
+)
+_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|")
+#: YAML keys taken from the corpus card; everything else in it is left to the corpus author
+CORPUS_KEYS = ("license", "pretty_name", "task_categories", "task_ids", "tags", "language", "annotations_creators",
+               "source_datasets", "multilinguality", "language_creators", "paperswithcode_id", "license_name",
+               "license_link", "viewer")
+
+
+@dataclass
+class SplitStats:
+    """What the card says about one exported split."""
+
+    num_examples: int
+    num_bytes: int  # bytes of the split's Parquet files
+    metadata_rows: int
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` bucket for ``n`` rows."""
+    bounds = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+              (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B")]
+    for bound, label in bounds:
+        if n < bound:
+            return label
+    return "n>1T" if n >= 10**12 else "1B<n<10B"
+
+
+def load_corpus_card(corpus: str) -> str | None:
+    """The corpus card shipped with the package (``avsets.<corpus>/README.md``), if any."""
+    try:
+        return resources.files(f"avsets.{corpus}").joinpath("README.md").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        return None
+
+
+def _parse(text: str | None) -> tuple[DatasetCardData, str]:
+    if not text:
+        return DatasetCardData(), ""
+    card = DatasetCard(text)
+    return card.data, card.text
+
+
+def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]) -> str:
+    rows: dict[tuple[str, str], tuple[int, int]] = {}
+    if AVAIL_START in existing_body and AVAIL_END in existing_body:
+        block = existing_body.split(AVAIL_START, 1)[1].split(AVAIL_END, 1)[0]
+        for line in block.splitlines():
+            m = _ROW.match(line.strip())
+            if m and m.group(1) != "config":
+                rows[(m.group(1), m.group(2))] = (int(m.group(3)), int(m.group(4)))
+    rows = {k: v for k, v in rows.items() if k[0] != config}
+    for split, st in splits.items():
+        rows[(config, split)] = (st.metadata_rows, st.num_examples)
+    lines = [AVAIL_START, "## Availability", "",
+             "Rows listed in the corpus metadata vs rows whose media could be found and embedded here.", "",
+             _AVAIL_HEADER]
+    for (cfg, split), (meta, exported) in sorted(rows.items()):
+        share = f"{100.0 * exported / meta:.1f}%" if meta else "-"
+        lines.append(f"| {cfg} | {split} | {meta} | {exported} | {share} |")
+    lines.append(AVAIL_END)
+    return "\n".join(lines)
+
+
+def _strip_generated(body: str) -> str:
+    if AVAIL_START in body and AVAIL_END in body:
+        head, rest = body.split(AVAIL_START, 1)
+        body = head + rest.split(AVAIL_END, 1)[1]
+    return body.strip()
+
+
+def build_card(
+    *,
+    corpus: str,
+    config: str,
+    features: Features,
+    splits: dict[str, SplitStats],
+    existing: str | None = None,
+    corpus_card: str | None = None,
+    citation: str | None = None,
+    description: str | None = None,
+) -> str:
+    """Return the merged README.md text for an export of ``corpus``/``config`` (see module doc)."""
+    data, old_body = _parse(existing)
+    corpus_data, corpus_body = _parse(corpus_card if corpus_card is not None else load_corpus_card(corpus))
+    for key in CORPUS_KEYS:
+        if corpus_data.get(key) is not None:
+            data[key] = corpus_data[key]
+    data["pretty_name"] = data.get("pretty_name") or corpus
+    tags = list(data.get("tags") or [])
+    for tag in ("audio", "video", "avsets"):
+        if tag not in tags:
+            tags.append(tag)
+    data["tags"] = tags
+
+    MetadataConfigs(
+        {config: {"data_files": [{"split": s, "path": f"data/{config}/{s}-*"} for s in splits]}}
+    ).to_dataset_card_data(data)
+    info = DatasetInfo(
+        features=features,
+        config_name=config,
+        splits=SplitDict({s: SplitInfo(name=s, num_bytes=st.num_bytes, num_examples=st.num_examples)
+                          for s, st in splits.items()}),
+        download_size=sum(st.num_bytes for st in splits.values()),
+        dataset_size=sum(st.num_bytes for st in splits.values()),
+    )
+    DatasetInfosDict({config: info}).to_dataset_card_data(data)
+    infos = DatasetInfosDict.from_dataset_card_data(data)
+    largest = max((sum(sp.num_examples or 0 for sp in (i.splits or {}).values()) for i in infos.values()),
+                  default=0)
+    data["size_categories"] = [size_category(largest)]
+
+    body = _strip_generated(corpus_body) or _strip_generated(old_body) or f"# {data['pretty_name']}"
+    parts = [body]
+    if description and description.strip() and description.strip() not in body:
+        parts.append(description.strip())
+    if citation and citation.strip() and "## Citation" not in body and citation.strip() not in body:
+        parts.append("## Citation\n\n```bibtex\n" + citation.strip() + "\n```")
+    parts.append(
+        "## Loading\n\n```python\nfrom datasets import load_dataset\n\n"
+        f'ds = load_dataset("<repo_id>", "{config}", streaming=True)\n```\n\n'
+        "Media columns are `Audio()` / `Video()` holding the bytes of each segment (already cut: decode the "
+        "whole cell). Published with [avsets](https://pypi.org/project/avsets/)."
+    )
+    parts.append(_availability(old_body, config, splits))
+    return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"

@@ -1,0 +1,323 @@
+"""Export an avsets dataset to the Hub layout: ``data/<config>/<split>-XXXXX-of-NNNNN.parquet`` + ``README.md``.
+
+``export_dataset`` takes any ``datasets.Dataset``/``DatasetDict`` whose media columns are ``Audio``/``Video``
+storage (``{bytes, path}``) plus ``start``/``end``/``media_offset``; ``export`` is the thin wrapper that
+loads a corpus with ``avsets.load_dataset(..., decode=False, on_missing="keep")`` first, so rows without
+media are counted in the card's availability table instead of vanishing silently.
+
+Work is cut into chunks (contiguous row ranges of a split, recorded in ``plan.json``). The local engine
+runs them one after another and cuts media in a process pool (``num_proc``); the Ray engine runs one task
+per chunk, each writing its own shards to the fsspec target. Either way a rerun with the same input and
+options resumes (``shards.py``), and a rerun with different ones refuses unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from itertools import repeat
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, Features
+from datasets.utils.py_utils import convert_file_size_to_int
+
+from .card import SplitStats, build_card
+from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
+from .media import AUDIO_FORMATS
+from .shards import ChunkState, ShardWriter, finalize_split, read_json, state_dir, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+#: rows handed to the pool per round (bounds memory: at most this many cut media in flight)
+_ROUND_ROWS = 64
+
+
+@dataclass
+class SplitResult:
+    """What one split of an export holds."""
+
+    files: list[str]
+    num_rows: int
+    metadata_rows: int
+    num_bytes: int
+    copied: int
+    encoded: int
+    skipped: int
+
+
+@dataclass
+class ExportResult:
+    """Where an export went and what it holds, per split."""
+
+    out: str
+    corpus: str
+    config: str
+    splits: dict[str, SplitResult] = field(default_factory=dict)
+
+
+class ExportMismatchError(ValueError):
+    """The output folder holds an unfinished export of the same config made from other input or options."""
+
+
+def _as_dict(dataset: Dataset | DatasetDict) -> DatasetDict:
+    if isinstance(dataset, DatasetDict):
+        return dataset
+    return DatasetDict({str(dataset.split) if dataset.split is not None else "train": dataset})
+
+
+def _fingerprint(corpus: str, config: str, dsd: DatasetDict, options: dict[str, Any]) -> str:
+    """Identify input + options cheaply: row counts and the ``id`` column (never media contents)."""
+    h = hashlib.sha256(json.dumps([corpus, config, options], sort_keys=True).encode())
+    for split, ds in dsd.items():
+        h.update(f"|{split}:{len(ds)}|".encode())
+        if "id" in ds.column_names and len(ds):
+            col = ds.with_format("arrow")["id"]
+            for chunk in (col.chunks if isinstance(col, pa.ChunkedArray) else [col]):
+                for buf in chunk.buffers():
+                    if buf is not None:
+                        h.update(buf)
+    return h.hexdigest()
+
+
+def _plan_chunks(n: int, rows_per_chunk: int | None) -> list[list[int]]:
+    if n == 0:
+        return [[0, 0]]
+    step = n if not rows_per_chunk else max(1, rows_per_chunk)
+    return [[a, min(n, a + step)] for a in range(0, n, step)]
+
+
+def _schema(features: Features) -> pa.Schema:
+    meta = {"huggingface": json.dumps({"info": {"features": features.to_dict()}})}
+    return features.arrow_schema.with_metadata(meta)
+
+
+def _iter_items(table: pa.Table, first_index: int) -> Iterator[list[tuple[int, dict]]]:
+    idx = first_index
+    for batch in table.to_batches(max_chunksize=_ROUND_ROWS):
+        rows = batch.to_pylist()
+        yield list(enumerate(rows, start=idx))
+        idx += len(rows)
+
+
+def _feed(writer: ShardWriter, results: list[Converted]) -> None:
+    for c in results:
+        if c.row is None:
+            writer.skip(c.index)
+        else:
+            writer.add(c.row, c.nbytes, c.index, copied=c.copied, encoded=c.encoded)
+
+
+def run_chunk(
+    table: pa.Table,
+    state: ChunkState,
+    *,
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    config: str,
+    schema: pa.Schema,
+    opts: ConvertOptions,
+    max_bytes: int,
+    pool: cf.Executor | None = None,
+    workers: int = 1,
+) -> ChunkState:
+    """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on."""
+    writer = ShardWriter(fs, root, config, state, schema, opts.audio_columns + opts.video_columns, max_bytes)
+    try:
+        for items in _iter_items(table, state.next_row):
+            if pool is None:
+                _feed(writer, convert_batch(items, opts))
+                continue
+            step = max(1, math.ceil(len(items) / (workers * 4)))
+            pieces = [items[i : i + step] for i in range(0, len(items), step)]
+            for results in pool.map(convert_batch, pieces, repeat(opts)):
+                _feed(writer, results)
+        return writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _chunk_path(root: str, config: str, split: str, chunk: int) -> str:
+    return f"{state_dir(root, config)}/{split}/chunk-{chunk:05d}.json"
+
+
+def _ray_chunk(table: pa.Table, state_d: dict, out: str, storage_options: dict, config: str,
+               schema: pa.Schema, opts: ConvertOptions, max_bytes: int) -> dict:
+    """Body of one Ray task: resolve the fsspec target inside the worker, write the chunk's shards."""
+    fs, root = fsspec.core.url_to_fs(out, **storage_options)
+    root = root.rstrip("/")
+    planned = ChunkState.from_dict(state_d)
+    state = ChunkState.load(fs, _chunk_path(root, config, planned.split, planned.chunk)) or planned
+    if state.done:
+        return asdict(state)
+    table = table.slice(state.next_row - planned.next_row)  # another attempt may have finished shards
+    done = run_chunk(table, state, fs=fs, root=root, config=config, schema=schema, opts=opts, max_bytes=max_bytes)
+    return asdict(done)
+
+
+def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_options: dict, config: str,
+             schema: pa.Schema, opts: ConvertOptions, max_bytes: int, num_proc: int | None) -> None:
+    try:
+        import ray
+    except ImportError as e:  # optional extra
+        raise ImportError("engine='ray' needs Ray: pip install 'avsets[ray]'") from e
+    if not ray.is_initialized():
+        ray.init(num_cpus=num_proc, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    task = ray.remote(_ray_chunk)
+    refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes) for t, s in jobs]
+    ray.get(refs)
+
+
+def export_dataset(
+    dataset: Dataset | DatasetDict,
+    corpus: str,
+    config: str,
+    out: str,
+    *,
+    video: bool = False,
+    audio_format: str = "flac",
+    max_shard_size: int | str = "500MB",
+    num_proc: int | None = None,
+    engine: str = "local",
+    rows_per_task: int | None = None,
+    metadata_rows: dict[str, int] | None = None,
+    overwrite: bool = False,
+    storage_options: dict | None = None,
+) -> ExportResult:
+    """Export ``dataset`` (one config of ``corpus``) into ``out`` (a folder or fsspec URL); resumable.
+
+    ``metadata_rows`` gives the per-split row counts of the corpus metadata for the availability table; by
+    default the number of input rows is used (rows without media are dropped here and counted).
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if audio_format not in AUDIO_FORMATS:
+        raise ValueError(f"audio_format must be one of {sorted(AUDIO_FORMATS)}, got {audio_format!r}")
+    storage_options = storage_options or {}
+    dsd = _as_dict(dataset)
+    max_bytes = convert_file_size_to_int(max_shard_size)
+    fs, root = fsspec.core.url_to_fs(out, **storage_options)
+    root = root.rstrip("/")
+    first = next(iter(dsd.values()))
+    audio_cols, video_cols = media_columns(first.features)
+    features = output_features(first.features, video)
+    schema = _schema(features)
+    opts = ConvertOptions(tuple(audio_cols), tuple(video_cols) if video else (), tuple(features), audio_format)
+    if engine == "ray" and rows_per_task is None:
+        rows_per_task = 10_000
+    options = {"video": video, "audio_format": audio_format, "max_bytes": max_bytes,
+               "features": features.to_dict()}
+    fp = _fingerprint(corpus, config, dsd, options)
+    sdir = state_dir(root, config)
+    plan_path = f"{sdir}/plan.json"
+    plan = read_json(fs, plan_path)
+    if plan is not None and plan.get("fingerprint") != fp:
+        if not overwrite:
+            raise ExportMismatchError(
+                f"{out} holds an export of {corpus}/{config} made from other input or options; "
+                "pass overwrite=True (--overwrite) or use another output folder"
+            )
+        fs.rm(sdir, recursive=True)
+        plan = None
+    if plan is None:
+        plan = {"fingerprint": fp, "corpus": corpus, "config": config, "options": options,
+                "splits": {s: _plan_chunks(len(ds), rows_per_task) for s, ds in dsd.items()}}
+        fs.makedirs(sdir, exist_ok=True)
+        write_json_atomic(fs, plan_path, plan)
+
+    states: dict[str, list[ChunkState]] = {}
+    jobs: list[tuple[pa.Table, ChunkState]] = []
+    for split, ds in dsd.items():
+        states[split] = []
+        arrow = ds.with_format("arrow")
+        for ci, (a, b) in enumerate(plan["splits"][split]):
+            st = ChunkState.load(fs, _chunk_path(root, config, split, ci)) or ChunkState(split, ci, a, b)
+            states[split].append(st)
+            if not st.done:
+                jobs.append((arrow[st.next_row : b] if b > st.next_row else arrow[0:0], st))
+    if jobs:
+        logger.info("export %s/%s: %d chunk(s) to write", corpus, config, len(jobs))
+    if engine == "ray" and jobs:
+        _run_ray([(t, s) for t, s in jobs], out=out, storage_options=storage_options, config=config,
+                 schema=schema, opts=opts, max_bytes=max_bytes, num_proc=num_proc)
+        states = {s: [ChunkState.load(fs, _chunk_path(root, config, s, i)) for i in range(len(plan["splits"][s]))]
+                  for s in dsd}
+    elif jobs:
+        workers = num_proc or 1
+        ctx = multiprocessing.get_context("spawn")
+        pool = cf.ProcessPoolExecutor(workers, mp_context=ctx) if workers > 1 else None
+        try:
+            for table, st in jobs:
+                run_chunk(table, st, fs=fs, root=root, config=config, schema=schema, opts=opts,
+                          max_bytes=max_bytes, pool=pool, workers=workers)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    result = ExportResult(out=out, corpus=corpus, config=config)
+    for split, chunks in states.items():
+        if not all(c is not None and c.done for c in chunks):
+            raise RuntimeError(f"export of {config}/{split} did not finish every chunk")
+        names = finalize_split(fs, root, config, split, chunks)
+        result.splits[split] = SplitResult(
+            files=[f"data/{config}/{n}" for n in names],
+            num_rows=sum(s.num_rows for c in chunks for s in c.shards),
+            metadata_rows=(metadata_rows or {}).get(split, len(dsd[split])),
+            num_bytes=sum(s.num_bytes for c in chunks for s in c.shards),
+            copied=sum(c.copied for c in chunks),
+            encoded=sum(c.encoded for c in chunks),
+            skipped=sum(c.skipped for c in chunks),
+        )
+    _write_card(fs, root, corpus, config, features, first, result)
+    return result
+
+
+def _write_card(fs: fsspec.AbstractFileSystem, root: str, corpus: str, config: str, features: Features,
+                ds: Dataset, result: ExportResult) -> None:
+    path = f"{root}/README.md"
+    existing = fs.cat_file(path).decode("utf-8") if fs.exists(path) else None
+    stats = {s: SplitStats(r.num_rows, r.num_bytes, r.metadata_rows) for s, r in result.splits.items()}
+    text = build_card(corpus=corpus, config=config, features=features, splits=stats, existing=existing,
+                      citation=ds.info.citation, description=ds.info.description)
+    with fs.open(f"{path}.tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    fs.mv(f"{path}.tmp", path)
+
+
+def export(
+    corpus: str,
+    config: str | None = None,
+    *,
+    data_dir: str | None = None,
+    media_dir: str | list[str] | None = None,
+    out: str,
+    video: bool = False,
+    audio_format: str = "flac",
+    max_shard_size: int | str = "500MB",
+    num_proc: int | None = None,
+    engine: str = "local",
+    split: str | None = None,
+    overwrite: bool = False,
+    storage_options: dict | None = None,
+    **load_kwargs: Any,
+) -> ExportResult:
+    """Load ``corpus``/``config`` with avsets (media undecoded) and export it to ``out`` (see ``export_dataset``)."""
+    import avsets  # the foundation; imported here so the publish modules work on plain datasets too
+
+    kwargs = {k: v for k, v in dict(data_dir=data_dir, media_dir=media_dir, **load_kwargs).items() if v is not None}
+    kwargs.setdefault("on_missing", "keep")
+    dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
+    if config is None:
+        config = dsd.config_name if hasattr(dsd, "config_name") else "default"
+    return export_dataset(dsd, corpus, config, out, video=video, audio_format=audio_format,
+                          max_shard_size=max_shard_size, num_proc=num_proc, engine=engine,
+                          overwrite=overwrite, storage_options=storage_options)
