@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -286,3 +287,31 @@ def _pick_frames(times: list[float], duration: float | None, num_frames: int | N
         idx = np.searchsorted(arr, targets + _EPS, side="right") - 1
         return [int(i) for i in np.clip(idx, 0, n - 1)]
     return list(range(n))
+
+
+def probe_media(path: str) -> str | None:
+    """Open a file fully enough to trust it; return None when readable, else the reason.
+
+    The opt-in full check (``verify_media=True`` and ``avsets verify``): costs one open and one decoded
+    packet per file.
+    """
+    ext = _ext_of(path)
+    try:
+        src = open_source(path, None)
+        if isinstance(src, str) and os.path.getsize(src) == 0:
+            return "empty file (0 bytes)"
+        if ext in SOUNDFILE_EXTENSIONS:
+            try:
+                info = sf.info(src)
+                return None if info.frames > 0 else "no audio samples"
+            except sf.LibsndfileError:
+                pass
+        with av.open(src, metadata_errors="ignore") as container:
+            streams = [s for s in container.streams if s.type in ("audio", "video")]
+            if not streams:
+                return "no audio or video stream"
+            for _ in container.decode(streams[0]):
+                return None
+            return "no decodable frame"
+    except (OSError, av.FFmpegError, ValueError, RuntimeError, IndexError, MediaError) as exc:
+        return f"{type(exc).__name__}: {exc}"

@@ -253,7 +253,11 @@ def check_pattern(template: str) -> None:
     except ValueError as exc:
         raise UnsafePathError(f"media_pattern {template!r} is not a valid template: {exc}") from None
     probe = {name: "x" for name in fields}
-    safe_relpath(render_template(template, probe), what="media_pattern")
+    try:
+        rendered = render_template(template, probe)
+    except (ValueError, KeyError, IndexError) as exc:
+        raise UnsafePathError(f"media_pattern {template!r} is not a valid template: {exc}") from None
+    safe_relpath(rendered, what="media_pattern")
 
 
 # ---------------------------------------------------------------------------------------------------

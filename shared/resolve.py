@@ -141,7 +141,7 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
         else:
             video_choice = video
         if want_audio:
-            if audio is None or (video is not None and audio[1] != video[1]):
+            if audio is None or (want_video and video is not None and audio[1] != video[1]):
                 # A video file serves audio too; one file per row keeps media_offset unambiguous.
                 audio = video if video is not None else audio
         else:

@@ -11,7 +11,6 @@ import importlib.resources
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from avsets.errors import MetadataError
 from avsets.metadata import (
     RowErrors,
@@ -28,7 +27,7 @@ PINNED_COMMIT = "9bbc7491c054a203e53584c0065df336e1322bb7"
 URL = f"https://raw.githubusercontent.com/hche11/VGGSound/{PINNED_COMMIT}/data/{{name}}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def label_list(name: str) -> tuple[str, ...]:
     """The fixed, shipped label space (``default``: 310 names; ``common``: 164), never derived from rows."""
     text = (importlib.resources.files("avsets.vggsound") / f"labels_{name}.txt").read_text(encoding="utf-8")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import datasets
-
 from avsets.builder import AVBuilder
 from avsets.config import AVConfig
 from avsets.metadata import RowErrors, log_row_errors

@@ -1,0 +1,165 @@
+"""The ``avsets`` command: list, info, verify, demo (+ fetch/ledger and export/push when installed).
+
+Exit codes: 0 success, 1 the work ran but found failures, 2 usage or set-up errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .errors import AvsetsError
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .api import get_dataset_config_names, list_corpora
+
+    for name in list_corpora():
+        print(f"{name:<12} configs: {', '.join(get_dataset_config_names(name))}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .api import builder_class, get_dataset_config_names
+    from .card import read_card
+
+    cls = builder_class(args.corpus)
+    card = read_card(args.corpus)
+    out: dict = {"corpus": args.corpus, "pretty_name": card.get("pretty_name"), "license": card.get("license"),
+                 "homepage": card.get("homepage"), "configs": {}}
+    for config in get_dataset_config_names(args.corpus):
+        builder = cls(config_name=config, cache_dir=None, dataset_name=args.corpus, hash="info")
+        features = builder.info.features
+        cfg = next(c for c in cls.BUILDER_CONFIGS if c.name == config)
+        out["configs"][config] = {
+            "description": cfg.description,
+            "features": {k: _feature_text(v) for k, v in features.items()},
+        }
+    out["citation"] = card.get("citation")
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['pretty_name']} ({args.corpus})  licence: {out['license']}  {out['homepage']}")
+    for config, info in out["configs"].items():
+        print(f"\n[{config}] {info['description'] or ''}")
+        for k, v in info["features"].items():
+            print(f"  {k:<18} {v}")
+    print(f"\nCitation:\n{out['citation']}")
+    return 0
+
+
+def _feature_text(feat: object) -> str:
+    import datasets
+
+    if isinstance(feat, datasets.ClassLabel):
+        return f"ClassLabel({feat.num_classes} names)"
+    inner = getattr(feat, "feature", None)
+    if isinstance(inner, datasets.ClassLabel):
+        return f"Sequence(ClassLabel({inner.num_classes} names))"
+    return repr(feat)[:80]
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from .verify import format_table, verify
+
+    kwargs = _config_kwargs(args.option)
+    report = verify(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
+                    probe=not args.no_probe, missing_csv=args.missing_csv, **kwargs)
+    print(format_table(report))
+    if args.missing_csv:
+        print(f"missing and corrupt clip ids written to {args.missing_csv}")
+    for root in args.media_dir or []:
+        try:
+            from .fetch import ledger_summary
+        except ImportError:
+            break
+        try:
+            summary = ledger_summary(root)
+        except (OSError, ValueError):
+            continue
+        if summary:
+            print(f"fetch ledger in {root}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+    return 0 if all(c.missing == 0 and c.corrupt == 0 for c in report) else 1
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    print(run_demo(out=args.out))
+    return 0
+
+
+def _config_kwargs(options: Sequence[str] | None) -> dict:
+    """``--option key=value`` pairs (values parsed as JSON when they can be: numbers, booleans)."""
+    out: dict = {}
+    for item in options or []:
+        if "=" not in item:
+            raise SystemExit(f"--option takes key=value, not {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with the optional subsystems' subcommands when they are importable."""
+    parser = argparse.ArgumentParser(prog="avsets", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list corpora and their configs")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("info", help="configs, features, licence and citation of a corpus")
+    p.add_argument("corpus")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("verify", help="coverage table per split: rows, media found, missing, corrupt")
+    p.add_argument("corpus")
+    p.add_argument("config", nargs="?")
+    p.add_argument("--data-dir")
+    p.add_argument("--media-dir", action="append", help="media root (repeatable)")
+    p.add_argument("--missing-csv", help="write missing/corrupt clip ids to this CSV")
+    p.add_argument("--no-probe", action="store_true", help="skip opening each file (existence only)")
+    p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("demo", help="load the bundled sample with synthetic media, offline")
+    p.add_argument("--out", help="work folder (default: a temp folder)")
+    p.set_defaults(func=_cmd_demo)
+
+    try:
+        from .fetch.cli import add_fetch_subcommands
+    except ImportError:
+        pass
+    else:
+        add_fetch_subcommands(sub)
+    try:
+        from .publish.cli import add_publish_subcommands
+    except ImportError:
+        pass
+    else:
+        add_publish_subcommands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``avsets`` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (AvsetsError, FileNotFoundError, ValueError) as exc:
+        print(f"avsets: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

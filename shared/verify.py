@@ -1,0 +1,114 @@
+"""Coverage of a media mirror: per split, rows in the metadata, media found, missing, corrupt.
+
+Reads the builder's own Arrow tables (no cache is written) with ``on_missing="keep"``, so the numbers are
+exactly what ``load_dataset`` would see; probing every file is what makes this the opt-in full check.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.compute as pc
+from datasets import StreamingDownloadManager
+from tqdm.auto import tqdm
+
+from .api import load_dataset_builder
+from .decoding import probe_media
+
+
+@dataclass
+class SplitCoverage:
+    """One line of the coverage table."""
+
+    split: str
+    rows: int = 0
+    found: int = 0
+    missing: int = 0
+    corrupt: int = 0
+    missing_ids: list[str] = field(default_factory=list)
+    corrupt_ids: list[tuple[str, str, str]] = field(default_factory=list)  # (id, path, reason)
+
+
+def verify(
+    corpus: str,
+    config: str | None = None,
+    *,
+    data_dir: str | None = None,
+    media_dir: str | Sequence[str] | None = None,
+    probe: bool = True,
+    missing_csv: str | os.PathLike | None = None,
+    progress: bool = True,
+    workers: int = 4,
+    **config_kwargs: Any,
+) -> list[SplitCoverage]:
+    """Count rows, found, missing and corrupt media per split; optionally write the missing ids to a CSV."""
+    builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
+                                   **config_kwargs)
+    dl_manager = StreamingDownloadManager(base_path=None, download_config=None, dataset_name=corpus,
+                                          data_dir=builder.config.data_dir)
+    report: list[SplitCoverage] = []
+    for gen in builder._split_generators(dl_manager):
+        cov = SplitCoverage(split=gen.name)
+        to_probe: dict[str, list[str]] = {}
+        for _, table in builder._generate_tables(**gen.gen_kwargs):
+            has = pc.or_(pc.is_valid(table.column("audio")), pc.is_valid(table.column("video")))
+            n_found = int(pc.sum(has.cast("int64")).as_py() or 0)
+            cov.rows += table.num_rows
+            cov.found += n_found
+            cov.missing += table.num_rows - n_found
+            ids = table.column("id").to_pylist()
+            audio = table.column("audio").to_pylist()
+            video = table.column("video").to_pylist()
+            for clip_id, a, v in zip(ids, audio, video, strict=True):
+                if a is None and v is None:
+                    cov.missing_ids.append(clip_id)
+                elif probe:
+                    for m in {x["path"] for x in (a, v) if x is not None}:
+                        to_probe.setdefault(m, []).append(clip_id)
+        if to_probe:
+            paths = list(to_probe)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = pool.map(probe_media, paths)
+                bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
+                           desc=f"probing {gen.name}")
+                bad_ids: set[str] = set()
+                for path, reason in bar:
+                    if reason is not None:
+                        for clip_id in to_probe[path]:
+                            if clip_id not in bad_ids:
+                                bad_ids.add(clip_id)
+                                cov.corrupt_ids.append((clip_id, path, reason))
+                cov.corrupt = len(bad_ids)
+        report.append(cov)
+    if missing_csv is not None:
+        write_missing_csv(report, missing_csv)
+    return report
+
+
+def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike) -> None:
+    """``split,id,status,path,reason`` for every missing or corrupt clip (feed it to ``avsets fetch``)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["split", "id", "status", "path", "reason"])
+        for cov in report:
+            for clip_id in cov.missing_ids:
+                w.writerow([cov.split, clip_id, "missing", "", ""])
+            for clip_id, p, reason in cov.corrupt_ids:
+                w.writerow([cov.split, clip_id, "corrupt", p, reason])
+
+
+def format_table(report: list[SplitCoverage]) -> str:
+    """The coverage table as aligned text."""
+    head = ("split", "rows", "found", "missing", "corrupt", "coverage")
+    lines = [head]
+    for c in report:
+        cover = f"{100.0 * (c.found - c.corrupt) / c.rows:.1f}%" if c.rows else "-"
+        lines.append((c.split, str(c.rows), str(c.found), str(c.missing), str(c.corrupt), cover))
+    widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(row, widths, strict=True))) for row in lines)
