@@ -66,17 +66,19 @@ def _parse(text: str | None) -> tuple[DatasetCardData, str]:
     return card.data, card.text
 
 
-def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]) -> str:
+def _avail_rows(body: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """The (config, split) -> (rows in metadata, rows exported) rows of a card's availability table."""
     rows: dict[tuple[str, str], tuple[int, int]] = {}
-    if AVAIL_START in existing_body and AVAIL_END in existing_body:
-        block = existing_body.split(AVAIL_START, 1)[1].split(AVAIL_END, 1)[0]
+    if AVAIL_START in body and AVAIL_END in body:
+        block = body.split(AVAIL_START, 1)[1].split(AVAIL_END, 1)[0]
         for line in block.splitlines():
             m = _ROW.match(line.strip())
             if m and m.group(1) != "config":
                 rows[(m.group(1), m.group(2))] = (int(m.group(3)), int(m.group(4)))
-    rows = {k: v for k, v in rows.items() if k[0] != config}
-    for split, st in splits.items():
-        rows[(config, split)] = (st.metadata_rows, st.num_examples)
+    return rows
+
+
+def _avail_table(rows: dict[tuple[str, str], tuple[int, int]]) -> str:
     lines = [AVAIL_START, "## Availability", "",
              "Rows listed in the corpus metadata vs rows whose media could be found and embedded here.", "",
              _AVAIL_HEADER]
@@ -85,6 +87,13 @@ def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]
         lines.append(f"| {cfg} | {split} | {meta} | {exported} | {share} |")
     lines.append(AVAIL_END)
     return "\n".join(lines)
+
+
+def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]) -> str:
+    rows = {k: v for k, v in _avail_rows(existing_body).items() if k[0] != config}
+    for split, st in splits.items():
+        rows[(config, split)] = (st.metadata_rows, st.num_examples)
+    return _avail_table(rows)
 
 
 def _strip_generated(body: str) -> str:
@@ -149,3 +158,33 @@ def build_card(
     )
     parts.append(_availability(old_body, config, splits))
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"
+
+
+def merge_cards(base: str | None, update: str) -> str:
+    """Merge the card of a new export (``update``) into a card already published (``base``).
+
+    ``update`` wins for its own configs and for the descriptive keys; every config that only ``base``
+    declares keeps its ``configs`` entry, ``dataset_info`` and availability rows. Used by ``push`` so that
+    pushing a second config never drops the first.
+    """
+    if not base:
+        return update
+    data, base_body = _parse(base)
+    upd, upd_body = _parse(update)
+    upd_configs = MetadataConfigs.from_dataset_card_data(upd)
+    upd_infos = DatasetInfosDict.from_dataset_card_data(upd)
+    for key, value in upd.to_dict().items():
+        if key not in ("configs", "dataset_info", "size_categories"):
+            data[key] = value
+    upd_configs.to_dataset_card_data(data)
+    upd_infos.to_dataset_card_data(data)
+    infos = DatasetInfosDict.from_dataset_card_data(data)
+    largest = max((sum(sp.num_examples or 0 for sp in (i.splits or {}).values()) for i in infos.values()),
+                  default=0)
+    data["size_categories"] = [size_category(largest)]
+    rows = _avail_rows(base_body)
+    new_rows = _avail_rows(upd_body)
+    mine = {cfg for cfg, _ in new_rows}
+    rows = {k: v for k, v in rows.items() if k[0] not in mine} | new_rows
+    body = _strip_generated(upd_body) + "\n\n" + _avail_table(rows)
+    return f"---\n{data.to_yaml()}\n---\n\n{body}\n"
