@@ -1,0 +1,271 @@
+"""Fetching one clip end to end: resolve, one ffmpeg run into temporary names, verify, rename.
+
+No ledger here: the thread engine records the outcome in the ledger, the Ray engine sends it back to the
+driver, which records it.  That keeps the SQLite file on one machine even when a Ray cluster fetches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..segments import Segment
+from . import ffmpeg
+from .ffmpeg import CutOptions, Input
+from .ledger import ERROR, OK, RATE_LIMITED, LedgerRow, utc_now
+from .politeness import Backoff, Politeness, RateLimiter, RefusalBreaker
+from .sources import SourceConfig, SourceResolver
+from .status import FetchFailure, classify_http, http_status_from_ffmpeg
+
+AUDIO_EXT = "flac"
+VIDEO_EXT = "mp4"
+PART_SUFFIX = ".part"
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """One clip to fetch: its segment and the row's other columns (for ``--source-url-template``)."""
+
+    segment: Segment
+    fields: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.segment.key
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """Everything ``avsets fetch`` can be told, as one picklable value (Ray ships it to its tasks).
+
+    Defaults are for real use; tests shorten ``backoff_base`` and friends.  ``tolerance`` is how far (in
+    seconds) a clip's measured duration may be from ``end - start`` before it is re-cut or marked bad.
+    """
+
+    audio: bool = False
+    video: bool = True
+    sampling_rate: int | None = None
+    max_height: int | None = None
+    exact: bool = False
+    tolerance: float = 0.2
+    workers: int = 4
+    shard: tuple[int, int] | None = None
+    retry_failed: bool = False
+    max_attempts: int = 3
+    timeout: float = 120.0
+    rate: float | None = None
+    backoff_base: float = 2.0
+    backoff_cap: float = 60.0
+    max_retry_after: float = 300.0
+    refusal_threshold: int = 10
+    refusal_pause: float = 60.0
+    source_url_template: str | None = None
+    resolve: str = "auto"
+    cookies: str | None = None
+    proxy: str | None = None
+    limit: int | None = None
+    engine: str = "threads"
+    address: str | None = None
+    ray_batch_size: int = 16
+    lease: float = 1800.0
+
+    def extensions(self) -> tuple[str, ...]:
+        return ((AUDIO_EXT,) if self.audio else ()) + ((VIDEO_EXT,) if self.video else ())
+
+    def source_config(self) -> SourceConfig:
+        return SourceConfig(template=self.source_url_template, resolve=self.resolve, cookies=self.cookies,
+                            proxy=self.proxy, timeout=min(self.timeout, 60.0), max_height=self.max_height)
+
+    def cut_options(self, *, exact: bool | None = None) -> CutOptions:
+        return CutOptions(exact=self.exact if exact is None else exact, sampling_rate=self.sampling_rate,
+                          max_height=self.max_height, timeout=self.timeout, proxy=self.proxy)
+
+    def politeness(self) -> Politeness:
+        return Politeness(RateLimiter(self.rate), Backoff(self.backoff_base, self.backoff_cap, self.max_retry_after),
+                          RefusalBreaker(self.refusal_threshold, self.refusal_pause))
+
+
+def part_token() -> str:
+    """``host-pid-random``: who wrote a temporary file, so cleanup removes only a dead fetcher's files."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())
+    return f"{host}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def part_path(out_dir: Path, key: str, ext: str) -> Path:
+    """A hidden temporary name ending in ``.part``: no resolver takes it for media, whatever its state."""
+    return out_dir / f".{key}.{part_token()}.{ext}{PART_SUFFIX}"
+
+
+_PART_RE = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]+\.\w+\.part$")
+
+
+def cleanup_partials(out_dir: Path, *, max_age: float = 1800.0) -> int:
+    """Delete temporary files left by dead fetchers (same host, process gone) or older than ``max_age``."""
+    host = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())
+    removed = 0
+    try:
+        entries = list(os.scandir(out_dir))
+    except FileNotFoundError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        m = _PART_RE.match(entry.name)
+        if m is None:
+            continue
+        pid = int(m.group("pid"))
+        dead = m.group("host") == host and pid != os.getpid() and not _alive(pid)
+        try:
+            old = now - entry.stat().st_mtime > max_age
+            if dead or old:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tool_version() -> str:
+    """What made a clip: avsets, yt-dlp and ffmpeg versions (the ledger's ``tool_version``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def _v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return f"avsets {_v('avsets')}; yt-dlp {_v('yt-dlp')}; ffmpeg {ffmpeg.ffmpeg_version()}"
+
+
+class ClipFetcher:
+    """Fetches clips into ``out_dir`` with retries, backoff and verification; shared by worker threads."""
+
+    def __init__(self, out_dir: str | os.PathLike[str], options: FetchOptions):
+        self.out_dir = Path(out_dir).absolute()
+        self.options = options
+        self.resolver = SourceResolver(options.source_config())
+        self.polite = options.politeness()
+        self.version = tool_version()
+
+    def close(self) -> None:
+        self.resolver.close()
+
+    def fetch(self, req: ClipRequest) -> tuple[LedgerRow, int]:
+        """The clip's ledger row and how many attempts it took; never raises for a clip's own failure."""
+        opts = self.options
+        last: FetchFailure | None = None
+        attempts = 0
+        for attempt in range(max(1, opts.max_attempts)):
+            self.polite.before_request()
+            attempts += 1
+            try:
+                row = self._fetch_once(req)
+            except FetchFailure as f:
+                last = f
+                if f.refused:
+                    self.polite.breaker.refused()
+                retry = f.transient and f.status in (RATE_LIMITED, ERROR) and attempt + 1 < opts.max_attempts
+                if not retry:
+                    break
+                time.sleep(self.polite.backoff.delay(attempt, f.retry_after))
+                continue
+            except Exception as e:  # noqa: BLE001 - one clip's bug must not end a 10-million-clip run
+                last = FetchFailure(ERROR, f"{type(e).__name__}: {e}"[:300], transient=False)
+                break
+            self.polite.breaker.succeeded()
+            return row, attempts
+        assert last is not None
+        return self._failed(req, last), attempts
+
+    def _failed(self, req: ClipRequest, f: FetchFailure) -> LedgerRow:
+        seg = req.segment
+        return LedgerRow(id=req.key, status=f.status, reason=f.reason, youtube_id=seg.youtube_id, start=seg.start,
+                         end=seg.end, source=self._source_text(req), fetched_at=utc_now(),
+                         tool_version=self.version)
+
+    def _source_text(self, req: ClipRequest) -> str | None:
+        try:
+            return self.resolver.url_for(req.segment, req.fields)
+        except (FetchFailure, ValueError):
+            return None
+
+    def _fetch_once(self, req: ClipRequest) -> LedgerRow:
+        seg, opts = req.segment, self.options
+        url = self.resolver.url_for(seg, req.fields)
+        inputs = self.resolver.resolve(url, want_video=opts.video)
+        parts: dict[str, Path] = {ext: part_path(self.out_dir, req.key, ext) for ext in opts.extensions()}
+        try:
+            self._cut(inputs, seg, parts, exact=opts.exact)
+            durations = self._verify(inputs, seg, parts)
+            finals, digests, total = [], [], 0
+            for ext, tmp in parts.items():
+                digests.append(sha256_file(tmp))
+                total += tmp.stat().st_size
+                final = self.out_dir / f"{req.key}.{ext}"
+                os.replace(tmp, final)
+                finals.append(final.name)
+        finally:
+            for tmp in parts.values():
+                tmp.unlink(missing_ok=True)
+        duration = durations.get(AUDIO_EXT, durations.get(VIDEO_EXT))
+        return LedgerRow(id=req.key, status=OK, reason=None, bytes=total, sha256=" ".join(digests),
+                         duration=duration, files=" ".join(finals), source=url, fetched_at=utc_now(),
+                         tool_version=self.version, youtube_id=seg.youtube_id, start=seg.start, end=seg.end)
+
+    def _cut(self, inputs: list[Input], seg: Segment, parts: Mapping[str, Path], *, exact: bool) -> None:
+        args = ffmpeg.build_args(inputs, seg.start, seg.end, audio_out=parts.get(AUDIO_EXT),
+                                 video_out=parts.get(VIDEO_EXT), opts=self.options.cut_options(exact=exact))
+        result = ffmpeg.run(args, self.options.timeout)
+        if result.returncode == 0:
+            return
+        status = http_status_from_ffmpeg(result.stderr)
+        if status is not None:
+            page = self.resolver.explain_403(inputs[0]) if status == 403 else ""
+            raise classify_http(status, page, what="media")
+        raise FetchFailure(ERROR, ffmpeg.failure_text(result))
+
+    def _verify(self, inputs: list[Input], seg: Segment, parts: dict[str, Path]) -> dict[str, float]:
+        """Check every output's duration; a stream-copied mp4 that misses is re-cut exactly once."""
+        out: dict[str, float] = {}
+        for ext, tmp in parts.items():
+            d = ffmpeg.media_duration(tmp)
+            if not self._close(d, seg) and ext == VIDEO_EXT and not self.options.exact:
+                tmp.unlink(missing_ok=True)
+                self._cut(inputs, seg, {VIDEO_EXT: tmp}, exact=True)
+                d = ffmpeg.media_duration(tmp)
+            if d is None or d <= 0:
+                raise FetchFailure(ERROR, f"{ext}: empty output (the segment may lie past the end of the video)",
+                                   transient=False)
+            if not self._close(d, seg):
+                raise FetchFailure(ERROR, f"{ext}: duration {d:.3f} s, expected {seg.duration:.3f} s "
+                                   f"(tolerance {self.options.tolerance:g} s; the video may be shorter)",
+                                   transient=False)
+            out[ext] = d
+        return out
+
+    def _close(self, duration: float | None, seg: Segment) -> bool:
+        return duration is not None and abs(duration - seg.duration) <= self.options.tolerance

@@ -1,0 +1,346 @@
+"""The fetch ledger: one SQLite file in the output folder, one row per clip, the record of what exists.
+
+Why SQLite: it is in the standard library, a reader (``avsets verify``, a notebook, ``sqlite3`` on the
+shell) needs nothing of ours, and with WAL journaling plus a busy timeout two fetchers on one folder
+serialize their writes instead of corrupting the file (a JSON or CSV log cannot promise that, and a
+per-clip sidecar file costs 10.9 million inodes).
+
+Tables:
+- ``clips``: finished attempts (``ok`` or a failure status), the contract in DESIGN.md.
+- ``claims``: clips some fetcher is working on right now, so a second fetcher on the same folder leaves
+  them alone.  A claim whose owner died (same host, process gone) or whose lease ran out is stale and is
+  taken over; this is what makes a rerun after ``kill -9`` pick the unfinished clips up again.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+LEDGER_NAME = "avsets-ledger.sqlite"
+
+OK = "ok"
+UNAVAILABLE = "unavailable"
+PRIVATE = "private"
+REMOVED = "removed"
+AGE_RESTRICTED = "age_restricted"
+GEO_BLOCKED = "geo_blocked"
+RATE_LIMITED = "rate_limited"
+ERROR = "error"
+STATUSES = (OK, UNAVAILABLE, PRIVATE, REMOVED, AGE_RESTRICTED, GEO_BLOCKED, RATE_LIMITED, ERROR)
+
+#: Statuses ``--retry-failed`` fetches again (DESIGN "Fetch decisions").  ``age_restricted`` joins them only
+#: when the user brings cookies, since only a signed-in session can change its outcome.
+RETRYABLE = frozenset({RATE_LIMITED, ERROR, GEO_BLOCKED})
+#: Never retried automatically: the video itself is gone or closed.
+FINAL_FAILURES = frozenset({UNAVAILABLE, PRIVATE, REMOVED})
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS clips (
+    id TEXT PRIMARY KEY,
+    youtube_id TEXT,
+    start REAL,
+    "end" REAL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER,
+    sha256 TEXT,
+    duration REAL,
+    files TEXT,
+    source TEXT,
+    fetched_at TEXT,
+    tool_version TEXT
+);
+CREATE INDEX IF NOT EXISTS clips_status ON clips(status);
+CREATE TABLE IF NOT EXISTS claims (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    claimed_at REAL NOT NULL
+);
+"""
+
+_COLUMNS = ("id", "youtube_id", "start", "end", "status", "reason", "attempts", "bytes", "sha256", "duration",
+            "files", "source", "fetched_at", "tool_version")
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One clip's last outcome.  ``files`` lists the output file names (relative to the folder), space
+    separated, and ``sha256`` holds one digest per file in the same order."""
+
+    id: str
+    status: str
+    reason: str | None = None
+    attempts: int = 0
+    bytes: int | None = None
+    sha256: str | None = None
+    duration: float | None = None
+    files: str | None = None
+    source: str | None = None
+    fetched_at: str | None = None
+    tool_version: str | None = None
+    youtube_id: str | None = None
+    start: float | None = None
+    end: float | None = None
+
+    def file_names(self) -> list[str]:
+        return self.files.split() if self.files else []
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC with seconds, the ``fetched_at`` format."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    """Thread-safe access to one ledger file: one SQLite connection per thread, WAL, busy timeout.
+
+    ``owner`` identifies this fetcher in ``claims``; ``lease`` (seconds) bounds how long a claim of a
+    fetcher on another host is honoured.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, owner: str | None = None, lease: float = 1800.0,
+                 busy_timeout: float = 60.0, readonly: bool = False):
+        self.path = Path(path)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.owner = owner or f"{self.host}:{self.pid}:{os.urandom(4).hex()}"
+        self.lease = lease
+        self.busy_timeout = busy_timeout
+        self.readonly = readonly
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            with conn:
+                conn.executescript(_SCHEMA)
+
+    @classmethod
+    def in_folder(cls, out_dir: str | os.PathLike[str], **kwargs: object) -> Ledger:
+        return cls(Path(out_dir) / LEDGER_NAME, **kwargs)  # type: ignore[arg-type]
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.readonly:
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=self.busy_timeout,
+                                       check_same_thread=False)
+            else:
+                conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reads -------------------------------------------------------------------------------------------
+
+    def get(self, clip_id: str) -> LedgerRow | None:
+        cur = self._conn().execute(f"SELECT {_select()} FROM clips WHERE id = ?", (clip_id,))
+        row = cur.fetchone()
+        return _row(row) if row else None
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, LedgerRow]:
+        """Rows for many ids in few queries (the runner looks clips up in batches, never one by one)."""
+        out: dict[str, LedgerRow] = {}
+        conn = self._conn()
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i:i + 500])
+            q = f"SELECT {_select()} FROM clips WHERE id IN ({','.join('?' * len(chunk))})"
+            for row in conn.execute(q, chunk):
+                r = _row(row)
+                out[r.id] = r
+        return out
+
+    def rows(self, status: str | None = None) -> Iterator[LedgerRow]:
+        q = f"SELECT {_select()} FROM clips"
+        args: tuple[str, ...] = ()
+        if status is not None:
+            q += " WHERE status = ?"
+            args = (status,)
+        for row in self._conn().execute(q + " ORDER BY id", args):
+            yield _row(row)
+
+    def summary(self) -> dict[str, int]:
+        return {s: n for s, n in self._conn().execute("SELECT status, COUNT(*) FROM clips GROUP BY status")}
+
+    def active_claims(self) -> list[tuple[str, str]]:
+        """``(id, owner)`` of claims that are not stale."""
+        rows = self._conn().execute("SELECT id, owner, host, pid, claimed_at FROM claims").fetchall()
+        return [(r[0], r[1]) for r in rows if not self._stale(r[2], r[3], r[4])]
+
+    # --- writes ------------------------------------------------------------------------------------------
+
+    def _stale(self, host: str, pid: int, claimed_at: float) -> bool:
+        if host == self.host and pid != self.pid and not _pid_alive(pid):
+            return True
+        return time.time() - claimed_at > self.lease
+
+    def claim(self, clip_id: str, *, skip_statuses: Iterable[str] = (OK,)) -> str:
+        """Try to take ``clip_id`` for this fetcher.
+
+        Returns ``"claimed"``, ``"done"`` (its ledger status is in ``skip_statuses``: someone finished it
+        since the run started) or ``"busy"`` (a live fetcher holds it).  One ``BEGIN IMMEDIATE``
+        transaction, so two fetchers can never both claim the same clip.
+        """
+        skip = tuple(skip_statuses)
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT status FROM clips WHERE id = ?", (clip_id,)).fetchone()
+            if row is not None and row[0] in skip:
+                conn.execute("COMMIT")
+                return "done"
+            c = conn.execute("SELECT owner, host, pid, claimed_at FROM claims WHERE id = ?", (clip_id,)).fetchone()
+            if c is not None and c[0] != self.owner and not self._stale(c[1], c[2], c[3]):
+                conn.execute("COMMIT")
+                return "busy"
+            conn.execute("INSERT OR REPLACE INTO claims (id, owner, host, pid, claimed_at) VALUES (?, ?, ?, ?, ?)",
+                         (clip_id, self.owner, self.host, self.pid, time.time()))
+            conn.execute("COMMIT")
+            return "claimed"
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def release(self, clip_id: str) -> None:
+        self._conn().execute("DELETE FROM claims WHERE id = ? AND owner = ?", (clip_id, self.owner))
+
+    def record(self, row: LedgerRow, *, add_attempts: int = 1) -> None:
+        """Write a clip's outcome and drop this fetcher's claim on it, in one transaction.
+
+        ``attempts`` accumulates across runs (the stored count plus ``add_attempts``), which is what tells a
+        user that a clip failed three runs in a row.
+        """
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            prev = conn.execute("SELECT attempts FROM clips WHERE id = ?", (row.id,)).fetchone()
+            attempts = (prev[0] if prev else 0) + add_attempts
+            values = {c: getattr(row, c) for c in _COLUMNS}
+            values["attempts"] = attempts
+            values["fetched_at"] = row.fetched_at or utc_now()
+            cols = ", ".join(_quote(c) for c in _COLUMNS)
+            conn.execute(f"INSERT OR REPLACE INTO clips ({cols}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                         [values[c] for c in _COLUMNS])
+            conn.execute("DELETE FROM claims WHERE id = ? AND owner = ?", (row.id, self.owner))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def record_many(self, rows: Iterable[tuple[LedgerRow, int]]) -> None:
+        """``record`` for a batch (the Ray driver writes each task's results at once)."""
+        for row, n in rows:
+            self.record(row, add_attempts=n)
+
+
+def _quote(col: str) -> str:
+    return f'"{col}"'
+
+
+def _select() -> str:
+    return ", ".join(_quote(c) for c in _COLUMNS)
+
+
+def _row(values: Sequence[object]) -> LedgerRow:
+    d = dict(zip(_COLUMNS, values, strict=True))
+    return LedgerRow(**d)  # type: ignore[arg-type]
+
+
+def read_ledger(path: str | os.PathLike[str]) -> list[LedgerRow]:
+    """Every row of a ledger file (or of ``DIR/avsets-ledger.sqlite`` when given a folder), read-only."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / LEDGER_NAME
+    if not p.exists():
+        raise FileNotFoundError(f"no fetch ledger at {p}")
+    with Ledger(p, readonly=True) as led:
+        return list(led.rows())
+
+
+def ledger_summary(out_dir: str | os.PathLike[str]) -> dict[str, int]:
+    """``{status: count}`` for a fetched folder (``{}`` when it holds no ledger), for ``avsets verify``."""
+    p = Path(out_dir)
+    if p.is_dir():
+        p = p / LEDGER_NAME
+    if not p.exists():
+        return {}
+    with Ledger(p, readonly=True) as led:
+        return led.summary()
+
+
+@dataclass(frozen=True)
+class LedgerDiff:
+    """What changed between two ledgers: clips that became ``ok`` (appeared), clips that were ``ok`` and no
+    longer are (vanished: with their new status, or ``absent``), and other status changes."""
+
+    appeared: list[tuple[str, str]]
+    vanished: list[tuple[str, str]]
+    changed: list[tuple[str, str, str]]
+
+    def lines(self) -> list[str]:
+        out = [f"+ {cid}\t(was {old})" for cid, old in self.appeared]
+        out += [f"- {cid}\t(now {new})" for cid, new in self.vanished]
+        out += [f"~ {cid}\t{old} -> {new}" for cid, old, new in self.changed]
+        return out
+
+
+def diff_ledgers(old: str | os.PathLike[str], new: str | os.PathLike[str]) -> LedgerDiff:
+    """Compare two ledgers (files or folders) by clip id and status."""
+    a = {r.id: r for r in read_ledger(old)}
+    b = {r.id: r for r in read_ledger(new)}
+    appeared, vanished, changed = [], [], []
+    for cid in sorted(set(a) | set(b)):
+        sa = a[cid].status if cid in a else "absent"
+        sb = b[cid].status if cid in b else "absent"
+        if sa == sb:
+            continue
+        if sb == OK:
+            appeared.append((cid, sa))
+        elif sa == OK:
+            vanished.append((cid, sb))
+        else:
+            changed.append((cid, sa, sb))
+    return LedgerDiff(appeared, vanished, changed)

@@ -1,0 +1,217 @@
+"""The fetch run: plan (shard, consult the ledger), fetch with worker threads or Ray tasks, record.
+
+The runner takes any iterable of ``Segment``s or ``ClipRequest``s and never materializes it: segments are
+read in batches of ``PLAN_BATCH``, looked up in the ledger per batch, and at most a few times ``workers``
+clips are in flight.  That is what lets a 10.9M-row corpus stream through a machine with bounded memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from ..segments import Segment
+from .clip import ClipFetcher, ClipRequest, FetchOptions, cleanup_partials
+from .ledger import AGE_RESTRICTED, FINAL_FAILURES, OK, RETRYABLE, Ledger, LedgerRow
+
+logger = logging.getLogger(__name__)
+
+PLAN_BATCH = 500
+
+Progress = Callable[[LedgerRow], None]
+
+
+class FetchSetupError(Exception):
+    """A usage or set-up problem (bad shard, missing tool, unreadable corpus): exit code 2."""
+
+
+@dataclass
+class FetchReport:
+    """What one run did.  ``counts`` holds the statuses of clips attempted in this run; ``skipped`` counts
+    clips the ledger already settled (ok, or a failure not to retry) and ``busy`` those another live
+    fetcher held."""
+
+    counts: Counter = field(default_factory=Counter)
+    skipped: int = 0
+    busy: int = 0
+    planned: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    out_dir: str = ""
+
+    @property
+    def fetched(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(n for s, n in self.counts.items() if s != OK)
+
+    @property
+    def exit_code(self) -> int:
+        """DESIGN: 0 when every clip is ok or skipped, 1 when any clip failed."""
+        return 1 if self.failed else 0
+
+    def add(self, row: LedgerRow) -> None:
+        self.counts[row.status] += 1
+        self.bytes += row.bytes or 0
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items()))
+        return (f"fetched {self.fetched} clips ({parts or 'none'}), skipped {self.skipped}, busy {self.busy}, "
+                f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s -> {self.out_dir}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` (0-based I) -> ``(I, N)``; a usage error otherwise."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise FetchSetupError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise FetchSetupError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def shard_of(key: str, n: int) -> int:
+    """Which of ``n`` shards a clip belongs to: a hash of its key, so the split depends neither on the order
+    of the list nor on which other clips it holds (machines reading different splits still agree)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n
+
+
+def as_request(item: Segment | ClipRequest) -> ClipRequest:
+    return item if isinstance(item, ClipRequest) else ClipRequest(item)
+
+
+def _wanted_files(req: ClipRequest, options: FetchOptions) -> list[str]:
+    return [f"{req.key}.{ext}" for ext in options.extensions()]
+
+
+def needs_fetch(row: LedgerRow | None, req: ClipRequest, out_dir: Path, options: FetchOptions) -> bool:
+    """The resume rule (DESIGN): new or unfinished clips; ``--retry-failed`` adds the retryable failures;
+    ``unavailable``/``private``/``removed`` never come back by themselves."""
+    if row is None:
+        return True
+    if row.status == OK:
+        have = set(row.file_names())
+        return any(name not in have or not (out_dir / name).is_file() for name in _wanted_files(req, options))
+    if row.status in FINAL_FAILURES:
+        return False
+    if row.status == AGE_RESTRICTED:
+        return options.retry_failed and bool(options.cookies)
+    if row.status in RETRYABLE:
+        return options.retry_failed
+    return True
+
+
+def plan(items: Iterable[Segment | ClipRequest], ledger: Ledger, out_dir: Path, options: FetchOptions,
+         report: FetchReport) -> Iterator[tuple[ClipRequest, bool]]:
+    """Yield ``(request, was_ok)`` for clips to fetch (``was_ok``: the ledger says ok but files are missing).
+
+    Applies ``--shard`` and ``--limit``, drops duplicate keys within a batch, and consults the ledger one
+    batch at a time.
+    """
+    reqs: Iterator[ClipRequest] = (as_request(x) for x in items)
+    if options.shard is not None:
+        i, n = options.shard
+        reqs = (r for r in reqs if shard_of(r.key, n) == i)
+    if options.limit is not None:
+        reqs = islice(reqs, options.limit)
+    while True:
+        batch = list(islice(reqs, PLAN_BATCH))
+        if not batch:
+            return
+        unique = list({r.key: r for r in batch}.values())
+        rows = ledger.get_many([r.key for r in unique])
+        for req in unique:
+            row = rows.get(req.key)
+            if needs_fetch(row, req, out_dir, options):
+                report.planned += 1
+                yield req, row is not None and row.status == OK
+            else:
+                report.skipped += 1
+
+
+def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike[str],
+              options: FetchOptions | None = None, *, progress: Progress | None = None) -> FetchReport:
+    """Fetch every clip of ``items`` into ``out_dir`` (created), recording each in the folder's ledger."""
+    options = options or FetchOptions()
+    if not (options.audio or options.video):
+        raise FetchSetupError("nothing to fetch: ask for --audio and/or --video")
+    out = Path(out_dir).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    report = FetchReport(out_dir=str(out))
+    t0 = time.perf_counter()
+    cleanup_partials(out, max_age=options.lease)
+    ledger = Ledger.in_folder(out, lease=options.lease)
+    try:
+        planned = plan(items, ledger, out, options, report)
+        if options.engine == "ray":
+            from .ray_engine import run_ray
+
+            run_ray(planned, out, options, ledger, report, progress)
+        elif options.engine == "threads":
+            _run_threads(planned, out, options, ledger, report, progress)
+        else:
+            raise FetchSetupError(f"unknown engine {options.engine!r} (threads or ray)")
+    finally:
+        ledger.close()
+        cleanup_partials(out, max_age=options.lease)
+        report.seconds = time.perf_counter() - t0
+    logger.info(report.summary())
+    return report
+
+
+def _run_threads(planned: Iterator[tuple[ClipRequest, bool]], out: Path, options: FetchOptions, ledger: Ledger,
+                 report: FetchReport, progress: Progress | None) -> None:
+    fetcher = ClipFetcher(out, options)
+    workers = max(1, options.workers)
+
+    def one(req: ClipRequest, was_ok: bool) -> LedgerRow | None:
+        state = ledger.claim(req.key, skip_statuses=() if was_ok else (OK,))
+        if state != "claimed":
+            return None if state == "done" else _busy
+        try:
+            row, attempts = fetcher.fetch(req)
+            ledger.record(row, add_attempts=attempts)
+            return row
+        finally:
+            ledger.release(req.key)
+
+    pending: set[Future] = set()
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="avsets-fetch") as pool:
+            for req, was_ok in planned:
+                pending.add(pool.submit(one, req, was_ok))
+                if len(pending) >= workers * 2:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    _collect(done, report, progress)
+            done, _ = wait(pending)
+            _collect(done, report, progress)
+    finally:
+        fetcher.close()
+
+
+_busy = LedgerRow(id="", status="busy")
+
+
+def _collect(done: Iterable[Future], report: FetchReport, progress: Progress | None) -> None:
+    for fut in done:
+        row = fut.result()
+        if row is None:
+            report.skipped += 1
+        elif row is _busy:
+            report.busy += 1
+        else:
+            report.add(row)
+            if progress is not None:
+                progress(row)

@@ -1,0 +1,298 @@
+"""Where a clip's media comes from: a YouTube page (resolved by yt-dlp), a mirror URL, a local file or an
+fsspec URL; each becomes a list of ffmpeg ``Input``s.
+
+DESIGN "Fetch decisions": a ``--source-url-template`` that names media directly goes straight to ffmpeg
+(ranged reads); yt-dlp resolves only pages.  Measured: yt-dlp's resolve of a direct media URL is an
+unranged GET that sometimes pulls the whole file, so "auto" sends an http(s) URL whose path ends in a
+media extension to ffmpeg and anything else to yt-dlp.
+
+Template placeholders are the row's columns as text plus ``youtube_id``, ``id`` (the clip key),
+``start``/``end`` (seconds as given), ``start_ms``/``end_ms`` and ``start_s``/``end_s`` (integers) — the
+same names ``media_pattern`` takes.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..segments import MEDIA_EXTENSIONS, Segment
+from .ffmpeg import Input
+from .ledger import ERROR, UNAVAILABLE
+from .status import FetchFailure, classify_http, classify_message
+
+YOUTUBE_PAGE = "https://www.youtube.com/watch?v={youtube_id}"
+RESOLVE_MODES = ("auto", "ytdlp", "direct")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """What ``--source-url-template``, ``--resolve``, ``--cookies``, ``--proxy`` and ``--max-height`` say."""
+
+    template: str | None = None
+    resolve: str = "auto"
+    cookies: str | None = None
+    proxy: str | None = None
+    timeout: float = 30.0
+    max_height: int | None = None
+
+
+def template_fields(segment: Segment, extra: Mapping[str, object] | None = None) -> dict[str, str]:
+    """The placeholder values for one clip (row columns first, the segment's own names win)."""
+    fields = {k: "" if v is None else str(v) for k, v in (extra or {}).items()}
+    fields.update(
+        youtube_id=segment.youtube_id, id=segment.key, start=f"{segment.start:g}", end=f"{segment.end:g}",
+        start_ms=str(segment.start_ms), end_ms=str(segment.end_ms),
+        start_s=str(int(segment.start)), end_s=str(int(segment.end)),
+    )
+    return fields
+
+
+def _scheme(url: str) -> str:
+    head = url.split("://", 1)[0] if "://" in url else ""
+    return head.lower() if head.isidentifier() or head.replace("+", "").isalnum() else ""
+
+
+def render(template: str, fields: Mapping[str, str]) -> str:
+    """Fill ``template``.  Values are URL-quoted for URLs; for paths a value that could climb out of the
+    template's folder (``/``, ``..``, NUL) is refused, since row values come from metadata files."""
+    scheme = _scheme(template)
+    if scheme in ("http", "https"):
+        safe = {k: urllib.parse.quote(v, safe="") for k, v in fields.items()}
+    else:
+        for k, v in fields.items():
+            if f"{{{k}}}" in template and ("/" in v or "\\" in v or "\0" in v or v in (".", "..")):
+                raise FetchFailure(ERROR, f"template value {k}={v!r} is not a safe path part")
+        safe = dict(fields)
+    try:
+        return template.format_map(safe)
+    except KeyError as e:
+        raise ValueError(f"--source-url-template names {e.args[0]!r}, which is not a column or segment field") from None
+
+
+def source_kind(url: str, resolve: str = "auto") -> str:
+    """``"ytdlp"``, ``"direct"`` (http(s) media for ffmpeg), ``"local"`` or ``"fsspec"`` for a rendered URL."""
+    scheme = _scheme(url)
+    if scheme in ("", "file"):
+        return "local"
+    if scheme not in ("http", "https"):
+        return "fsspec"
+    if resolve == "ytdlp":
+        return "ytdlp"
+    if resolve == "direct":
+        return "direct"
+    path = urllib.parse.urlparse(url).path
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    return "direct" if ext in MEDIA_EXTENSIONS else "ytdlp"
+
+
+def local_input(url: str) -> Input:
+    """A local file as an ffmpeg ``file:`` input with an absolute path; missing -> ``unavailable``."""
+    path = urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url
+    p = Path(path).expanduser().absolute()
+    if not p.is_file():
+        raise FetchFailure(UNAVAILABLE, f"no file at {p}")
+    return Input("file:" + str(p))
+
+
+def cookie_header(cookies: str | None, url: str) -> str | None:
+    """The ``Cookie`` header a Netscape cookies file gives ``url`` (for ffmpeg and our own page reads)."""
+    if not cookies:
+        return None
+    jar = http.cookiejar.MozillaCookieJar(cookies)
+    jar.load(ignore_discard=True, ignore_expires=True)
+    req = urllib.request.Request(url)
+    jar.add_cookie_header(req)
+    return req.get_header("Cookie")
+
+
+def read_error_page(url: str, headers: Mapping[str, str], *, proxy: str | None, timeout: float) -> tuple[int, str]:
+    """One small GET to read the page behind a 403 (ffmpeg keeps only the status, not the body), so that
+    "private" and "not available in your country" can be told from a plain refusal."""
+    req = urllib.request.Request(url, headers={**headers, "Range": "bytes=0-65535"})
+    handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy})] if proxy else []
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return resp.status, resp.read(65536).decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        try:
+            body = e.read(65536).decode("utf-8", "replace")
+        except OSError:
+            body = ""
+        return e.code, body
+    except (OSError, ValueError):
+        return 0, ""
+
+
+class _QuietLogger:
+    """yt-dlp prints "ERROR: ..." to stderr even with ``quiet``; the ledger is where failures go."""
+
+    def debug(self, msg: str) -> None:
+        pass
+
+    def info(self, msg: str) -> None:
+        pass
+
+    def warning(self, msg: str) -> None:
+        pass
+
+    def error(self, msg: str) -> None:
+        pass
+
+
+def _format_selector(want_video: bool, max_height: int | None) -> str:
+    """Prefer H.264 + AAC (what the mp4 output promises), fall back to anything; audio-only reads audio."""
+    if not want_video:
+        return "bestaudio/best"
+    h = f"[height<={int(max_height)}]" if max_height else ""
+    return (f"bestvideo{h}[vcodec^=avc1]+bestaudio[ext=m4a]/bestvideo{h}+bestaudio/best{h}/best")
+
+
+def _clean(message: str) -> str:
+    msg = message.replace("ERROR: ", "", 1).strip()
+    if msg.startswith("[") and "]" in msg:
+        msg = msg.split("]", 1)[1].strip()
+        if ": " in msg[:20]:
+            msg = msg.split(": ", 1)[1]
+    return msg.splitlines()[0][:200] if msg else message[:200]
+
+
+class YtDlpResolver:
+    """yt-dlp as a library: page URL -> media URL(s) and headers.  One ``YoutubeDL`` per thread (it keeps
+    per-instance state and is not documented as thread-safe)."""
+
+    def __init__(self, cfg: SourceConfig):
+        self.cfg = cfg
+        self._local = threading.local()
+
+    def _ydl(self, want_video: bool):  # noqa: ANN202 - yt_dlp.YoutubeDL, imported lazily
+        key = "v" if want_video else "a"
+        cache = getattr(self._local, "ydl", None)
+        if cache is None:
+            cache = self._local.ydl = {}
+        if key not in cache:
+            import yt_dlp
+
+            opts: dict[str, object] = {
+                "quiet": True, "no_warnings": True, "noplaylist": True, "logger": _QuietLogger(),
+                "format": _format_selector(want_video, self.cfg.max_height), "socket_timeout": self.cfg.timeout,
+                "retries": 0, "extractor_retries": 0, "skip_download": True,
+            }
+            if self.cfg.cookies:
+                opts["cookiefile"] = self.cfg.cookies
+            if self.cfg.proxy:
+                opts["proxy"] = self.cfg.proxy
+            cache[key] = yt_dlp.YoutubeDL(opts)
+        return cache[key]
+
+    def resolve(self, page_url: str, *, want_video: bool) -> list[Input]:
+        from yt_dlp.networking.exceptions import HTTPError, TransportError
+        from yt_dlp.utils import DownloadError
+
+        ydl = self._ydl(want_video)
+        try:
+            info = ydl.extract_info(page_url, download=False)
+        except DownloadError as e:
+            exc = e.exc_info[1] if e.exc_info else None
+            if isinstance(exc, HTTPError):
+                raise self._http_failure(exc, page_url) from None
+            if isinstance(exc, TransportError):
+                raise FetchFailure(ERROR, f"resolve: {_clean(str(e))}") from None
+            text = str(e)
+            raise FetchFailure(classify_message(text) or ERROR, f"resolve: {_clean(text)}") from None
+        formats = info.get("requested_formats") or [info]
+        inputs = []
+        for f in formats:
+            url = f.get("url")
+            if not url:
+                raise FetchFailure(ERROR, "resolve: yt-dlp gave no media URL")
+            headers = dict(f.get("http_headers") or info.get("http_headers") or {})
+            cookie = ydl.cookiejar.get_cookie_header(url)
+            if cookie:
+                headers["Cookie"] = cookie
+            streams = "av"
+            if len(formats) > 1:
+                streams = "a" if f.get("vcodec") == "none" else "v" if f.get("acodec") == "none" else "av"
+            inputs.append(Input(url, tuple(headers.items()), streams))
+        return inputs
+
+    def _http_failure(self, exc: object, page_url: str) -> FetchFailure:
+        status = int(getattr(exc, "status", 0) or 0)
+        response = getattr(exc, "response", None)
+        retry_after = None
+        body = ""
+        if response is not None:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            try:
+                body = response.read().decode("utf-8", "replace")
+            except (OSError, ValueError, AttributeError):
+                body = ""
+        if status == 403 and not body:
+            body = read_error_page(page_url, {}, proxy=self.cfg.proxy, timeout=self.cfg.timeout)[1]
+        return classify_http(status, body, retry_after=retry_after, what="resolve")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (the delta-seconds form; an HTTP date is ignored)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None
+
+
+class SourceResolver:
+    """Clip -> ffmpeg inputs, by the kind of source its rendered URL is."""
+
+    def __init__(self, cfg: SourceConfig):
+        if cfg.resolve not in RESOLVE_MODES:
+            raise ValueError(f"resolve must be one of {RESOLVE_MODES}, got {cfg.resolve!r}")
+        self.cfg = cfg
+        self.ytdlp = YtDlpResolver(cfg)
+        self._proxy_lock = threading.Lock()
+        self._fs_proxy = None
+
+    def url_for(self, segment: Segment, extra: Mapping[str, object] | None = None) -> str:
+        return render(self.cfg.template or YOUTUBE_PAGE, template_fields(segment, extra))
+
+    def resolve(self, url: str, *, want_video: bool) -> list[Input]:
+        kind = source_kind(url, self.cfg.resolve)
+        if kind == "local":
+            return [local_input(url)]
+        if kind == "direct":
+            headers = {}
+            cookie = cookie_header(self.cfg.cookies, url)
+            if cookie:
+                headers["Cookie"] = cookie
+            return [Input(url, tuple(headers.items()))]
+        if kind == "fsspec":
+            return [Input(self._fsspec_proxy().register(url))]
+        return self.ytdlp.resolve(url, want_video=want_video)
+
+    def _fsspec_proxy(self):  # noqa: ANN202 - FsspecRangeProxy, started lazily
+        with self._proxy_lock:
+            if self._fs_proxy is None:
+                from .fsproxy import FsspecRangeProxy
+
+                self._fs_proxy = FsspecRangeProxy().start()
+            return self._fs_proxy
+
+    def close(self) -> None:
+        if self._fs_proxy is not None:
+            self._fs_proxy.stop()
+            self._fs_proxy = None
+
+    def explain_403(self, inp: Input) -> str:
+        """The page text behind a 403 on a direct URL (one extra small request, only on 403)."""
+        if not inp.network:
+            return ""
+        return read_error_page(inp.url, dict(inp.headers), proxy=self.cfg.proxy, timeout=self.cfg.timeout)[1]
+
