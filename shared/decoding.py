@@ -91,6 +91,8 @@ def decode_audio(
         raise MediaError(exc.reason, clip_id=clip_id, path=path) from None
     except (OSError, av.FFmpegError, sf.LibsndfileError, ValueError, RuntimeError, IndexError) as exc:
         raise MediaError(f"cannot decode audio: {type(exc).__name__}: {exc}", clip_id=clip_id, path=path) from exc
+    if array.shape[1] == 0 and offset <= 0:
+        raise MediaError("no decodable audio samples (corrupt file or empty stream)", clip_id=clip_id, path=path)
     if array.shape[1] == 0:
         raise MediaError(f"no audio samples in [{offset:.3f}, {offset + (duration or 0):.3f}) s "
                          "(the segment starts after the end of the file?)", clip_id=clip_id, path=path)
