@@ -75,6 +75,7 @@ class HubState:
         self.requests: list[Request] = []
         self.commits: list[dict] = []  # {"repo", "branch", "added": [...], "deleted": [...]}
         self.fail_commits = 0
+        self.allow_commits: int | None = None  # when set: this many commits succeed, then one fails
         self.echo_auth_in_errors = False
 
     def new_sha(self, seed: str) -> str:
@@ -218,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
             if repo_id in self.state.repos:
                 self._error(409, "RepoExists", "You already created this dataset repo")
                 return
-            self.state.create(repo_id, bool(body.get("private")))
+            self.state.create(repo_id, bool(body.get("private")) or body.get("visibility") == "private")
         self._send(200, {"url": f"{self.base}/datasets/{repo_id}", "name": repo_id})
 
     def create_branch(self, m: re.Match, q: dict) -> None:
@@ -269,6 +270,12 @@ class Handler(BaseHTTPRequestHandler):
         if repo is None:
             return
         with self.state.lock:
+            if self.state.allow_commits is not None:
+                if self.state.allow_commits == 0:
+                    self.state.allow_commits = None
+                    self.state.fail_commits += 1
+                else:
+                    self.state.allow_commits -= 1
             if self.state.fail_commits > 0:
                 self.state.fail_commits -= 1
                 self._error(500, "InternalError", "injected commit failure")

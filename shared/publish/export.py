@@ -315,9 +315,9 @@ def export(
 
     kwargs = {k: v for k, v in dict(data_dir=data_dir, media_dir=media_dir, **load_kwargs).items() if v is not None}
     kwargs.setdefault("on_missing", "keep")
-    dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
     if config is None:
-        config = dsd.config_name if hasattr(dsd, "config_name") else "default"
+        config = avsets.get_dataset_config_names(corpus)[0]
+    dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
     return export_dataset(dsd, corpus, config, out, video=video, audio_format=audio_format,
                           max_shard_size=max_shard_size, num_proc=num_proc, engine=engine,
                           overwrite=overwrite, storage_options=storage_options)

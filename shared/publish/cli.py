@@ -1,0 +1,110 @@
+"""``avsets export`` and ``avsets push``: argparse wiring for the main CLI (``avsets.cli``).
+
+Both take the same arguments (``push`` adds the Hub ones) so that a dry export can be turned into a push by
+changing the verb. Exit codes follow the main CLI: 0 done, 1 the work ran but failed (upload error), 2 usage
+or set-up errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .media import AUDIO_FORMATS
+
+
+def _option_kwargs(options: list[str] | None) -> dict[str, Any]:
+    """``--option key=value`` pairs for the corpus config (values parsed as JSON when they can be)."""
+    out: dict[str, Any] = {}
+    for item in options or []:
+        if "=" not in item:
+            raise ValueError(f"--option takes key=value, not {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _common(p: argparse.ArgumentParser, *, corpus_required: bool) -> None:
+    p.add_argument("corpus", nargs=None if corpus_required else "?", help="corpus name, e.g. vggsound")
+    p.add_argument("config", nargs="?", help="config name (default: the corpus' default config)")
+    p.add_argument("--data-dir", help="folder with the upstream metadata files")
+    p.add_argument("--media-dir", action="append", help="media root, folder or fsspec URL (repeatable)")
+    p.add_argument("--split", help="export only this split")
+    p.add_argument("--video", action="store_true", help="embed video as mp4 H.264+AAC (default: audio only)")
+    p.add_argument("--audio-format", default="flac", choices=sorted(AUDIO_FORMATS),
+                   help="container of the embedded audio (default: flac, lossless)")
+    p.add_argument("--max-shard-size", default="500MB", help="upper bound of a Parquet shard (default 500MB)")
+    p.add_argument("--num-proc", type=int, help="processes cutting media (local engine) or Ray CPUs")
+    p.add_argument("--engine", default="local", choices=("local", "ray"), help="where shards are written")
+    p.add_argument("--overwrite", action="store_true",
+                   help="restart an unfinished export made with other input or options")
+    p.add_argument("--option", action="append", help="extra corpus config option key=value (repeatable)")
+
+
+def _export_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw = dict(data_dir=args.data_dir, media_dir=args.media_dir or None, video=args.video,
+              audio_format=args.audio_format, max_shard_size=args.max_shard_size, num_proc=args.num_proc,
+              engine=args.engine, split=args.split, overwrite=args.overwrite)
+    kw.update(_option_kwargs(args.option))
+    return kw
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    res = export(args.corpus, args.config, out=args.out, **_export_kwargs(args))
+    print(f"exported {res.corpus}/{res.config} to {res.out}")
+    for split, s in res.splits.items():
+        print(f"  {split}: {s.num_rows} of {s.metadata_rows} rows in {len(s.files)} shard(s), "
+              f"{s.num_bytes / 1e6:.1f} MB (media copied {s.copied}, re-encoded {s.encoded}, "
+              f"rows without media {s.skipped})")
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from .push import PushError, push
+
+    if args.from_dir is None and args.corpus is None:
+        print("avsets push: error: give a corpus to export, or --from DIR", file=sys.stderr)
+        return 2
+    kwargs: dict[str, Any] = {} if args.from_dir else _export_kwargs(args)
+    try:
+        res = push(args.corpus or "", args.config, repo_id=args.repo_id, from_dir=args.from_dir,
+                   work_dir=args.work_dir, private=args.private or None, revision=args.revision,
+                   dry_run=args.dry_run, commit_max_files=args.commit_max_files, **kwargs)
+    except PushError as e:  # already scrubbed of the token
+        print(f"avsets push: error: {e}", file=sys.stderr)
+        return 1
+    where = f"{res.repo_id}" + (f"@{res.revision}" if res.revision else "")
+    if res.dry_run:
+        print(f"dry run: would push to {where}")
+        for f in res.files:
+            print(f"  {f.action:<6} {f.path} ({f.size} bytes)")
+        return 0
+    print(f"pushed to {where}: {len(res.added)} file(s) sent, {len(res.skipped)} already there, "
+          f"{len(res.deleted)} stale removed, {res.commits} commit(s)")
+    return 0
+
+
+def add_publish_subcommands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``export`` and ``push`` on the main CLI's subparsers; each sets ``func`` returning an exit code."""
+    p = subparsers.add_parser("export", help="write Hub-layout Parquet shards with embedded media + card")
+    _common(p, corpus_required=True)
+    p.add_argument("--out", required=True, help="output folder or fsspec URL")
+    p.set_defaults(func=_cmd_export)
+
+    p = subparsers.add_parser("push", help="export (or take --from DIR) and upload to the Hugging Face Hub")
+    _common(p, corpus_required=False)
+    p.add_argument("--repo-id", required=True, help="dataset repo, e.g. org/vggsound")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", help="branch to push to (created if missing)")
+    p.add_argument("--from", dest="from_dir", help="upload this earlier export instead of exporting")
+    p.add_argument("--work-dir", help="export here (kept, resumable) instead of a temporary folder")
+    p.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
+    p.add_argument("--commit-max-files", type=int, default=50, help="files per commit (default 50)")
+    p.set_defaults(func=_cmd_push)
