@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import tempfile
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from fractions import Fraction
@@ -111,6 +112,7 @@ class Behavior:
 
     ``status``: answer every request with this status and ``body`` (404, 403, 410, 503...).
     ``rate_limit_first``: answer this many requests with 429 (and ``Retry-After: retry_after``) first.
+    ``delay``: seconds to wait before each media body (a slow server, so a test can kill a run mid-way).
     ``truncate_at``: the file is cut at this fraction of its size: bodies promise their full
     ``Content-Length`` but the server hangs up at that offset (a CDN that drops the transfer), so no retry
     or re-request can get the bytes past it.
@@ -122,6 +124,7 @@ class Behavior:
     rate_limit_first: int = 0
     retry_after: int = 1
     truncate_at: float | None = None
+    delay: float = 0.0
 
 
 PRIVATE_PAGE = "<html><body><h1>Private video</h1><p>This video is private. Sign in if you've been granted access.</p></body></html>"
@@ -142,6 +145,7 @@ class MirrorServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.media = media
         self.behaviors: dict[str, Behavior] = {}
+        self.default_media = "short"
         self.lock = threading.Lock()
         self.bytes_sent: dict[str, int] = defaultdict(int)
         self.requests: dict[str, int] = defaultdict(int)
@@ -159,7 +163,7 @@ class MirrorServer(ThreadingHTTPServer):
         return self.base_url + "/watch/{youtube_id}"
 
     def behavior(self, ytid: str) -> Behavior:
-        return self.behaviors.get(ytid, Behavior())
+        return self.behaviors.get(ytid) or Behavior(media=self.default_media)
 
     def file_size(self, ytid: str) -> int:
         return self.media[self.behavior(ytid).media].stat().st_size
@@ -218,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
                     f'<source src="/media/{ytid}.mp4" type="video/mp4"></video></body></html>')
             self._send_simple(200, page, head=head)
             return
+        if b.delay:
+            time.sleep(b.delay)
         self._send_file(ytid, srv.media[b.media], head=head, truncate_at=b.truncate_at)
 
     def _send_simple(self, status: int, body: str, *, head: bool, extra: dict[str, str] | None = None) -> None:
