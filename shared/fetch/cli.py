@@ -67,7 +67,7 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--refusal-pause", type=float, default=_DEFAULTS.refusal_pause,
                      help="pause in seconds after --refusal-threshold refusals in a row (default %(default)s)")
     run.add_argument("--refusal-threshold", type=int, default=_DEFAULTS.refusal_threshold)
-    run.add_argument("--limit", type=_positive_int, help="fetch at most this many clips (after --shard)")
+    run.add_argument("--limit", type=_positive_int, help="only the first N segments of the list (after --shard)")
 
 
 def add_fetch_subcommands(subparsers: Any) -> None:
