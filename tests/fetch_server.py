@@ -150,6 +150,7 @@ class MirrorServer(ThreadingHTTPServer):
         self.bytes_sent: dict[str, int] = defaultdict(int)
         self.requests: dict[str, int] = defaultdict(int)
         self.answered_429: dict[str, int] = defaultdict(int)
+        self.cookies: dict[str, set[str]] = defaultdict(set)
         self._thread: threading.Thread | None = None
 
     @property
@@ -173,6 +174,7 @@ class MirrorServer(ThreadingHTTPServer):
             self.bytes_sent.clear()
             self.requests.clear()
             self.answered_429.clear()
+            self.cookies.clear()
 
     def start(self) -> MirrorServer:
         self._thread = threading.Thread(target=self.serve_forever, name="mirror-server", daemon=True)
@@ -207,6 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         b = srv.behavior(ytid)
         with srv.lock:
             srv.requests[ytid] += 1
+            srv.cookies[f"{route}/{ytid}"].add(self.headers.get("Cookie") or "")
             limited = srv.answered_429[ytid] < b.rate_limit_first
             if limited:
                 srv.answered_429[ytid] += 1

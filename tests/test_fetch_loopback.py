@@ -277,3 +277,17 @@ def test_cli_exit_codes_and_ledger_diff(mirror, tmp_path):
     o, e = p.communicate(timeout=60)
     assert p.returncode == 0
     assert "+ newclip0000_0_3000" in o and "- cliok000000_0_3000\t(now removed)" in o
+
+
+@pytest.mark.parametrize("route", ["media", "watch"])
+def test_cookies_reach_the_server(mirror, tmp_path, route):
+    """``--cookies FILE`` (Netscape format) is sent on the page request (yt-dlp) and on ffmpeg's ranged reads."""
+    jar = tmp_path / "cookies.txt"
+    jar.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tSID\tsecret42\n")
+    template = mirror.media_template() if route == "media" else mirror.page_template()
+    r = fetch([Segment("cookie00000", 1, 3)], out=str(tmp_path / "out"), source_url_template=template, audio=True,
+              cookies=str(jar), **FAST)
+    assert r.counts == {"ok": 1}
+    assert mirror.cookies["media/cookie00000"] == {"SID=secret42"}
+    if route == "watch":
+        assert mirror.cookies["watch/cookie00000"] == {"SID=secret42"}

@@ -13,7 +13,6 @@ same names ``media_pattern`` takes.
 
 from __future__ import annotations
 
-import http.cookiejar
 import threading
 import urllib.error
 import urllib.parse
@@ -21,6 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..segments import MEDIA_EXTENSIONS, Segment
 from .ffmpeg import Input
@@ -101,15 +101,14 @@ def local_input(url: str) -> Input:
     return Input("file:" + str(p))
 
 
-def cookie_header(cookies: str | None, url: str) -> str | None:
-    """The ``Cookie`` header a Netscape cookies file gives ``url`` (for ffmpeg and our own page reads)."""
-    if not cookies:
-        return None
-    jar = http.cookiejar.MozillaCookieJar(cookies)
+def load_cookies(cookies: str) -> Any:
+    """A Netscape cookies file as yt-dlp's cookie jar (it reads the files browsers' exporters write, e.g.
+    expiry 0 for session cookies, which ``http.cookiejar`` treats as long expired)."""
+    from yt_dlp.cookies import YoutubeDLCookieJar
+
+    jar = YoutubeDLCookieJar(cookies)
     jar.load(ignore_discard=True, ignore_expires=True)
-    req = urllib.request.Request(url)
-    jar.add_cookie_header(req)
-    return req.get_header("Cookie")
+    return jar
 
 
 def read_error_page(url: str, headers: Mapping[str, str], *, proxy: str | None, timeout: float) -> tuple[int, str]:
@@ -259,6 +258,7 @@ class SourceResolver:
         self.ytdlp = YtDlpResolver(cfg)
         self._proxy_lock = threading.Lock()
         self._fs_proxy = None
+        self._jar = load_cookies(cfg.cookies) if cfg.cookies else None
 
     def url_for(self, segment: Segment, extra: Mapping[str, object] | None = None) -> str:
         return render(self.cfg.template or YOUTUBE_PAGE, template_fields(segment, extra))
@@ -269,7 +269,7 @@ class SourceResolver:
             return [local_input(url)]
         if kind == "direct":
             headers = {}
-            cookie = cookie_header(self.cfg.cookies, url)
+            cookie = self._jar.get_cookie_header(url) if self._jar is not None else None
             if cookie:
                 headers["Cookie"] = cookie
             return [Input(url, tuple(headers.items()))]
