@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,9 +108,25 @@ def options_from_args(args: argparse.Namespace) -> FetchOptions:
     )
 
 
-def _progress(row: LedgerRow) -> None:
-    if row.status != "ok":
-        print(f"{row.id}\t{row.status}\t{row.reason or ''}", file=sys.stderr)
+class _Progress:
+    """Failures as they happen (one line each, to stderr) and a count line every ``every`` seconds, so a
+    200k-clip run shows it is alive without printing 200k lines."""
+
+    def __init__(self, every: float = 30.0):
+        self.every = every
+        self.t0 = self.last = time.monotonic()
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, row: LedgerRow) -> None:
+        self.counts[row.status] = self.counts.get(row.status, 0) + 1
+        if row.status != "ok":
+            print(f"{row.id}\t{row.status}\t{row.reason or ''}", file=sys.stderr)
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            done = sum(self.counts.values())
+            parts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+            print(f"... {done} clips ({parts}), {done / (now - self.t0):.2f} clips/s", file=sys.stderr)
 
 
 def run_fetch_command(args: argparse.Namespace) -> int:
@@ -131,7 +148,7 @@ def run_fetch_command(args: argparse.Namespace) -> int:
                                     stats=stats, **_config_kwargs(args.option))
         else:
             raise FetchSetupError("name a corpus (e.g. vggsound) or give --segments CSV")
-        report = run_fetch(items, args.out, options, progress=_progress)
+        report = run_fetch(items, args.out, options, progress=_Progress())
     except (FetchSetupError, ValueError, FileNotFoundError, ImportError) as e:
         print(f"avsets fetch: error: {e}", file=sys.stderr)
         return 2

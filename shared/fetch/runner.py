@@ -190,13 +190,20 @@ def _run_threads(planned: Iterator[tuple[ClipRequest, bool]], out: Path, options
     pending: set[Future] = set()
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="avsets-fetch") as pool:
-            for req, was_ok in planned:
-                pending.add(pool.submit(one, req, was_ok))
-                if len(pending) >= workers * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    _collect(done, report, progress)
-            done, _ = wait(pending)
-            _collect(done, report, progress)
+            try:
+                for req, was_ok in planned:
+                    pending.add(pool.submit(one, req, was_ok))
+                    if len(pending) >= workers * 2:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        _collect(done, report, progress)
+                done, _ = wait(pending)
+                _collect(done, report, progress)
+            except BaseException:
+                # Ctrl-C or a ledger failure: drop the queued clips, let the running ones finish (their
+                # claims are released and their temporary files removed), then re-raise.
+                for fut in pending:
+                    fut.cancel()
+                raise
     finally:
         fetcher.close()
 
