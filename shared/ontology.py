@@ -216,15 +216,18 @@ def split_label_strings(values: pa.Array | pa.ChunkedArray, sep: str = ",") -> p
     values = pc.fill_null(values, pa.scalar([], pa.list_(pa.string())))
     flat = pc.utf8_trim_whitespace(pc.list_flatten(values))
     keep = pc.and_(pc.is_valid(flat), pc.not_equal(flat, ""))
-    return _rebuild_lists(values, flat, pc.fill_null(keep, False))
+    return rebuild_lists(values, flat, pc.fill_null(keep, False))
 
 
 def _parents_of(values: pa.ListArray) -> np.ndarray:
     return pc.list_parent_indices(values).to_numpy(zero_copy_only=False)
 
 
-def _rebuild_lists(values: pa.ListArray, flat: pa.Array, keep: pa.Array) -> pa.ListArray:
-    """Lists of ``flat`` (aligned with ``values``' flattened items) keeping only the ``keep`` items."""
+def rebuild_lists(values: pa.ListArray, flat: pa.Array, keep: pa.Array) -> pa.ListArray:
+    """Lists of ``flat`` (aligned with ``values``' flattened items) keeping only the ``keep`` items.
+
+    ``flat`` may be any array (ids, ``{label, score}`` structs...); nulls in ``values`` become empty lists.
+    """
     n = len(values)
     keep_np = keep.to_numpy(zero_copy_only=False)
     parents = _parents_of(values)
@@ -234,18 +237,27 @@ def _rebuild_lists(values: pa.ListArray, flat: pa.Array, keep: pa.Array) -> pa.L
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), flat.filter(keep))
 
 
+def encode_flat(flat: pa.Array, mids: Sequence[str], names: Sequence[str] | None = None) -> pa.Array:
+    """Strings (MIDs, or display names when ``names`` is given) or integer ids -> int64 ids; unknown -> null."""
+    if pa.types.is_integer(flat.type):
+        flat = flat.cast(pa.int64())
+        return pc.if_else(pc.and_(pc.greater_equal(flat, 0), pc.less(flat, len(mids))), flat,
+                          pa.scalar(None, pa.int64()))
+    flat = pc.utf8_trim_whitespace(flat.cast(pa.string()))
+    idx = pc.index_in(flat, value_set=pa.array(list(mids), pa.string()))
+    if names is not None:
+        idx = pc.coalesce(idx, pc.index_in(flat, value_set=pa.array(list(names), pa.string())))
+    return idx.cast(pa.int64())
+
+
 def encode_label_lists(values: pa.Array | pa.ChunkedArray, mids: Sequence[str],
                        names: Sequence[str] | None = None) -> EncodedLabels:
     """Lists of labels -> lists of positions in ``mids`` (or, failing that, in ``names``)."""
     lists = split_label_strings(values)
     flat = pc.list_flatten(lists)
-    idx = pc.index_in(flat, value_set=pa.array(list(mids), pa.string()))
-    if names is not None:
-        by_name = pc.index_in(flat, value_set=pa.array(list(names), pa.string()))
-        idx = pc.coalesce(idx, by_name)
-    idx = idx.cast(pa.int64())
+    idx = encode_flat(flat, mids, names)
     known = pc.is_valid(idx)
-    out = _rebuild_lists(lists, idx, known)
+    out = rebuild_lists(lists, idx, known)
     bad_np = np.logical_not(known.to_numpy(zero_copy_only=False))
     if not bad_np.any():
         return EncodedLabels(out, np.zeros(0, np.int64), [])
