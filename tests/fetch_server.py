@@ -36,7 +36,7 @@ SAMPLE_RATE = 16000
 
 
 def make_video(path: Path, seconds: float, *, fps: int = FPS, width: int = 160, height: int = 120,
-               sample_rate: int = SAMPLE_RATE, seed: int = 0) -> Path:
+               sample_rate: int = SAMPLE_RATE, seed: int = 0, vcodec: str = "libx264") -> Path:
     """Write an H.264 + AAC mp4 (moov first, 2-s GOP) whose frames carry their index as a block code.
 
     Low-amplitude noise keeps the bitrate realistic (a few KB per frame), so byte fractions mean something.
@@ -47,7 +47,8 @@ def make_video(path: Path, seconds: float, *, fps: int = FPS, width: int = 160, 
     noise = [rng.integers(0, 48, size=(height, width, 3), dtype=np.uint8) for _ in range(7)]
     n_frames = int(round(seconds * fps))
     with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        vs = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "crf": "30"})
+        x264 = {"preset": "ultrafast", "crf": "30"} if vcodec == "libx264" else {}
+        vs = out.add_stream(vcodec, rate=fps, options=x264)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         vs.gop_size = 2 * fps
         as_ = out.add_stream("aac", rate=sample_rate, layout="mono")
@@ -97,12 +98,14 @@ _MEDIA_LOCK = threading.Lock()
 
 
 def synthetic_media() -> dict[str, Path]:
-    """``{"long": 5-minute mp4, "short": 40-s mp4}``, made once per process (PyAV encoding costs seconds)."""
+    """``{"long": 5-minute mp4, "short": 40-s mp4, "mpeg4": 20-s MPEG-4 Part 2 + AAC mp4}`` (H.264 + AAC
+    unless named), made once per process (PyAV encoding costs seconds)."""
     with _MEDIA_LOCK:
         if not _MEDIA_CACHE:
             root = Path(tempfile.mkdtemp(prefix="avsets-fetch-media-"))
             _MEDIA_CACHE["long"] = make_video(root / "long.mp4", 300.0, seed=1)
             _MEDIA_CACHE["short"] = make_video(root / "short.mp4", 40.0, seed=2)
+            _MEDIA_CACHE["mpeg4"] = make_video(root / "mpeg4.mp4", 20.0, seed=3, vcodec="mpeg4")
         return dict(_MEDIA_CACHE)
 
 

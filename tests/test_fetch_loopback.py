@@ -291,3 +291,15 @@ def test_cookies_reach_the_server(mirror, tmp_path, route):
     assert mirror.cookies["media/cookie00000"] == {"SID=secret42"}
     if route == "watch":
         assert mirror.cookies["watch/cookie00000"] == {"SID=secret42"}
+
+
+def test_copy_of_a_non_h264_source_is_reencoded(mirror, tmp_path):
+    """The mp4 output promises H.264 + AAC: a stream copy of anything else is re-cut with re-encoding."""
+    mirror.behaviors["mpeg4source"] = Behavior(media="mpeg4")
+    seg = Segment("mpeg4source", 4.5, 9.5)
+    r = fetch([seg], out=str(tmp_path), source_url_template=mirror.media_template(), **FAST)
+    assert r.counts == {"ok": 1}
+    with av.open(str(tmp_path / f"{seg.key}.mp4")) as c:
+        assert {s.codec_context.name for s in c.streams} == {"h264", "aac"}
+    markers, _ = _frames(tmp_path / f"{seg.key}.mp4")
+    assert markers == list(range(45, 95))

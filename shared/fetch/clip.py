@@ -26,6 +26,7 @@ from .status import FetchFailure, classify_http, http_status_from_ffmpeg
 AUDIO_EXT = "flac"
 VIDEO_EXT = "mp4"
 PART_SUFFIX = ".part"
+MP4_CODECS = frozenset({"h264", "aac"})
 
 
 @dataclass(frozen=True)
@@ -252,8 +253,12 @@ class ClipFetcher:
         """Check every output's duration; a stream-copied mp4 that misses is re-cut exactly once."""
         out: dict[str, float] = {}
         for ext, tmp in parts.items():
-            d = ffmpeg.media_duration(tmp)
-            if not self._close(d, seg) and ext == VIDEO_EXT and not self.options.exact:
+            p = ffmpeg.probe(tmp)
+            d = p.duration
+            copied_other_codecs = ext == VIDEO_EXT and d is not None and not p.codecs <= MP4_CODECS
+            if ext == VIDEO_EXT and not self.options.exact and (copied_other_codecs or not self._close(d, seg)):
+                # A stream copy that missed the segment, or copied a source that is not H.264 + AAC (the
+                # mp4 output promises those): re-encode it.
                 tmp.unlink(missing_ok=True)
                 self._cut(inputs, seg, {VIDEO_EXT: tmp}, exact=True)
                 d = ffmpeg.media_duration(tmp)

@@ -176,24 +176,36 @@ def run(args: list[str], timeout: float) -> FfmpegRun:
     return FfmpegRun(proc.returncode, text[-8000:])
 
 
-def media_duration(path: str | os.PathLike[str]) -> float | None:
-    """Duration of a written clip in seconds, from the container (PyAV), or None when unreadable/empty.
+@dataclass(frozen=True)
+class Probe:
+    """What a written clip holds: duration in seconds (None when unreadable or empty) and codec names."""
 
-    For FLAC this is STREAMINFO's sample count; for mp4 the container duration (edit list applied).
-    """
+    duration: float | None
+    codecs: frozenset[str] = frozenset()
+
+
+def probe(path: str | os.PathLike[str]) -> Probe:
+    """Open a clip with PyAV: container duration (for FLAC, STREAMINFO's sample count; for mp4, with the
+    edit list applied) and the codecs of its streams.  imageio-ffmpeg ships no ffprobe; PyAV is a core
+    dependency anyway."""
     import av
 
     try:
         with av.open(str(path)) as c:
+            codecs = frozenset(s.codec_context.name for s in c.streams if s.type in ("audio", "video"))
             if c.duration is not None and c.duration > 0:
-                return c.duration / 1_000_000
+                return Probe(c.duration / 1_000_000, codecs)
             best = 0.0
             for s in c.streams:
                 if s.duration is not None and s.time_base is not None:
                     best = max(best, float(s.duration * s.time_base))
-            return best or None
+            return Probe(best or None, codecs)
     except (av.error.FFmpegError, OSError, ValueError):
-        return None
+        return Probe(None)
+
+
+def media_duration(path: str | os.PathLike[str]) -> float | None:
+    return probe(path).duration
 
 
 def failure_text(result: FfmpegRun) -> str:
