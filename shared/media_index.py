@@ -13,25 +13,28 @@ import os
 import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import fsspec
 
 from .errors import UnsafePathError
 from .paths import safe_relpath
-from .segments import MEDIA_EXTENSIONS, clip_key, media_kind, parse_media_name, split_ext, to_ms
+from .segments import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS, parse_stem_fast, to_ms
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class MediaFile:
-    """One file found under a media root."""
+class MediaFile(NamedTuple):
+    """One file found under a media root (a NamedTuple: 200k of them are made per scan)."""
 
     path: str  # absolute local path or full fsspec URL
     relpath: str  # POSIX path relative to its root
     kind: str  # "audio" | "video"
     size: int
     mtime: float
+
+
+_KINDS = {ext: "audio" for ext in AUDIO_EXTENSIONS} | {ext: "video" for ext in VIDEO_EXTENSIONS}
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,14 @@ class MediaIndex:
     """Names under one or more media roots, keyed every way a row can ask for them.
 
     Keys: ``ms:{ytid}_{start_ms}_{end_ms}`` (millisecond and 3-decimal names), ``s:{ytid}_{start_s}``
-    (VGGSound's ``{ytid}_{start:06d}``), ``w:{ytid}`` (whole videos) and ``r:{relpath}`` (exact relative
-    paths, for user templates and corpora with their own layouts).  Each key holds at most one audio and
+    (VGGSound's ``{ytid}_{start:06d}``) and ``w:{ytid}`` (whole videos); ``by_relpath`` maps exact
+    relative paths, for user templates and corpora with their own layouts.  Each key holds at most one audio and
     one video file; the first root listed wins, so a user can shadow a mirror with local fixes.
     """
 
     roots: tuple[str, ...] = ()
     files: dict[str, dict[str, MediaFile]] = field(default_factory=dict)
+    by_relpath: dict[str, MediaFile] = field(default_factory=dict)
     fingerprint: str = "empty"
     num_files: int = 0
 
@@ -65,38 +69,44 @@ class MediaIndex:
         """Walk every root once (any depth; local folders or fsspec URLs)."""
         root_list = normalize_roots(roots)
         index = cls(roots=tuple(root_list))
-        digest = hashlib.sha256()
+        lines: list[str] = []
         for root in root_list:
-            entries = sorted(_walk(root))
-            digest.update(f"root\0{root}\0".encode())
-            for relpath, size, mtime in entries:
-                digest.update(f"{relpath}\0{size}\0{mtime}\n".encode("utf-8", "surrogatepass"))
-                index._add(root, relpath, size, mtime)
-        index.fingerprint = digest.hexdigest()[:16] if root_list else "empty"
+            lines.append(f"root\0{root}")
+            for relpath, path, size, mtime in _walk(root):
+                lines.append(f"{relpath}\0{size}\0{mtime}")
+                index._add(path, relpath, size, mtime)
+        # sorted, so the fingerprint does not depend on the order the file system lists entries in
+        lines.sort()
+        digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
+        index.fingerprint = digest[:16] if root_list else "empty"
         return index
 
-    def _add(self, root: str, relpath: str, size: int, mtime: float) -> None:
-        stem, ext = split_ext(relpath)
-        kind = media_kind(ext)
-        if kind is None:
+    def _add(self, path: str, relpath: str, size: int, mtime: float) -> None:
+        base = relpath.rsplit("/", 1)[-1]
+        stem, _, ext = base.rpartition(".")
+        kind = _KINDS.get(ext.lower())
+        if kind is None or not stem:
             return
-        path = _join(root, relpath)
-        mf = MediaFile(path=path, relpath=relpath, kind=kind, size=size, mtime=mtime)
+        mf = MediaFile(path, relpath, kind, size, mtime)
         self.num_files += 1
-        self._put("r:" + relpath, mf)
-        parsed = parse_media_name(relpath)
+        self.by_relpath.setdefault(relpath, mf)
+        parsed = parse_stem_fast(stem)
         if parsed is None:
             return
-        if parsed.start is None:
-            self._put("w:" + parsed.youtube_id, mf)
-        elif parsed.end is None:
-            self._put(f"s:{parsed.youtube_id}_{int(parsed.start)}", mf)
+        ytid, start, end = parsed
+        if start is None:
+            self._put("w:" + ytid, mf)
+        elif end is None:
+            self._put(f"s:{ytid}_{int(start)}", mf)
         else:
-            self._put("ms:" + clip_key(parsed.youtube_id, parsed.start, parsed.end), mf)
+            self._put(f"ms:{ytid}_{int(round(start * 1000))}_{int(round(end * 1000))}", mf)
 
     def _put(self, key: str, mf: MediaFile) -> None:
-        slot = self.files.setdefault(key, {})
-        slot.setdefault(mf.kind, mf)
+        slot = self.files.get(key)
+        if slot is None:
+            self.files[key] = {mf.kind: mf}
+        elif mf.kind not in slot:
+            slot[mf.kind] = mf
 
     # -- lookups ----------------------------------------------------------------------------------
     def get(self, key: str, kind: str) -> MediaFile | None:
@@ -104,10 +114,13 @@ class MediaIndex:
         return None if slot is None else slot.get(kind)
 
     def lookup_relpath(self, relpath: str) -> MediaFile | None:
-        slot = self.files.get("r:" + relpath)
-        if not slot:
-            return None
-        return slot.get("video") or slot.get("audio")
+        """The file at exactly ``relpath`` under the first root that has it."""
+        return self.by_relpath.get(relpath)
+
+    def relpath_slot(self, relpath: str) -> dict[str, MediaFile] | None:
+        """``{kind: file}`` for an exact relative path, shaped like the name-keyed slots."""
+        mf = self.by_relpath.get(relpath)
+        return None if mf is None else {mf.kind: mf}
 
     def __len__(self) -> int:
         return self.num_files
@@ -137,8 +150,8 @@ def _join(root: str, relpath: str) -> str:
     return os.path.join(root, *relpath.split("/"))
 
 
-def _walk(root: str) -> Iterable[tuple[str, int, float]]:
-    """Yield ``(relpath, size, mtime)`` for every media file under ``root``."""
+def _walk(root: str) -> Iterable[tuple[str, str, int, float]]:
+    """Yield ``(relpath, path, size, mtime)`` for every media file under ``root``."""
     if "://" in root:
         yield from _walk_fsspec(root)
         return
@@ -175,10 +188,10 @@ def _walk(root: str) -> Iterable[tuple[str, int, float]]:
                     st = entry.stat(follow_symlinks=True)
                 except OSError:
                     continue
-                yield rel, st.st_size, st.st_mtime
+                yield rel, entry.path, st.st_size, st.st_mtime
 
 
-def _walk_fsspec(root: str) -> Iterable[tuple[str, int, float]]:
+def _walk_fsspec(root: str) -> Iterable[tuple[str, str, int, float]]:
     fs, path = fsspec.core.url_to_fs(root)
     base = path.rstrip("/")
     for full, info in fs.find(base, detail=True).items():
@@ -191,7 +204,7 @@ def _walk_fsspec(root: str) -> Iterable[tuple[str, int, float]]:
             mtime = float(mtime)
         except (TypeError, ValueError):
             mtime = hash(str(mtime)) & 0xFFFFFFFF
-        yield rel, int(info.get("size") or 0), mtime
+        yield rel, _join(root, rel), int(info.get("size") or 0), mtime
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import MissingMediaError, UnsafePathError
-from .media_index import MediaFile, MediaIndex, pattern_is_trimmed, render_template, template_values
+from .media_index import MediaIndex, pattern_is_trimmed, render_template, template_values
 from .paths import safe_relpath
-from .segments import clip_key, to_ms
 
 logger = logging.getLogger(__name__)
 
@@ -58,18 +58,24 @@ class ResolveStats:
             self.missing_ids.extend(other.missing_ids[:room])
 
 
+def _ms_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Seconds -> integer-millisecond text, vectorized (same rounding as :func:`to_ms`)."""
+    ms = pc.round(pc.multiply(column.cast(pa.float64()), 1000.0), ndigits=0, round_mode="half_to_even")
+    return ms.cast(pa.int64()).cast(pa.string())
+
+
+def clip_keys(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+    """``{youtube_id}_{start_ms}_{end_ms}`` per row, vectorized; the bare id where a row has no segment."""
+    ytid = table.column("youtube_id")
+    joined = pc.binary_join_element_wise(ytid, _ms_text(table.column("start")), _ms_text(table.column("end")), "_")
+    return pc.coalesce(joined, ytid)
+
+
 def ensure_ids(table: pa.Table) -> pa.Table:
     """Add the stable ``id`` column (``{youtube_id}_{start_ms}_{end_ms}``) where the corpus gave none."""
     if "id" in table.column_names:
         return table
-    ytids = table.column("youtube_id").to_pylist()
-    starts = table.column("start").to_pylist()
-    ends = table.column("end").to_pylist()
-    ids = [
-        (clip_key(y, s, e) if s is not None and e is not None else y)
-        for y, s, e in zip(ytids, starts, ends, strict=True)
-    ]
-    return table.add_column(0, "id", pa.array(ids, pa.string()))
+    return table.add_column(0, "id", clip_keys(table).cast(pa.string()))
 
 
 def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions) -> tuple[pa.Table, ResolveStats]:
@@ -88,7 +94,6 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
     cols = table.column_names
     ytids = table.column("youtube_id").to_pylist() if "youtube_id" in cols else [None] * n
     starts = table.column("start").to_pylist() if "start" in cols else [None] * n
-    ends = table.column("end").to_pylist() if "end" in cols else [None] * n
     candidates = table.column(CANDIDATES_COLUMN).to_pylist() if CANDIDATES_COLUMN in cols else None
     trimmed_flags = table.column(TRIMMED_COLUMN).to_pylist() if TRIMMED_COLUMN in cols else None
     ids = table.column("id").to_pylist() if "id" in cols else None
@@ -97,76 +102,55 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
     pattern_rows = table.select([c for c in cols if not c.startswith("_")]).to_pylist() if pattern else None
 
     files = index.files
-    audio_out: list[dict | None] = [None] * n
-    video_out: list[dict | None] = [None] * n
+    # The built-in names, as keys built column-wise: one dict lookup per row and naming, no string work.
+    have_seg = "start" in cols and "end" in cols and "youtube_id" in cols
+    if have_seg:
+        ms_keys = _lookup(files, pc.binary_join_element_wise("ms:", clip_keys(table), ""))
+        start_col = table.column("start").cast(pa.float64())
+        whole_s = pc.equal(pc.floor(start_col), start_col)
+        start_s = start_col.cast(pa.int64(), safe=False).cast(pa.string())
+        s_text = pc.binary_join_element_wise("s:", pc.binary_join_element_wise(table.column("youtube_id"),
+                                                                               start_s, "_"), "")
+        s_keys = _lookup(files, pc.if_else(whole_s, s_text, None))
+    else:
+        ms_keys = s_keys = [None] * n
+    w_keys = (_lookup(files, pc.binary_join_element_wise("w:", table.column("youtube_id"), ""))
+              if "youtube_id" in cols else [None] * n)
+    audio_paths: list[str | None] = [None] * n
+    video_paths: list[str | None] = [None] * n
     offsets: list[float | None] = [None] * n
     keep = [True] * n
+    skip_missing = opts.on_missing == "skip"
+    simple = pattern_rows is None and candidates is None
 
     for i in range(n):
-        ytid, start, end = ytids[i], starts[i], ends[i]
-        # (key, offset) candidates, most specific first
-        keys: list[tuple[str, float]] = []
-        if pattern_rows is not None:
-            try:
-                rel = safe_relpath(render_template(pattern, template_values(pattern_rows[i], opts.label_names)),
-                                   what="media_pattern result")
-                keys.append(("r:" + rel, 0.0 if pattern_trimmed or start is None else float(start)))
-            except (KeyError, ValueError, UnsafePathError):
-                pass
-        if candidates is not None and candidates[i]:
-            trimmed = True if trimmed_flags is None else bool(trimmed_flags[i])
-            for rel in candidates[i]:
-                keys.append(("r:" + rel, 0.0 if trimmed or start is None else float(start)))
-        if ytid is not None:
-            if start is not None and end is not None:
-                keys.append((f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", 0.0))
-                if float(start).is_integer():
-                    keys.append((f"s:{ytid}_{int(start)}", 0.0))
-            keys.append(("w:" + ytid, 0.0 if start is None else float(start)))
-
-        audio: tuple[MediaFile, float] | None = None
-        video: tuple[MediaFile, float] | None = None
-        for key, off in keys:
-            slot = files.get(key)
-            if not slot:
-                continue
-            if audio is None and "audio" in slot:
-                audio = (slot["audio"], off)
-            if video is None and "video" in slot:
-                video = (slot["video"], off)
-            if audio is not None and video is not None:
-                break
-        if not want_video:
-            video_choice = None
+        start = starts[i]
+        ms_slot, s_slot, w_slot = ms_keys[i], s_keys[i], w_keys[i]
+        if simple:
+            # fast path: at most three built-in keys, most rows hit exactly one
+            if ms_slot is not None and s_slot is None and w_slot is None:
+                slots = ((ms_slot, 0.0),)
+            elif w_slot is not None and ms_slot is None and s_slot is None:
+                slots = ((w_slot, 0.0 if start is None else float(start)),)
+            elif s_slot is not None and ms_slot is None and w_slot is None:
+                slots = ((s_slot, 0.0),)
+            else:
+                slots = _builtin_slots(ms_slot, s_slot, w_slot, start)
         else:
-            video_choice = video
-        if want_audio:
-            if audio is None or (want_video and video is not None and audio[1] != video[1]):
-                # A video file serves audio too; one file per row keeps media_offset unambiguous.
-                audio = video if video is not None else audio
-        else:
-            audio = None
-        # Empty files are the one corruption that costs nothing to detect (DESIGN: "corrupt media").
-        if audio is not None and audio[0].size == 0:
-            audio = None
+            slots = _extra_slots(index, i, start, pattern, pattern_rows, pattern_trimmed, opts, candidates,
+                                 trimmed_flags) + _builtin_slots(ms_slot, s_slot, w_slot, start)
+        chosen = _choose(slots, want_audio, want_video) if slots else None
+        if chosen is not None and chosen[3]:
             stats.empty += 1
-        if video_choice is not None and video_choice[0].size == 0:
-            video_choice = None
-            stats.empty += 0 if audio is None and want_audio else 1
-        if audio is None and video_choice is None:
+        if chosen is None or (chosen[0] is None and chosen[1] is None):
             stats.missing += 1
             if len(stats.missing_ids) < 1000:
-                stats.missing_ids.append(ids[i] if ids is not None else str(ytid))
-            if opts.on_missing == "skip":
+                stats.missing_ids.append(ids[i] if ids is not None else str(ytids[i]))
+            if skip_missing:
                 keep[i] = False
             continue
         stats.found += 1
-        if audio is not None:
-            audio_out[i] = {"bytes": None, "path": audio[0].path}
-            offsets[i] = audio[1]
-        if video_choice is not None:
-            video_out[i] = {"bytes": None, "path": video_choice[0].path}
-            offsets[i] = video_choice[1]
+        audio_paths[i], video_paths[i], offsets[i] = chosen[0], chosen[1], chosen[2]
 
     if stats.missing and opts.on_missing == "error":
         shown = ", ".join(stats.missing_ids[:5])
@@ -174,16 +158,98 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
             f"{stats.missing} of {n} rows have no media under {list(index.roots)} (first: {shown}). "
             "Fetch them with `avsets fetch`, or pass on_missing='skip' (drop) / 'keep' (None media)."
         )
-    table = _set_media(table, audio_out, video_out, offsets)
+    table = _set_media(table, audio_paths, video_paths, offsets)
     if not all(keep):
         table = table.filter(pa.array(keep, pa.bool_()))
     return _drop_private(table), stats
 
 
+def _builtin_slots(ms_slot, s_slot, w_slot, start) -> list:
+    out = []
+    if ms_slot is not None:
+        out.append((ms_slot, 0.0))
+    if s_slot is not None:
+        out.append((s_slot, 0.0))
+    if w_slot is not None:
+        out.append((w_slot, 0.0 if start is None else float(start)))
+    return out
+
+
+def _extra_slots(index, i, start, pattern, pattern_rows, pattern_trimmed, opts, candidates, trimmed_flags) -> list:
+    """Slots from the user's template and the corpus' own relative paths (tried before built-in names)."""
+    out = []
+    if pattern_rows is not None:
+        try:
+            rel = safe_relpath(render_template(pattern, template_values(pattern_rows[i], opts.label_names)),
+                               what="media_pattern result")
+        except (KeyError, ValueError, UnsafePathError):
+            rel = None
+        slot = index.relpath_slot(rel) if rel else None
+        if slot:
+            out.append((slot, 0.0 if pattern_trimmed or start is None else float(start)))
+    if candidates is not None and candidates[i]:
+        trimmed = True if trimmed_flags is None else bool(trimmed_flags[i])
+        for rel in candidates[i]:
+            slot = index.relpath_slot(rel)
+            if slot:
+                out.append((slot, 0.0 if trimmed or start is None else float(start)))
+    return out
+
+
+def _choose(slots, want_audio: bool, want_video: bool) -> tuple[str | None, str | None, float | None, bool]:
+    """``(audio path, video path, offset, saw an empty file)`` from the slots, most specific first.
+
+    A video file serves audio too; when the first audio and the first video file disagree on the offset,
+    audio comes from the video file, so one ``media_offset`` describes the row.  Empty files are the one
+    corruption that costs nothing to detect (DESIGN: "corrupt media"); they count as absent.
+    """
+    audio = video = None
+    empty = False
+    for slot, off in slots:
+        if audio is None:
+            f = slot.get("audio")
+            if f is not None:
+                if f.size == 0:
+                    empty = True
+                else:
+                    audio = (f, off)
+        if video is None:
+            f = slot.get("video")
+            if f is not None:
+                if f.size == 0:
+                    empty = True
+                else:
+                    video = (f, off)
+        if audio is not None and video is not None:
+            break
+    if want_audio:
+        if audio is None or (want_video and video is not None and audio[1] != video[1]):
+            audio = video if video is not None else audio
+    else:
+        audio = None
+    if not want_video:
+        video = None
+    if audio is None and video is None:
+        return None, None, None, empty
+    offset = video[1] if video is not None else audio[1]
+    return (audio[0].path if audio else None), (video[0].path if video else None), offset, empty
+
+
+def _lookup(files: dict, keys: pa.ChunkedArray | pa.Array) -> list:
+    """``files.get(key)`` for every key (None for null keys), as one list comprehension."""
+    get = files.get
+    return [get(k) if k is not None else None for k in keys.to_pylist()]
+
+
+def _media_struct(paths: list[str | None]) -> pa.StructArray:
+    path_arr = pa.array(paths, pa.string())
+    return pa.StructArray.from_arrays([pa.nulls(len(paths), pa.binary()), path_arr], fields=list(MEDIA_STRUCT),
+                                      mask=path_arr.is_null())
+
+
 def _set_media(table: pa.Table, audio: list, video: list, offsets: list) -> pa.Table:
-    for name, values, typ in (("audio", audio, MEDIA_STRUCT), ("video", video, MEDIA_STRUCT),
-                              ("media_offset", offsets, pa.float64())):
-        arr = pa.array(values, typ)
+    for name, arr in (("audio", _media_struct(audio)), ("video", _media_struct(video)),
+                      ("media_offset", pa.array(offsets, pa.float64()))):
         if name in table.column_names:
             table = table.set_column(table.column_names.index(name), name, arr)
         else:

@@ -89,19 +89,6 @@ class ParsedName:
         return self.start is not None
 
 
-_INT = r"\d+"
-_DEC = r"\d+(?:\.\d+)?"
-# Ordered, most specific first.  Every pattern anchors the 11-character id at the start of the stem, which
-# is how ids that contain "_" are told apart from the separators.
-_NAME_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(rf"^(?P<id>[A-Za-z0-9_-]{{11}})_(?P<s>{_INT})_(?P<e>{_INT})$"), "ms"),
-    (re.compile(rf"^Y?(?P<id>[A-Za-z0-9_-]{{11}})_(?P<s>\d+\.\d+)_(?P<e>\d+\.\d+)$"), "sec"),
-    (re.compile(rf"^(?P<id>[A-Za-z0-9_-]{{11}})_(?P<s>{_INT})$"), "start_s"),
-    (re.compile(r"^(?P<id>[A-Za-z0-9_-]{11})$"), "whole"),
-)
-del _DEC
-
-
 def split_ext(name: str) -> tuple[str, str]:
     """``("stem", "ext")`` with the extension lower-cased; ``ext`` is ``""`` when there is none."""
     base = name.rsplit("/", 1)[-1]
@@ -120,25 +107,39 @@ def parse_media_name(name: str) -> ParsedName | None:
     stem, ext = split_ext(name)
     if ext not in MEDIA_EXTENSIONS:
         return None
-    for pattern, kind in _NAME_PATTERNS:
-        m = pattern.match(stem)
-        if m is None:
-            continue
-        ytid = m.group("id")
-        if kind == "ms":
-            s, e = int(m.group("s")) / 1000.0, int(m.group("e")) / 1000.0
-            if e <= s:
-                continue
-            return ParsedName(ytid, s, e, ext)
-        if kind == "sec":
-            s, e = float(m.group("s")), float(m.group("e"))
-            if e <= s:
-                continue
-            return ParsedName(ytid, s, e, ext)
-        if kind == "start_s":
-            return ParsedName(ytid, float(int(m.group("s"))), None, ext)
-        return ParsedName(ytid, None, None, ext)
-    return None
+    parsed = parse_stem_fast(stem)
+    return None if parsed is None else ParsedName(parsed[0], parsed[1], parsed[2], ext)
+
+
+_FAST_NAME = re.compile(
+    r"^(?P<id>[A-Za-z0-9_-]{11})(?:_(?P<a>\d+(?:\.\d+)?)(?:_(?P<b>\d+(?:\.\d+)?))?)?$"
+)
+
+
+def parse_stem_fast(stem: str) -> tuple[str, float | None, float | None] | None:
+    """``(id, start, end)`` from a bare file stem with one regex match (the index calls it per file).
+
+    An 11-character id is anchored at the start, so ids containing ``_`` never confuse the separators;
+    times are all integer milliseconds or all 3-decimal seconds (``Y`` prefix allowed for the latter).
+    """
+    m = _FAST_NAME.match(stem)
+    if m is None:
+        if stem.startswith("Y"):
+            m = _FAST_NAME.match(stem[1:])
+            if m is None or m.group("b") is None or "." not in m.group("a") or "." not in m.group("b"):
+                return None
+        else:
+            return None
+    a, b = m.group("a"), m.group("b")
+    if a is None:
+        return m.group("id"), None, None
+    if b is None:
+        return (m.group("id"), float(a), None) if "." not in a else None
+    dotted_a, dotted_b = "." in a, "." in b
+    if dotted_a != dotted_b:
+        return None
+    s, e = (float(a), float(b)) if dotted_a else (int(a) / 1000.0, int(b) / 1000.0)
+    return (m.group("id"), s, e) if e > s else None
 
 
 def media_kind(ext: str) -> str | None:

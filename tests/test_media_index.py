@@ -61,6 +61,16 @@ def test_trimmed_audio_plus_whole_video_share_one_offset(tmp_path):
     assert r["audio"]["path"].endswith(".flac") and r["video"] is None and r["media_offset"] == 0.0
 
 
+def test_audio_only_modality_uses_a_video_file(tmp_path):
+    touch(tmp_path / f"{YT}.mp4")
+    out, _ = attach_media(rows((YT, 30, 40)), MediaIndex.scan(str(tmp_path)), ResolveOptions(modalities=("audio",)))
+    r = out.to_pylist()[0]
+    assert r["audio"]["path"].endswith(".mp4") and r["video"] is None and r["media_offset"] == 30.0
+    out, _ = attach_media(rows((YT, 30, 40)), MediaIndex.scan(str(tmp_path)), ResolveOptions(modalities=("video",)))
+    r = out.to_pylist()[0]
+    assert r["audio"] is None and r["video"]["path"].endswith(".mp4")
+
+
 def test_on_missing_modes(tmp_path):
     touch(tmp_path / f"{YT}_000030.flac")
     table = rows((YT, 30, 40), ("abcdefghijk", 0, 10))

@@ -1,0 +1,76 @@
+"""Shared helpers for the benchmarks: timing, one result row format, and the table printer.
+
+Every benchmark compares against a baseline measured in the same run on the same data (these machines
+are noisy); no test ever asserts a wall time.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    """One line of the benchmark table."""
+
+    name: str
+    ours: float
+    baseline: float
+    unit: str
+    ratio: float
+    target: str
+    passed: bool
+    note: str = ""
+
+
+def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    """The fastest of ``repeat`` runs, in seconds (the least disturbed by other load)."""
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def random_ids(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct, valid YouTube-shaped ids (some start with ``-``, many contain ``_``)."""
+    rng = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    out: set[str] = set()
+    while len(out) < n:
+        out.add("".join(rng.choice(alphabet) for _ in range(11)))
+    return sorted(out)
+
+
+def print_table(results: list[Result], title: str = "") -> None:
+    """The one table format every benchmark prints."""
+    if title:
+        print(f"\n== {title}")
+    head = f"{'benchmark':<58} {'ours':>12} {'baseline':>12} {'unit':<9} {'ratio':>7} {'target':<10} {'ok':<4}"
+    print(head)
+    print("-" * len(head))
+    for r in results:
+        print(f"{r.name:<58} {r.ours:>12.4g} {r.baseline:>12.4g} {r.unit:<9} {r.ratio:>7.2f} {r.target:<10} "
+              f"{'PASS' if r.passed else 'FAIL':<4} {r.note}")
+
+
+def peak_rss_mb() -> float:
+    """This process' peak resident set size in MB (Linux ``ru_maxrss`` is in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine() -> str:
+    """A one-line description of the machine, for the README table."""
+    import platform
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
