@@ -17,11 +17,10 @@ import concurrent.futures as cf
 import hashlib
 import json
 import logging
-import math
 import multiprocessing
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from itertools import repeat
 from typing import Any
 
 import fsspec
@@ -129,21 +128,33 @@ def run_chunk(
     pool: cf.Executor | None = None,
     workers: int = 1,
 ) -> ChunkState:
-    """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on."""
+    """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on.
+
+    Rounds of rows are cut ahead in ``pool`` (``workers`` processes, or else two threads: reading and
+    cutting release the GIL, so they overlap with Parquet writing) and fed to the writer in input order;
+    at most ``2 * workers + 1`` rounds are in flight, which bounds memory.
+    """
     writer = ShardWriter(fs, root, config, state, schema, opts.audio_columns + opts.video_columns, max_bytes)
+    own = pool is None
+    if own:
+        pool, workers = cf.ThreadPoolExecutor(2, thread_name_prefix="avsets-export"), 1
+    pending: deque[cf.Future] = deque()
     try:
         for items in _iter_items(table, state.next_row):
-            if pool is None:
-                _feed(writer, convert_batch(items, opts))
-                continue
-            step = max(1, math.ceil(len(items) / (workers * 4)))
-            pieces = [items[i : i + step] for i in range(0, len(items), step)]
-            for results in pool.map(convert_batch, pieces, repeat(opts)):
-                _feed(writer, results)
+            pending.append(pool.submit(convert_batch, items, opts))
+            if len(pending) > 2 * workers:
+                _feed(writer, pending.popleft().result())
+        while pending:
+            _feed(writer, pending.popleft().result())
         return writer.close()
     except BaseException:
+        for f in pending:
+            f.cancel()
         writer.abort()
         raise
+    finally:
+        if own:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _chunk_path(root: str, config: str, split: str, chunk: int) -> str:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import av
 import fsspec
 import numpy as np
+import pyarrow as pa
 import soundfile as sf
 
 #: target audio formats -> (libsndfile major format, file extension)
@@ -39,17 +40,26 @@ _TRIM_TOLERANCE = 1e-4
 class Cut:
     """The bytes of one media cell and how they were made (``copied`` feeds the export statistics)."""
 
-    data: bytes
+    data: bytes | pa.Buffer
     ext: str
     copied: bool
 
 
-def read_source(src: str | bytes) -> bytes:
-    """Return the bytes of a local path, an fsspec URL or bytes already in memory."""
+def read_source(src: str | bytes | pa.Buffer) -> pa.Buffer:
+    """The bytes of a local path, an fsspec URL or bytes already in memory, as an Arrow buffer.
+
+    An Arrow buffer rather than ``bytes`` because a copied clip goes straight into the Parquet column
+    (``shards.media_column``) with no further copy; local files are read with Arrow's own file reader.
+    """
+    if isinstance(src, pa.Buffer):
+        return src
     if isinstance(src, (bytes, bytearray, memoryview)):
-        return bytes(src)
+        return pa.py_buffer(src)
+    if "://" not in src or src.startswith("file://"):  # plain local path: skip fsspec's URL parsing per file
+        with pa.OSFile(src.removeprefix("file://"), "rb") as f:
+            return f.read_buffer()
     with fsspec.open(src, "rb") as f:
-        return f.read()
+        return pa.py_buffer(f.read())
 
 
 def _suffix(path: str | None) -> str:
@@ -86,8 +96,14 @@ def cut_audio(
     if audio_format not in AUDIO_FORMATS:
         raise ValueError(f"audio_format must be one of {sorted(AUDIO_FORMATS)}, got {audio_format!r}")
     sf_format, ext = AUDIO_FORMATS[audio_format]
-    data = read_source(src)
+    buf = read_source(src)
     path = path_hint if path_hint is not None else (src if isinstance(src, str) else None)
+    flac = _flac_streaminfo(buf.slice(0, 64).to_pybytes())
+    if flac is not None and sf_format == "FLAC" and _suffix(path) in ("", "flac") and offset <= 0:
+        sr, nframes = flac
+        if nframes and (duration is None or nframes <= (duration + _TRIM_TOLERANCE) * sr):
+            return Cut(buf, ext, copied=True)  # the trimmed clip itself: no libsndfile round trip
+    data = buf.to_pybytes()
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -106,6 +122,18 @@ def cut_audio(
         f.seek(start)
         samples = f.read(max(0, stop - start), dtype=dtype, always_2d=True)
     return Cut(_write_sf(samples, sr, sf_format, subtype), ext, copied=False)
+
+
+def _flac_streaminfo(data: bytes) -> tuple[int, int] | None:
+    """(sample rate, total frames) from a FLAC file's STREAMINFO block, or None if ``data`` is not FLAC.
+
+    Hand-parsed because it is 34 fixed bytes and the copy decision runs once per row: opening libsndfile
+    for it costs more than copying a 10 s clip.
+    """
+    if len(data) < 42 or data[:4] != b"fLaC" or (data[4] & 0x7F) != 0:
+        return None
+    info = int.from_bytes(data[18:26], "big")  # bits: 20 sample rate, 3 channels-1, 5 bps-1, 36 total samples
+    return info >> 44, info & ((1 << 36) - 1)
 
 
 def _write_sf(samples: np.ndarray, sr: int, sf_format: str, subtype: str) -> bytes:
@@ -173,9 +201,10 @@ def _frames_in(c: av.container.InputContainer, st, start: float, stop: float) ->
 def cut_video(src: str | bytes, offset: float, duration: float | None, *, crf: int = 18,
               path_hint: str | None = None) -> Cut:
     """Return ``[offset, offset+duration)`` of ``src`` as mp4 H.264 + AAC bytes (copied when already so)."""
-    data = read_source(src)
+    buf = read_source(src)
+    data = buf.to_pybytes()
     if offset <= 0 and _video_is_trimmed_mp4(data, duration):
-        return Cut(data, "mp4", copied=True)
+        return Cut(buf, "mp4", copied=True)
     stop = math.inf if duration is None else offset + duration
     out = io.BytesIO()
     with av.open(io.BytesIO(data)) as inp, av.open(out, mode="w", format="mp4") as dst:
