@@ -303,3 +303,30 @@ def test_copy_of_a_non_h264_source_is_reencoded(mirror, tmp_path):
         assert {s.codec_context.name for s in c.streams} == {"h264", "aac"}
     markers, _ = _frames(tmp_path / f"{seg.key}.mp4")
     assert markers == list(range(45, 95))
+
+
+def test_fsspec_output_target(mirror, tmp_path, monkeypatch):
+    """``--out memory://...``: clips land whole under their names, the ledger snapshot is uploaded beside
+    them, and a machine with no local ledger resumes from the uploaded one."""
+    import fsspec
+    from avsets.fetch.target import Target, remove_staging
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    fs = fsspec.filesystem("memory")
+    url = "memory://avsets-target-test/media"
+    mirror.behaviors["remotegone0"] = Behavior(status=404)
+    segs = [Segment("-remote0000", 1, 3), Segment("remote00001", 2, 4), Segment("remotegone0", 0, 2)]
+    try:
+        r = fetch(segs, out=url, source_url_template=mirror.media_template(), audio=True, **FAST)
+        assert r.counts == {"ok": 2, "unavailable": 1}
+        names = sorted(p.rsplit("/", 1)[-1] for p in fs.ls("/avsets-target-test/media", detail=False))
+        assert names == ["-remote0000_1000_3000.flac", "avsets-ledger.sqlite", "remote00001_2000_4000.flac"]
+        assert ledger_summary(url) == {"ok": 2, "unavailable": 1}
+        data = fs.cat("/avsets-target-test/media/remote00001_2000_4000.flac")
+        row = {r.id: r for r in read_ledger(url)}["remote00001_2000_4000"]
+        assert hashlib.sha256(data).hexdigest() == row.sha256
+        remove_staging(Target(url))
+        again = fetch(segs, out=url, source_url_template=mirror.media_template(), audio=True, **FAST)
+        assert again.fetched == 0 and again.skipped == 3
+    finally:
+        fs.rm("/avsets-target-test", recursive=True)

@@ -31,7 +31,8 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("corpus", nargs="?", help="corpus name (audiosetzsl, avset10m, vggsound, avmit, ascc)")
     p.add_argument("config", nargs="?", help="builder config (default: the corpus' default)")
     p.add_argument("--data-dir", help="folder with the upstream metadata files")
-    p.add_argument("--out", required=True, help="output folder (clips + avsets-ledger.sqlite)")
+    p.add_argument("--out", required=True,
+                   help="output folder or fsspec URL (clips + avsets-ledger.sqlite)")
     p.add_argument("--split", action="append", help="only this split (repeatable; default: all)")
     p.add_argument("--option", action="append", default=[], help="extra config option key=value (repeatable)")
     p.add_argument("--segments", metavar="CSV",

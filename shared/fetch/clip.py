@@ -22,6 +22,7 @@ from .ledger import ERROR, OK, RATE_LIMITED, LedgerRow, utc_now
 from .politeness import Backoff, Politeness, RateLimiter, RefusalBreaker
 from .sources import SourceConfig, SourceResolver
 from .status import FetchFailure, classify_http, http_status_from_ffmpeg
+from .target import Target
 
 AUDIO_EXT = "flac"
 VIDEO_EXT = "mp4"
@@ -165,8 +166,10 @@ def tool_version() -> str:
 class ClipFetcher:
     """Fetches clips into ``out_dir`` with retries, backoff and verification; shared by worker threads."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], options: FetchOptions):
-        self.out_dir = Path(out_dir).absolute()
+    def __init__(self, target: Target | str | os.PathLike[str], options: FetchOptions):
+        self.target = target if isinstance(target, Target) else Target(target)
+        self.out_dir = self.target.work_dir
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.options = options
         self.resolver = SourceResolver(options.source_config())
         self.polite = options.politeness()
@@ -223,12 +226,13 @@ class ClipFetcher:
             self._cut(inputs, seg, parts, exact=opts.exact)
             durations = self._verify(inputs, seg, parts)
             finals, digests, total = [], [], 0
+            token = part_token()
             for ext, tmp in parts.items():
                 digests.append(sha256_file(tmp))
                 total += tmp.stat().st_size
-                final = self.out_dir / f"{req.key}.{ext}"
-                os.replace(tmp, final)
-                finals.append(final.name)
+                name = f"{req.key}.{ext}"
+                self.target.commit(tmp, name, token)
+                finals.append(name)
         finally:
             for tmp in parts.values():
                 tmp.unlink(missing_ok=True)

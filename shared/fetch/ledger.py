@@ -289,26 +289,55 @@ def _row(values: Sequence[object]) -> LedgerRow:
     return LedgerRow(**d)  # type: ignore[arg-type]
 
 
+def _local_ledger_file(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
+    """The ledger file for a file, a folder or an fsspec URL (downloaded to a temporary copy, returned as
+    the second value so the caller can delete it)."""
+    text = str(path)
+    if "://" in text and not text.startswith("file://"):
+        import tempfile
+
+        import fsspec
+
+        fs, p = fsspec.core.url_to_fs(text)
+        if fs.isdir(p):
+            p = p.rstrip("/") + "/" + LEDGER_NAME
+        if not fs.exists(p):
+            raise FileNotFoundError(f"no fetch ledger at {text}")
+        fd, tmp = tempfile.mkstemp(suffix=".sqlite")
+        os.close(fd)
+        fs.get_file(p, tmp)
+        return Path(tmp), Path(tmp)
+    local = Path(text[len("file://"):] if text.startswith("file://") else text)
+    if local.is_dir():
+        local = local / LEDGER_NAME
+    if not local.exists():
+        raise FileNotFoundError(f"no fetch ledger at {local}")
+    return local, None
+
+
 def read_ledger(path: str | os.PathLike[str]) -> list[LedgerRow]:
-    """Every row of a ledger file (or of ``DIR/avsets-ledger.sqlite`` when given a folder), read-only."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / LEDGER_NAME
-    if not p.exists():
-        raise FileNotFoundError(f"no fetch ledger at {p}")
-    with Ledger(p, readonly=True) as led:
-        return list(led.rows())
+    """Every row of a ledger: a ledger file, a fetched folder, or an fsspec URL of either; read-only."""
+    p, tmp = _local_ledger_file(path)
+    try:
+        with Ledger(p, readonly=True) as led:
+            return list(led.rows())
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def ledger_summary(out_dir: str | os.PathLike[str]) -> dict[str, int]:
-    """``{status: count}`` for a fetched folder (``{}`` when it holds no ledger), for ``avsets verify``."""
-    p = Path(out_dir)
-    if p.is_dir():
-        p = p / LEDGER_NAME
-    if not p.exists():
+    """``{status: count}`` for a fetched folder or URL (``{}`` when it holds no ledger), for ``avsets verify``."""
+    try:
+        p, tmp = _local_ledger_file(out_dir)
+    except FileNotFoundError:
         return {}
-    with Ledger(p, readonly=True) as led:
-        return led.summary()
+    try:
+        with Ledger(p, readonly=True) as led:
+            return led.summary()
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

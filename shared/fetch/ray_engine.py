@@ -1,7 +1,7 @@
 """``--engine ray``: the planned clips, in batches, as Ray tasks on a local instance or an existing cluster.
 
-The driver keeps the ledger: tasks fetch into the shared output folder (temp name, then rename, as the
-thread engine does) and return their ledger rows, which the driver records as results come in.  So the
+The driver keeps the ledger: tasks fetch into the shared output folder or fsspec target (temp name, then
+rename or move, as the thread engine does) and return their ledger rows, which the driver records as results come in.  So the
 SQLite file is only ever written on one machine (SQLite's locking is not safe on network filesystems),
 and a task that dies costs only its own batch: those clips have no ledger row and the next run fetches
 them.  Each task runs ``workers`` threads; ``--rate`` applies per task.
@@ -12,18 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from itertools import islice
-from pathlib import Path
 from typing import Any
 
 from .clip import ClipFetcher, ClipRequest, FetchOptions
 from .ledger import Ledger, LedgerRow
+from .target import Target
 
 
-def fetch_batch(requests: list[ClipRequest], out_dir: str, options: FetchOptions) -> list[tuple[LedgerRow, int]]:
+def fetch_batch(requests: list[ClipRequest], target: Target, options: FetchOptions) -> list[tuple[LedgerRow, int]]:
     """Run inside a Ray task: fetch a batch with the task's own thread pool; return rows for the driver."""
     from concurrent.futures import ThreadPoolExecutor
 
-    fetcher = ClipFetcher(out_dir, options)
+    fetcher = ClipFetcher(target, options)
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
             return list(pool.map(fetcher.fetch, requests))
@@ -47,7 +47,7 @@ def _init_ray(options: FetchOptions) -> Any:
     return ray
 
 
-def run_ray(planned: Iterator[tuple[ClipRequest, bool]], out: Path, options: FetchOptions, ledger: Ledger,
+def run_ray(planned: Iterator[tuple[ClipRequest, bool]], target: Target, options: FetchOptions, ledger: Ledger,
             report: Any, progress: Any) -> None:
     """Dispatch batches, at most two per CPU of the cluster in flight, and record results as they land."""
     ray = _init_ray(options)
@@ -72,6 +72,6 @@ def run_ray(planned: Iterator[tuple[ClipRequest, bool]], out: Path, options: Fet
         batch = list(islice(requests, max(1, options.ray_batch_size)))
         if not batch:
             break
-        in_flight.append(remote.remote(batch, str(out), task_options))
+        in_flight.append(remote.remote(batch, target, task_options))
         drain(max_in_flight - 1)
     drain(0)

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..segments import Segment
 from .clip import ClipFetcher, ClipRequest, FetchOptions, cleanup_partials
 from .ledger import AGE_RESTRICTED, FINAL_FAILURES, OK, RETRYABLE, Ledger, LedgerRow
+from .target import Target
 
 logger = logging.getLogger(__name__)
 
@@ -96,14 +97,15 @@ def _wanted_files(req: ClipRequest, options: FetchOptions) -> list[str]:
     return [f"{req.key}.{ext}" for ext in options.extensions()]
 
 
-def needs_fetch(row: LedgerRow | None, req: ClipRequest, out_dir: Path, options: FetchOptions) -> bool:
+def needs_fetch(row: LedgerRow | None, req: ClipRequest, target: Target | Path, options: FetchOptions) -> bool:
     """The resume rule (DESIGN): new or unfinished clips; ``--retry-failed`` adds the retryable failures;
     ``unavailable``/``private``/``removed`` never come back by themselves."""
     if row is None:
         return True
     if row.status == OK:
         have = set(row.file_names())
-        return any(name not in have or not (out_dir / name).is_file() for name in _wanted_files(req, options))
+        exists = target.exists if isinstance(target, Target) else (lambda n: (target / n).is_file())
+        return any(name not in have or not exists(name) for name in _wanted_files(req, options))
     if row.status in FINAL_FAILURES:
         return False
     if row.status == AGE_RESTRICTED:
@@ -113,7 +115,7 @@ def needs_fetch(row: LedgerRow | None, req: ClipRequest, out_dir: Path, options:
     return True
 
 
-def plan(items: Iterable[Segment | ClipRequest], ledger: Ledger, out_dir: Path, options: FetchOptions,
+def plan(items: Iterable[Segment | ClipRequest], ledger: Ledger, target: Target | Path, options: FetchOptions,
          report: FetchReport) -> Iterator[tuple[ClipRequest, bool]]:
     """Yield ``(request, was_ok)`` for clips to fetch (``was_ok``: the ledger says ok but files are missing).
 
@@ -134,7 +136,7 @@ def plan(items: Iterable[Segment | ClipRequest], ledger: Ledger, out_dir: Path, 
         rows = ledger.get_many([r.key for r in unique])
         for req in unique:
             row = rows.get(req.key)
-            if needs_fetch(row, req, out_dir, options):
+            if needs_fetch(row, req, target, options):
                 report.planned += 1
                 yield req, row is not None and row.status == OK
             else:
@@ -143,37 +145,39 @@ def plan(items: Iterable[Segment | ClipRequest], ledger: Ledger, out_dir: Path, 
 
 def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike[str],
               options: FetchOptions | None = None, *, progress: Progress | None = None) -> FetchReport:
-    """Fetch every clip of ``items`` into ``out_dir`` (created), recording each in the folder's ledger."""
+    """Fetch every clip of ``items`` into ``out_dir`` (a folder, created, or an fsspec URL), recording each
+    in the folder's ledger."""
     options = options or FetchOptions()
     if not (options.audio or options.video):
         raise FetchSetupError("nothing to fetch: ask for --audio and/or --video")
-    out = Path(out_dir).absolute()
-    out.mkdir(parents=True, exist_ok=True)
-    report = FetchReport(out_dir=str(out))
+    target = Target(out_dir)
+    target.prepare()
+    report = FetchReport(out_dir=str(target))
     t0 = time.perf_counter()
-    cleanup_partials(out, max_age=options.lease)
-    ledger = Ledger.in_folder(out, lease=options.lease)
+    cleanup_partials(target.work_dir, max_age=options.lease)
+    ledger = Ledger(target.ledger_path, lease=options.lease)
     try:
-        planned = plan(items, ledger, out, options, report)
+        planned = plan(items, ledger, target, options, report)
         if options.engine == "ray":
             from .ray_engine import run_ray
 
-            run_ray(planned, out, options, ledger, report, progress)
+            run_ray(planned, target, options, ledger, report, progress)
         elif options.engine == "threads":
-            _run_threads(planned, out, options, ledger, report, progress)
+            _run_threads(planned, target, options, ledger, report, progress)
         else:
             raise FetchSetupError(f"unknown engine {options.engine!r} (threads or ray)")
     finally:
         ledger.close()
-        cleanup_partials(out, max_age=options.lease)
+        cleanup_partials(target.work_dir, max_age=options.lease)
+        target.publish_ledger()
         report.seconds = time.perf_counter() - t0
     logger.info(report.summary())
     return report
 
 
-def _run_threads(planned: Iterator[tuple[ClipRequest, bool]], out: Path, options: FetchOptions, ledger: Ledger,
-                 report: FetchReport, progress: Progress | None) -> None:
-    fetcher = ClipFetcher(out, options)
+def _run_threads(planned: Iterator[tuple[ClipRequest, bool]], target: Target, options: FetchOptions,
+                 ledger: Ledger, report: FetchReport, progress: Progress | None) -> None:
+    fetcher = ClipFetcher(target, options)
     workers = max(1, options.workers)
 
     def one(req: ClipRequest, was_ok: bool) -> LedgerRow | None:
