@@ -25,7 +25,7 @@ SCORE_KEYS = ("score", "confidence", "conf", "prob", "probability", "value")
 
 def pseudo_labels_column(col: pa.Array, onto: AudioSetOntology, *,
                          drop_unknown: bool) -> tuple[pa.Array, np.ndarray, pa.Array]:
-    """``(pseudo_labels, bad-row mask, value shown in errors)`` for one file's column."""
+    """``(pseudo_labels, bad-row mask, the raw column to show in errors)`` for one file's column."""
     n = len(col)
     if pa.types.is_null(col.type):
         return pa.nulls(n, PSEUDO_TYPE), np.zeros(n, dtype=bool), col
@@ -46,14 +46,7 @@ def pseudo_labels_column(col: pa.Array, onto: AudioSetOntology, *,
     structs = pa.StructArray.from_arrays([idx, scores_f], fields=list(PSEUDO_TYPE.value_type))
     out = rebuild_lists(lists, structs, known)
     out = pa.ListArray.from_arrays(out.offsets, out.values, mask=pc.is_null(lists)).cast(PSEUDO_TYPE)
-    return out, bad, _shown(col)
-
-
-def _shown(col: pa.Array) -> pa.Array:
-    try:
-        return col.cast(pa.string())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.array([json.dumps(v, default=str) if v is not None else None for v in col.to_pylist()])
+    return out, bad, col
 
 
 def _field(names: list[str], wanted: tuple[str, ...]) -> str | None:

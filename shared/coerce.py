@@ -48,20 +48,46 @@ def to_seconds(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         out = values.cast(pa.float64())
     elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type):
         text = _as_text(values) if not pa.types.is_null(values.type) else pa.nulls(n, pa.string())
-        is_num = pc.fill_null(pc.match_substring_regex(text, _NUMBER_RE), False)
-        plain = pc.if_else(is_num, text, pa.scalar(None, pa.string())).cast(pa.float64())
-        out = plain
-        if pc.any(pc.fill_null(pc.match_substring(text, ":"), False)).as_py():
-            parts = pc.extract_regex(text, _CLOCK_RE)
-            h = pc.fill_null(pc.struct_field(parts, "h").cast(pa.float64()), 0.0)
-            m = pc.struct_field(parts, "m").cast(pa.float64())
-            s = pc.struct_field(parts, "s").cast(pa.float64())
-            clock = pc.add(pc.add(pc.multiply(h, 3600.0), pc.multiply(m, 60.0)), s)
-            out = pc.coalesce(plain, clock)
+        out = _fast_seconds(text)
+        if out is None:
+            out = _careful_seconds(text)
     else:
         return pa.nulls(n, pa.float64()), pa.array(np.ones(n, dtype=bool))
     bad = pc.fill_null(pc.or_(pc.less(out, 0.0), pc.is_inf(out)), True)
     return out, bad
+
+
+def _fast_seconds(text: pa.Array) -> pa.Array | None:
+    """All plain numbers, or all ``H:MM:SS.mmm``: straight casts (the common, clean file).  None otherwise."""
+    try:
+        return text.cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    try:
+        parts = pc.split_pattern(text, ":")
+        lengths = pc.list_value_length(parts)
+        if pc.min(lengths).as_py() != 3 or pc.max(lengths).as_py() != 3:
+            return None
+        h, m, s = (pc.list_element(parts, i).cast(pa.float64()) for i in range(3))
+        if not pc.all(pc.match_substring_regex(pc.list_element(parts, 1), r"^\d+$")).as_py():
+            return None
+        return pc.add(pc.add(pc.multiply(h, 3600.0), pc.multiply(m, 60.0)), s)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _careful_seconds(text: pa.Array) -> pa.Array:
+    """Row by row semantics, still vectorized: numbers and clock strings mixed; anything else null (bad)."""
+    is_num = pc.fill_null(pc.match_substring_regex(text, _NUMBER_RE), False)
+    plain = pc.if_else(is_num, text, pa.scalar(None, pa.string())).cast(pa.float64())
+    if not pc.any(pc.fill_null(pc.match_substring(text, ":"), False)).as_py():
+        return plain
+    parts = pc.extract_regex(text, _CLOCK_RE)
+    h_text = pc.struct_field(parts, "h")
+    h = pc.fill_null(pc.if_else(pc.equal(h_text, ""), pa.scalar(None, pa.string()), h_text).cast(pa.float64()), 0.0)
+    m = pc.struct_field(parts, "m").cast(pa.float64())
+    s = pc.struct_field(parts, "s").cast(pa.float64())
+    return pc.coalesce(plain, pc.add(pc.add(pc.multiply(h, 3600.0), pc.multiply(m, 60.0)), s))
 
 
 def to_float32(values: pa.Array | pa.ChunkedArray, *, allow_null: bool = True) -> tuple[pa.Array, pa.Array]:
@@ -75,6 +101,12 @@ def to_float32(values: pa.Array | pa.ChunkedArray, *, allow_null: bool = True) -
         bad = pc.is_null(out) if not allow_null else _no_bad(n)
         return out, bad
     text = _as_text(values)
+    try:  # clean column: one cast
+        out = text.cast(pa.float64())
+        if pc.all(pc.is_finite(pc.fill_null(out, 0.0))).as_py():
+            return out.cast(pa.float32()), (pc.is_null(out) if not allow_null else _no_bad(n))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     ok = pc.match_substring_regex(text, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
     out = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64()).cast(pa.float32())
     bad = pc.invert(pc.fill_null(ok, allow_null))
