@@ -12,7 +12,7 @@ import yaml
 _FRONT_MATTER = re.compile(r"^---\s*\n(.*?)\n---\s*\n?(.*)$", re.S)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def card_text(corpus: str) -> str:
     """The raw ``README.md`` of a corpus package (empty if it has none)."""
     try:
@@ -30,7 +30,7 @@ def split_card(text: str) -> tuple[dict, str]:
     return (header if isinstance(header, dict) else {}), m.group(2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def read_card(corpus: str) -> dict:
     """Licence, homepage, citation and description of a corpus, from its card.
 

@@ -60,6 +60,7 @@ class MediaIndex:
     roots: tuple[str, ...] = ()
     files: dict[str, dict[str, MediaFile]] = field(default_factory=dict)
     by_relpath: dict[str, MediaFile] = field(default_factory=dict)
+    namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "w")
     fingerprint: str = "empty"
     num_files: int = 0
 
@@ -94,6 +95,7 @@ class MediaIndex:
         if parsed is None:
             return
         ytid, start, end = parsed
+        self.namings.add("w" if start is None else "s" if end is None else "ms")
         if start is None:
             self._put("w:" + ytid, mf)
         elif end is None:

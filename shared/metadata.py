@@ -67,31 +67,28 @@ def read_headerless_csv(
     Quoted fields with commas, CRLF, a missing final newline and a UTF-8 BOM all parse.  A row with the
     wrong number of fields is a :class:`MetadataError` naming file and line (or skipped and counted).
     """
-    text = read_text(path)
-    data = text.encode("utf-8")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or _has_blank_or_multiline(raw):
+        # pyarrow skips blank lines (shifting row -> line arithmetic) and reads no UTF-16: careful path
+        return _read_csv_slow(read_text(path), path, column_names, errors=errors, row_errors=row_errors)
     try:
         table = pacsv.read_csv(
-            io.BytesIO(data),
+            io.BytesIO(raw),
             read_options=pacsv.ReadOptions(column_names=list(column_names), block_size=1 << 24),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in column_names},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
-        if _has_blank_or_multiline(text):
-            raise _SlowPath()
-        lines = np.arange(1, table.num_rows + 1, dtype=np.int64)
-        return table, lines
-    except (pa.ArrowInvalid, _SlowPath):
-        return _read_csv_slow(text, path, column_names, errors=errors, row_errors=row_errors)
+    except pa.ArrowInvalid:  # wrong field count, invalid UTF-8...: find the line with the csv module
+        return _read_csv_slow(read_text(path), path, column_names, errors=errors, row_errors=row_errors)
+    return table, np.arange(1, table.num_rows + 1, dtype=np.int64)
 
 
-class _SlowPath(Exception):
-    pass
-
-
-def _has_blank_or_multiline(text: str) -> bool:
-    # pyarrow skips blank lines, which shifts row -> line arithmetic; take the careful path then.
-    return "\n\n" in text or "\r\n\r\n" in text or text.startswith(("\n", "\r"))
+def _has_blank_or_multiline(raw: bytes) -> bool:
+    return b"\n\n" in raw or b"\n\r\n" in raw or raw.startswith((b"\n", b"\r"))
 
 
 def _read_csv_slow(text: str, path, column_names, *, errors: str, row_errors: RowErrors | None):

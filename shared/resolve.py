@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -104,30 +105,39 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
     files = index.files
     # The built-in names, as keys built column-wise: one dict lookup per row and naming, no string work.
     have_seg = "start" in cols and "end" in cols and "youtube_id" in cols
-    if have_seg:
+    none = [None] * n
+    ms_keys = s_keys = w_keys = none
+    if have_seg and "ms" in index.namings:
         ms_keys = _lookup(files, pc.binary_join_element_wise("ms:", clip_keys(table), ""))
+    if have_seg and "s" in index.namings:
         start_col = table.column("start").cast(pa.float64())
         whole_s = pc.equal(pc.floor(start_col), start_col)
         start_s = start_col.cast(pa.int64(), safe=False).cast(pa.string())
         s_text = pc.binary_join_element_wise("s:", pc.binary_join_element_wise(table.column("youtube_id"),
                                                                                start_s, "_"), "")
         s_keys = _lookup(files, pc.if_else(whole_s, s_text, None))
-    else:
-        ms_keys = s_keys = [None] * n
-    w_keys = (_lookup(files, pc.binary_join_element_wise("w:", table.column("youtube_id"), ""))
-              if "youtube_id" in cols else [None] * n)
+    if "youtube_id" in cols and "w" in index.namings:
+        w_keys = _lookup(files, pc.binary_join_element_wise("w:", table.column("youtube_id"), ""))
     audio_paths: list[str | None] = [None] * n
     video_paths: list[str | None] = [None] * n
     offsets: list[float | None] = [None] * n
-    keep = [True] * n
+    keep = np.ones(n, dtype=bool)
     skip_missing = opts.on_missing == "skip"
     simple = pattern_rows is None and candidates is None
+    if simple:
+        # Only rows that hit some name need per-row work; misses are counted column-wise.
+        rows_to_visit = [i for i in range(n) if ms_keys[i] is not None or s_keys[i] is not None
+                         or w_keys[i] is not None]
+    else:
+        rows_to_visit = range(n)
+    visited = [False] * n if simple else None
 
-    for i in range(n):
+    for i in rows_to_visit:
         start = starts[i]
         ms_slot, s_slot, w_slot = ms_keys[i], s_keys[i], w_keys[i]
         if simple:
-            # fast path: at most three built-in keys, most rows hit exactly one
+            visited[i] = True
+            # fast path: most rows hit exactly one built-in name
             if ms_slot is not None and s_slot is None and w_slot is None:
                 slots = ((ms_slot, 0.0),)
             elif w_slot is not None and ms_slot is None and s_slot is None:
@@ -143,14 +153,19 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
         if chosen is not None and chosen[3]:
             stats.empty += 1
         if chosen is None or (chosen[0] is None and chosen[1] is None):
-            stats.missing += 1
-            if len(stats.missing_ids) < 1000:
-                stats.missing_ids.append(ids[i] if ids is not None else str(ytids[i]))
+            _count_missing(stats, i, ids, ytids)
             if skip_missing:
                 keep[i] = False
             continue
         stats.found += 1
         audio_paths[i], video_paths[i], offsets[i] = chosen[0], chosen[1], chosen[2]
+    if visited is not None:
+        missed = [i for i in range(n) if not visited[i]]
+        stats.missing += len(missed)
+        room = max(0, 1000 - len(stats.missing_ids))
+        stats.missing_ids.extend((ids[i] if ids is not None else str(ytids[i])) for i in missed[:room])
+        if skip_missing and missed:
+            keep[np.asarray(missed)] = False
 
     if stats.missing and opts.on_missing == "error":
         shown = ", ".join(stats.missing_ids[:5])
@@ -159,9 +174,15 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
             "Fetch them with `avsets fetch`, or pass on_missing='skip' (drop) / 'keep' (None media)."
         )
     table = _set_media(table, audio_paths, video_paths, offsets)
-    if not all(keep):
-        table = table.filter(pa.array(keep, pa.bool_()))
+    if not keep.all():
+        table = table.filter(pa.array(keep))
     return _drop_private(table), stats
+
+
+def _count_missing(stats: ResolveStats, i: int, ids: list | None, ytids: list) -> None:
+    stats.missing += 1
+    if len(stats.missing_ids) < 1000:
+        stats.missing_ids.append(ids[i] if ids is not None else str(ytids[i]))
 
 
 def _builtin_slots(ms_slot, s_slot, w_slot, start) -> list:

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from avsets.decoding import decode_audio
-from avsets.publish.export import ExportMismatchError, export_dataset
-from avsets.publish.shards import ROW_OVERHEAD
+from avsets.publish.export import ExportEmptyError, ExportMismatchError, export_dataset
+from avsets.publish.shards import fixed_overhead
 from datasets import Audio, Video
 from test_publish_support import (
     LABELS,
@@ -167,7 +167,10 @@ def test_oversize_row_gets_own_shard_and_row_groups(tmp_path):
     big = write_audio(media / "big_0_5000.flac", 5.0, seed=99)
     rows[3]["audio"]["path"] = str(big)
     rows[3]["end"] = 5.0
-    limit = Path(rows[0]["audio"]["path"]).stat().st_size * 3 + 3 * ROW_OVERHEAD + 100
+    small = Path(rows[0]["audio"]["path"]).stat().st_size
+    fixed = fixed_overhead(make_dataset(rows).features.arrow_schema.with_metadata(
+        {"huggingface": json.dumps({"info": {"features": make_dataset(rows).features.to_dict()}})}))
+    limit = fixed + 3 * (small + 250) + small // 2
     assert big.stat().st_size > limit
     res = export_dataset(make_dataset(rows), "vggsound", "default", str(tmp_path / "out"), max_shard_size=limit)
     sizes = [pq.ParquetFile(tmp_path / "out" / f).metadata.num_rows for f in res.splits["train"].files]
@@ -275,3 +278,31 @@ def test_ray_engine_matches_local(small, tmp_path):
     assert len(b.splits["train"].files) >= 3  # one chain of shards per task
     for f in b.splits["train"].files:
         assert os.path.getsize(tmp_path / "b" / f) <= 150_000 * 1.1
+
+
+def test_empty_split_left_out_of_configs_and_all_empty_refused(tmp_path):
+    media = tmp_path / "media"
+    train = make_dataset(corpus_rows(media, 3, kind="trimmed"))
+    test = make_dataset(corpus_rows(media, 2, split="test", kind="trimmed", missing_every=1), "test")
+    out = tmp_path / "out"
+    res = export_dataset(as_dict(train=train, test=test), "vggsound", "default", str(out))
+    assert res.splits["test"].files == [] and res.splits["test"].metadata_rows == 2
+    assert "| default | test | 2 | 0 | 0.0% |" in (out / "README.md").read_text()
+    assert list(_stock(out, "default", tmp_path)) == ["train"]
+    with pytest.raises(ExportEmptyError, match="no row has media"):
+        export_dataset(as_dict(test=test), "vggsound", "other", str(out))
+
+
+def test_export_to_an_fsspec_target(small):
+    import fsspec
+
+    _, dsd, _, _ = small
+    res = export_dataset(dsd, "vggsound", "default", "memory://avsets-export-test", max_shard_size="150KB")
+    fs = fsspec.filesystem("memory")
+    assert fs.exists("/avsets-export-test/README.md")
+    n = 0
+    for f in res.splits["train"].files:
+        with fs.open(f"/avsets-export-test/{f}", "rb") as fh:
+            n += pq.read_metadata(fh).num_rows
+    assert n == res.splits["train"].num_rows == 20
+    fs.rm("/avsets-export-test", recursive=True)

@@ -127,14 +127,16 @@ def build_card(
             tags.append(tag)
     data["tags"] = tags
 
+    # a split with no exported row has no file: declaring it would make stock `datasets` fail on the glob
+    present = {s: st for s, st in splits.items() if st.num_examples > 0}
     MetadataConfigs(
-        {config: {"data_files": [{"split": s, "path": f"data/{config}/{s}-*"} for s in splits]}}
+        {config: {"data_files": [{"split": s, "path": f"data/{config}/{s}-*"} for s in present]}}
     ).to_dataset_card_data(data)
     info = DatasetInfo(
         features=features,
         config_name=config,
         splits=SplitDict({s: SplitInfo(name=s, num_bytes=st.num_bytes, num_examples=st.num_examples)
-                          for s, st in splits.items()}),
+                          for s, st in present.items()}),
         download_size=sum(st.num_bytes for st in splits.values()),
         dataset_size=sum(st.num_bytes for st in splits.values()),
     )

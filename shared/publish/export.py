@@ -63,6 +63,10 @@ class ExportResult:
     splits: dict[str, SplitResult] = field(default_factory=dict)
 
 
+class ExportEmptyError(ValueError):
+    """No row of any split had media to embed: nothing would load, so no card is written."""
+
+
 class ExportMismatchError(ValueError):
     """The output folder holds an unfinished export of the same config made from other input or options."""
 
@@ -288,6 +292,11 @@ def export_dataset(
             encoded=sum(c.encoded for c in chunks),
             skipped=sum(c.skipped for c in chunks),
         )
+    if not any(r.num_rows for r in result.splits.values()):
+        raise ExportEmptyError(
+            f"{corpus}/{config}: no row has media to embed ("
+            + ", ".join(f"{s}: 0 of {r.metadata_rows}" for s, r in result.splits.items())
+            + "); check media_dir (`avsets verify` lists what is missing)")
     _write_card(fs, root, corpus, config, features, first, result)
     return result
 

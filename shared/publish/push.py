@@ -185,7 +185,8 @@ def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: 
                 remote_card = Path(path).read_text(encoding="utf-8")
             except EntryNotFoundError:
                 remote_card = None
-    card = merge_cards(remote_card, local["README.md"].read_text(encoding="utf-8")).encode("utf-8")
+    card_text = merge_cards(remote_card, local["README.md"].read_text(encoding="utf-8"))
+    card = card_text.replace('load_dataset("<repo_id>"', f'load_dataset("{repo_id}"').encode("utf-8")
 
     uploads: list[tuple[str, Path]] = []
     for path, p in local.items():

@@ -34,8 +34,26 @@ STATE_DIR = ".avsets"
 #: a row group holds at most this many bytes of media and this many rows (streaming reads a row group at a time)
 ROW_GROUP_BYTES = 64 * 2**20
 ROW_GROUP_ROWS = 1000
-#: bytes per row for the non-media columns, for size accounting (ids, floats, labels)
-ROW_OVERHEAD = 128
+
+def fixed_overhead(schema: pa.Schema) -> int:
+    """Bytes a shard costs besides its rows: the footer holds the schema (with the features JSON) twice."""
+    meta = sum(len(k) + len(v) for k, v in (schema.metadata or {}).items())
+    return 2 * meta + 64 * len(schema) + 2048
+
+
+def row_overhead(row: dict, media: tuple[str, ...]) -> int:
+    """Estimated bytes of a row besides its media payloads (strings, lists, scalars, media paths)."""
+    n = 16
+    for k, v in row.items():
+        if k in media:
+            n += 8 + len((v or {}).get("path") or "")
+        elif isinstance(v, (str, bytes)):
+            n += 4 + len(v)
+        elif isinstance(v, (list, tuple)):
+            n += 4 + sum(4 + len(x) if isinstance(x, str) else 8 for x in v)
+        else:
+            n += 8
+    return n
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -194,6 +212,7 @@ class ShardWriter:
         self.schema = schema
         self.media = tuple(media_columns)
         self.options = parquet_writer_options(schema, self.media)
+        self._fixed = fixed_overhead(schema)
         self.max_bytes = max_bytes
         self.rg_bytes = row_group_bytes or ROW_GROUP_BYTES
         self.rg_rows = row_group_rows or ROW_GROUP_ROWS
@@ -213,8 +232,8 @@ class ShardWriter:
 
     # -- public ---------------------------------------------------------------------------------------
     def add(self, row: dict, nbytes: int, index: int, *, copied: int = 0, encoded: int = 0) -> None:
-        nbytes += ROW_OVERHEAD
-        if self._shard_rows and self._shard_bytes + self._buf_bytes + nbytes > self.max_bytes:
+        nbytes += row_overhead(row, self.media)
+        if self._shard_rows and self._fixed + self._shard_bytes + self._buf_bytes + nbytes > self.max_bytes:
             self._finish_shard(index)
         self._buf.append(row)
         self._buf_bytes += nbytes
@@ -223,7 +242,7 @@ class ShardWriter:
         self._encoded += encoded
         if len(self._buf) >= self.rg_rows or self._buf_bytes >= self.rg_bytes:
             self._flush()
-        if nbytes > self.max_bytes:  # one oversize row: alone in its shard
+        if self._fixed + nbytes > self.max_bytes:  # one oversize row: alone in its shard
             self._finish_shard(index + 1)
 
     def skip(self, index: int) -> None:
