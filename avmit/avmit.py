@@ -30,6 +30,7 @@ from avsets.avmit.metadata import (
 )
 from avsets.builder import AVBuilder
 from avsets.config import AVConfig
+from avsets.errors import ManualDownloadRequired
 from avsets.metadata import RowErrors, log_row_errors
 from avsets.shards import table_slices
 
@@ -103,9 +104,18 @@ class AVMIT(AVBuilder):
                                   URL.format(name=relpath))
 
     def _label_names(self) -> tuple[str, ...]:
-        if self.config.name in ("videos", "ratings"):
-            return labels_from_file(self._path(None, LISTS[self.config.name][0][1]))
-        return labels_avmit16()
+        if self.config.name not in ("videos", "ratings"):
+            return labels_avmit16()
+        relpath = LISTS[self.config.name][0][1]
+        try:  # needed already for the features: AVMIT publishes no class list, the file is the list
+            return labels_from_file(self._path(None, relpath))
+        except ManualDownloadRequired:
+            raise
+        except OSError as exc:  # offline, HTTP errors (ConnectionError and requests' errors are OSErrors)
+            raise ManualDownloadRequired(
+                f"avmit/{self.config.name} takes its label list from {relpath} (AVMIT publishes no class list), "
+                f"which could not be downloaded from {URL.format(name=relpath)} ({exc}). Put it in a folder and "
+                "pass data_dir=<that folder>.") from exc
 
     def _corpus_features(self) -> dict:
         feats = {"filename": datasets.Value("string"),

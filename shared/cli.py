@@ -25,15 +25,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .api import builder_class, get_dataset_config_names
     from .card import read_card
+    from .errors import AvsetsError
 
     cls = builder_class(args.corpus)
     card = read_card(args.corpus)
     out: dict = {"corpus": args.corpus, "pretty_name": card.get("pretty_name"), "license": card.get("license"),
                  "homepage": card.get("homepage"), "configs": {}}
     for config in get_dataset_config_names(args.corpus):
-        builder = cls(config_name=config, cache_dir=None, dataset_name=args.corpus, hash="info")
-        features = builder.info.features
         cfg = next(c for c in cls.BUILDER_CONFIGS if c.name == config)
+        try:
+            builder = cls(config_name=config, cache_dir=None, dataset_name=args.corpus, hash="info")
+        except AvsetsError as exc:  # features that depend on a metadata file (AVMIT's videos/ratings labels)
+            out["configs"][config] = {"description": cfg.description, "features": {"(unavailable)": str(exc)}}
+            continue
+        features = builder.info.features
         out["configs"][config] = {
             "description": cfg.description,
             "features": {k: _feature_text(v) for k, v in features.items()},
