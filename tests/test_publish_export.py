@@ -306,3 +306,18 @@ def test_export_to_an_fsspec_target(small):
             n += pq.read_metadata(fh).num_rows
     assert n == res.splits["train"].num_rows == 20
     fs.rm("/avsets-export-test", recursive=True)
+
+
+def test_trimmed_mp4_video_is_copied(tmp_path):
+    from test_publish_support import write_mp4
+
+    clip = write_mp4(tmp_path / "abcdefghijk_0_2000.mp4", 2.0)
+    rows = [{"id": "abcdefghijk_0_2000", "youtube_id": "abcdefghijk", "start": 0.0, "end": 2.0, "label": 1,
+             "audio": {"bytes": None, "path": str(clip)}, "video": {"bytes": None, "path": str(clip)},
+             "media_offset": 0.0}]
+    res = export_dataset(make_dataset(rows), "vggsound", "default", str(tmp_path / "out"), video=True)
+    assert (res.splits["train"].copied, res.splits["train"].encoded) == (1, 1)  # video copied, AAC -> FLAC
+    (f,) = res.splits["train"].files
+    row = pq.read_table(tmp_path / "out" / f).to_pylist()[0]
+    assert row["video"]["bytes"] == clip.read_bytes() and row["video"]["path"] == "abcdefghijk_0_2000.mp4"
+    assert sf.info(io.BytesIO(row["audio"]["bytes"])).format == "FLAC"
