@@ -247,36 +247,37 @@ def test_two_concurrent_fetchers_share_a_folder(mirror, tmp_path):
     _check_files_match_ledger(out)
 
 
-def test_cli_exit_codes_and_ledger_diff(mirror, tmp_path):
+def test_cli_exit_codes_and_ledger_diff(mirror, tmp_path, capsys):
+    """Exit codes: 1 when a clip failed, 0 when all are ok or settled, 2 for usage errors; ``ledger diff``."""
+    from avsets.fetch import Ledger, LedgerRow
+    from avsets.fetch.cli import main
+
     mirror.behaviors["cligone0000"] = Behavior(status=404)
     listing = _segments_csv(tmp_path / "segs.csv", [Segment("cliok000000", 0, 3), Segment("cligone0000", 0, 3)])
     out = tmp_path / "out"
     base = ["fetch", "--segments", str(listing), "--out", str(out), "--audio", "--source-url-template",
             mirror.media_template(), "--backoff", "0.01"]
-    p = _cli(*base)
-    o, e = p.communicate(timeout=120)
-    assert p.returncode == 1, (o, e)
-    assert "cligone0000_0_3000\tunavailable" in e
-    p = _cli(*base)
-    assert p.communicate(timeout=120) and p.returncode == 0  # rerun: all settled, nothing failed now
-    p = _cli(*base, "--shard", "3/2")
-    assert p.communicate(timeout=120) and p.returncode == 2
-    p = _cli("fetch", "--out", str(out))
-    assert p.communicate(timeout=120) and p.returncode == 2
+    assert main(base) == 1
+    assert "cligone0000_0_3000\tunavailable" in capsys.readouterr().err
+    assert main(base) == 0  # rerun: all settled, nothing failed in this run
+    from avsets.cli import main as avsets_main
+
+    assert avsets_main(base) == 0  # the same subcommand, registered on the main ``avsets`` parser
+    assert main([*base, "--shard", "3/2"]) == 2
+    assert main(["fetch", "--out", str(out)]) == 2  # neither a corpus nor --segments
+    with pytest.raises(SystemExit) as e:
+        main(["fetch", "vggsound"])  # --out missing: argparse's usage error
+    assert e.value.code == 2
     old = tmp_path / "old.sqlite"
-    import shutil
-
-    shutil.copy(out / "avsets-ledger.sqlite", old)
-    mirror.behaviors.clear()
-    from avsets.fetch import Ledger, LedgerRow
-
-    with Ledger.in_folder(out) as led:  # as if a later run found the first clip gone
+    old.write_bytes((out / "avsets-ledger.sqlite").read_bytes())
+    with Ledger.in_folder(out) as led:  # as if a later run found the first clip gone and a new one
         led.record(LedgerRow(id="cliok000000_0_3000", status="removed", reason="test"))
         led.record(LedgerRow(id="newclip0000_0_3000", status="ok"))
-    p = _cli("ledger", "diff", str(old), str(out))
-    o, e = p.communicate(timeout=60)
-    assert p.returncode == 0
+    capsys.readouterr()
+    assert main(["ledger", "diff", str(old), str(out)]) == 0
+    o = capsys.readouterr().out
     assert "+ newclip0000_0_3000" in o and "- cliok000000_0_3000\t(now removed)" in o
+    assert main(["ledger", "diff", str(tmp_path / "nothing"), str(out)]) == 2
 
 
 @pytest.mark.parametrize("route", ["media", "watch"])
