@@ -77,8 +77,10 @@ def _sf_target_subtype(src_subtype: str, fmt: str) -> tuple[str, str]:
             return "PCM_32", "int32"
         if src_subtype in ("FLOAT", "DOUBLE"):
             return src_subtype, "float32" if src_subtype == "FLOAT" else "float64"
-    # float / 32-bit / lossy sources into FLAC: 24-bit, FLAC's widest
-    return "PCM_24", "float32" if src_subtype not in ("PCM_32",) else "int32"
+    if src_subtype == "PCM_32":  # into FLAC: its widest is 24 bits, the low byte goes
+        return "PCM_24", "int32"
+    # float and lossy (Vorbis, Opus...) sources into FLAC: 24-bit from float32
+    return "PCM_24", "float32"
 
 
 def cut_audio(
@@ -109,7 +111,7 @@ def cut_audio(
     except (sf.LibsndfileError, RuntimeError, TypeError):
         info = None
     # libsndfile's MP3 reader is not sample-aligned (encoder delay is kept): use PyAV for it
-    if info is None or info.format == "MPEG":
+    if info is None or info.format in ("MP3", "MPEG"):
         return _cut_audio_pyav(data, offset, duration, sf_format, ext, path)
     sr, nframes = info.samplerate, info.frames
     start = max(0, int(round(offset * sr)))
@@ -211,7 +213,9 @@ def cut_video(src: str | bytes, offset: float, duration: float | None, *, crf: i
         vin = inp.streams.video[0]
         rate = vin.average_rate or fractions.Fraction(25)
         vout = dst.add_stream("libx264", rate=rate)
-        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        # H.264 in yuv420p needs even dimensions: drop an odd last row/column rather than fail
+        width, height = vin.codec_context.width // 2 * 2, vin.codec_context.height // 2 * 2
+        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
         vout.options = {"preset": "veryfast", "crf": str(crf)}
         tb = fractions.Fraction(1, int(round(float(rate) * 1000)))
         vout.time_base = tb
@@ -219,7 +223,7 @@ def cut_video(src: str | bytes, offset: float, duration: float | None, *, crf: i
         audio = _AacTrack(data, offset, duration, dst, path_hint) if inp.streams.audio else None
         for frame in _frames_in(inp, vin, offset, stop):
             t = float(frame.pts * frame.time_base) - offset
-            new = frame.reformat(format="yuv420p")
+            new = frame.reformat(width=width, height=height, format="yuv420p")
             new.pts, new.time_base = int(round(max(0.0, t) / tb)), tb
             for pkt in vout.encode(new):
                 dst.mux(pkt)
