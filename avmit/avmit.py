@@ -156,5 +156,6 @@ class AVMIT(AVBuilder):
         return table
 
     def _generate_tables(self, shards: list, split: str):
+        self.embedding_stats[split] = EmbeddingStats()
         yield from super()._generate_tables(shards, split)
         report_embeddings(f"avmit/{self.config.name} {split}", self.embedding_stats.get(split), self.config.on_missing)
