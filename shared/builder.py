@@ -28,7 +28,7 @@ from .config import AVConfig
 from .errors import ManualDownloadRequired
 from .media_index import check_pattern, get_index
 from .resolve import ResolveOptions, ResolveStats
-from .tables import common_features, finalize_shard, label_names_of
+from .tables import batch_tables, common_features, finalize_shard, label_names_of
 
 logger = logging.getLogger("avsets")
 
@@ -87,8 +87,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         )
         schema = self.info.features.arrow_schema
         total = self.stats.setdefault(split, ResolveStats())
-        for i, spec in enumerate(shards):
-            table, stats = finalize_shard(self._read_shard(spec), index, opts, schema)
+        for i, table in enumerate(batch_tables(self._read_shard(spec) for spec in shards)):
+            table, stats = finalize_shard(table, index, opts, schema)
             total.add(stats)
             yield Key(i, 0), table
         if index is not None and total.missing and shards:

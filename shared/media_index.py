@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import fsspec
+import pyarrow as pa
 
 from .errors import UnsafePathError
 from .paths import safe_relpath
@@ -61,6 +62,7 @@ class MediaIndex:
     files: dict[str, dict[str, MediaFile]] = field(default_factory=dict)
     by_relpath: dict[str, MediaFile] = field(default_factory=dict)
     namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "w")
+    _tables: dict[str, tuple] = field(default_factory=dict, repr=False)
     fingerprint: str = "empty"
     num_files: int = 0
 
@@ -71,13 +73,14 @@ class MediaIndex:
         root_list = normalize_roots(roots)
         index = cls(roots=tuple(root_list))
         lines: list[str] = []
+        add = index._add
         for root in root_list:
             lines.append(f"root\0{root}")
             for relpath, path, size, mtime in _walk(root):
                 lines.append(f"{relpath}\0{size}\0{mtime}")
-                index._add(path, relpath, size, mtime)
-        # sorted, so the fingerprint does not depend on the order the file system lists entries in
-        lines.sort()
+                add(path, relpath, size, mtime)
+        # In listing order: a file system lists an unchanged folder the same way, and a changed order can
+        # only cost a spurious cache miss, never a stale hit.  (Sorting 200k names cost ~0.3 s.)
         digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
         index.fingerprint = digest[:16] if root_list else "empty"
         return index
@@ -123,6 +126,23 @@ class MediaIndex:
         """``{kind: file}`` for an exact relative path, shaped like the name-keyed slots."""
         mf = self.by_relpath.get(relpath)
         return None if mf is None else {mf.kind: mf}
+
+    def naming_table(self, naming: str) -> tuple[pa.Array, list[dict[str, MediaFile]]]:
+        """Keys of one naming (without prefix) as an Arrow array, and the slots in the same order.
+
+        Built once per index; ``pyarrow.compute.index_in`` then resolves a whole column in C++.
+        """
+        cached = self._tables.get(naming)
+        if cached is None:
+            prefix = naming + ":"
+            keys, slots = [], []
+            for key, slot in self.files.items():
+                if key.startswith(prefix):
+                    keys.append(key[len(prefix):])
+                    slots.append(slot)
+            cached = (pa.array(keys, pa.string()), slots)
+            self._tables[naming] = cached
+        return cached
 
     def __len__(self) -> int:
         return self.num_files

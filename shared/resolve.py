@@ -93,79 +93,55 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
     want_audio = "audio" in opts.modalities
     want_video = "video" in opts.modalities
     cols = table.column_names
-    ytids = table.column("youtube_id").to_pylist() if "youtube_id" in cols else [None] * n
-    starts = table.column("start").to_pylist() if "start" in cols else [None] * n
+    pattern = opts.media_pattern
+    extra = pattern is not None or CANDIDATES_COLUMN in cols
+    # Built-in names as key columns, looked up in C++ (``index_in``): per-row Python work is paid only by
+    # rows that hit a name, and by every row when a template or corpus paths need per-row text.
+    hits = _builtin_hits(table, index)
+    if extra:
+        visit = np.arange(n)
+    elif hits:
+        any_hit = np.zeros(n, dtype=bool)
+        for _, pos in hits:
+            any_hit |= pos >= 0
+        visit = np.flatnonzero(any_hit)
+    else:
+        visit = np.zeros(0, dtype=np.int64)
+    starts = table.column("start").to_numpy(zero_copy_only=False) if "start" in cols else np.full(n, np.nan)
+    pattern_rows = table.select([c for c in cols if not c.startswith("_")]).to_pylist() if pattern else None
     candidates = table.column(CANDIDATES_COLUMN).to_pylist() if CANDIDATES_COLUMN in cols else None
     trimmed_flags = table.column(TRIMMED_COLUMN).to_pylist() if TRIMMED_COLUMN in cols else None
-    ids = table.column("id").to_pylist() if "id" in cols else None
-    pattern = opts.media_pattern
     pattern_trimmed = pattern_is_trimmed(pattern) if pattern else False
-    pattern_rows = table.select([c for c in cols if not c.startswith("_")]).to_pylist() if pattern else None
 
-    files = index.files
-    # The built-in names, as keys built column-wise: one dict lookup per row and naming, no string work.
-    have_seg = "start" in cols and "end" in cols and "youtube_id" in cols
-    none = [None] * n
-    ms_keys = s_keys = w_keys = none
-    if have_seg and "ms" in index.namings:
-        ms_keys = _lookup(files, pc.binary_join_element_wise("ms:", clip_keys(table), ""))
-    if have_seg and "s" in index.namings:
-        start_col = table.column("start").cast(pa.float64())
-        whole_s = pc.equal(pc.floor(start_col), start_col)
-        start_s = start_col.cast(pa.int64(), safe=False).cast(pa.string())
-        s_text = pc.binary_join_element_wise("s:", pc.binary_join_element_wise(table.column("youtube_id"),
-                                                                               start_s, "_"), "")
-        s_keys = _lookup(files, pc.if_else(whole_s, s_text, None))
-    if "youtube_id" in cols and "w" in index.namings:
-        w_keys = _lookup(files, pc.binary_join_element_wise("w:", table.column("youtube_id"), ""))
     audio_paths: list[str | None] = [None] * n
     video_paths: list[str | None] = [None] * n
     offsets: list[float | None] = [None] * n
-    keep = np.ones(n, dtype=bool)
-    skip_missing = opts.on_missing == "skip"
-    simple = pattern_rows is None and candidates is None
-    if simple:
-        # Only rows that hit some name need per-row work; misses are counted column-wise.
-        rows_to_visit = [i for i in range(n) if ms_keys[i] is not None or s_keys[i] is not None
-                         or w_keys[i] is not None]
-    else:
-        rows_to_visit = range(n)
-    visited = [False] * n if simple else None
-
-    for i in rows_to_visit:
-        start = starts[i]
-        ms_slot, s_slot, w_slot = ms_keys[i], s_keys[i], w_keys[i]
-        if simple:
-            visited[i] = True
-            # fast path: most rows hit exactly one built-in name
-            if ms_slot is not None and s_slot is None and w_slot is None:
-                slots = ((ms_slot, 0.0),)
-            elif w_slot is not None and ms_slot is None and s_slot is None:
-                slots = ((w_slot, 0.0 if start is None else float(start)),)
-            elif s_slot is not None and ms_slot is None and w_slot is None:
-                slots = ((s_slot, 0.0),)
-            else:
-                slots = _builtin_slots(ms_slot, s_slot, w_slot, start)
-        else:
+    found = np.zeros(n, dtype=bool)
+    for i in visit.tolist():
+        start = None if np.isnan(starts[i]) else float(starts[i])
+        slots = []
+        if extra:
             slots = _extra_slots(index, i, start, pattern, pattern_rows, pattern_trimmed, opts, candidates,
-                                 trimmed_flags) + _builtin_slots(ms_slot, s_slot, w_slot, start)
-        chosen = _choose(slots, want_audio, want_video) if slots else None
-        if chosen is not None and chosen[3]:
-            stats.empty += 1
-        if chosen is None or (chosen[0] is None and chosen[1] is None):
-            _count_missing(stats, i, ids, ytids)
-            if skip_missing:
-                keep[i] = False
+                                 trimmed_flags)
+        for kind_slots, pos in hits:
+            j = pos[i]
+            if j >= 0:
+                slots.append((kind_slots[0][j], kind_slots[1] if kind_slots[1] != "start" else (start or 0.0)))
+        if not slots:
             continue
-        stats.found += 1
-        audio_paths[i], video_paths[i], offsets[i] = chosen[0], chosen[1], chosen[2]
-    if visited is not None:
-        missed = [i for i in range(n) if not visited[i]]
-        stats.missing += len(missed)
-        room = max(0, 1000 - len(stats.missing_ids))
-        stats.missing_ids.extend((ids[i] if ids is not None else str(ytids[i])) for i in missed[:room])
-        if skip_missing and missed:
-            keep[np.asarray(missed)] = False
+        a_path, v_path, off, empty = _choose(slots, want_audio, want_video)
+        stats.empty += int(empty)
+        if a_path is None and v_path is None:
+            continue
+        found[i] = True
+        audio_paths[i], video_paths[i], offsets[i] = a_path, v_path, off
+    stats.found = int(found.sum())
+    stats.missing = n - stats.found
+    if stats.missing:
+        missed = np.flatnonzero(~found)[:1000]
+        id_col = table.column("id") if "id" in cols else table.column("youtube_id")
+        stats.missing_ids = [str(x) for x in id_col.take(pa.array(missed)).to_pylist()]
+    keep = found if opts.on_missing == "skip" else None
 
     if stats.missing and opts.on_missing == "error":
         shown = ", ".join(stats.missing_ids[:5])
@@ -174,26 +150,38 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
             "Fetch them with `avsets fetch`, or pass on_missing='skip' (drop) / 'keep' (None media)."
         )
     table = _set_media(table, audio_paths, video_paths, offsets)
-    if not keep.all():
+    if keep is not None and not keep.all():
         table = table.filter(pa.array(keep))
     return _drop_private(table), stats
 
 
-def _count_missing(stats: ResolveStats, i: int, ids: list | None, ytids: list) -> None:
-    stats.missing += 1
-    if len(stats.missing_ids) < 1000:
-        stats.missing_ids.append(ids[i] if ids is not None else str(ytids[i]))
+def _builtin_hits(table: pa.Table, index: MediaIndex) -> list[tuple[tuple[list, object], np.ndarray]]:
+    """For each naming present in the index: ``((slots, offset rule), position per row or -1)``.
 
-
-def _builtin_slots(ms_slot, s_slot, w_slot, start) -> list:
+    The offset rule is ``0.0`` for trimmed names and ``"start"`` for whole videos.
+    """
+    cols = table.column_names
+    if "youtube_id" not in cols:
+        return []
+    ytid = table.column("youtube_id")
+    have_seg = "start" in cols and "end" in cols
     out = []
-    if ms_slot is not None:
-        out.append((ms_slot, 0.0))
-    if s_slot is not None:
-        out.append((s_slot, 0.0))
-    if w_slot is not None:
-        out.append((w_slot, 0.0 if start is None else float(start)))
-    return out
+    if have_seg and "ms" in index.namings:
+        out.append((("ms", 0.0), clip_keys(table)))
+    if have_seg and "s" in index.namings:
+        start_col = table.column("start").cast(pa.float64())
+        whole = pc.equal(pc.floor(start_col), start_col)
+        text = pc.binary_join_element_wise(ytid, start_col.cast(pa.int64(), safe=False).cast(pa.string()), "_")
+        out.append((("s", 0.0), pc.if_else(whole, text, None)))
+    if "w" in index.namings:
+        out.append((("w", "start"), ytid))
+    hits = []
+    for (naming, rule), keys in out:
+        names, slots = index.naming_table(naming)
+        pos = pc.index_in(keys, value_set=names).to_numpy(zero_copy_only=False)
+        pos = np.where(np.isnan(pos), -1, pos).astype(np.int64) if pos.dtype.kind == "f" else pos.astype(np.int64)
+        hits.append(((slots, rule), pos))
+    return hits
 
 
 def _extra_slots(index, i, start, pattern, pattern_rows, pattern_trimmed, opts, candidates, trimmed_flags) -> list:
@@ -254,12 +242,6 @@ def _choose(slots, want_audio: bool, want_video: bool) -> tuple[str | None, str 
         return None, None, None, empty
     offset = video[1] if video is not None else audio[1]
     return (audio[0].path if audio else None), (video[0].path if video else None), offset, empty
-
-
-def _lookup(files: dict, keys: pa.ChunkedArray | pa.Array) -> list:
-    """``files.get(key)`` for every key (None for null keys), as one list comprehension."""
-    get = files.get
-    return [get(k) if k is not None else None for k in keys.to_pylist()]
 
 
 def _media_struct(paths: list[str | None]) -> pa.StructArray:

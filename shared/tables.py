@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import datasets
 import pyarrow as pa
@@ -59,6 +59,24 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             arrays.append(pa.nulls(n, fld.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def batch_tables(tables: Iterable[pa.Table], max_rows: int = 65_536) -> Iterator[pa.Table]:
+    """Concatenate consecutive small tables (up to ``max_rows``) so per-table costs are paid rarely.
+
+    A streaming shard reaches the builder alone, so this changes nothing there; a map-style prepare gets
+    all shards of a split at once and writes them in a few large batches.
+    """
+    pending: list[pa.Table] = []
+    rows = 0
+    for table in tables:
+        if pending and rows + table.num_rows > max_rows:
+            yield pa.concat_tables(pending, promote_options="permissive") if len(pending) > 1 else pending[0]
+            pending, rows = [], 0
+        pending.append(table)
+        rows += table.num_rows
+    if pending:
+        yield pa.concat_tables(pending, promote_options="permissive") if len(pending) > 1 else pending[0]
 
 
 def finalize_shard(
