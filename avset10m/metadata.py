@@ -89,7 +89,8 @@ def hub_files(part: str, revision: str = HUB_REVISION) -> list[str]:
         raise ManualDownloadRequired(
             f"avset10m: could not list hf://{root} ({type(exc).__name__}: {exc}). Download the JSON files "
             f"from https://huggingface.co/datasets/{HUB_REPO} (folders 'AVSET-700K/' and "
-            "'AVSET-10M(excluding-700K)/') and pass data_dir=<the folder holding them>."
+            "'AVSET-10M(excluding-700K)/') and pass data_dir=<the folder holding them> (if the Hub asks you to "
+            "accept the dataset's terms, accept them there and log in with `hf auth login`)."
         ) from exc
     if not found:
         raise ManualDownloadRequired(f"avset10m: no {folder}/{pattern} in hf://{root}; pass data_dir=")
