@@ -185,11 +185,16 @@ def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_optio
         import ray
     except ImportError as e:  # optional extra
         raise ImportError("engine='ray' needs Ray: pip install 'avsets[ray]'") from e
-    if not ray.is_initialized():
-        ray.init(num_cpus=num_proc, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-    task = ray.remote(_ray_chunk)
-    refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes) for t, s in jobs]
-    ray.get(refs)
+    started = not ray.is_initialized()  # a caller's cluster (ray.init(address=...)) is used as it is
+    if started:
+        ray.init(num_cpus=num_proc, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(_ray_chunk)
+        refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes) for t, s in jobs]
+        ray.get(refs)
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def export_dataset(
