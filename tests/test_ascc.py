@@ -187,3 +187,14 @@ def test_streaming_with_media(sample, cache_dir, tmp_path, default_ds):
     meta_only = load_dataset("ascc", "single_label", split="train", data_dir=sample, cache_dir=cache_dir,
                              streaming=True)
     assert sum(1 for _ in meta_only) == 6581
+
+
+def test_trimmed_clips_by_id_only_when_one_segment(tmp_path):
+    from avsets.media_index import MediaIndex
+    from avsets.unsegmented import trimmed_by_youtube_id
+
+    for name in (f"{FIRST}_30000_40000.flac", f"{FIRST}_30000_40000.mp4", f"{SECOND}_000010.flac",
+                 f"{SECOND}_20000_30000.flac", "abcdefghijk.mp4"):
+        (tmp_path / name).write_bytes(b"x" * 10)
+    found = trimmed_by_youtube_id(MediaIndex.scan(str(tmp_path)))
+    assert found == {FIRST: [f"{FIRST}_30000_40000.flac", f"{FIRST}_30000_40000.mp4"]}  # SECOND: two segments
