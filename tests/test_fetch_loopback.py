@@ -36,6 +36,13 @@ def server():
     srv.stop()
 
 
+@pytest.fixture(autouse=True)
+def _loopback_without_proxy(monkeypatch):
+    """ffmpeg, yt-dlp and urllib honour *_proxy variables: never send loopback traffic to a proxy."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
+
+
 @pytest.fixture
 def mirror(server):
     server.behaviors.clear()

@@ -15,7 +15,13 @@ import pytest
 from avsets.fetch import fetch, ledger_summary, read_ledger
 from avsets.segments import Segment
 from fetch_server import Behavior, read_marker, start_server
-from test_fetch_loopback import FAST, REPO, _check_files_match_ledger, _segments_csv
+from test_fetch_loopback import (  # noqa: F401 - the autouse fixture applies here too
+    FAST,
+    REPO,
+    _check_files_match_ledger,
+    _loopback_without_proxy,
+    _segments_csv,
+)
 
 pytestmark = pytest.mark.slow
 
