@@ -136,44 +136,49 @@ def _key_strings(raw: bytes, open_: np.ndarray, close: np.ndarray) -> pa.Array:
 
 
 # -- layout sniffing -------------------------------------------------------------------------------------
-def _skip_ws(raw: bytes, i: int) -> int:
-    n = len(raw)
-    while i < n and raw[i] in b" \t\r\n":
+def _skip_ws(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] in " \t\r\n":
         i += 1
     return i
 
 
 def sniff_layout(raw: bytes, field_names: set[str]) -> str:
-    """Which container a file uses, from its first key and the first byte of that key's value.
+    """Which container a file uses, from its first key and the first character of that key's value.
 
     ``field_names`` are normalized record keys (``youtubeid``...): a top-level key that is a record field
-    means a record stream or a column-oriented file; any other key means a dict keyed by id.
+    means a record stream or a column-oriented file; any other key means a dict keyed by id.  Only the
+    first 64 kB are looked at.
     """
-    i = _skip_ws(raw, 0)
-    if i >= len(raw):
+    text = raw[:1 << 16].decode("utf-8", "replace")
+    i = _skip_ws(text, 0)
+    if i >= len(text):
         return "empty"
-    if raw[i:i + 1] == b"[":
+    if text[i] == "[":
         return "array"
-    if raw[i:i + 1] != b"{":
-        raise ValueError(f"a JSON metadata file starts with '[' or '{{', not {raw[i:i + 1]!r}")
-    j = _skip_ws(raw, i + 1)
-    if raw[j:j + 1] == b"}":
+    if text[i] != "{":
+        raise ValueError(f"a JSON metadata file starts with '[' or '{{', not {text[i]!r}")
+    j = _skip_ws(text, i + 1)
+    if text[j:j + 1] == "}":
         return "lines"
-    if raw[j:j + 1] != b'"':
+    if text[j:j + 1] != '"':
         raise ValueError("expected a quoted key after '{'")
-    key, j = json.decoder.scanstring(raw[j + 1:j + 1 + 4096].decode("utf-8", "replace"), 0)
-    j = _skip_ws(raw, raw.index(b":", i + 1) + 1)
-    first = raw[j:j + 1]
+    key, j = json.decoder.scanstring(text, j + 1)
+    j = _skip_ws(text, j)
+    if text[j:j + 1] != ":":
+        raise ValueError("expected ':' after the first key")
+    j = _skip_ws(text, j + 1)
+    first = text[j:j + 1]
     known = normalize_key(key) in field_names
-    if first == b"{":
+    if first == "{":
         return "columns_dict" if known else "keyed"
-    if first == b"[":
-        # A record whose first key holds a list, or a column?  A record stream has a second top-level
-        # object on a later line; a column-oriented file has one object.
-        nl = raw.find(b"\n", j)
-        if nl != -1 and nl < 1 << 16:
+    if first == "[":
+        # A record whose first key holds a list, or a column?  A record fits on its first line and is
+        # followed by another; a column-oriented file is one object.
+        nl = text.find("\n", j)
+        if nl != -1:
             try:
-                json.loads(raw[i:nl])
+                json.loads(text[i:nl])
                 return "lines"
             except ValueError:
                 pass
