@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from avsets.header_csv import read_csv_columns
-from avsets.metadata import RowErrors, bad_number, bad_youtube_id, not_in, validate_rows
+from avsets.metadata import (
+    RowErrors,
+    bad_number,
+    bad_whole_number,
+    bad_youtube_id,
+    not_in,
+    validate_rows,
+    whole_numbers,
+)
 from avsets.ontology import AudioSetOntology
 from avsets.resolve import CANDIDATES_COLUMN, TRIMMED_COLUMN
 
@@ -94,10 +102,9 @@ def read_num_ids(path: str | os.PathLike, *, errors: str, row_errors: RowErrors)
                                     row_errors=row_errors)
     table = pa.table({c: pc.utf8_trim_whitespace(table.column(c)) for c in table.column_names})
     table, lines = validate_rows(table, lines, path, [
-        ("num_id", lambda t: pc.invert(pc.match_substring_regex(t.column("num_id"), r"^\d+(\.0+)?$")),
-         "num_id is not a whole number"),
+        ("num_id", bad_whole_number("num_id"), "num_id is not a whole number"),
     ], errors=errors, row_errors=row_errors)
-    nums = pc.cast(pc.cast(table.column("num_id"), pa.float64()), pa.int64()).to_pylist()
+    nums = whole_numbers(table.column("num_id")).to_pylist()
     return dict(zip(table.column("youtube_id").to_pylist(), nums, strict=True))
 
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from avsets.errors import MetadataError, UnsafePathError
 from avsets.header_csv import read_csv_columns
-from avsets.metadata import RowErrors, bad_number, encode_labels, not_in, validate_rows
+from avsets.metadata import RowErrors, bad_whole_number, encode_labels, not_in, validate_rows, whole_numbers
 from avsets.paths import safe_relpath
 from avsets.resolve import CANDIDATES_COLUMN, TRIMMED_COLUMN
 
@@ -137,7 +137,7 @@ def read_list(path: str | os.PathLike, kind: ListKind, names: tuple[str, ...], *
     table, lines = read_csv_columns(path, wanted, optional=kind.optional, errors=errors, row_errors=row_errors)
     table = pa.table({c: pc.utf8_trim_whitespace(table.column(c)) for c in table.column_names})
     checks = [("label", not_in("label", names), f"label outside the {len(names)} classes of this config")]
-    checks += [(c, bad_number(c), f"{c} is not a whole number") for c in INT_COLUMNS if c in table.column_names]
+    checks += [(c, bad_whole_number(c), f"{c} is not a whole number") for c in INT_COLUMNS if c in table.column_names]
     if "video_location" in table.column_names:
         checks.append(("video_location", not_in("video_location", tuple(LOCATIONS)),
                        f"video_location is not one of {sorted(LOCATIONS)}"))
@@ -145,7 +145,7 @@ def read_list(path: str | os.PathLike, kind: ListKind, names: tuple[str, ...], *
     table, lines = _drop_unsafe(table, lines, path, unsafe)
     for c in INT_COLUMNS:
         if c in table.column_names:
-            table = table.set_column(table.column_names.index(c), c, pc.cast(table.column(c), pa.int32()))
+            table = table.set_column(table.column_names.index(c), c, whole_numbers(table.column(c), pa.int32()))
     table = table.set_column(table.column_names.index("label"), "label", encode_labels(table.column("label"), names))
     return _with_media_candidates(table)
 

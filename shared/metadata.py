@@ -189,6 +189,21 @@ def bad_number(column: str) -> Callable[[pa.Table], pa.Array]:
     return fn
 
 
+def bad_whole_number(column: str) -> Callable[[pa.Table], pa.Array]:
+    """Mask of rows whose text is not a non-negative whole number (``3`` or pandas' ``3.0``)."""
+
+    def fn(table: pa.Table) -> pa.Array:
+        return pc.invert(pc.match_substring_regex(pc.utf8_trim_whitespace(table.column(column)),
+                                                  r"^\d+(\.0+)?$"))
+
+    return fn
+
+
+def whole_numbers(column: pa.ChunkedArray | pa.Array, type_: pa.DataType = pa.int64()) -> pa.ChunkedArray | pa.Array:
+    """Text already checked by :func:`bad_whole_number` as integers (through float64, so ``3.0`` works)."""
+    return pc.cast(pc.cast(pc.utf8_trim_whitespace(column), pa.float64()), type_)
+
+
 def not_in(column: str, names: Sequence[str]) -> Callable[[pa.Table], pa.Array]:
     """Mask of rows whose value is outside a fixed list."""
     value_set = pa.array(list(names), pa.string())

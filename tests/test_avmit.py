@@ -112,7 +112,7 @@ def write_ratings_files(meta: str) -> None:
         w.writerow(["filename", "AVMIT_label", "MIT_label", "video_location", "rating"])
         for k in range(3):
             for fn, _, _, _, lab, mit, loc, _ in videos:
-                w.writerow([fn, lab, mit, loc, 1 + (k % 3)])
+                w.writerow([fn, lab, mit, loc, f"{1 + k}.0" if k == 2 else 1 + k])  # pandas writes 3.0 next to NaN
 
 
 def test_videos_and_ratings_take_labels_from_the_file(meta, cache_dir):
