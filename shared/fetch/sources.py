@@ -154,6 +154,23 @@ def _format_selector(want_video: bool, max_height: int | None) -> str:
     return (f"bestvideo{h}[vcodec^=avc1]+bestaudio[ext=m4a]/bestvideo{h}+bestaudio/best{h}/best")
 
 
+def js_runtimes() -> dict[str, dict[str, str]] | None:
+    """yt-dlp's ``js_runtimes`` for the Deno binary of the PyPI ``deno`` package, when installed.
+
+    YouTube pages need a JavaScript runtime to solve their challenges, and yt-dlp looks for ``deno`` only
+    on PATH, which a virtualenv that is not activated does not put there (the same trap as ffmpeg in
+    ``notes/fetch.md``).  None leaves yt-dlp's own default (``deno`` from PATH).
+    """
+    try:
+        from deno import find_deno_bin
+    except ImportError:
+        return None
+    try:
+        return {"deno": {"path": find_deno_bin()}}
+    except FileNotFoundError:
+        return None
+
+
 def _clean(message: str) -> str:
     msg = message.replace("ERROR: ", "", 1).strip()
     if msg.startswith("[") and "]" in msg:
@@ -188,6 +205,9 @@ class YtDlpResolver:
                 opts["cookiefile"] = self.cfg.cookies
             if self.cfg.proxy:
                 opts["proxy"] = self.cfg.proxy
+            runtimes = js_runtimes()
+            if runtimes:
+                opts["js_runtimes"] = runtimes
             cache[key] = yt_dlp.YoutubeDL(opts)
         return cache[key]
 
