@@ -88,7 +88,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         schema = self.info.features.arrow_schema
         total = self.stats.setdefault(split, ResolveStats())
         for i, table in enumerate(batch_tables(self._read_shard(spec) for spec in shards)):
-            table, stats = finalize_shard(table, index, opts, schema)
+            table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media)
             total.add(stats)
             yield Key(i, 0), table
         if index is not None and total.missing and shards:

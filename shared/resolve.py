@@ -45,6 +45,7 @@ class ResolveStats:
     found: int = 0
     missing: int = 0
     empty: int = 0
+    corrupt: int = 0
     unsafe: int = 0
     missing_ids: list[str] = field(default_factory=list)
 
@@ -53,6 +54,7 @@ class ResolveStats:
         self.found += other.found
         self.missing += other.missing
         self.empty += other.empty
+        self.corrupt += other.corrupt
         self.unsafe += other.unsafe
         room = 1000 - len(self.missing_ids)
         if room > 0:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import datasets
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from .decoding import probe_media
+from .errors import MissingMediaError
 from .media_index import MediaIndex
 from .resolve import ResolveOptions, ResolveStats, attach_media, ensure_ids
 
@@ -84,8 +88,61 @@ def finalize_shard(
     index: MediaIndex | None,
     opts: ResolveOptions,
     schema: pa.Schema,
+    *,
+    verify_media: bool = False,
 ) -> tuple[pa.Table, ResolveStats]:
-    """ids, media, ``on_missing``, schema: the shared tail of every corpus' shard."""
+    """ids, media, ``on_missing``, schema: the shared tail of every corpus' shard.
+
+    With ``verify_media`` every resolved file is opened first and a file that fails counts as missing,
+    so ``on_missing`` decides about corrupt files too (DESIGN: the full probe is opt-in).
+    """
     table = ensure_ids(table)
+    if verify_media and index is not None:
+        probe_opts = ResolveOptions(modalities=opts.modalities, media_pattern=opts.media_pattern,
+                                    on_missing="keep", label_names=opts.label_names)
+        table, stats = attach_media(table, index, probe_opts)
+        table = _drop_unreadable(table, stats)
+        table = _apply_on_missing(table, stats, opts.on_missing, index)
+        return conform(table, schema), stats
     table, stats = attach_media(table, index, opts)
     return conform(table, schema), stats
+
+
+def _drop_unreadable(table: pa.Table, stats: ResolveStats) -> pa.Table:
+    """Null the media of rows whose file fails a full open; count them as corrupt."""
+    paths = {m["path"] for col in ("audio", "video") for m in table.column(col).to_pylist() if m is not None}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        bad = {p for p, reason in zip(paths, pool.map(probe_media, paths), strict=True) if reason is not None}
+    if not bad:
+        return table
+    for p in sorted(bad):
+        logger.warning("verify_media: %s is unreadable; treated as missing", p)
+    cols = {}
+    for col in ("audio", "video"):
+        values = table.column(col).to_pylist()
+        cols[col] = [None if (v is not None and v["path"] in bad) else v for v in values]
+    n_bad = 0
+    offsets = table.column("media_offset").to_pylist()
+    for i in range(table.num_rows):
+        had = offsets[i] is not None
+        if had and cols["audio"][i] is None and cols["video"][i] is None:
+            offsets[i] = None
+            n_bad += 1
+    stats.found -= n_bad
+    stats.missing += n_bad
+    stats.corrupt += n_bad
+    for col in ("audio", "video"):
+        table = table.set_column(table.column_names.index(col), col, pa.array(cols[col], table.schema.field(col).type))
+    return table.set_column(table.column_names.index("media_offset"), "media_offset",
+                            pa.array(offsets, pa.float64()))
+
+
+def _apply_on_missing(table: pa.Table, stats: ResolveStats, on_missing: str, index: MediaIndex) -> pa.Table:
+    has = pc.is_valid(table.column("media_offset"))
+    if on_missing == "error" and not pc.all(has).as_py():
+        missing = table.filter(pc.invert(has)).column("id").to_pylist()[:5]
+        raise MissingMediaError(f"{stats.missing} rows have no readable media under {list(index.roots)} "
+                                f"(first: {', '.join(missing)}); pass on_missing='skip' or 'keep'")
+    if on_missing == "skip":
+        return table.filter(has)
+    return table

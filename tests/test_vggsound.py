@@ -258,3 +258,17 @@ def test_num_proc_prepare_matches(vgg_sample_dir, tmp_path):
     two = avsets.load_dataset("vggsound", split="train", data_dir=vgg_sample_dir, cache_dir=str(tmp_path / "b"),
                               rows_per_shard=200, num_proc=2)
     assert one["id"] == two["id"]
+
+
+def test_verify_media_probes_while_preparing(vgg_sample_dir, cache_dir, media):
+    """With verify_media=True a corrupt file is found at prepare time and handled by on_missing."""
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=vgg_sample_dir, media_dir=media,
+                             cache_dir=cache_dir, verify_media=True, decode=False)
+    assert "--Q8wkZvDZE_150000_160000" not in ds["id"] and len(ds) == 4
+    kept = avsets.load_dataset("vggsound", split="train", data_dir=vgg_sample_dir, media_dir=media,
+                               cache_dir=cache_dir, verify_media=True, decode=False, on_missing="keep")
+    row = kept[kept["id"].index("--Q8wkZvDZE_150000_160000")]
+    assert row["audio"] is None and row["media_offset"] is None
+    with pytest.raises(MissingMediaError):
+        avsets.load_dataset("vggsound", split="train", data_dir=vgg_sample_dir, media_dir=media,
+                            cache_dir=cache_dir, verify_media=True, on_missing="error")
