@@ -263,3 +263,12 @@ def test_without_data_dir_reads_the_hub_or_says_what_to_do(tmp_path, monkeypatch
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ManualDownloadRequired, match=r"huggingface\.co/datasets/avset10m/avset10m.*data_dir"):
         avsets.load_dataset("avset10m", "700k", split="train", cache_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("layout", ["array_pretty", "keyed_by_row", "columns_dict", "lines"])
+def test_structure_characters_inside_strings(layout, tmp_path):
+    nasty = ['He said "{a}, [b]: c" \\ done', 'back\\\\slash\\\\", "fake": {"x": [1, 2]}', "caf\u00e9 \u2014 \u65e5\u672c"]
+    recs = [dict(r, caption=c) for r, c in zip(ten_m_records() * 2, nasty, strict=False)]
+    ds = load(make_dir(tmp_path / "d", [], [dump(recs, layout)]), "10m")
+    assert ds["caption"] == nasty[:len(recs)]
+    assert "avset10m" in avsets.list_corpora() and "audiosetzsl" in avsets.list_corpora()
