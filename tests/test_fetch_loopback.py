@@ -338,3 +338,13 @@ def test_fsspec_output_target(mirror, tmp_path, monkeypatch):
         assert again.fetched == 0 and again.skipped == 3
     finally:
         fs.rm("/avsets-target-test", recursive=True)
+
+
+def test_refusals_in_a_row_pause_the_fetcher(mirror, tmp_path):
+    for i in range(4):
+        mirror.behaviors[f"refused{i:04d}"] = Behavior(rate_limit_first=99)
+    segs = [Segment(f"refused{i:04d}", 0, 2) for i in range(4)]
+    r = fetch(segs, out=str(tmp_path), source_url_template=mirror.media_template(), audio=True, workers=1,
+              max_attempts=1, rate=50, **{**FAST, "refusal_pause": 0.05}, refusal_threshold=3)
+    assert r.counts == {"rate_limited": 4}
+    assert r.pauses == 1 and "paused 1x" in r.summary()

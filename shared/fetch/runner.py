@@ -47,6 +47,7 @@ class FetchReport:
     bytes: int = 0
     seconds: float = 0.0
     out_dir: str = ""
+    pauses: int = 0
 
     @property
     def fetched(self) -> int:
@@ -67,8 +68,9 @@ class FetchReport:
 
     def summary(self) -> str:
         parts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items()))
+        paused = f", paused {self.pauses}x after refusals" if self.pauses else ""
         return (f"fetched {self.fetched} clips ({parts or 'none'}), skipped {self.skipped}, busy {self.busy}, "
-                f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s -> {self.out_dir}")
+                f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s{paused} -> {self.out_dir}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -209,6 +211,7 @@ def _run_threads(planned: Iterator[tuple[ClipRequest, bool]], target: Target, op
                     fut.cancel()
                 raise
     finally:
+        report.pauses += fetcher.polite.breaker.pauses
         fetcher.close()
 
 
