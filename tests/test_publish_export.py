@@ -321,3 +321,48 @@ def test_trimmed_mp4_video_is_copied(tmp_path):
     row = pq.read_table(tmp_path / "out" / f).to_pylist()[0]
     assert row["video"]["bytes"] == clip.read_bytes() and row["video"]["path"] == "abcdefghijk_0_2000.mp4"
     assert sf.info(io.BytesIO(row["audio"]["bytes"])).format == "FLAC"
+
+
+EXTERNAL = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from test_publish_support import corpus_rows, make_dataset
+    from avsets.publish.export import export_dataset
+    rows = corpus_rows(Path({media!r}), 60, kind="whole", seconds=1.0, write=False)  # re-encoded
+    export_dataset(make_dataset(rows), "vggsound", "default", {out!r}, max_shard_size="60KB")
+""")
+
+
+@pytest.mark.slow
+def test_kill9_from_outside_at_arbitrary_points_then_resume(tmp_path):
+    """SIGKILL from the parent as soon as progress shows, several times; the last run finishes the export."""
+    import time
+
+    media, out, ref = tmp_path / "media", tmp_path / "out", tmp_path / "ref"
+    corpus_rows(media, 60, kind="whole", seconds=1.0)
+    script = EXTERNAL.format(tests=str(HERE), media=str(media), out=str(out))
+    assert subprocess.run([sys.executable, "-c", EXTERNAL.format(tests=str(HERE), media=str(media), out=str(ref))],
+                          capture_output=True).returncode == 0
+    progress = out / ".avsets/default/train/chunk-00000.json"
+    kills = 0
+    for attempt in range(4):
+        p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seen = json.loads(progress.read_text())["shards"] if progress.exists() else []
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline:  # wait for one more finished shard
+            if progress.exists() and len(json.loads(progress.read_text())["shards"]) > len(seen):
+                break
+            time.sleep(0.005)
+        if p.poll() is None and attempt < 3:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        assert p.wait(timeout=120) in (0, -signal.SIGKILL), p.stderr.read().decode()[-2000:]
+        if p.returncode == 0:
+            break
+    assert p.returncode == 0 and kills >= 1
+    got = sorted((out / "data/default").glob("train-*.parquet"))
+    want = sorted((ref / "data/default").glob("train-*.parquet"))
+    assert [f.name for f in got] == [f.name for f in want]
+    for a, b in zip(got, want, strict=True):
+        assert pq.read_table(a).equals(pq.read_table(b))

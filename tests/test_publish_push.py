@@ -173,6 +173,9 @@ def test_token_scrubbed_from_errors(hub, exports, tmp_path):
     p = _cli(hub, tmp_path, "push", "--from", str(exports["astest"]), "--repo-id", "org/leak")
     assert p.returncode == 1
     assert "***" in p.stderr  # the server echoed the header; the client replaced the token
+    for f in tmp_path.rglob("*"):  # nothing the run left on disk (HF_HOME, caches) holds the token either
+        if f.is_file():
+            assert TOKEN.encode() not in f.read_bytes(), f
 
 
 def test_push_exports_then_uploads(hub, tmp_path, monkeypatch):

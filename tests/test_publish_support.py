@@ -96,9 +96,10 @@ def cell(path: Path | None) -> dict | None:
 
 
 def corpus_rows(media: Path, n: int, *, split: str = "train", seconds: float = 2.0, kind: str = "trimmed",
-                missing_every: int = 0, seed0: int = 0) -> list[dict]:
+                missing_every: int = 0, seed0: int = 0, write: bool = True) -> list[dict]:
     """``n`` rows whose audio is a trimmed FLAC (``kind="trimmed"``), a whole WAV cut at 1 s (``"whole"``), or
-    a whole mp4 (``"mp4"``, also the video); every ``missing_every``-th row names a file that does not exist."""
+    a whole mp4 (``"mp4"``, also the video); every ``missing_every``-th row names a file that does not exist.
+    ``write=False`` only names the files (made by an earlier call with the same arguments)."""
     media.mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
@@ -109,13 +110,19 @@ def corpus_rows(media: Path, n: int, *, split: str = "train", seconds: float = 2
         if missing_every and i % missing_every == missing_every - 1:
             audio = video = None
         elif kind == "trimmed":
-            audio = write_audio(media / f"{ytid}_{int(start * 1000)}_{int(end * 1000)}.flac", seconds, seed=seed)
+            audio = media / f"{ytid}_{int(start * 1000)}_{int(end * 1000)}.flac"
+            if write:
+                write_audio(audio, seconds, seed=seed)
             video = None
         elif kind == "whole":
-            audio = write_audio(media / f"{ytid}.wav", seconds + 2, seed=seed, subtype="PCM_24")
+            audio = media / f"{ytid}.wav"
+            if write:
+                write_audio(audio, seconds + 2, seed=seed, subtype="PCM_24")
             video = None
         else:
-            audio = video = write_mp4(media / f"{ytid}.mp4", seconds + 1.5)
+            audio = video = media / f"{ytid}.mp4"
+            if write:
+                write_mp4(audio, seconds + 1.5)
         rows.append({
             "id": f"{ytid}_{int(start * 1000)}_{int(end * 1000)}", "youtube_id": ytid, "start": start, "end": end,
             "label": i % len(LABELS), "audio": cell(audio), "video": cell(video),
