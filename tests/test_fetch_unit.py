@@ -249,6 +249,9 @@ def test_templates_and_source_kinds():
     f = template_fields(seg, {"label": "dog barking"})
     assert render("https://m/{label}/{youtube_id}_{start_ms}.mp4", f) == "https://m/dog%20barking/-5o4C4ZtHSU_30000.mp4"
     assert render("/data/{youtube_id}_{start_s}_{end_s}.mp4", f) == "/data/-5o4C4ZtHSU_30_40.mp4"
+    assert render("/vgg/{youtube_id}_{start_s:06d}.mp4", f) == "/vgg/-5o4C4ZtHSU_000030.mp4"
+    assert render("https://m/Y{youtube_id}_{start:.3f}_{end:.3f}.wav", f) == "https://m/Y-5o4C4ZtHSU_30.000_40.000.wav"
+    assert render("/d/{start}-{end}.mp4", template_fields(Segment("-5o4C4ZtHSU", 1.5, 11.5))) == "/d/1.5-11.5.mp4"
     with pytest.raises(Exception, match="safe path"):
         render("/data/{label}.mp4", template_fields(seg, {"label": "../etc"}))
     with pytest.raises(ValueError, match="nosuch"):

@@ -43,13 +43,26 @@ class SourceConfig:
     max_height: int | None = None
 
 
-def template_fields(segment: Segment, extra: Mapping[str, object] | None = None) -> dict[str, str]:
-    """The placeholder values for one clip (row columns first, the segment's own names win)."""
-    fields = {k: "" if v is None else str(v) for k, v in (extra or {}).items()}
+class _Seconds(float):
+    """A time that prints as ``30`` or ``30.5`` by default and still takes format specs (``{start:.3f}``)."""
+
+    def __format__(self, spec: str) -> str:
+        return format(float(self), spec or "g")
+
+    def __str__(self) -> str:
+        return format(float(self), "g")
+
+
+def template_fields(segment: Segment, extra: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The placeholder values for one clip (row columns as text; the segment's own names win).
+
+    Times keep their numeric type so format specs work: ``{start_s:06d}`` (VGGSound's names),
+    ``{start:.3f}`` (AudioSet tagging style); plain ``{start}`` prints ``30`` or ``30.5``.
+    """
+    fields: dict[str, object] = {k: "" if v is None else str(v) for k, v in (extra or {}).items()}
     fields.update(
-        youtube_id=segment.youtube_id, id=segment.key, start=f"{segment.start:g}", end=f"{segment.end:g}",
-        start_ms=str(segment.start_ms), end_ms=str(segment.end_ms),
-        start_s=str(int(segment.start)), end_s=str(int(segment.end)),
+        youtube_id=segment.youtube_id, id=segment.key, start=_Seconds(segment.start), end=_Seconds(segment.end),
+        start_ms=segment.start_ms, end_ms=segment.end_ms, start_s=int(segment.start), end_s=int(segment.end),
     )
     return fields
 
@@ -59,15 +72,17 @@ def _scheme(url: str) -> str:
     return head.lower() if head.isidentifier() or head.replace("+", "").isalnum() else ""
 
 
-def render(template: str, fields: Mapping[str, str]) -> str:
+def render(template: str, fields: Mapping[str, object]) -> str:
     """Fill ``template``.  Values are URL-quoted for URLs; for paths a value that could climb out of the
     template's folder (``/``, ``..``, NUL) is refused, since row values come from metadata files."""
     scheme = _scheme(template)
     if scheme in ("http", "https"):
-        safe = {k: urllib.parse.quote(v, safe="") for k, v in fields.items()}
+        safe = {k: urllib.parse.quote(v, safe="") if isinstance(v, str) else v for k, v in fields.items()}
     else:
         for k, v in fields.items():
-            if f"{{{k}}}" in template and ("/" in v or "\\" in v or "\0" in v or v in (".", "..")):
+            if not isinstance(v, str) or f"{{{k}" not in template:
+                continue
+            if "/" in v or "\\" in v or "\0" in v or v in (".", ".."):
                 raise FetchFailure(ERROR, f"template value {k}={v!r} is not a safe path part")
         safe = dict(fields)
     try:
