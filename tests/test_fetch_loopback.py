@@ -348,3 +348,17 @@ def test_refusals_in_a_row_pause_the_fetcher(mirror, tmp_path):
               max_attempts=1, rate=50, **{**FAST, "refusal_pause": 0.05}, refusal_threshold=3)
     assert r.counts == {"rate_limited": 4}
     assert r.pauses == 1 and "paused 1x" in r.summary()
+
+
+def test_whole_videos_for_rows_without_a_segment(mirror, tmp_path):
+    """A row with an id but no segment (ASCC without big_data.csv) fetches ``{youtube_id}.{ext}`` whole."""
+    from avsets.fetch import ClipRequest, WholeVideo
+
+    reqs = [ClipRequest(WholeVideo("-wholevid00")), ClipRequest(WholeVideo("wholegone00"))]
+    mirror.behaviors["wholegone00"] = Behavior(status=404)
+    r = fetch(reqs, out=str(tmp_path), source_url_template=mirror.media_template(), audio=True, video=True, **FAST)
+    assert r.counts == {"ok": 1, "unavailable": 1}
+    row = {x.id: x for x in read_ledger(tmp_path)}["-wholevid00"]
+    assert row.files == "-wholevid00.flac -wholevid00.mp4" and row.duration == pytest.approx(40.0, abs=0.1)
+    markers, _ = _frames(tmp_path / "-wholevid00.mp4")
+    assert markers == list(range(400))

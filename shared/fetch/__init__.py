@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..segments import Segment
-from .clip import ClipRequest, FetchOptions
+from .clip import ClipRequest, FetchOptions, WholeVideo
 from .ledger import LEDGER_NAME, Ledger, LedgerRow, diff_ledgers, ledger_summary, read_ledger
 from .runner import FetchReport, FetchSetupError, Progress, parse_shard, run_fetch, shard_of
 
@@ -39,27 +39,28 @@ def make_options(**options: Any) -> FetchOptions:
 
 def fetch(source: str | Iterable[Segment | ClipRequest], config: str | None = None, *, out: str,
           data_dir: str | None = None, split: str | Sequence[str] | None = None,
-          config_kwargs: dict[str, Any] | None = None, progress: Progress | None = None,
-          **options: Any) -> FetchReport:
+          config_kwargs: dict[str, Any] | None = None, whole_videos: bool = False,
+          progress: Progress | None = None, **options: Any) -> FetchReport:
     """Fetch a corpus (by name, read through its builder) or any iterable of segments into ``out``.
 
     ``options`` are ``FetchOptions`` fields (``audio``, ``video``, ``workers``, ``shard="0/4"``,
     ``source_url_template``, ``retry_failed``, ``engine="ray"``, ...).  Returns the run's report; its
-    ``exit_code`` follows the CLI's (0 all ok or skipped, 1 some clip failed).
+    ``exit_code`` follows the CLI's (0 all ok or skipped, 1 some clip failed).  ``whole_videos``: rows
+    that name a YouTube video but no segment fetch the whole video (``{youtube_id}.{ext}``).
     """
     opts = make_options(**options)
     if isinstance(source, str):
         from .corpus import corpus_requests
 
         items: Iterable[Segment | ClipRequest] = corpus_requests(source, config, data_dir=data_dir, split=split,
-                                                                 **(config_kwargs or {}))
+                                                                 whole_videos=whole_videos, **(config_kwargs or {}))
     else:
         items = source
     return run_fetch(items, out, opts, progress=progress)
 
 
 __all__ = [
-    "fetch", "make_options", "run_fetch", "FetchOptions", "FetchReport", "FetchSetupError", "ClipRequest",
+    "fetch", "make_options", "run_fetch", "FetchOptions", "FetchReport", "FetchSetupError", "ClipRequest", "WholeVideo",
     "Ledger", "LedgerRow", "LEDGER_NAME", "read_ledger", "ledger_summary", "diff_ledgers", "parse_shard",
     "shard_of",
 ]

@@ -35,6 +35,8 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
                    help="output folder or fsspec URL (clips + avsets-ledger.sqlite)")
     p.add_argument("--split", action="append", help="only this split (repeatable; default: all)")
     p.add_argument("--option", action="append", default=[], help="extra config option key=value (repeatable)")
+    p.add_argument("--whole-videos", action="store_true",
+                   help="rows that name a video but no segment: fetch the whole video as {youtube_id}.{ext}")
     p.add_argument("--segments", metavar="CSV",
                    help="fetch the segments of this CSV (youtube_id,start,end or clip-key id) instead of a corpus")
     kinds = p.add_argument_group("outputs (neither flag: --video, one mp4 that serves audio and video)")
@@ -146,7 +148,7 @@ def run_fetch_command(args: argparse.Namespace) -> int:
             items = file_requests(args.segments, stats=stats)
         elif args.corpus:
             items = corpus_requests(args.corpus, args.config, data_dir=args.data_dir, split=args.split,
-                                    stats=stats, **_config_kwargs(args.option))
+                                    stats=stats, whole_videos=args.whole_videos, **_config_kwargs(args.option))
         else:
             raise FetchSetupError("name a corpus (e.g. vggsound) or give --segments CSV")
         report = run_fetch(items, args.out, options, progress=_Progress())
@@ -162,7 +164,8 @@ def run_fetch_command(args: argparse.Namespace) -> int:
         raise
     print(report.summary())
     if stats.without_segment:
-        print(f"{stats.without_segment} rows name no YouTube segment and were skipped")
+        print(f"{stats.without_segment} rows name no YouTube segment and were skipped"
+              + ("" if args.whole_videos else " (--whole-videos fetches whole videos for those with an id)"))
     return report.exit_code
 
 

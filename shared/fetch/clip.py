@@ -31,10 +31,34 @@ MP4_CODECS = frozenset({"h264", "aac"})
 
 
 @dataclass(frozen=True)
-class ClipRequest:
-    """One clip to fetch: its segment and the row's other columns (for ``--source-url-template``)."""
+class WholeVideo:
+    """A row that names a video but no segment (ASCC without ``big_data.csv``): fetched whole, as
+    ``{youtube_id}.{ext}``, which the resolver reads as a whole video cut at decode time."""
 
-    segment: Segment
+    youtube_id: str
+    start: float = 0.0
+    end: float | None = None
+
+    def __post_init__(self) -> None:
+        from ..segments import validate_youtube_id
+
+        validate_youtube_id(self.youtube_id)
+
+    @property
+    def key(self) -> str:
+        return self.youtube_id
+
+    @property
+    def duration(self) -> float | None:
+        return None
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """One clip to fetch: its segment (or whole video) and the row's other columns (for
+    ``--source-url-template``)."""
+
+    segment: Segment | WholeVideo
     fields: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -218,7 +242,8 @@ class ClipFetcher:
             return None
 
     def _fetch_once(self, req: ClipRequest) -> LedgerRow:
-        seg, opts = req.segment, self.options
+        seg: Segment | WholeVideo = req.segment
+        opts = self.options
         url = self.resolver.url_for(seg, req.fields)
         inputs = self.resolver.resolve(url, want_video=opts.video)
         parts: dict[str, Path] = {ext: part_path(self.out_dir, req.key, ext) for ext in opts.extensions()}
@@ -241,9 +266,14 @@ class ClipFetcher:
                          duration=duration, files=" ".join(finals), source=url, fetched_at=utc_now(),
                          tool_version=self.version, youtube_id=seg.youtube_id, start=seg.start, end=seg.end)
 
-    def _cut(self, inputs: list[Input], seg: Segment, parts: Mapping[str, Path], *, exact: bool) -> None:
-        args = ffmpeg.build_args(inputs, seg.start, seg.end, audio_out=parts.get(AUDIO_EXT),
-                                 video_out=parts.get(VIDEO_EXT), opts=self.options.cut_options(exact=exact))
+    def _cut(self, inputs: list[Input], seg: Segment | WholeVideo, parts: Mapping[str, Path], *, exact: bool) -> None:
+        cut = self.options.cut_options(exact=exact)
+        if seg.end is None:
+            args = ffmpeg.build_whole_args(inputs, audio_out=parts.get(AUDIO_EXT), video_out=parts.get(VIDEO_EXT),
+                                           opts=cut)
+        else:
+            args = ffmpeg.build_args(inputs, seg.start, seg.end, audio_out=parts.get(AUDIO_EXT),
+                                     video_out=parts.get(VIDEO_EXT), opts=cut)
         result = ffmpeg.run(args, self.options.timeout)
         if result.returncode == 0:
             return
@@ -253,7 +283,7 @@ class ClipFetcher:
             raise classify_http(status, page, what="media")
         raise FetchFailure(ERROR, ffmpeg.failure_text(result))
 
-    def _verify(self, inputs: list[Input], seg: Segment, parts: dict[str, Path]) -> dict[str, float]:
+    def _verify(self, inputs: list[Input], seg: Segment | WholeVideo, parts: dict[str, Path]) -> dict[str, float]:
         """Check every output's duration; a stream-copied mp4 that misses is re-cut exactly once."""
         out: dict[str, float] = {}
         for ext, tmp in parts.items():
@@ -270,11 +300,13 @@ class ClipFetcher:
                 raise FetchFailure(ERROR, f"{ext}: empty output (the segment may lie past the end of the video)",
                                    transient=False)
             if not self._close(d, seg):
-                raise FetchFailure(ERROR, f"{ext}: duration {d:.3f} s, expected {seg.duration:.3f} s "
+                raise FetchFailure(ERROR, f"{ext}: duration {d:.3f} s, expected {seg.duration or 0:.3f} s "
                                    f"(tolerance {self.options.tolerance:g} s; the video may be shorter)",
                                    transient=False)
             out[ext] = d
         return out
 
-    def _close(self, duration: float | None, seg: Segment) -> bool:
+    def _close(self, duration: float | None, seg: Segment | WholeVideo) -> bool:
+        if seg.duration is None:  # a whole video: any positive length is right
+            return duration is not None and duration > 0
         return duration is not None and abs(duration - seg.duration) <= self.options.tolerance

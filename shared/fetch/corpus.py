@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..segments import Segment
-from .clip import ClipRequest
+from .clip import ClipRequest, WholeVideo
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ def _scalar_fields(row: Mapping[str, Any], features: Mapping[str, Any] | None) -
 
 def corpus_requests(corpus: str, config: str | None = None, *, data_dir: str | None = None,
                     split: str | Sequence[str] | None = None, stats: CorpusStats | None = None,
-                    **config_kwargs: Any) -> Iterator[ClipRequest]:
-    """Yield a ``ClipRequest`` for every row of ``corpus`` that names a YouTube segment."""
+                    whole_videos: bool = False, **config_kwargs: Any) -> Iterator[ClipRequest]:
+    """Yield a ``ClipRequest`` for every row of ``corpus`` that names a YouTube segment; with
+    ``whole_videos``, rows that name a YouTube video but no segment fetch the whole video."""
     from .. import load_dataset
 
     stats = stats if stats is not None else CorpusStats()
@@ -70,6 +71,13 @@ def corpus_requests(corpus: str, config: str | None = None, *, data_dir: str | N
             for row in part:
                 stats.rows += 1
                 ytid, start, end = row.get("youtube_id"), row.get("start"), row.get("end")
+                if ytid is not None and (start is None or end is None) and whole_videos:
+                    try:
+                        yield ClipRequest(WholeVideo(ytid), _scalar_fields(row, features))
+                    except ValueError as e:
+                        stats.invalid += 1
+                        logger.warning("skipping row %s: %s", row.get("id"), e)
+                    continue
                 if ytid is None or start is None or end is None:
                     stats.without_segment += 1
                     continue

@@ -83,7 +83,7 @@ class _Plan:
     filters: list[str] = field(default_factory=list)
 
 
-def _input_args(inp: Input, seek: float, length: float, opts: CutOptions) -> list[str]:
+def _input_args(inp: Input, seek: float, length: float | None, opts: CutOptions) -> list[str]:
     args: list[str] = []
     url = inp.url
     if inp.network:
@@ -95,7 +95,9 @@ def _input_args(inp: Input, seek: float, length: float, opts: CutOptions) -> lis
         url = "cache:" + url
     if seek > 0:
         args += ["-ss", f"{seek:.6f}"]
-    args += ["-t", f"{length:.6f}", "-i", url]
+    if length is not None:
+        args += ["-t", f"{length:.6f}"]
+    args += ["-i", url]
     return args
 
 
@@ -155,6 +157,36 @@ def build_args(inputs: list[Input], start: float, end: float, *, audio_out: Path
     if plan.filters:
         plan.args += ["-filter_complex", ";".join(plan.filters)]
     return plan.args + outputs
+
+
+def build_whole_args(inputs: list[Input], *, audio_out: Path | None, video_out: Path | None,
+                     opts: CutOptions) -> list[str]:
+    """Arguments for a whole video (a row with no segment: ASCC without ``big_data.csv``): no seek, no
+    trim; video stream-copied unless ``exact``/``max_height`` ask for a re-encode."""
+    for out in (audio_out, video_out):
+        if out is not None and not Path(out).is_absolute():
+            raise ValueError(f"ffmpeg output paths must be absolute (an id may start with '-'): {out}")
+    args = [ffmpeg_exe(), "-nostdin", "-y", "-hide_banner", "-loglevel", "warning"]
+    index: dict[str, int] = {}
+    for inp in inputs:
+        args += _input_args(inp, 0.0, None, opts)
+        index[inp.url] = len(index)
+    ai = index[_pick(inputs, "a").url]
+    outputs: list[str] = []
+    if audio_out is not None:
+        rate = ["-ar", str(opts.sampling_rate)] if opts.sampling_rate else []
+        outputs += ["-map", f"{ai}:a:0", "-c:a", "flac", *rate, "-f", "flac", str(audio_out)]
+    if video_out is not None:
+        vi = index[_pick(inputs, "v").url]
+        outputs += ["-map", f"{vi}:v:0", "-map", f"{ai}:a:0?"]
+        if opts.exact or opts.max_height:
+            scale = ["-vf", f"scale=-2:'min(ih,{int(opts.max_height)})'"] if opts.max_height else []
+            outputs += [*scale, "-c:v", "libx264", "-preset", opts.preset, "-crf", str(opts.crf), "-pix_fmt",
+                        "yuv420p", "-c:a", "aac", "-b:a", "128k"]
+        else:
+            outputs += ["-c", "copy"]
+        outputs += ["-movflags", "+faststart", "-f", "mp4", str(video_out)]
+    return args + outputs
 
 
 @dataclass(frozen=True)

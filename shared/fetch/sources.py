@@ -53,13 +53,16 @@ class _Seconds(float):
         return format(float(self), "g")
 
 
-def template_fields(segment: Segment, extra: Mapping[str, object] | None = None) -> dict[str, object]:
+def template_fields(segment: Segment | Any, extra: Mapping[str, object] | None = None) -> dict[str, object]:
     """The placeholder values for one clip (row columns as text; the segment's own names win).
 
     Times keep their numeric type so format specs work: ``{start_s:06d}`` (VGGSound's names),
     ``{start:.3f}`` (AudioSet tagging style); plain ``{start}`` prints ``30`` or ``30.5``.
     """
     fields: dict[str, object] = {k: "" if v is None else str(v) for k, v in (extra or {}).items()}
+    if segment.end is None:  # a whole video: only its id
+        fields.update(youtube_id=segment.youtube_id, id=segment.key)
+        return fields
     fields.update(
         youtube_id=segment.youtube_id, id=segment.key, start=_Seconds(segment.start), end=_Seconds(segment.end),
         start_ms=segment.start_ms, end_ms=segment.end_ms, start_s=int(segment.start), end_s=int(segment.end),
@@ -295,7 +298,7 @@ class SourceResolver:
         self._fs_proxy = None
         self._jar = load_cookies(cfg.cookies) if cfg.cookies else None
 
-    def url_for(self, segment: Segment, extra: Mapping[str, object] | None = None) -> str:
+    def url_for(self, segment: Segment | Any, extra: Mapping[str, object] | None = None) -> str:
         return render(self.cfg.template or YOUTUBE_PAGE, template_fields(segment, extra))
 
     def resolve(self, url: str, *, want_video: bool) -> list[Input]:
