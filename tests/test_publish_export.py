@@ -232,13 +232,14 @@ KILLER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         return orig_add(self, *a, **k)
     shards.ShardWriter.add = add
-    rows = corpus_rows(Path({media!r}), 24, kind="trimmed", missing_every=5)
+    rows = corpus_rows(Path({media!r}), 24, kind="trimmed", missing_every=5, write=False)
     export_dataset(make_dataset(rows), "vggsound", "default", {out!r}, max_shard_size="120KB")
 """)
 
 
 def test_kill9_then_resume(tmp_path):
     media, out = tmp_path / "media", tmp_path / "out"
+    corpus_rows(media, 24, kind="trimmed", missing_every=5)
     script = KILLER.format(tests=str(HERE), media=str(media), out=str(out))
     p = subprocess.run([sys.executable, "-c", script, "3"], capture_output=True, text=True)
     assert p.returncode == -signal.SIGKILL, p.stderr
@@ -366,3 +367,17 @@ def test_kill9_from_outside_at_arbitrary_points_then_resume(tmp_path):
     assert [f.name for f in got] == [f.name for f in want]
     for a, b in zip(got, want, strict=True):
         assert pq.read_table(a).equals(pq.read_table(b))
+
+
+def test_rerun_after_media_added_is_noticed(tmp_path):
+    media = tmp_path / "media"
+    rows = corpus_rows(media, 4, kind="trimmed", missing_every=2)
+    out = tmp_path / "out"
+    assert export_dataset(make_dataset(rows), "vggsound", "default", str(out)).splits["train"].num_rows == 2
+    # same input again: a no-op resume of the finished export
+    assert export_dataset(make_dataset(rows), "vggsound", "default", str(out)).splits["train"].num_rows == 2
+    rows[1]["audio"] = {"bytes": None, "path": str(write_audio(media / "late_0_2000.flac", 2.0))}
+    with pytest.raises(ExportMismatchError):
+        export_dataset(make_dataset(rows), "vggsound", "default", str(out))
+    res = export_dataset(make_dataset(rows), "vggsound", "default", str(out), overwrite=True)
+    assert res.splits["train"].num_rows == 3

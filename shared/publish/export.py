@@ -25,6 +25,7 @@ from typing import Any
 
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features
 from datasets.utils.py_utils import convert_file_size_to_int
 
@@ -77,17 +78,33 @@ def _as_dict(dataset: Dataset | DatasetDict) -> DatasetDict:
     return DatasetDict({str(dataset.split) if dataset.split is not None else "train": dataset})
 
 
-def _fingerprint(corpus: str, config: str, dsd: DatasetDict, options: dict[str, Any]) -> str:
-    """Identify input + options cheaply: row counts and the ``id`` column (never media contents)."""
+def _hash_column(h: Any, col: pa.ChunkedArray | pa.Array) -> None:
+    for chunk in (col.chunks if isinstance(col, pa.ChunkedArray) else [col]):
+        if chunk.offset:
+            chunk = pa.concat_arrays([chunk])  # a slice: copy so the buffers hold exactly its values
+        for buf in chunk.buffers():
+            if buf is not None:
+                h.update(buf)
+
+
+def _fingerprint(corpus: str, config: str, dsd: DatasetDict, options: dict[str, Any], media: list[str]) -> str:
+    """Identify input + options cheaply: row counts, ``id`` and the media paths (never media contents).
+
+    The paths make a rerun notice media added (or lost) since the export it would otherwise resume.
+    """
     h = hashlib.sha256(json.dumps([corpus, config, options], sort_keys=True).encode())
     for split, ds in dsd.items():
         h.update(f"|{split}:{len(ds)}|".encode())
-        if "id" in ds.column_names and len(ds):
-            col = ds.with_format("arrow")["id"]
-            for chunk in (col.chunks if isinstance(col, pa.ChunkedArray) else [col]):
-                for buf in chunk.buffers():
-                    if buf is not None:
-                        h.update(buf)
+        if not len(ds):
+            continue
+        arrow = ds.with_format("arrow")
+        if "id" in ds.column_names:
+            _hash_column(h, arrow["id"])
+        for name in media:
+            col = arrow[name]
+            chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+            for chunk in chunks:
+                _hash_column(h, pc.struct_field(chunk, "path"))
     return h.hexdigest()
 
 
@@ -236,7 +253,7 @@ def export_dataset(
         rows_per_task = 10_000
     options = {"video": video, "audio_format": audio_format, "max_bytes": max_bytes,
                "features": features.to_dict()}
-    fp = _fingerprint(corpus, config, dsd, options)
+    fp = _fingerprint(corpus, config, dsd, options, audio_cols + list(opts.video_columns))
     sdir = state_dir(root, config)
     plan_path = f"{sdir}/plan.json"
     plan = read_json(fs, plan_path)
