@@ -272,3 +272,21 @@ def test_structure_characters_inside_strings(layout, tmp_path):
     ds = load(make_dir(tmp_path / "d", [], [dump(recs, layout)]), "10m")
     assert ds["caption"] == nasty[:len(recs)]
     assert "avset10m" in avsets.list_corpora() and "audiosetzsl" in avsets.list_corpora()
+
+
+def test_mixed_value_types_fall_back_and_still_name_the_line(tmp_path, reference):
+    recs = viewer_records()
+    recs[4]["Start Time"] = 30  # a number among strings: pyarrow.json refuses, the json fallback reads it
+    recs[6]["End Time"] = "later"
+    root = make_dir(tmp_path / "d", [dump(recs, "array_pretty")])
+    with pytest.raises(MetadataError, match=r"part00\.json, line 50, field 'End Time'.*'later'"):
+        load(root)
+    recs[6]["End Time"] = "40.000"
+    recs[4]["Start Time"] = 22
+    assert load(make_dir(tmp_path / "e", [dump(recs, "lines")])).to_list() == reference
+
+
+def test_num_proc_prepares_the_same_rows(tmp_path, reference):
+    recs = viewer_records()
+    root = make_dir(tmp_path / "d", [dump(recs[i:i + 4], "lines") for i in range(0, 16, 4)])
+    assert load(root, num_proc=2).to_list() == reference
