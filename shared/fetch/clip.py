@@ -18,7 +18,7 @@ from pathlib import Path
 from ..segments import Segment
 from . import ffmpeg
 from .ffmpeg import CutOptions, Input
-from .ledger import ERROR, OK, RATE_LIMITED, LedgerRow, utc_now
+from .ledger import ERROR, OK, RATE_LIMITED, LedgerRow, pid_alive, utc_now
 from .politeness import Backoff, Politeness, RateLimiter, RefusalBreaker
 from .sources import SourceConfig, SourceResolver
 from .status import FetchFailure, classify_http, http_status_from_ffmpeg
@@ -145,7 +145,7 @@ def cleanup_partials(out_dir: Path, *, max_age: float = 1800.0) -> int:
         if m is None:
             continue
         pid = int(m.group("pid"))
-        dead = m.group("host") == host and pid != os.getpid() and not _alive(pid)
+        dead = m.group("host") == host and pid != os.getpid() and not pid_alive(pid)
         try:
             old = now - entry.stat().st_mtime > max_age
             if dead or old:
@@ -154,16 +154,6 @@ def cleanup_partials(out_dir: Path, *, max_age: float = 1800.0) -> int:
         except FileNotFoundError:
             continue
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sha256_file(path: Path) -> str:

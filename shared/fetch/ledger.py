@@ -102,7 +102,8 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host exists (a claim or temporary file of a dead one is stale)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -213,7 +214,7 @@ class Ledger:
     # --- writes ------------------------------------------------------------------------------------------
 
     def _stale(self, host: str, pid: int, claimed_at: float) -> bool:
-        if host == self.host and pid != self.pid and not _pid_alive(pid):
+        if host == self.host and pid != self.pid and not pid_alive(pid):
             return True
         return time.time() - claimed_at > self.lease
 
