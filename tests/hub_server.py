@@ -191,20 +191,23 @@ class Handler(BaseHTTPRequestHandler):
             self._error(404, "RepoNotFound", f"Repository Not Found for url: {self.path}.")
         return repo
 
-    def _snap(self, repo: Repo, rev: str | None) -> tuple[str, dict[str, Entry]] | None:
+    def _snap(self, m: re.Match) -> tuple[Repo, str, dict[str, Entry]] | None:
+        """(repo, commit sha, files) of the match's repo at its revision; None after answering 404."""
+        repo = self._repo(m)
+        if repo is None:
+            return None
+        rev = m.group("rev")
         snap = repo.snapshot(rev or "main")
         if snap is None:
             self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
-        return snap
+            return None
+        return repo, *snap
 
     def repo_info(self, m: re.Match, q: dict) -> None:
-        repo = self._repo(m)
-        if repo is None:
+        got = self._snap(m)
+        if got is None:
             return
-        snap = self._snap(repo, m.group("rev"))
-        if snap is None:
-            return
-        sha, files = snap
+        repo, sha, files = got
         self._send(200, {
             "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id,
             "author": repo.repo_id.split("/")[0], "sha": sha, "private": repo.private, "gated": False,
@@ -334,14 +337,11 @@ class Handler(BaseHTTPRequestHandler):
         return out
 
     def tree(self, m: re.Match, q: dict) -> None:
-        repo = self._repo(m)
-        if repo is None:
+        got = self._snap(m)
+        if got is None:
             return
-        snap = self._snap(repo, m.group("rev"))
-        if snap is None:
-            return
+        _, _, files = got
         path = unquote(m.group("path") or "")
-        files = snap[1]
         if path and path in files:
             self._send(200, [files[path].listing(path)])
             return
@@ -356,13 +356,10 @@ class Handler(BaseHTTPRequestHandler):
         form = json.loads(raw) if "json" in ctype else {k: v for k, v in parse_qs(raw.decode()).items()}
         paths = form.get("paths", [])
         paths = [paths] if isinstance(paths, str) else paths
-        repo = self._repo(m)
-        if repo is None:
+        got = self._snap(m)
+        if got is None:
             return
-        snap = self._snap(repo, m.group("rev"))
-        if snap is None:
-            return
-        files = snap[1]
+        _, _, files = got
         out = []
         for p in paths:
             p = p.strip("/")
@@ -373,13 +370,10 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, out)
 
     def resolve(self, m: re.Match, q: dict, head_only: bool = False) -> None:
-        repo = self._repo(m)
-        if repo is None:
+        got = self._snap(m)
+        if got is None:
             return
-        snap = self._snap(repo, m.group("rev"))
-        if snap is None:
-            return
-        sha, files = snap
+        _, sha, files = got
         path = unquote(m.group("path"))
         entry = files.get(path)
         if entry is None:

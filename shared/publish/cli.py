@@ -8,25 +8,10 @@ or set-up errors.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from .media import AUDIO_FORMATS
-
-
-def _option_kwargs(options: list[str] | None) -> dict[str, Any]:
-    """``--option key=value`` pairs for the corpus config (values parsed as JSON when they can be)."""
-    out: dict[str, Any] = {}
-    for item in options or []:
-        if "=" not in item:
-            raise ValueError(f"--option takes key=value, not {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def _common(p: argparse.ArgumentParser, *, corpus_required: bool) -> None:
@@ -50,7 +35,9 @@ def _export_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw = dict(data_dir=args.data_dir, media_dir=args.media_dir or None, video=args.video,
               audio_format=args.audio_format, max_shard_size=args.max_shard_size, num_proc=args.num_proc,
               engine=args.engine, split=args.split, overwrite=args.overwrite)
-    kw.update(_option_kwargs(args.option))
+    from ..cli import _config_kwargs  # the main CLI's --option parser (imported late: it imports us)
+
+    kw.update(_config_kwargs(args.option))
     return kw
 
 
