@@ -134,7 +134,10 @@ def read_embeddings(path: str, emb: EmbeddingSet, *, clip_id: str | None = None)
         raise TFRecordError(exc.reason, clip_id=clip_id, path=path) from exc
     if not records:
         raise TFRecordError("TFRecord holds no record", clip_id=clip_id, path=path)
-    ex = parse_sequence_example(records[0], path=path)
+    try:
+        ex = parse_sequence_example(records[0], path=path)
+    except TFRecordError as exc:
+        raise TFRecordError(exc.reason, clip_id=clip_id, path=path) from exc
     out = []
     for key, steps_key, dim in (("audio", "audio_timesteps", emb.audio_dim),
                                 ("visual_object", "visual_timesteps", emb.visual_dim)):
@@ -148,7 +151,7 @@ def read_embeddings(path: str, emb: EmbeddingSet, *, clip_id: str | None = None)
         except TFRecordError as exc:
             raise TFRecordError(exc.reason, clip_id=clip_id, path=path) from exc
         declared = ex.context.get(steps_key)
-        if declared and int(declared[0]) != matrix.shape[0]:
+        if declared and (not isinstance(declared[0], int) or declared[0] != matrix.shape[0]):  # bytes/float: damaged
             raise TFRecordError(f"{steps_key} says {declared[0]} but {key} has {matrix.shape[0]} steps",
                                 clip_id=clip_id, path=path)
         out.append(matrix)

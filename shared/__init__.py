@@ -22,6 +22,7 @@ from .errors import (  # noqa: E402
     MediaError,
     MetadataError,
     MissingMediaError,
+    MissingStreamError,
     UnsafePathError,
 )
 from .segments import Segment, clip_key, parse_media_name  # noqa: E402
@@ -44,6 +45,7 @@ __all__ = [
     "MetadataError",
     "MediaError",
     "MissingMediaError",
+    "MissingStreamError",
     "UnsafePathError",
     "ManualDownloadRequired",
     "MediaWarning",

@@ -86,7 +86,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             label_names=label_names_of(self.info.features),
         )
         schema = self.info.features.arrow_schema
-        total = self.stats.setdefault(split, ResolveStats())
+        # counts of this pass only (streaming runs one pass per shard and epoch): the log line is exact
+        total = self.stats[split] = ResolveStats()
         for i, table in enumerate(batch_tables(self._read_shard(spec) for spec in shards)):
             table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media)
             total.add(stats)

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 _NUMBER_RE = r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _CLOCK_RE = r"^(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+(?:\.\d*)?)$"
+MAX_SECONDS = 1e9  # ~31 years: any larger time is garbage, and would overflow millisecond clip ids
 _TRUE = ("1", "true", "yes", "y", "t", "1.0")
 _FALSE = ("0", "false", "no", "n", "f", "0.0", "")
 
@@ -40,7 +41,7 @@ def _no_bad(n: int) -> pa.Array:
 def to_seconds(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     """Float64 seconds from numbers, numeric strings (``"30.000"``) or clock strings (``"0:01:02.500"``).
 
-    Null, negative, non-finite and unparsable values are bad.
+    Null, negative, NaN, infinite, absurdly large (> ``MAX_SECONDS``) and unparsable values are bad.
     """
     values = _array(values)
     n = len(values)
@@ -53,7 +54,9 @@ def to_seconds(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
             out = _careful_seconds(text)
     else:
         return pa.nulls(n, pa.float64()), pa.array(np.ones(n, dtype=bool))
-    bad = pc.fill_null(pc.or_(pc.less(out, 0.0), pc.is_inf(out)), True)
+    # NaN fails both comparisons; the bound keeps ``start * 1000`` inside int64 for the clip id
+    in_range = pc.and_(pc.greater_equal(out, 0.0), pc.less_equal(out, MAX_SECONDS))
+    bad = pc.invert(pc.fill_null(in_range, False))
     return out, bad
 
 

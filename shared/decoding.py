@@ -19,7 +19,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from .errors import MediaError
+from .errors import MediaError, MissingStreamError
 
 SOUNDFILE_EXTENSIONS = frozenset({"wav", "flac", "ogg"})
 AUDIO_PREROLL_S = 0.2  # MDCT codecs need a little signal before the cut to decode its first samples right
@@ -88,7 +88,7 @@ def decode_audio(
         else:
             array, sr = _audio_pyav(open_source(path, data), offset, duration)
     except MediaError as exc:
-        raise MediaError(exc.reason, clip_id=clip_id, path=path) from None
+        raise type(exc)(exc.reason, clip_id=clip_id, path=path) from None
     except (OSError, av.FFmpegError, sf.LibsndfileError, ValueError, RuntimeError, IndexError) as exc:
         raise MediaError(f"cannot decode audio: {type(exc).__name__}: {exc}", clip_id=clip_id, path=path) from exc
     if array.shape[1] == 0 and offset <= 0:
@@ -136,7 +136,7 @@ def _frame_array(frame: av.AudioFrame) -> np.ndarray:
 def _audio_pyav(src: Any, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
     with av.open(src, metadata_errors="ignore") as container:
         if not container.streams.audio:
-            raise MediaError("file has no audio stream")
+            raise MissingStreamError("file has no audio stream")
         stream = container.streams.audio[0]
         sr = stream.codec_context.sample_rate or stream.rate
         if offset - AUDIO_PREROLL_S > 0:
@@ -224,7 +224,7 @@ def decode_video(
     try:
         return _video_pyav(open_source(path, data), offset, duration, num_frames, fps, size)
     except MediaError as exc:
-        raise MediaError(exc.reason, clip_id=clip_id, path=path) from None
+        raise type(exc)(exc.reason, clip_id=clip_id, path=path) from None
     except (OSError, av.FFmpegError, ValueError, RuntimeError, IndexError) as exc:
         raise MediaError(f"cannot decode video: {type(exc).__name__}: {exc}", clip_id=clip_id, path=path) from exc
 
@@ -260,7 +260,7 @@ def _video_packets_first(src: Any, offset: float, duration: float | None, num_fr
     """The fast path of :func:`_video_pyav`; ``None`` when this file needs the plain decode-all path."""
     with av.open(src, metadata_errors="ignore") as container:
         if not container.streams.video:
-            raise MediaError("file has no video stream")
+            raise MissingStreamError("file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base
@@ -363,7 +363,7 @@ def _video_pyav_decode_all(src: Any, offset: float, duration: float | None, num_
     """Decode every frame of the segment, keep them, then pick: works whatever the timestamps look like."""
     with av.open(src, metadata_errors="ignore") as container:
         if not container.streams.video:
-            raise MediaError("file has no video stream")
+            raise MissingStreamError("file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         tb = stream.time_base

@@ -35,6 +35,24 @@ class MetadataError(AvsetsError, ValueError):
         super().__init__(f"{prefix}{message}")
         self.reason = message
 
+    @property
+    def short(self) -> str:
+        """Where and what, without the advice (for lists of skipped rows)."""
+        return super().__str__()
+
+    @property
+    def hint(self) -> str:
+        """What the user can do about it (appended to the message)."""
+        if "errors=" in self.reason:
+            return ""
+        if self.line is not None:
+            return "Fix or delete that line, or pass errors='skip' to skip malformed rows (they are counted and reported)."
+        return "Check that this is the complete, unmodified upstream file (download it again if unsure)."
+
+    def __str__(self) -> str:  # the advice lives here, not in args, so copies and pickles never repeat it
+        hint = self.hint
+        return f"{self.short}. {hint}" if hint else self.short
+
 
 class MediaError(AvsetsError):
     """A media file is missing, empty, corrupt or cannot be cut to its segment."""
@@ -50,6 +68,14 @@ class MediaError(AvsetsError):
         prefix = f"{' '.join(where)}: " if where else ""
         super().__init__(f"{prefix}{message}")
         self.reason = message
+
+
+class MissingStreamError(MediaError):
+    """A readable file that has no stream of the asked kind (a video without audio, an audio-only mp4).
+
+    The row keeps its other modality: DESIGN's "a row has media when at least one requested modality
+    resolves".
+    """
 
 
 class MissingMediaError(MediaError):

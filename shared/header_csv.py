@@ -28,9 +28,12 @@ def normalize_header(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", name.strip().strip('"').lower())
 
 
-def header_of(text: str) -> list[str]:
-    """The header row's fields (first line)."""
-    first = next(csv.reader(io.StringIO(text, newline="")), [])
+def header_of(text: str, path: str | os.PathLike | None = None) -> list[str]:
+    """The header row's fields (first line); an unreadable header is a :class:`MetadataError` on line 1."""
+    try:
+        first = next(csv.reader(io.StringIO(text, newline="")), [])
+    except csv.Error as exc:  # a field past csv's size limit, a NUL in old Pythons...
+        raise MetadataError(f"unreadable header row ({exc}); is this the right file?", file=path, line=1) from None
     return [c.strip() for c in first]
 
 
@@ -70,7 +73,7 @@ def read_csv_columns(path: str | os.PathLike, wanted: Mapping[str, Sequence[str]
     ``errors="skip"``, skipped and counted).
     """
     text = read_text(path)
-    header = header_of(text)
+    header = header_of(text, path)
     if not header:
         raise MetadataError("empty file: expected a header row", file=path)
     positions = find_columns(header, wanted, path=path, optional=optional)

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from .coerce import MAX_SECONDS
 from .errors import MetadataError
 from .segments import YOUTUBE_ID_RE
 
@@ -35,7 +36,7 @@ class RowErrors:
     def add(self, exc: MetadataError) -> None:
         self.count += 1
         if len(self.examples) < 5:
-            self.examples.append(str(exc))
+            self.examples.append(exc.short)
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -144,7 +145,6 @@ def validate_rows(
     ``checks`` holds ``(field, mask_fn, message)``.  The first bad row raises a :class:`MetadataError` with
     file, line and the offending value, or, under ``errors="skip"``, every bad row is dropped and counted.
     """
-    bad_any = None
     for field_name, mask_fn, message in checks:
         bad = pc.fill_null(mask_fn(table), True)
         if not pc.any(bad).as_py():
@@ -157,9 +157,8 @@ def validate_rows(
             bad_np = bad.to_numpy(zero_copy_only=False)
             for idx in np.flatnonzero(bad_np)[:5]:
                 value = table.column(field_name)[int(idx)].as_py() if field_name in table.column_names else None
-                row_errors.examples.append(str(MetadataError(f"{message}: {value!r}", file=path,
-                                                             line=int(lines[idx]), field=field_name)))
-        bad_any = bad if bad_any is None else pc.or_(bad_any, bad)
+                row_errors.examples.append(MetadataError(f"{message}: {value!r}", file=path,
+                                                         line=int(lines[idx]), field=field_name).short)
         # drop now so later checks see only good rows and count each bad row once
         keep = pc.invert(bad)
         if row_errors is not None:
@@ -179,22 +178,28 @@ def bad_youtube_id(column: str = "youtube_id") -> Callable[[pa.Table], pa.Array]
     return fn
 
 
-def bad_number(column: str) -> Callable[[pa.Table], pa.Array]:
-    """Mask of rows whose text is not a non-negative decimal number."""
+def bad_number(column: str, max_value: float = MAX_SECONDS) -> Callable[[pa.Table], pa.Array]:
+    """Mask of rows whose text is not a non-negative decimal number up to ``max_value`` (a bound that keeps
+    later casts to int32 / int64 milliseconds from overflowing)."""
 
     def fn(table: pa.Table) -> pa.Array:
-        return pc.invert(pc.match_substring_regex(pc.utf8_trim_whitespace(table.column(column)),
-                                                  r"^\d+(\.\d+)?$"))
+        text = pc.utf8_trim_whitespace(table.column(column))
+        ok = pc.match_substring_regex(text, r"^\d+(\.\d+)?$")
+        value = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
+        return pc.invert(pc.fill_null(pc.and_(ok, pc.less_equal(value, max_value)), False))
 
     return fn
 
 
-def bad_whole_number(column: str) -> Callable[[pa.Table], pa.Array]:
-    """Mask of rows whose text is not a non-negative whole number (``3`` or pandas' ``3.0``)."""
+def bad_whole_number(column: str, max_value: int = 2**31 - 1) -> Callable[[pa.Table], pa.Array]:
+    """Mask of rows whose text is not a non-negative whole number (``3`` or pandas' ``3.0``) that fits
+    :func:`whole_numbers`' int32 (a bigger one would make the cast raise instead of naming the line)."""
 
     def fn(table: pa.Table) -> pa.Array:
-        return pc.invert(pc.match_substring_regex(pc.utf8_trim_whitespace(table.column(column)),
-                                                  r"^\d+(\.0+)?$"))
+        text = pc.utf8_trim_whitespace(table.column(column))
+        ok = pc.match_substring_regex(text, r"^\d+(\.0+)?$")
+        value = pc.if_else(ok, text, pa.scalar(None, pa.string())).cast(pa.float64())
+        return pc.invert(pc.fill_null(pc.and_(ok, pc.less_equal(value, max_value)), False))
 
     return fn
 

@@ -18,7 +18,7 @@ from typing import Any
 import datasets
 
 from .decoding import decode_audio, decode_video
-from .errors import MediaError
+from .errors import MediaError, MissingStreamError
 
 logger = logging.getLogger("avsets")
 
@@ -67,9 +67,14 @@ def _segment(row: dict[str, Any]) -> tuple[float, float | None]:
 
 
 def decode_row(row: dict[str, Any], opts: DecodeOptions) -> tuple[dict[str, Any], bool]:
-    """Decode one row's media columns; return the new row and whether every present column decoded."""
+    """Decode one row's media columns; return the new row and whether it is usable.
+
+    Usable: every present column decoded, or at least one did and the others only lack that stream (a video
+    without an audio track keeps its frames; DESIGN: a row has media when one requested modality resolves).
+    """
     out = dict(row)
     ok = True
+    decoded = absent = 0
     offset, duration = _segment(row)
     clip_id = row.get("id")
     for col in opts.columns:
@@ -87,14 +92,18 @@ def decode_row(row: dict[str, Any], opts: DecodeOptions) -> tuple[dict[str, Any]
                 out[col] = {"frames": clip.frames, "timestamps": clip.timestamps, "fps": clip.fps,
                             "path": value.get("path")}
             DECODE_STATS.add(f"{col}_ok")
+            decoded += 1
         except MediaError as exc:
             DECODE_STATS.add(f"{col}_failed")
             if opts.on_error == "error":
                 raise
             warnings.warn(f"avsets: {exc} ({col} set to None)", MediaWarning, stacklevel=2)
             out[col] = None
-            ok = False
-    return out, ok
+            if isinstance(exc, MissingStreamError):
+                absent += 1
+            else:
+                ok = False
+    return out, ok and (decoded > 0 or absent == 0)
 
 
 def _batch_rows(batch: dict[str, list]) -> list[dict[str, Any]]:

@@ -1,0 +1,289 @@
+"""The media matrix (issue 8): every kind of broken or unusual file, through the real decoders and through
+``load_dataset`` with each ``on_missing``.
+
+Each clip either decodes correctly or is handled by ``on_missing`` with a warning that names the clip; a
+streaming training loop over a mix of good and bad clips never stops.  Media is made at test time, small
+(8 kHz audio, 32x24 video at 5 fps) so the whole matrix stays fast.
+"""
+
+from __future__ import annotations
+
+import fractions
+import os
+import shutil
+import subprocess
+import warnings
+
+import av
+import avsets
+import numpy as np
+import pytest
+import soundfile as sf
+from avsets import MediaWarning
+from avsets.decoding import decode_audio, decode_video
+from avsets.errors import MediaError
+from avsets.synth import tone, write_audio, write_video
+
+SR = 8000
+SEG = 10.0  # VGGSound segments are 10 s
+LABEL = "dog barking"
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _audio_only_mp4(path: str, seconds: float) -> None:
+    """AAC in an mp4 container and nothing else (an "audio-only file where video is asked")."""
+    data = tone(seconds, SR).T
+    with av.open(path, mode="w") as c:
+        s = c.add_stream("aac", rate=SR, layout="mono")
+        hop = s.codec_context.frame_size or 1024
+        for i in range(0, data.shape[1], hop):
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, i:i + hop]), format="fltp", layout="mono")
+            f.sample_rate, f.pts, f.time_base = SR, i, fractions.Fraction(1, SR)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def _vfr_mp4(path: str) -> None:
+    """A variable frame rate H.264 file: 10 fps for 2 s, then every third frame (3.3 fps) up to 10 s."""
+    subprocess.run([_ffmpeg(), "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi",
+                    "-i", "testsrc=size=32x24:rate=10:duration=10",
+                    "-vf", "select='lt(n\\,20)+not(mod(n\\,3))'", "-fps_mode", "vfr",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", path],
+                   check=True, capture_output=True, timeout=60)
+
+
+def _truncate(src: str, dst: str, fraction: float) -> None:
+    data = open(src, "rb").read()
+    with open(dst, "wb") as f:
+        f.write(data[: int(len(data) * fraction)])
+
+
+# name -> (ytid, start, file name relative to media root (None: no file), expectation)
+# expectation: "ok" decodes the full segment, "short" decodes fewer samples (file ends early), "bad" fails
+# at decode time (None + warning / dropped), "missing" never resolves (on_missing at prepare time),
+# "video_only" / "audio_only": one modality decodes, the other is None
+CASES: dict[str, tuple[str, float, str | None, str]] = {}
+
+
+def _case(name: str, start: float, fname: str | None, expect: str) -> str:
+    ytid = f"M{len(CASES):02d}" + "x" * 8
+    CASES[name] = (ytid, start, fname.format(y=ytid, s=int(start)) if fname else None, expect)
+    return ytid
+
+
+_case("good_flac", 0, "{y}_{s:06d}.flac", "ok")
+_case("good_mp4", 0, "{y}_{s:06d}.mp4", "ok")
+_case("zero_byte", 0, "{y}_{s:06d}.flac", "missing")
+for pct in (10, 50, 90):
+    _case(f"trunc{pct}_mp4", 0, "{y}_{s:06d}.mp4", "bad_or_short")
+    _case(f"trunc{pct}_flac", 0, "{y}_{s:06d}.flac", "bad_or_short")
+_case("flac_named_wav", 0, "{y}_{s:06d}.wav", "ok")
+_case("mp4_named_mkv", 0, "{y}_{s:06d}.mkv", "ok")
+_case("text_as_mp4", 0, "{y}_{s:06d}.mp4", "bad")
+_case("video_no_audio", 0, "{y}_{s:06d}.mp4", "video_only")
+_case("audio_only_mp4", 0, "{y}_{s:06d}.mp4", "audio_only")
+_case("sr48k", 0, "{y}_{s:06d}.flac", "ok")
+_case("six_channels", 0, "{y}_{s:06d}.flac", "ok")
+_case("vfr_video", 0, "{y}_{s:06d}.mp4", "video_only")
+_case("past_end", 0, "{y}_{s:06d}.flac", "short")
+_case("start_beyond_end", 30, "{y}.flac", "bad")  # whole-file naming: cut [30, 40) of a 5-s file
+_case("no_file", 0, None, "missing")
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory):
+    root = tmp_path_factory.mktemp("matrix")
+    media, meta = root / "media", root / "meta"
+    media.mkdir()
+    meta.mkdir()
+    good_flac, good_mp4 = str(root / "good.flac"), str(root / "good.mp4")
+    write_audio(good_flac, seconds=SEG, sr=SR)
+    write_video(good_mp4, seconds=SEG, fps=5, size=(32, 24), sr=SR)
+    for name, (_, _, fname, _) in CASES.items():
+        if fname is None:
+            continue
+        path = str(media / fname)
+        if name in ("good_flac", "flac_named_wav"):
+            shutil.copy(good_flac, path)
+        elif name in ("good_mp4", "mp4_named_mkv"):
+            shutil.copy(good_mp4, path)
+        elif name == "zero_byte":
+            open(path, "wb").close()
+        elif name.startswith("trunc"):
+            _truncate(good_mp4 if name.endswith("mp4") else good_flac, path, int(name[5:7]) / 100)
+        elif name == "text_as_mp4":
+            with open(path, "w") as f:
+                f.write("<html>This video is unavailable</html>\n")
+        elif name == "video_no_audio":
+            write_video(path, seconds=SEG, fps=5, size=(32, 24), audio=False)
+        elif name == "audio_only_mp4":
+            _audio_only_mp4(path, SEG)
+        elif name == "sr48k":
+            write_audio(path, seconds=SEG, sr=48000)
+        elif name == "six_channels":
+            write_audio(path, seconds=SEG, sr=SR, channels=6)
+        elif name == "vfr_video":
+            _vfr_mp4(path)
+        elif name == "past_end":
+            write_audio(path, seconds=4.0, sr=SR)
+        elif name == "start_beyond_end":
+            write_audio(path, seconds=5.0, sr=SR)
+    with open(meta / "vggsound.csv", "w", newline="") as f:
+        for ytid, start, _, _ in CASES.values():
+            f.write(f"{ytid},{int(start)},{LABEL},train\r\n")
+    with open(meta / "stat.csv", "w") as f:
+        f.write(f"{LABEL},1,animals\n")
+    return str(meta), str(media), root
+
+
+def _id(name: str) -> str:
+    ytid, start, _, _ = CASES[name]
+    return f"{ytid}_{int(start * 1000)}_{int((start + SEG) * 1000)}"
+
+
+# ------------------------------------------------------------------------------------------ decoders directly
+@pytest.mark.parametrize("name", [n for n, c in CASES.items() if c[2] is not None])
+def test_decoders_return_arrays_or_media_error_naming_the_clip(matrix, name):
+    _, media, _ = matrix
+    _, start, fname, expect = CASES[name]
+    path = os.path.join(media, fname)
+    offset = start if fname.count("_") == 0 else 0.0
+    for fn, kw in ((decode_audio, {"mono": False}), (decode_audio, {"sampling_rate": 16000}), (decode_video, {})):
+        try:
+            out = fn(path, offset=offset, duration=SEG, clip_id=name, **kw)
+        except MediaError as exc:
+            assert exc.clip_id == name and exc.path == path and name in str(exc)
+            continue
+        if fn is decode_audio:
+            array, sr = out
+            assert array.dtype == np.float32 and np.isfinite(array).all()
+            n = array.shape[-1]
+            assert n <= round(SEG * sr)
+            if expect == "ok":
+                assert n == round(SEG * sr), (name, n, sr)
+        else:
+            assert out.frames.dtype == np.uint8 and out.frames.ndim == 4 and out.frames.shape[-1] == 3
+            assert np.all(np.diff(out.timestamps) > 0) and out.timestamps[0] >= 0 and out.timestamps[-1] < SEG
+
+
+def test_unusual_but_valid_files_decode_exactly(matrix):
+    _, media, _ = matrix
+    p = lambda n: os.path.join(media, CASES[n][2])  # noqa: E731
+    a, sr = decode_audio(p("sr48k"), duration=SEG)
+    assert sr == 48000 and a.shape == (480000,)
+    a, sr = decode_audio(p("sr48k"), duration=SEG, sampling_rate=SR)
+    assert sr == SR and a.shape == (80000,)
+    six, sr = decode_audio(p("six_channels"), duration=SEG, mono=False)
+    assert six.shape == (6, 80000)
+    np.testing.assert_allclose(six[0], tone(SEG, SR)[:, 0], atol=1e-4)
+    mixed, _ = decode_audio(p("six_channels"), duration=SEG)
+    np.testing.assert_allclose(mixed, six.mean(axis=0), atol=1e-6)
+    six16, sr = decode_audio(p("six_channels"), duration=SEG, mono=False, sampling_rate=16000)
+    assert sr == 16000 and six16.shape == (6, 160000)
+    wav, _ = decode_audio(p("flac_named_wav"), duration=SEG)
+    ref, _ = sf.read(p("good_flac"), dtype="float32")
+    np.testing.assert_array_equal(wav, ref)
+    # variable frame rate: every frame, in order, at its own timestamp
+    clip = decode_video(p("vfr_video"), duration=SEG)
+    gaps = np.round(np.diff(clip.timestamps), 3)
+    assert len(clip.frames) == 20 + len(range(21, 100, 3)) and set(gaps) == {0.1, 0.2, 0.3}
+    sub = decode_video(p("vfr_video"), offset=3.0, duration=2.0)
+    assert sub.timestamps[0] >= 0 and sub.timestamps[-1] < 2.0
+    sampled = decode_video(p("vfr_video"), duration=SEG, fps=2)
+    assert len(sampled.frames) == 20
+    # a segment running past the end of the file: what there is, never more
+    short, _ = decode_audio(p("past_end"), duration=SEG)
+    assert short.shape == (4 * SR,)
+
+
+# ------------------------------------------------------------------------------------------ through load_dataset
+def _messages(record) -> list[str]:
+    return [str(w.message) for w in record if issubclass(w.category, MediaWarning)]
+
+
+@pytest.mark.parametrize("on_missing", ["keep", "skip"])
+def test_map_style_each_case_decodes_or_warns_naming_the_clip(matrix, tmp_path, on_missing):
+    meta, media, _ = matrix
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, on_missing=on_missing,
+                             cache_dir=str(tmp_path))
+    by_id = {}
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for i in range(len(ds)):
+            row = ds[i]
+            by_id[row["id"]] = row
+    messages = _messages(record)
+    for name, (_, _, _, expect) in CASES.items():
+        cid = _id(name)
+        if expect == "missing":
+            assert (cid in by_id) == (on_missing == "keep"), name
+            if cid in by_id:
+                assert by_id[cid]["audio"] is None and by_id[cid]["video"] is None
+            continue
+        row = by_id[cid]  # a row never vanishes on access
+        audio, video = row["audio"], row["video"]
+        if expect in ("ok", "short"):
+            assert audio is not None and audio["array"].size > 0, name
+        if expect == "ok":
+            assert audio["array"].shape[-1] == round(SEG * audio["sampling_rate"]), name
+        if expect == "video_only":
+            assert video is not None and video["frames"].shape[0] > 0 and audio is None, name
+        if expect == "audio_only":
+            assert audio is not None and video is None, name
+        failed = [col for col in ("audio", "video") if row[col] is None and _resolved(name, col)]
+        for col in failed:
+            assert any(cid in m and col in m for m in messages), (name, col, messages)
+        if expect == "bad":
+            assert audio is None and video is None, name
+
+
+def _resolved(name: str, col: str) -> bool:
+    fname = CASES[name][2]
+    ext = fname.rsplit(".", 1)[-1] if fname else ""
+    return ext in ("mp4", "mkv") or (col == "audio" and ext in ("flac", "wav"))
+
+
+def test_on_missing_error_raises_naming_the_clip(matrix, tmp_path):
+    meta, media, _ = matrix
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, on_missing="keep",
+                             cache_dir=str(tmp_path))
+    strict = avsets.decode(ds.with_format(None), on_error="error")
+    ids = ds["id"]
+    with pytest.raises(MediaError) as info:
+        strict[ids.index(_id("text_as_mp4"))]
+    assert info.value.clip_id == _id("text_as_mp4")
+    with pytest.raises(avsets.MissingMediaError, match=CASES["no_file"][0]):
+        avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, on_missing="error",
+                            cache_dir=str(tmp_path / "e"))
+
+
+def test_streaming_training_loop_over_good_and_bad_clips_never_stops(matrix):
+    """skip: bad clips are dropped with a warning naming them and counted; every good clip arrives, decoded."""
+    meta, media, _ = matrix
+    from avsets.transform import DECODE_STATS
+
+    DECODE_STATS.reset()
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, streaming=True,
+                             on_missing="skip", rows_per_shard=4)
+    seen, steps = [], 0
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        for _epoch in range(2):
+            for row in ds:
+                steps += 1  # a "training step" touches the decoded arrays
+                arrays = [row[c]["array"] if c == "audio" else row[c]["frames"] for c in ("audio", "video") if row[c]]
+                assert arrays and all(a.size for a in arrays)
+                seen.append(row["id"])
+    messages = _messages(record)
+    expected = {_id(n) for n, c in CASES.items() if c[3] in ("ok", "short", "video_only", "audio_only")}
+    assert expected <= set(seen)
+    for name in ("text_as_mp4", "start_beyond_end"):
+        assert _id(name) not in seen and any(_id(name) in m for m in messages)
+    assert DECODE_STATS.counts["dropped"] == 2 * (len(set(CASES) - {"zero_byte", "no_file"}) - len(set(seen)))
