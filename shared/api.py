@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib
-import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -69,17 +68,19 @@ def get_dataset_config_names(name: str) -> list[str]:
 
 
 def _source_hash(cls: type) -> str:
-    """Hash of the code that shapes the cache: the corpus module and the shared core it builds on."""
+    """Hash of the code that shapes the cache: every module of the corpus package and of the core.
+
+    Whole folders rather than a module list, so a parser edit in a sibling module (``metadata.py``,
+    ``embeddings.py``...) can never leave a stale cache behind.
+    """
     h = hashlib.sha256(__version__.encode())
-    mods = {inspect.getmodule(c) for c in cls.__mro__ if c.__module__.startswith("avsets")}
-    core = ("avsets.builder", "avsets.tables", "avsets.resolve", "avsets.media_index", "avsets.metadata",
-            "avsets.segments", "avsets.config")
-    mods |= {importlib.import_module(m) for m in core}
-    for mod in sorted((m for m in mods if m is not None), key=lambda m: m.__name__):
-        try:
-            h.update(inspect.getsource(mod).encode())
-        except (OSError, TypeError):
-            h.update(mod.__name__.encode())
+    corpus_pkg = importlib.import_module(cls.__module__.rsplit(".", 1)[0])
+    folders = {os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(corpus_pkg.__file__))}
+    for folder in sorted(folders):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
     return h.hexdigest()
 
 
