@@ -37,8 +37,9 @@ from .shards import ChunkState, ShardWriter, finalize_split, read_json, state_di
 logger = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
-#: rows handed to the pool per round (bounds memory: at most this many cut media in flight)
+#: rows handed to the pool per round; a few rounds are in flight, so this bounds memory (videos are bigger)
 _ROUND_ROWS = 64
+_ROUND_ROWS_VIDEO = 8
 
 
 @dataclass
@@ -120,9 +121,9 @@ def _schema(features: Features) -> pa.Schema:
     return features.arrow_schema.with_metadata(meta)
 
 
-def _iter_items(table: pa.Table, first_index: int) -> Iterator[list[tuple[int, dict]]]:
+def _iter_items(table: pa.Table, first_index: int, rows: int) -> Iterator[list[tuple[int, dict]]]:
     idx = first_index
-    for batch in table.to_batches(max_chunksize=_ROUND_ROWS):
+    for batch in table.to_batches(max_chunksize=rows):
         rows = batch.to_pylist()
         yield list(enumerate(rows, start=idx))
         idx += len(rows)
@@ -161,7 +162,8 @@ def run_chunk(
         pool, workers = cf.ThreadPoolExecutor(2, thread_name_prefix="avsets-export"), 1
     pending: deque[cf.Future] = deque()
     try:
-        for items in _iter_items(table, state.next_row):
+        rows = _ROUND_ROWS_VIDEO if opts.video_columns else _ROUND_ROWS
+        for items in _iter_items(table, state.next_row, rows):
             pending.append(pool.submit(convert_batch, items, opts))
             if len(pending) > 2 * workers:
                 _feed(writer, pending.popleft().result())
