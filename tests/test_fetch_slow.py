@@ -133,3 +133,23 @@ def test_vggsound_fetch_then_load_dataset(mirror, tmp_path, vgg_sample_dir):
         assert read_marker(video["frames"][0]) == int(round(example["start"] * 10))
         audio = example["audio"]
         assert audio is not None and audio["array"].shape[0] == pytest.approx(10 * audio["sampling_rate"], abs=2)
+
+
+def test_vggsound_from_a_local_mirror_organised_by_label(mirror, tmp_path, vgg_sample_dir):
+    """``{label}`` in a template is the label *name* (ClassLabel decoded), and times take format specs:
+    a local copy laid out as the VGGSound authors name files, one folder per class."""
+    import itertools
+    import shutil
+
+    from avsets.fetch.corpus import corpus_requests
+
+    reqs = list(itertools.islice(corpus_requests("vggsound", data_dir=vgg_sample_dir, split="test"), 3))
+    root = tmp_path / "vgg mirror"
+    for req in reqs:
+        folder = root / str(req.fields["label"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(mirror.media["short"], folder / f"{req.segment.youtube_id}_{int(req.segment.start):06d}.mp4")
+    r = fetch("vggsound", data_dir=vgg_sample_dir, split="test", out=str(tmp_path / "out"), limit=3, audio=True,
+              source_url_template=str(root) + "/{label}/{youtube_id}_{start_s:06d}.mp4")
+    assert r.counts == {"ok": 3}, read_ledger(tmp_path / "out")
+    assert {row.id for row in read_ledger(tmp_path / "out")} == {req.key for req in reqs}
