@@ -27,6 +27,12 @@ class Result:
     target: str
     passed: bool
     note: str = ""
+    skipped: bool = False  # not measurable in this environment (missing torch, say): ``note`` says why
+
+
+def skipped(name: str, reason: str, target: str = "") -> Result:
+    """A table row for a benchmark that cannot run here; it neither passes nor fails."""
+    return Result(name, float("nan"), float("nan"), "", float("nan"), target, True, reason, skipped=True)
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -58,6 +64,9 @@ def print_table(results: list[Result], title: str = "") -> None:
     print(head)
     print("-" * len(head))
     for r in results:
+        if r.skipped:
+            print(f"{r.name:<58} {'-':>12} {'-':>12} {'':<9} {'-':>7} {r.target:<10} SKIP {r.note}")
+            continue
         print(f"{r.name:<58} {r.ours:>12.4g} {r.baseline:>12.4g} {r.unit:<9} {r.ratio:>7.2f} {r.target:<10} "
               f"{'PASS' if r.passed else 'FAIL':<4} {r.note}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -193,6 +194,21 @@ def resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------- video
 
 
+def _set_threads(stream: Any) -> None:
+    """FFmpeg frame threads in a plain process; one thread inside a torch DataLoader worker.
+
+    Why: DataLoader workers already use every core, and each worker's FFmpeg threads on top oversubscribe
+    them (measured here, 360p H.264 on 2 cores: 2 workers gave 1.33x the clips/s of 0 workers with frame
+    threads in each worker). torch is never imported for this: only asked when the user already has it.
+    """
+    data = sys.modules.get("torch.utils.data")
+    info = getattr(data, "get_worker_info", None) if data is not None else None
+    if info is not None and info() is not None:
+        stream.codec_context.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+
+
 def _target_size(width: int, height: int, size: int | Sequence[int] | None) -> tuple[int, int] | None:
     """``size`` as ``(width, height)``: an int scales the shorter side, a pair is ``(height, width)``."""
     if size is None:
@@ -262,7 +278,7 @@ def _video_packets_first(src: Any, offset: float, duration: float | None, num_fr
         if not container.streams.video:
             raise MissingStreamError("file has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        _set_threads(stream)
         tb = stream.time_base
         if tb is None:
             return None
@@ -365,7 +381,7 @@ def _video_pyav_decode_all(src: Any, offset: float, duration: float | None, num_
         if not container.streams.video:
             raise MissingStreamError("file has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        _set_threads(stream)
         tb = stream.time_base
         end = math.inf if duration is None else offset + duration
         if offset > 0:
