@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from avsets.avset10m.pseudo import pseudo_labels_column
 from avsets.coerce import clip_ids, to_bool, to_float32, to_seconds
-from avsets.errors import ManualDownloadRequired, MetadataError
+from avsets.errors import ManualDownloadRequired, MetadataError, scrub_secrets
 from avsets.jsonmeta import KEY_COLUMN, Records, check_rows, match_keys, read_records
 from avsets.metadata import RowErrors
 from avsets.ontology import AudioSetOntology, unknown_label_messages
@@ -85,13 +85,16 @@ def hub_files(part: str, revision: str = HUB_REVISION) -> list[str]:
     root = f"datasets/{HUB_REPO}@{revision}"
     try:
         found = fs.glob(f"{root}/**/{glob.escape(folder)}/{pattern}")
+        failure = None
     except Exception as exc:  # noqa: BLE001 - offline, gated, renamed: say what to do instead
+        failure = scrub_secrets(f"{type(exc).__name__}: {exc}")  # an error body may echo the auth header
+    if failure is not None:  # raised outside the except block: no chained original that could hold the token
         raise ManualDownloadRequired(
-            f"avset10m: could not list hf://{root} ({type(exc).__name__}: {exc}). Download the JSON files "
+            f"avset10m: could not list hf://{root} ({failure}). Download the JSON files "
             f"from https://huggingface.co/datasets/{HUB_REPO} (folders 'AVSET-700K/' and "
             "'AVSET-10M(excluding-700K)/') and pass data_dir=<the folder holding them> (if the Hub asks you to "
             "accept the dataset's terms, accept them there and log in with `hf auth login`)."
-        ) from exc
+        )
     if not found:
         raise ManualDownloadRequired(f"avset10m: no {folder}/{pattern} in hf://{root}; pass data_dir=")
     return [f"hf://{p}" for p in sorted(found)]

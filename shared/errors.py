@@ -6,6 +6,7 @@ says *where* (file and line, or clip id and path) and, where there is one, *what
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -91,3 +92,21 @@ class ManualDownloadRequired(AvsetsError, FileNotFoundError):
 
     The message says exactly which files to get and where to put them.
     """
+
+
+def scrub_secrets(text: str, *secrets: str | None) -> str:
+    """``text`` with the Hub token (``secrets``, ``HF_TOKEN``, the ``hf auth login`` store) replaced by ``***``.
+
+    For messages built from a third-party exception, whose text may echo request headers.
+    """
+    found = [s for s in secrets if s]
+    found += [os.environ.get(k) for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") if os.environ.get(k)]
+    try:
+        from huggingface_hub import get_token
+
+        found.append(get_token())
+    except Exception:  # noqa: BLE001 - no hub client or no readable token store: nothing more to hide
+        pass
+    for secret in sorted({s for s in found if s and len(s) >= 8}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

@@ -172,6 +172,14 @@ def _join(root: str, relpath: str) -> str:
     return os.path.join(root, *relpath.split("/"))
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _walk(root: str) -> Iterable[tuple[str, str, int, float]]:
     """Yield ``(relpath, path, size, mtime)`` for every media file under ``root``."""
     if "://" in root:
@@ -192,6 +200,10 @@ def _walk(root: str) -> Iterable[tuple[str, str, int, float]]:
             for entry in it:
                 name = entry.name
                 rel = prefix + name
+                if not name.isascii() and not _utf8(name):
+                    # os gives undecodable bytes as surrogates, which no Arrow string or decoder accepts
+                    logger.warning("ignoring %r: its name is not valid UTF-8 (rename it to use it)", entry.path)
+                    continue
                 try:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append((rel + "/", entry.path))

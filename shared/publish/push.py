@@ -146,7 +146,9 @@ def push_folder(
     except PushError:
         raise
     except Exception as e:  # re-raise without the chained original: its args may hold the token
-        raise PushError(scrub(f"push to {repo_id} failed: {type(e).__name__}: {e}", token)) from None
+        failure = PushError(scrub(f"push to {repo_id} failed: {type(e).__name__}: {e}", token))
+    # raised outside the except block, so not even the suppressed __context__ keeps the original
+    raise failure
 
 
 def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: str | None, token: str | None,
