@@ -46,7 +46,7 @@ def to_seconds(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
     values = _array(values)
     n = len(values)
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
-        out = values.cast(pa.float64())
+        out = values.cast(pa.float64(), safe=False)  # ints past 2**53 round instead of raising; the range check judges
     elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or pa.types.is_null(values.type):
         text = _as_text(values) if not pa.types.is_null(values.type) else pa.nulls(n, pa.string())
         out = _fast_seconds(text)
@@ -100,7 +100,7 @@ def to_float32(values: pa.Array | pa.ChunkedArray, *, allow_null: bool = True) -
     if pa.types.is_null(values.type):
         return pa.nulls(n, pa.float32()), pa.array(np.full(n, not allow_null))
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-        out = values.cast(pa.float32())
+        out = values.cast(pa.float32(), safe=False)
         bad = pc.is_null(out) if not allow_null else _no_bad(n)
         return out, bad
     text = _as_text(values)

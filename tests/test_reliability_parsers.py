@@ -188,7 +188,7 @@ JSON_VALUE = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-10, 1
 AVSET_RECORD = st.fixed_dictionaries(
     {"Youtube ID": st.one_of(YTID, JSON_VALUE), "Start Time": st.sampled_from([30, "30.000", "0:00:30.000", "x", -1, "NaN", 1e300, 2**62]),
      "End Time": st.sampled_from([40, "40.000", "0:00:40.000", 20, None]),
-     "AVC": st.sampled_from(["0.31", 0.5, "high", None]), "Flag (Sound Separation)": st.sampled_from([0, 1, "1", 7]),
+     "AVC": st.sampled_from(["0.31", 0.5, "high", None, 2**62, 1e300]), "Flag (Sound Separation)": st.sampled_from([0, 1, "1", 7]),
      "Label": st.sampled_from(["/m/09x0r,/m/04rlf", "Speech", "/m/nope", "", None, ["/m/09x0r"]])},
     optional={"caption": JSON_VALUE, "pseudo_label": st.one_of(JSON_VALUE, st.just([{"label": "Speech", "score": 0.5}])),
               "junk key": JSON_VALUE})
