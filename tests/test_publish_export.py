@@ -381,3 +381,15 @@ def test_rerun_after_media_added_is_noticed(tmp_path):
         export_dataset(make_dataset(rows), "vggsound", "default", str(out))
     res = export_dataset(make_dataset(rows), "vggsound", "default", str(out), overwrite=True)
     assert res.splits["train"].num_rows == 3
+
+
+def test_audio_format_wav_round_trips(small, tmp_path):
+    _, dsd, train, _ = small
+    res = export_dataset(as_dict(train=dsd["train"]), "vggsound", "default", str(tmp_path / "out"),
+                         audio_format="wav")
+    assert res.splits["train"].encoded == 20  # FLAC sources re-wrapped as 16-bit WAV
+    got = _stock(tmp_path / "out", "default", tmp_path, split="train").cast_column("audio", Audio(decode=False))
+    for row, cell in zip([r for r in train if r["audio"] is not None], got["audio"], strict=True):
+        ref, _ = reference_audio(row)
+        assert cell["path"].endswith(".wav") and sf.info(io.BytesIO(cell["bytes"])).subtype == "PCM_16"
+        np.testing.assert_array_equal(decode_bytes(cell["bytes"], ref), ref)
