@@ -131,17 +131,8 @@ def run_child(kind: str, data_dir: str, cache_dir: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="200k / 400k rows instead of 1M / 4M")
-    ap.add_argument("--child", choices=("ours", "baseline"))
-    ap.add_argument("--data-dir")
-    ap.add_argument("--cache-dir")
-    args = ap.parse_args()
-    if args.child:
-        _child(args)
-        return
-    sizes = (200_000, 400_000) if args.smoke else (1_000_000, 4_000_000)
+def _measure(sizes: tuple[int, ...]) -> list[tuple[int, int, dict, dict]]:
+    """Generate, then prepare (ours and the baseline) at each size, each in a fresh subprocess."""
     work = tempfile.mkdtemp(prefix="avsets-bench-avset-")
     rows_out = []
     try:
@@ -155,6 +146,44 @@ def main() -> None:
             shutil.rmtree(os.path.join(work, f"cache-{rows}"), ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return rows_out
+
+
+# bench/run sizes: CI smoke, the few-minutes default (this script's --smoke sizes), --full (its default sizes)
+RUN_SIZES = {"smoke": (50_000, 100_000), "default": (200_000, 400_000), "full": (1_000_000, 4_000_000)}
+
+
+def run(size: str = "default") -> list:
+    """The same measurements as ``main`` as rows of the one ``bench/run`` table."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _common import Result
+
+    sizes = RUN_SIZES[size]
+    rows_out = _measure(sizes)
+    out = []
+    for rows, nfiles, mine, base in rows_out:
+        ratio = mine["seconds"] / base["seconds"]
+        out.append(Result(f"avset10m: metadata-only prepare of all, {rows:,} rows", mine["seconds"],
+                          base["seconds"], "s", ratio, "<= 5", ratio <= 5,
+                          f"{nfiles} files; baseline: pyarrow.json + IPC write; ours RSS {mine['peak_rss_mb']:.0f} MB"))
+    growth = rows_out[-1][2]["peak_rss_mb"] / rows_out[0][2]["peak_rss_mb"]
+    out.append(Result(f"avset10m: prepare peak RSS {sizes[-1]:,} vs {sizes[0]:,} rows", rows_out[-1][2]["peak_rss_mb"],
+                      rows_out[0][2]["peak_rss_mb"], "MB", growth, "<= 1.15", growth <= 1.15, "fresh subprocesses"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="200k / 400k rows instead of 1M / 4M")
+    ap.add_argument("--child", choices=("ours", "baseline"))
+    ap.add_argument("--data-dir")
+    ap.add_argument("--cache-dir")
+    args = ap.parse_args()
+    if args.child:
+        _child(args)
+        return
+    sizes = (200_000, 400_000) if args.smoke else (1_000_000, 4_000_000)
+    rows_out = _measure(sizes)
     print(f"\n== AVSET-10M metadata scale ({os.cpu_count()} cores, Python {sys.version.split()[0]})")
     head = (f"{'rows':>10} {'files':>6} {'ours s':>8} {'baseline s':>11} {'ratio':>6} {'target':>7} "
             f"{'ours RSS MB':>12} {'base RSS MB':>12} {'rows/s':>10}")

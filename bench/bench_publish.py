@@ -143,5 +143,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if args.smoke or (export_ratio >= 0.5 and stream_ratio >= 0.7) else 1
 
 
+# bench/run sizes, as this script's own arguments (default = its --smoke plus more clips; full = its default)
+RUN_ARGS = {"smoke": ["--smoke"], "default": ["--clips", "200", "--repeat", "3"], "full": []}
+
+
+def run(size: str = "default") -> list:
+    """The same measurements as ``main``, read back from its printed lines, as ``bench/run`` table rows."""
+    import contextlib
+    import io
+    import re
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _common import Result
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main(RUN_ARGS[size])
+    text = buf.getvalue()
+
+    def num(pattern: str) -> float:
+        return float(re.search(pattern, text).group(1))
+
+    copy, export = num(r"shutil.copyfile:\s+([\d.]+) MB/s"), num(r"avsets export:\s+([\d.]+) MB/s")
+    pa_rows, ds_rows = num(r"pyarrow iter_batches rows:\s+([\d.]+) rows/s"), num(r"datasets streaming rows:\s+([\d.]+)")
+    clips = int(num(r"media: (\d+) trimmed"))
+    return [Result(f"publish: export of {clips} trimmed FLAC clips vs copyfile", export, copy, "MB/s", export / copy,
+                   ">= 0.5", export / copy >= 0.5, "baseline: shutil.copyfile of the same files"),
+            Result("publish: stock datasets streaming of the export vs pyarrow", ds_rows, pa_rows, "rows/s",
+                   ds_rows / pa_rows, ">= 0.7", ds_rows / pa_rows >= 0.7, "baseline: ParquetFile.iter_batches rows")]
+
+
 if __name__ == "__main__":
     sys.exit(main())
