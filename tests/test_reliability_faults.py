@@ -1,0 +1,273 @@
+"""Faults (issue 8): kill -9 in the middle of ``download_and_prepare``, two processes preparing one config in
+one ``cache_dir`` at once, and a full disk while preparing and while exporting.
+
+Real subprocesses, real SIGKILL, and (when the test runs as root) a real size-limited tmpfs; without root the
+full disk is simulated by a write that fails with ``ENOSPC``.  After every fault a rerun must give exactly
+what a clean run gives, and nothing half-written may be trusted.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+PREPARE = textwrap.dedent("""
+    import hashlib, json, os, signal, sys
+    import datasets
+    import avsets
+    from avsets import builder as b
+    data_dir, cache_dir, kill_at = sys.argv[1:4]
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    orig = b.AVBuilder._generate_tables
+    def gen(self, shards, split):
+        if kill_at == "between_splits" and split == "test":
+            die()
+        for item in orig(self, shards, split):
+            yield item
+            if kill_at == "mid_split" and split == "train":
+                die()  # the first table is in the writer, the split is not finished
+    b.AVBuilder._generate_tables = gen
+    if kill_at == "before_info":
+        datasets.builder.DatasetBuilder._save_info = lambda self: die()
+    if kill_at == "in_finalize":
+        orig_fin = datasets.arrow_writer.ArrowWriter.finalize
+        def fin(self, *a, **k):
+            out = orig_fin(self, *a, **k)
+            die()
+            return out
+        datasets.arrow_writer.ArrowWriter.finalize = fin
+    ds = avsets.load_dataset("vggsound", data_dir=data_dir, cache_dir=cache_dir, rows_per_shard=100)
+    rows = {s: d.to_list() for s, d in ds.items()}
+    print(json.dumps({s: [len(r), hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()]
+                      for s, r in rows.items()}))
+""")
+
+
+def _prepare(data_dir: str, cache_dir: Path, kill_at: str = "none", **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    return subprocess.run([sys.executable, "-c", PREPARE, data_dir, str(cache_dir), kill_at], capture_output=True,
+                          text=True, env=env, timeout=300, **popen)
+
+
+@pytest.fixture(scope="module")
+def clean(vgg_sample_dir, tmp_path_factory) -> dict:
+    p = _prepare(vgg_sample_dir, tmp_path_factory.mktemp("clean") / "cache")
+    assert p.returncode == 0, p.stderr
+    result = json.loads(p.stdout.strip().splitlines()[-1])
+    assert result["train"][0] == 868 and result["test"][0] == 102
+    return result
+
+
+@pytest.mark.parametrize("kill_at", ["mid_split", "between_splits", "in_finalize", "before_info"])
+def test_kill9_during_prepare_then_rerun_equals_a_clean_run(vgg_sample_dir, tmp_path, clean, kill_at):
+    cache = tmp_path / "cache"
+    p = _prepare(vgg_sample_dir, cache, kill_at)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    # whatever the killed run left is not a finished cache: no dataset_info.json outside *.incomplete
+    infos = [f for f in cache.rglob("dataset_info.json") if ".incomplete" not in str(f)]
+    assert infos == []
+    p = _prepare(vgg_sample_dir, cache)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == clean
+    assert not [f for f in cache.rglob("*") if f.name.endswith(".incomplete")]
+    # and a third run reuses the now-complete cache (no regeneration) with the same answer
+    stamps = {f: f.stat().st_mtime_ns for f in cache.rglob("*.arrow")}
+    p = _prepare(vgg_sample_dir, cache)
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == clean
+    assert stamps and {f: f.stat().st_mtime_ns for f in cache.rglob("*.arrow")} == stamps
+
+
+def test_two_processes_prepare_one_config_in_one_cache_dir_at_once(vgg_sample_dir, tmp_path, clean):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", PREPARE, vgg_sample_dir, str(cache), "none"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert json.loads(out.strip().splitlines()[-1]) == clean
+    finished = [f for f in cache.rglob("dataset_info.json") if ".incomplete" not in str(f)]
+    assert len(finished) == 1  # one cache, not two half ones
+    assert not [f for f in cache.rglob("*") if f.name.endswith(".incomplete")]
+
+
+# ------------------------------------------------------------------------------------------ full disk
+class Tmpfs:
+    """A size-limited tmpfs (root only); ``grow()`` remounts it bigger, keeping its files."""
+
+    def __init__(self, path: Path, size: str) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.decode(errors='replace').strip()})")
+
+    def grow(self, size: str = "64m") -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True, capture_output=True)
+
+    def close(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], capture_output=True)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mounts: list[Tmpfs] = []
+
+    def make(name: str, size: str) -> Tmpfs:
+        m = Tmpfs(tmp_path / name, size)
+        mounts.append(m)
+        return m
+
+    yield make
+    for m in mounts:
+        m.close()
+
+
+def _media_rows(tmp_path: Path):
+    sys.path.insert(0, str(HERE))
+    from test_publish_support import as_dict, corpus_rows, make_dataset
+
+    rows = corpus_rows(tmp_path / "media", 16, kind="trimmed", seconds=2.0)
+    return as_dict(train=make_dataset(rows))
+
+
+def _exported_rows(out: Path) -> list[tuple]:
+    files = sorted((out / "data" / "default").glob("train-*.parquet"))
+    rows = []
+    for f in files:
+        t = pq.read_table(f)
+        rows += list(zip(t.column("id").to_pylist(), [a["bytes"] for a in t.column("audio").to_pylist()],
+                         strict=True))
+    return rows
+
+
+def _check_trusted_parts(out: Path) -> int:
+    """Every shard a progress file records exists, is a readable Parquet file and holds the recorded rows."""
+    state = out / ".avsets" / "default"
+    recorded = 0
+    for chunk in state.glob("*/chunk-*.json"):
+        for shard in json.loads(chunk.read_text())["shards"]:
+            recorded += 1
+            part = state / "parts" / shard["name"]
+            final_dir = out / "data" / "default"
+            assert part.exists() or final_dir.exists(), shard
+            if part.exists():
+                assert pq.read_metadata(part).num_rows == shard["num_rows"]
+    for f in (out / "data" / "default").glob("*.parquet") if (out / "data" / "default").exists() else []:
+        pq.read_metadata(f)  # a final shard is always whole
+    return recorded
+
+
+def _export_until_full_then_resume(tmp_path: Path, out: Path, fill, grow) -> None:
+    from avsets.publish.export import export_dataset
+
+    dsd = _media_rows(tmp_path)
+    ref = tmp_path / "ref"
+    export_dataset(dsd, "vggsound", "default", str(ref), max_shard_size="100KB")
+    with pytest.raises(OSError) as info:
+        with fill():
+            export_dataset(dsd, "vggsound", "default", str(out), max_shard_size="100KB")
+    assert info.value.errno == errno.ENOSPC or "No space" in str(info.value)
+    assert not (out / "README.md").exists()  # the card is written last: a reader never sees a half export
+    assert _check_trusted_parts(out) >= 1  # the disk filled after some shards were finished
+    grow()
+    export_dataset(dsd, "vggsound", "default", str(out), max_shard_size="100KB")
+    _check_trusted_parts(out)
+    assert _exported_rows(out) == _exported_rows(ref)
+    assert not list((out / ".avsets").rglob("*.tmp"))
+
+
+def test_full_disk_during_export_tmpfs(tmp_path, tmpfs):
+    """A real full disk: a 320 KB tmpfs takes a few shards, then ENOSPC; grown, the rerun resumes."""
+    import contextlib
+
+    disk = tmpfs("disk", "320k")
+    _export_until_full_then_resume(tmp_path, disk.path / "out", contextlib.nullcontext, disk.grow)
+
+
+def test_full_disk_during_export_simulated(tmp_path, monkeypatch):
+    """Without root: the third Parquet write fails with ENOSPC, mid-shard."""
+    import contextlib
+
+    import pyarrow.parquet as pqmod
+
+    calls = {"n": 0}
+    orig = pqmod.ParquetWriter.write_table
+
+    def failing(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return orig(self, *a, **k)
+
+    @contextlib.contextmanager
+    def fill():
+        monkeypatch.setattr(pqmod.ParquetWriter, "write_table", failing)
+        try:
+            yield
+        finally:
+            monkeypatch.setattr(pqmod.ParquetWriter, "write_table", orig)
+
+    from avsets.publish import shards
+
+    monkeypatch.setattr(shards, "ROW_GROUP_ROWS", 2)
+    _export_until_full_then_resume(tmp_path, tmp_path / "out", fill, lambda: None)
+
+
+def test_full_disk_during_prepare_then_rerun(vgg_sample_dir, tmp_path, tmpfs, clean):
+    """The cache on a full disk: the prepare fails (an error, not a half cache), and once there is room the
+    rerun equals a clean run."""
+    disk = tmpfs("cache", "96k")
+    p = _prepare(vgg_sample_dir, disk.path / "cache")
+    assert p.returncode != 0
+    assert "No space left on device" in p.stderr or "ENOSPC" in p.stderr or "Errno 28" in p.stderr, p.stderr[-3000:]
+    assert [f for f in (disk.path / "cache").rglob("dataset_info.json") if ".incomplete" not in str(f)] == []
+    disk.grow()
+    p = _prepare(vgg_sample_dir, disk.path / "cache")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == clean
+
+
+def test_interrupted_archive_extraction_is_redone(tmp_path):
+    """kill -9 in the middle of extracting AudioSetZSL's pinned archive: the ``.complete`` marker is missing, so
+    the rerun extracts again and every file matches a clean extraction."""
+    script = textwrap.dedent("""
+        import os, signal, sys, zipfile
+        from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
+        n = {"members": 0}
+        orig = zipfile.ZipFile._extract_member
+        def member(self, *a, **k):
+            n["members"] += 1
+            if n["members"] == 40:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return orig(self, *a, **k)
+        if sys.argv[2] == "kill":
+            zipfile.ZipFile._extract_member = member
+        print(extract_archive(bundled_archive(), sys.argv[1]))
+    """)
+    dest, ref = tmp_path / "dest", tmp_path / "ref"
+    p = subprocess.run([sys.executable, "-c", script, str(dest), "kill"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL
+    assert not (dest / ".complete").exists()
+    for d in (dest, ref):
+        p = subprocess.run([sys.executable, "-c", script, str(d), "ok"], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+
+    def tree(root: Path) -> dict:
+        return {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
+
+    assert tree(dest) == tree(ref)
