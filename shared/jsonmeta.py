@@ -320,7 +320,7 @@ def read_records(raw: bytes, *, file: object, field_names: set[str]) -> Records:
         return Records(table, layout, raw)
     except MetadataError:
         raise
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as exc:
+    except (pa.ArrowException, TypeError, ValueError, IndexError) as exc:  # ArrowIndexError: list<null> children
         return _python_fallback(raw, layout, file, exc)
 
 

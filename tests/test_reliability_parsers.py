@@ -472,3 +472,15 @@ def test_every_corpus_names_file_and_line_and_says_what_to_do(corpus, tmp_path, 
         assert "errors='skip'" in str(err) or "errors=\"skip\"" in str(err)
     ds = avsets.load_dataset(corpus, config, data_dir=data_dir, cache_dir=str(tmp_path / "skip"), errors="skip")
     assert sum(len(s) for s in ds.values()) > 0
+
+
+def test_avset10m_list_of_nulls_is_a_metadata_error(tmp_path):
+    """Regression (found by the fuzzer): ``"Youtube ID": [null, null]`` made pyarrow's JSON reader build an
+    invalid list<null> array whose ArrowIndexError escaped; now the json fallback reads it and the id field is
+    named."""
+    path = _write(json.dumps([{"Youtube ID": [None, None], "Start Time": 30, "End Time": 40, "AVC": "0.3",
+                               "Flag (Sound Separation)": 0, "Label": "/m/09x0r"}]).encode(),
+                  "AVSET-700K/unbalanced_train_segments_part00.json", str(tmp_path))
+    with pytest.raises(MetadataError) as info:
+        read_file(path, ReadOptions(with_text=False), RowErrors())
+    assert info.value.file == path and info.value.field == "Youtube ID"
