@@ -287,3 +287,27 @@ def test_streaming_training_loop_over_good_and_bad_clips_never_stops(matrix):
     for name in ("text_as_mp4", "start_beyond_end"):
         assert _id(name) not in seen and any(_id(name) in m for m in messages)
     assert DECODE_STATS.counts["dropped"] == 2 * (len(set(CASES) - {"zero_byte", "no_file"}) - len(set(seen)))
+
+
+def test_audio_only_file_when_only_video_is_asked_goes_through_on_missing(matrix, tmp_path):
+    """``modalities=("video",)``: a FLAC cannot serve video, so the row has no media at prepare time."""
+    meta, media, _ = matrix
+    kept = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, modalities=("video",),
+                               on_missing="keep", cache_dir=str(tmp_path), decode=False)
+    rows = {r["id"]: r for r in kept}
+    assert rows[_id("good_flac")]["video"] is None and rows[_id("good_flac")]["audio"] is None
+    assert rows[_id("good_mp4")]["video"] is not None and rows[_id("good_mp4")]["audio"] is None
+    skipped = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, modalities=("video",),
+                                  on_missing="skip", cache_dir=str(tmp_path / "s"), decode=False)
+    assert _id("good_flac") not in set(skipped["id"]) and _id("good_mp4") in set(skipped["id"])
+
+
+def test_streaming_on_missing_error_raises_naming_the_clip(matrix):
+    meta, media, _ = matrix
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, streaming=True,
+                             on_missing="keep", decode=False)
+    strict = avsets.decode(ds, on_error="error")
+    with pytest.raises(MediaError) as info:
+        for _ in strict:
+            pass
+    assert info.value.clip_id in {_id(n) for n, c in CASES.items() if c[3] not in ("ok", "missing")}
