@@ -39,15 +39,31 @@ class RowErrors:
             self.examples.append(exc.short)
 
 
+def utf16_without_bom(raw: bytes) -> str | None:
+    """``"utf-16-le"`` / ``"utf-16-be"`` for text saved as UTF-16 without a BOM (every other byte of ASCII text
+    is NUL), else None."""
+    head = raw[:4096]
+    if len(head) < 4 or b"\x00" not in head:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > len(odd) // 2 and even.count(0) == 0:
+        return "utf-16-le"
+    if even.count(0) > len(even) // 2 and odd.count(0) == 0:
+        return "utf-16-be"
+    return None
+
+
 def read_text(path: str | os.PathLike) -> str:
-    """A metadata file as text: UTF-8 (BOM stripped), falling back to Latin-1 so no byte is an exception."""
+    """A metadata file as text: UTF-8 (BOM stripped), UTF-16 (with or without BOM), falling back to Latin-1 so
+    no byte is an exception."""
     with open(path, "rb") as f:
         raw = f.read()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+    utf16 = "utf-16" if raw.startswith((b"\xff\xfe", b"\xfe\xff")) else utf16_without_bom(raw)
+    if utf16:
         try:
-            return raw.decode("utf-16")
+            return raw.decode(utf16)
         except UnicodeDecodeError:
             pass
     try:
@@ -72,7 +88,7 @@ def read_headerless_csv(
         raw = f.read()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or _has_blank_or_multiline(raw):
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or utf16_without_bom(raw) or _has_blank_or_multiline(raw):
         # pyarrow skips blank lines (shifting row -> line arithmetic) and reads no UTF-16: careful path
         return _read_csv_slow(read_text(path), path, column_names, errors=errors, row_errors=row_errors)
     try:
