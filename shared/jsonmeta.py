@@ -317,6 +317,7 @@ def read_records(raw: bytes, *, file: object, field_names: set[str]) -> Records:
         else:
             data = _columns_dict_to_lists(raw, file=file) if layout == "columns_dict" else raw
             table = _from_columns(_read_json_bytes(data, multiline=True, whole=True), file=file)
+        table.validate()  # pyarrow's JSON reader can build invalid list<null> columns; microseconds to catch
         return Records(table, layout, raw)
     except MetadataError:
         raise

@@ -533,3 +533,15 @@ def test_fuzzed_metadata_through_load_dataset(corpus, tmp_path_factory, vgg_samp
     for split in ds.values():
         for row in split:
             assert row["id"]
+
+
+def test_avset10m_list_of_nulls_in_a_record_stream(tmp_path):
+    """Regression (fuzzer): the same pyarrow list<null> bug in a JSON Lines file read without complaint and
+    exploded later in ``combine_chunks``; the table is now validated and the json fallback takes over."""
+    rec = {"Start Time": 30, "Youtube ID": [None, None], "End Time": 40, "AVC": "0.31",
+           "Flag (Sound Separation)": 0, "Label": "/m/09x0r"}
+    path = _write(json.dumps(rec, indent=2).replace("\n", "\r\n").encode(),
+                  "AVSET-700K/unbalanced_train_segments_part00.json", str(tmp_path))
+    with pytest.raises(MetadataError) as info:
+        read_file(path, ReadOptions(with_text=False), RowErrors())
+    assert info.value.file == path and info.value.field == "Youtube ID"
