@@ -12,6 +12,8 @@ import functools
 import importlib.resources
 import logging
 import os
+import shutil
+import uuid
 import zipfile
 
 import numpy as np
@@ -75,17 +77,31 @@ def bundled_archive() -> str:
 
 
 def extract_archive(archive: str, dest: str) -> str:
-    """Extract a repository zip (downloaded or bundled) once; return the repository root inside it."""
+    """Extract a repository zip (downloaded or bundled) once; return the repository root inside it.
+
+    Extracted into a private folder and renamed to ``dest`` whole, so a concurrent load (another config shares
+    the downloads folder but not the datasets lock) or a killed one never leaves or reads a half-written file.
+    """
     marker = os.path.join(dest, ".complete")
     if not os.path.exists(marker):
-        os.makedirs(dest, exist_ok=True)
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.namelist():
-                if member.startswith("/") or ".." in member.split("/"):
-                    raise MetadataError(f"unsafe member {member!r} in archive", file=archive)
-            zf.extractall(dest)
-        with open(marker, "w") as f:
-            f.write(PINNED_COMMIT)
+        tmp = f"{dest}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for member in zf.namelist():
+                    if member.startswith("/") or ".." in member.split("/"):
+                        raise MetadataError(f"unsafe member {member!r} in archive", file=archive)
+                zf.extractall(tmp)
+            with open(os.path.join(tmp, ".complete"), "w") as f:
+                f.write(PINNED_COMMIT)
+            if os.path.isdir(dest) and not os.path.exists(marker):
+                shutil.rmtree(dest, ignore_errors=True)  # a half extraction left by an older avsets
+            try:
+                os.rename(tmp, dest)
+            except OSError:  # another process renamed its complete copy first
+                if not os.path.exists(marker):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     root = find_root(dest)
     if root is None:
         raise MetadataError("archive holds no youtube-id/ folder", file=archive)

@@ -271,3 +271,54 @@ def test_interrupted_archive_extraction_is_redone(tmp_path):
         return {str(f.relative_to(root)): f.read_bytes() for f in root.rglob("*") if f.is_file()}
 
     assert tree(dest) == tree(ref)
+
+
+RACE = textwrap.dedent("""
+    import os, shutil, sys, time, zipfile
+    from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
+    dest, mode = sys.argv[1], sys.argv[2]
+    if mode == "slow":  # truncate each file, then wait before filling it: a slow disk, made deterministic
+        orig = shutil.copyfileobj
+        def slow(src, dst, *a, **k):
+            time.sleep(0.02)
+            return orig(src, dst, *a, **k)
+        shutil.copyfileobj = slow
+        print("started", flush=True)
+    root = extract_archive(bundled_archive(), dest)
+    if mode == "reader":
+        time.sleep(0.5)  # read while the slow extractor is still at work
+        sizes = {}
+        for folder, _, files in os.walk(root):
+            for f in files:
+                sizes[os.path.relpath(os.path.join(folder, f), root)] = os.path.getsize(os.path.join(folder, f))
+        import json
+        print(json.dumps(sizes))
+""")
+
+
+def test_two_processes_extracting_the_pinned_archive_never_see_half_files(tmp_path):
+    """Two loads of AudioSetZSL without data_dir (say the ``default`` and ``zsl`` configs, whose datasets locks
+    differ) extract the same pinned archive into the same downloads folder.  A reader must never see a file
+    that the other process has truncated and not yet refilled."""
+    import zipfile
+
+    from avsets.audiosetzsl.metadata import bundled_archive
+
+    with zipfile.ZipFile(bundled_archive()) as zf:
+        expected = {i.filename.split("/", 1)[1]: i.file_size for i in zf.infolist()
+                    if not i.is_dir() and "/" in i.filename and i.filename.split("/", 1)[1]}
+    dest = tmp_path / "AudioSetZSL-x"
+    slow = subprocess.Popen([sys.executable, "-c", RACE, str(dest), "slow"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert slow.stdout.readline().strip() == "started"
+        reader = subprocess.run([sys.executable, "-c", RACE, str(dest), "reader"], capture_output=True, text=True,
+                                timeout=120)
+        assert reader.returncode == 0, reader.stderr
+        sizes = json.loads(reader.stdout.strip().splitlines()[-1])
+    finally:
+        slow.kill()
+        slow.wait()
+    truncated = {k: (v, expected[k]) for k, v in sizes.items() if k in expected and v != expected[k]}
+    assert truncated == {}
+    assert set(expected) <= set(sizes)
