@@ -51,7 +51,7 @@ class Segment:
 
     def __post_init__(self) -> None:
         validate_youtube_id(self.youtube_id)
-        if not (self.start >= 0 and self.end > self.start):
+        if not (0 <= self.start < self.end <= 1e9):  # NaN and inf fail too (they would crash clip_key)
             raise ValueError(f"invalid segment times start={self.start!r} end={self.end!r} for {self.youtube_id}")
 
     @property

@@ -360,3 +360,19 @@ def test_tokens_never_written_by_export_card(tmp_path, monkeypatch):
     export_dataset(as_dict(train=make_dataset(corpus_rows(tmp_path / "media", 2, kind="trimmed"))), "vggsound",
                    "default", str(out), max_shard_size="1MB")
     assert all(TOKEN.encode() not in p.read_bytes() for p in out.rglob("*") if p.is_file())
+
+
+def test_fetch_segment_list_with_absurd_times_names_the_lines(tmp_path, capsys, caplog):
+    """Found here: ``inf`` in a ``--segments`` CSV crashed ``avsets fetch`` with OverflowError (clip key in ms)."""
+    from avsets.fetch.cli import main
+
+    segs = tmp_path / "segs.csv"
+    segs.write_text("youtube_id,start,end\n--9O4XZOge4,0,inf\n1FCq89ykIII,nan,5\n-0O3e95y4gE,1e400,1e401\n"
+                    "a_b-c_d-e_f,5,4\n-rf_-rf_-rf,0,2\n")
+    code = main(["fetch", "--segments", str(segs), "--out", str(tmp_path / "out"), "--audio",
+                 "--source-url-template", str(tmp_path / "src") + "/{youtube_id}.mp4"])
+    err = capsys.readouterr().err + caplog.text
+    assert code == 1  # the one valid row has no source file: unavailable
+    for line in (2, 3, 4, 5):
+        assert f"line {line}" in err
+    assert "-rf_-rf_-rf_0_2000\tunavailable" in err
