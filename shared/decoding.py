@@ -146,8 +146,11 @@ def _audio_pyav(src: Any, offset: float, duration: float | None) -> tuple[np.nda
         chunks: list[np.ndarray] = []
         first_t: float | None = None
         next_t: float | None = None
+        tb: float | None = None  # as a float once: Fraction arithmetic per frame cost ~10% of an AAC cut
         for frame in container.decode(stream):
-            t0 = float(frame.pts * frame.time_base) if frame.pts is not None else next_t
+            if tb is None and frame.time_base is not None:
+                tb = float(frame.time_base)
+            t0 = frame.pts * tb if frame.pts is not None and tb is not None else next_t
             if t0 is None:
                 t0 = 0.0
             if first_t is None:
