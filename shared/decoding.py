@@ -62,6 +62,31 @@ def open_source(path: str | None, data: bytes | None) -> Any:
 # ---------------------------------------------------------------------------------------------------- audio
 
 
+MAX_SAMPLING_RATE = 768_000
+MAX_FPS = 1000.0
+MAX_NUM_FRAMES = 100_000
+MAX_SIZE = 16_384
+
+
+def check_decode_options(*, sampling_rate: int | None = None, num_frames: int | None = None,
+                         fps: float | None = None, size: int | Sequence[int] | None = None) -> None:
+    """Refuse decode options that cannot mean anything (a ``ValueError`` before the first clip, not an
+    ``OverflowError`` or an out-of-memory in the middle of a training loop)."""
+    if sampling_rate is not None and not (isinstance(sampling_rate, (int, float, np.number))
+                                          and not isinstance(sampling_rate, bool)
+                                          and float(sampling_rate).is_integer()
+                                          and 1 <= sampling_rate <= MAX_SAMPLING_RATE):
+        raise ValueError(f"sampling_rate must be a whole number of Hz in [1, {MAX_SAMPLING_RATE}], not {sampling_rate!r}")
+    if num_frames is not None and not (isinstance(num_frames, (int, np.integer)) and 0 <= num_frames <= MAX_NUM_FRAMES):
+        raise ValueError(f"num_frames must be a whole number in [0, {MAX_NUM_FRAMES}], not {num_frames!r}")
+    if fps is not None and not (isinstance(fps, (int, float, np.number)) and 0 < fps <= MAX_FPS):
+        raise ValueError(f"fps must be a number in (0, {MAX_FPS:g}], not {fps!r}")
+    if size is not None:
+        parts = [size] if isinstance(size, (int, np.integer)) else list(size)
+        if len(parts) not in (1, 2) or not all(isinstance(v, (int, np.integer)) and 1 <= v <= MAX_SIZE for v in parts):
+            raise ValueError(f"size must be an int (shorter side) or (height, width) in [1, {MAX_SIZE}], not {size!r}")
+
+
 def decode_audio(
     path: str | None = None,
     data: bytes | None = None,
@@ -77,6 +102,7 @@ def decode_audio(
     Raises :class:`MediaError` naming the clip for an empty, corrupt or too-short file, never a raw
     decoder exception.
     """
+    check_decode_options(sampling_rate=sampling_rate)
     if data is not None and len(data) == 0:
         raise MediaError("media is empty (0 bytes)", clip_id=clip_id, path=path)
     ext = _ext_of(path)
@@ -238,6 +264,7 @@ def decode_video(
 
     Only the frames that are returned are converted to RGB (the conversion dominates decode time).
     """
+    check_decode_options(num_frames=num_frames, fps=fps, size=size)
     if data is not None and len(data) == 0:
         raise MediaError("media is empty (0 bytes)", clip_id=clip_id, path=path)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 import datasets
 
-from .decoding import decode_audio, decode_video
+from .decoding import check_decode_options, decode_audio, decode_video
 from .errors import MediaError, MissingStreamError
 
 logger = logging.getLogger("avsets")
@@ -151,6 +151,9 @@ def decode(ds: Any, *, sampling_rate: int | None = None, mono: bool = True, num_
 
     Use it after ``with_format(...)`` or ``cast_column`` replaced the transform, or on stock-loaded data.
     """
+    check_decode_options(sampling_rate=sampling_rate, num_frames=num_frames, fps=fps, size=size)
+    if on_error not in ("skip", "keep", "error"):
+        raise ValueError(f"on_error must be 'skip', 'keep' or 'error', not {on_error!r}")
     opts = DecodeOptions(sampling_rate=sampling_rate, mono=mono, num_frames=num_frames, fps=fps, size=size,
                          on_error=on_error, columns=tuple(columns))
     if isinstance(ds, (datasets.DatasetDict, datasets.IterableDatasetDict)):

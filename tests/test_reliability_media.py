@@ -376,3 +376,27 @@ def test_damaged_bytes_decode_or_raise_media_error(media, offset, duration):
             assert out[0].dtype == np.float32 and out[0].ndim == 2 and out[1] > 0
         else:
             assert out.frames.dtype == np.uint8 and len(out.frames) == len(out.timestamps)
+
+
+@pytest.mark.parametrize("kw", [{"sampling_rate": 0}, {"sampling_rate": -5}, {"sampling_rate": 10**9},
+                                {"sampling_rate": float("nan")}, {"fps": 0}, {"fps": -1}, {"fps": 1e9},
+                                {"num_frames": -3}, {"size": 0}, {"size": (0, 0)}, {"size": -4}, {"on_error": "ignore"}])
+def test_meaningless_decode_options_fail_before_the_first_clip(matrix, kw):
+    """Found here: ``sampling_rate=-5`` raised OverflowError at the first clip, ``sampling_rate=10**9`` a
+    MemoryError, and ``fps=1e9`` tried to allocate gigabytes - in the middle of a training loop.  Now a
+    ValueError when the decode step is attached."""
+    meta, media, _ = matrix
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, streaming=True,
+                             decode=False)
+    with pytest.raises(ValueError):
+        avsets.decode(ds, **kw)
+    if "on_error" not in kw:
+        fn = decode_audio if "sampling_rate" in kw else decode_video
+        with pytest.raises(ValueError):
+            fn(os.path.join(media, CASES["good_mp4"][2]), **kw)
+
+
+def test_whole_number_float_sampling_rate_still_works(matrix):
+    _, media, _ = matrix
+    a, sr = decode_audio(os.path.join(media, CASES["good_flac"][2]), sampling_rate=16000.0)
+    assert sr == 16000 and a.shape == (160000,)
