@@ -8,6 +8,7 @@ while preparing; the float rows are read per shard, so memory follows the shard,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -48,12 +49,27 @@ def h5_path(features_dir: str, modality: str, split_dir: str, class_name: str) -
     return os.path.join(features_dir, modality, split_dir, f"{class_name}.h5")
 
 
+@contextlib.contextmanager
+def _open_h5(path: str):
+    """``h5py.File`` whose damage (bad signature, truncation, wrong shapes) is a MetadataError naming the file."""
+    try:
+        with _h5py().File(path, "r") as hf:
+            yield hf
+    except MetadataError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise MetadataError(f"unreadable HDF5 features file ({type(exc).__name__}: {exc}); download it again",
+                            file=path) from None
+
+
 def read_ids(path: str) -> list[str]:
     """The YouTube ids of an h5 file's ``video_urls``, in file order."""
-    h5py = _h5py()
-    with h5py.File(path, "r") as hf:
+    with _open_h5(path) as hf:
         if "data" not in hf or "video_urls" not in hf:
             raise MetadataError("expected datasets 'data' and 'video_urls'", file=path)
+        if len(hf["data"].shape) != 2 or len(hf["video_urls"].shape) != 1:
+            raise MetadataError(f"expected 'data' (rows, dim) and 'video_urls' (rows,), found shapes "
+                                f"{hf['data'].shape} and {hf['video_urls'].shape}", file=path)
         urls = hf["video_urls"][()]
         n = hf["data"].shape[0]
     ids = [youtube_id_of(u.decode("utf-8") if isinstance(u, bytes) else str(u), file=path) for u in urls]
@@ -99,7 +115,6 @@ def attach_rows(table: pa.Table, features_dir: str, split_dir: str, class_names:
 def read_features(table: pa.Table, features_dir: str, split_dir: str,
                   class_names: tuple[str, ...]) -> dict[str, pa.Array]:
     """``audio_features`` / ``video_features`` (list<float32>) for the rows of one shard."""
-    h5py = _h5py()
     labels = table.column("label").to_numpy()
     rows = table.column(ROW_COLUMN).to_numpy()
     out: dict[str, pa.Array] = {}
@@ -113,7 +128,7 @@ def read_features(table: pa.Table, features_dir: str, split_dir: str,
             want = rows[sel]
             order = np.argsort(want, kind="stable")
             uniq, inverse = np.unique(want[order], return_inverse=True)
-            with h5py.File(path, "r") as hf:
+            with _open_h5(path) as hf:
                 block = np.asarray(hf["data"][uniq], dtype=np.float32)  # h5py wants increasing indices
             for k, i in enumerate(sel[order]):
                 vectors[i] = block[inverse[k]].reshape(-1)

@@ -545,3 +545,37 @@ def test_avset10m_list_of_nulls_in_a_record_stream(tmp_path):
     with pytest.raises(MetadataError) as info:
         read_file(path, ReadOptions(with_text=False), RowErrors())
     assert info.value.file == path and info.value.field == "Youtube ID"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "no_datasets", "scalar_data", "int_urls"])
+def test_audiosetzsl_damaged_h5_features_name_the_file(tmp_path, vgg_sample_dir, damage):
+    """Found here: a damaged features file surfaced as h5py's OSError / KeyError (or datasets' generation
+    wrapper), not as our error naming the file."""
+    h5py = pytest.importorskip("h5py")
+    data_dir, bad, _ = _zsl_dir(tmp_path, vgg_sample_dir)
+    with open(bad) as f:
+        lines = f.readlines()[:-1]  # drop the injected bad row
+    with open(bad, "w") as f:
+        f.writelines(lines)
+    ids = [ln.split(", ")[1] for ln in lines]
+    feats = tmp_path / "features"
+    for modality in ("audio", "video"):
+        path = feats / modality / "trn" / "dog.h5"
+        path.parent.mkdir(parents=True)
+        with h5py.File(path, "w") as hf:
+            if damage == "scalar_data":
+                hf["data"] = 1.0
+            elif damage != "no_datasets":
+                hf["data"] = np.ones((len(ids), 4), np.float32)
+            urls = [1, 2] if damage == "int_urls" else [i.encode() for i in ids]
+            if damage != "no_datasets":
+                hf["video_urls"] = np.array(urls)
+        if damage == "garbage":
+            path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00garbage" * 20)
+        elif damage == "truncated":
+            path.write_bytes(path.read_bytes()[:600])
+    with pytest.raises(MetadataError) as info:
+        ds = avsets.load_dataset("audiosetzsl", data_dir=data_dir, features_dir=str(feats),
+                                 cache_dir=str(tmp_path / "c"))
+        list(ds["train"])
+    assert info.value.file.endswith("dog.h5"), info.value
