@@ -10,6 +10,16 @@ import os
 from typing import Any
 
 
+MAX_REASON = 600  # a 100 kB field quoted in full makes an error (and every log line) unreadable
+
+
+def _shorten(text: str) -> str:
+    """``text`` cut in the middle when it is longer than ``MAX_REASON`` characters (the end usually says why)."""
+    if len(text) <= MAX_REASON:
+        return text
+    return f"{text[:400]} ...[{len(text) - 550} characters]... {text[-150:]}"
+
+
 class AvsetsError(Exception):
     """Base class of every error avsets raises on purpose."""
 
@@ -22,6 +32,7 @@ class MetadataError(AvsetsError, ValueError):
     """
 
     def __init__(self, message: str, *, file: Any = None, line: int | None = None, field: str | None = None):
+        message = _shorten(message)
         self.file = None if file is None else str(file)
         self.line = line
         self.field = field

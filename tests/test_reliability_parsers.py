@@ -101,6 +101,7 @@ def check_outcome(fn, path: str):
         if not any(w in exc.reason for w in WHOLE_FILE) and "(row " not in exc.reason:  # column files: a row
             assert exc.line is not None and exc.line >= 1, f"no line in: {exc!r}"
         assert str(exc).startswith(exc.file)
+        assert len(str(exc)) < 1500, f"unreadably long message ({len(str(exc))} characters)"  # huge fields
         return exc
 
 
@@ -579,3 +580,14 @@ def test_audiosetzsl_damaged_h5_features_name_the_file(tmp_path, vgg_sample_dir,
                                  cache_dir=str(tmp_path / "c"))
         list(ds["train"])
     assert info.value.file.endswith("dog.h5"), info.value
+
+
+def test_huge_field_error_stays_readable(tmp_path):
+    """Found here: a 200 kB field was quoted whole in the error (and in every skip log line)."""
+    path = _write(b"--9O4XZOge4,30," + b"x" * 200_000 + b",train\n", "vggsound.csv", str(tmp_path))
+    with pytest.raises(MetadataError) as info:
+        read_vggsound_csv(path, label_list("default"), only=None, errors="raise", row_errors=RowErrors())
+    assert info.value.line == 1 and len(str(info.value)) < 1500 and "characters]" in str(info.value)
+    errs = RowErrors()
+    table = read_vggsound_csv(path, label_list("default"), only=None, errors="skip", row_errors=errs)
+    assert table.num_rows == 0 and errs.count == 1 and all(len(e) < 1500 for e in errs.examples)
