@@ -376,3 +376,43 @@ def test_fetch_segment_list_with_absurd_times_names_the_lines(tmp_path, capsys, 
     for line in (2, 3, 4, 5):
         assert f"line {line}" in err
     assert "-rf_-rf_-rf_0_2000\tunavailable" in err
+
+
+# ------------------------------------------------------------------------------------------ fuzzed media names
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAME_PART = st.one_of(
+    st.sampled_from(["--9O4XZOge4", "Y--9O4XZOge4", "1FCq89ykIII", "_", "-", ".", "..", "000030", "30000", "40000",
+                     "9" * 40, "1e400", "nan", "inf", "-1", "30.000", "40.000", "1" + "0" * 60 + ".000", " ", "é", "日本"]),
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"), min_size=1, max_size=12))
+_EXT = st.sampled_from(["flac", "FLAC", "wav", "mp4", "mkv", "webm", "m4a", "part", "", "flac.part", "txt"])
+MEDIA_NAME = st.builds(lambda parts, sep, ext: sep.join(parts)[:200] + (f".{ext}" if ext else ""),
+                       st.lists(_NAME_PART, min_size=1, max_size=4), st.sampled_from(["_", "", "-", "."]), _EXT)
+
+
+@settings(max_examples=int(os.environ.get("AVSETS_FUZZ_EXAMPLES", "0")) or 25, deadline=None, database=None,
+          derandomize=not os.environ.get("AVSETS_FUZZ_EXAMPLES"),
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(names=st.lists(MEDIA_NAME, min_size=1, max_size=6, unique=True), depth=st.sampled_from(["", "sub/", "a/b/"]))
+def test_fuzzed_media_file_names_never_break_a_load(tmp_path_factory, names, depth):
+    """Any file name in a media folder (numbers past int64, NaN, dots, unicode, near-matches of every naming)
+    is indexed or ignored; the load goes on and only real matches resolve."""
+    root = tmp_path_factory.mktemp("names")
+    media = root / "media"
+    (media / depth).mkdir(parents=True, exist_ok=True)
+    for name in names:
+        try:
+            (media / depth / name).write_bytes(b"\x00" * 16)
+        except OSError:  # the file system refuses it (too long in bytes, '.' or '..'): not our input
+            continue
+    meta = _vgg(root, [("--9O4XZOge4", 30), ("1FCq89ykIII", 0)])
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=str(media), streaming=True,
+                             decode=False, on_missing="keep")
+    for row in ds:
+        for col in ("audio", "video"):
+            if row[col] is not None:
+                path = row[col]["path"]
+                assert path.startswith(str(media)) and os.path.isfile(path)
+                stem = os.path.basename(path)
+                assert stem.startswith((row["youtube_id"], "Y" + row["youtube_id"]))
