@@ -416,3 +416,24 @@ def test_fuzzed_media_file_names_never_break_a_load(tmp_path_factory, names, dep
                 assert path.startswith(str(media)) and os.path.isfile(path)
                 stem = os.path.basename(path)
                 assert stem.startswith((row["youtube_id"], "Y" + row["youtube_id"]))
+
+
+def test_hostile_label_names_cannot_break_the_exported_card(tmp_path):
+    """Label names come from metadata files for AVMIT's ``videos``/``ratings``: YAML syntax, a front-matter
+    fence and newlines in them stay data; stock ``datasets`` reads the names back exactly."""
+    import datasets
+    from avsets.publish.export import export_dataset
+    from datasets import ClassLabel
+    from test_publish_support import as_dict, corpus_rows, make_dataset
+
+    hostile = ["a: b\n---\nlicense: evil", "- [x]\n# not a comment", "'{{ quoted }}' & *anchor"]
+    rows = corpus_rows(tmp_path / "media", 3, kind="trimmed")
+    ds = make_dataset(rows).cast_column("label", ClassLabel(names=hostile))
+    out = tmp_path / "out"
+    export_dataset(as_dict(train=ds), "vggsound", "default", str(out), max_shard_size="1MB")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and card.count("\n---\n") == 1  # one front-matter block, still closed
+    assert "\nlicense: evil" not in card
+    back = datasets.load_dataset(str(out), "default", split="train", cache_dir=str(tmp_path / "c"))
+    assert back.features["label"].names == hostile
+    assert sorted(back["label"]) == sorted(r["label"] for r in rows)
