@@ -322,3 +322,49 @@ def test_two_processes_extracting_the_pinned_archive_never_see_half_files(tmp_pa
     truncated = {k: (v, expected[k]) for k, v in sizes.items() if k in expected and v != expected[k]}
     assert truncated == {}
     assert set(expected) <= set(sizes)
+
+
+EXPORT = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from test_publish_support import as_dict, corpus_rows, make_dataset
+    from avsets.publish import shards
+    from avsets.publish.export import export_dataset
+    shards.ROW_GROUP_ROWS = 1
+    orig = shards.ShardWriter.add
+    def slow(self, *a, **k):  # a slow disk, so the two runs overlap for sure
+        time.sleep(0.03)
+        return orig(self, *a, **k)
+    shards.ShardWriter.add = slow
+    rows = corpus_rows(Path(sys.argv[1]), 16, kind="trimmed", write=False)
+    r = export_dataset(as_dict(train=make_dataset(rows)), "vggsound", "default", sys.argv[2], max_shard_size="100KB")
+    print("OK", r.splits["train"].num_rows)
+""")
+
+
+def test_two_exports_into_one_folder_at_once(tmp_path):
+    """Found here: two exports of one config into one folder wrote the same ``.tmp`` shard; one died with
+    FileNotFoundError when the other renamed it (and interleaved writes could corrupt a shard).  Now the
+    second waits for the first, then finds the work done."""
+    sys.path.insert(0, str(HERE))
+    from avsets.publish.export import export_dataset
+    from test_publish_support import corpus_rows
+
+    corpus_rows(tmp_path / "media", 16, kind="trimmed")
+    script = EXPORT.format(tests=str(HERE))
+    out = tmp_path / "out"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "media"), str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    for p, (stdout, stderr) in zip(procs, results, strict=True):
+        assert p.returncode == 0, stderr[-2000:]
+        assert stdout.strip().endswith("OK 16")
+    ref = tmp_path / "ref"
+    sys.path.insert(0, str(HERE))
+    from test_publish_support import as_dict, make_dataset
+
+    export_dataset(as_dict(train=make_dataset(corpus_rows(tmp_path / "media", 16, kind="trimmed", write=False))),
+                   "vggsound", "default", str(ref), max_shard_size="100KB")
+    assert _exported_rows(out) == _exported_rows(ref)
+    _check_trusted_parts(out)

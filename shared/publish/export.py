@@ -14,15 +14,19 @@ options resumes (``shards.py``), and a rerun with different ones refuses unless 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import hashlib
+import inspect
 import json
 import logging
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import filelock
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +36,15 @@ from datasets.utils.py_utils import convert_file_size_to_int
 from .card import SplitStats, build_card
 from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
 from .media import AUDIO_FORMATS
-from .shards import ChunkState, ShardWriter, finalize_split, read_json, state_dir, write_json_atomic
+from .shards import (
+    STATE_DIR,
+    ChunkState,
+    ShardWriter,
+    finalize_split,
+    read_json,
+    state_dir,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +228,26 @@ def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_optio
             ray.shutdown()
 
 
+def _one_writer(fn):
+    """Serialize exports of one config into one local folder: two at once wrote the same ``.tmp`` shard (a
+    second run now waits, then finds the work done).  Remote targets are not locked."""
+    sig = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        out, config = bound.arguments["out"], bound.arguments["config"]
+        fs, root = fsspec.core.url_to_fs(out, **(bound.arguments.get("storage_options") or {}))
+        if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            return fn(*args, **kwargs)
+        os.makedirs(os.path.join(root, STATE_DIR), exist_ok=True)
+        with filelock.FileLock(os.path.join(root, STATE_DIR, f"{config}.lock")):  # beside the state; push skips it
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_writer
 def export_dataset(
     dataset: Dataset | DatasetDict,
     corpus: str,
