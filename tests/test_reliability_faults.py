@@ -368,3 +368,30 @@ def test_two_exports_into_one_folder_at_once(tmp_path):
                    "vggsound", "default", str(ref), max_shard_size="100KB")
     assert _exported_rows(out) == _exported_rows(ref)
     _check_trusted_parts(out)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_damaged_fetch_ledger_is_a_setup_error_not_a_traceback(tmp_path, capsys, damage):
+    """Found here: a truncated or overwritten ``avsets-ledger.sqlite`` (a full disk, a bad copy) made
+    ``avsets fetch`` die with sqlite3.DatabaseError; now exit code 2 and a message that says what to do."""
+    from avsets.fetch.cli import main
+    from avsets.synth import write_video
+
+    (tmp_path / "src").mkdir()
+    write_video(tmp_path / "src" / "-rf_-rf_-rf.mp4", seconds=3.0, fps=5, size=(32, 24), sr=8000)
+    segs = tmp_path / "segs.csv"
+    segs.write_text("youtube_id,start,end\n-rf_-rf_-rf,0,2\n")
+    out = tmp_path / "out"
+    args = ["fetch", "--segments", str(segs), "--out", str(out), "--audio", "--source-url-template",
+            str(tmp_path / "src") + "/{youtube_id}.mp4"]
+    assert main(args) == 0
+    ledger = out / "avsets-ledger.sqlite"
+    data = ledger.read_bytes()
+    for extra in ("-wal", "-shm"):
+        (out / f"avsets-ledger.sqlite{extra}").unlink(missing_ok=True)
+    ledger.write_bytes(os.urandom(3000) if damage == "garbage" else data[: len(data) // 2])
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "avsets-ledger.sqlite" in err and "move it aside" in err and "Traceback" not in err
+    assert (out / "-rf_-rf_-rf_0_2000.flac").exists()  # the clips stay

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -157,7 +158,11 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
     report = FetchReport(out_dir=str(target))
     t0 = time.perf_counter()
     cleanup_partials(target.work_dir, max_age=options.lease)
-    ledger = Ledger(target.ledger_path, lease=options.lease)
+    try:
+        ledger = Ledger(target.ledger_path, lease=options.lease)
+    except sqlite3.DatabaseError as e:  # truncated or overwritten (a full disk, a bad copy): say what to do
+        raise FetchSetupError(f"the ledger {target.ledger_path} is unreadable ({e}); move it aside (the clips "
+                              "stay) to start a new ledger") from None
     try:
         planned = plan(items, ledger, target, options, report)
         if options.engine == "ray":
