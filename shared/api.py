@@ -178,7 +178,15 @@ def load_dataset(
         except datasets.exceptions.DatasetGenerationError as exc:
             _reraise_own(exc)
             raise
-        ds = _as_dataset(builder, split, keep_in_memory)
+        try:
+            ds = _as_dataset(builder, split, keep_in_memory)
+        except (OSError, pa.ArrowInvalid) as exc:  # a cached Arrow file damaged after it was written
+            logger.warning("%s: the cached dataset in %s is damaged (%s: %s); preparing it again", name,
+                           builder.cache_dir, type(exc).__name__, exc)
+            builder.download_and_prepare(download_mode=datasets.DownloadMode.FORCE_REDOWNLOAD,
+                                         verification_mode=verification_mode, num_proc=num_proc,
+                                         storage_options=storage_options)
+            ds = _as_dataset(builder, split, keep_in_memory)
     if decode and media_dir is not None:
         ds = decode_step(ds, on_error=on_missing, **decode_opts)
     return ds

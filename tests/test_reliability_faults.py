@@ -395,3 +395,22 @@ def test_damaged_fetch_ledger_is_a_setup_error_not_a_traceback(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "avsets-ledger.sqlite" in err and "move it aside" in err and "Traceback" not in err
     assert (out / "-rf_-rf_-rf_0_2000.flac").exists()  # the clips stay
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "deleted"])
+def test_damaged_cache_file_is_rebuilt_not_used(vgg_sample_dir, tmp_path, clean, damage):
+    """Found here: a cached Arrow file cut short after it was written (a full disk during a copy, a killed
+    rsync) made every later load fail with "Expected to be able to read ... bytes"; now the cache is
+    prepared again, with a warning, and equals a clean run."""
+    cache = tmp_path / "cache"
+    assert _prepare(vgg_sample_dir, cache).returncode == 0
+    train = next(f for f in cache.rglob("*-train*.arrow"))
+    if damage == "deleted":
+        train.unlink()
+    else:
+        data = train.read_bytes()
+        train.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    p = _prepare(vgg_sample_dir, cache)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "is damaged" in p.stderr and "preparing it again" in p.stderr
+    assert json.loads(p.stdout.strip().splitlines()[-1]) == clean
