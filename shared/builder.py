@@ -15,8 +15,10 @@ A corpus subclass sets ``CORPUS``, ``BUILDER_CONFIG_CLASS``, ``BUILDER_CONFIGS``
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 from typing import Any
 
 import datasets
@@ -44,7 +46,18 @@ class AVBuilder(datasets.ArrowBasedBuilder):
     DEFAULT_WRITER_BATCH_SIZE = 10_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            # datasets reads dataset_info.json of a finished cache here: damaged after it was written, it
+            # would fail every later load, streaming included.  Drop that cache and start again.
+            damaged = getattr(self, "_cache_dir", None)
+            if not damaged or "://" in str(damaged) or not os.path.exists(os.path.join(damaged, "dataset_info.json")):
+                raise
+            logger.warning("%s: the cached dataset in %s is damaged (%s: %s); preparing it again", self.CORPUS,
+                           damaged, type(exc).__name__, exc)
+            shutil.rmtree(damaged, ignore_errors=True)
+            super().__init__(*args, **kwargs)
         if self.config.media_pattern:
             check_pattern(self.config.media_pattern)
         self.stats: dict[str, ResolveStats] = {}

@@ -397,16 +397,22 @@ def test_damaged_fetch_ledger_is_a_setup_error_not_a_traceback(tmp_path, capsys,
     assert (out / "-rf_-rf_-rf_0_2000.flac").exists()  # the clips stay
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "deleted"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "deleted", "info_truncated", "info_not_a_dict"])
 def test_damaged_cache_file_is_rebuilt_not_used(vgg_sample_dir, tmp_path, clean, damage):
     """Found here: a cached Arrow file cut short after it was written (a full disk during a copy, a killed
-    rsync) made every later load fail with "Expected to be able to read ... bytes"; now the cache is
-    prepared again, with a warning, and equals a clean run."""
+    rsync) made every later load fail with "Expected to be able to read ... bytes", and a damaged
+    dataset_info.json every load, streaming included, with a JSONDecodeError; now the cache is prepared
+    again, with a warning, and equals a clean run."""
     cache = tmp_path / "cache"
     assert _prepare(vgg_sample_dir, cache).returncode == 0
     train = next(f for f in cache.rglob("*-train*.arrow"))
+    info = next(f for f in cache.rglob("dataset_info.json"))
     if damage == "deleted":
         train.unlink()
+    elif damage == "info_truncated":
+        info.write_text(info.read_text()[:100])
+    elif damage == "info_not_a_dict":
+        info.write_text("[1, 2, 3]")
     else:
         data = train.read_bytes()
         train.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
