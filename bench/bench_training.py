@@ -28,7 +28,7 @@ from _common import Result, print_table, random_ids, skipped  # noqa: E402
 from _perf import cached, torch_python  # noqa: E402
 
 # clips, clip size (w, h), epochs per setting, clips consumed before the state_dict() is taken
-SIZES = {"smoke": (16, (160, 90), 1, 5), "default": (96, (640, 360), 3, 37), "full": (256, (640, 360), 3, 101)}
+SIZES = {"smoke": (16, (160, 90), 1, 5), "default": (192, (640, 360), 3, 77), "full": (512, (640, 360), 3, 201)}
 SHARDS = 8
 BATCH = 4
 
