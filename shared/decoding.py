@@ -22,6 +22,10 @@ import soundfile as sf
 
 from .errors import MediaError, MissingStreamError
 
+# What a damaged file can make a decoder raise; AttributeError/TypeError included because a damaged header
+# can leave PyAV with a stream that has no codec context (found by fuzzing real files with flipped bytes).
+_DECODE_ERRORS = (OSError, av.FFmpegError, ValueError, RuntimeError, IndexError, AttributeError, TypeError,
+                  ZeroDivisionError, OverflowError)
 SOUNDFILE_EXTENSIONS = frozenset({"wav", "flac", "ogg"})
 AUDIO_PREROLL_S = 0.2  # MDCT codecs need a little signal before the cut to decode its first samples right
 _EPS = 1e-6
@@ -116,7 +120,7 @@ def decode_audio(
             array, sr = _audio_pyav(open_source(path, data), offset, duration)
     except MediaError as exc:
         raise type(exc)(exc.reason, clip_id=clip_id, path=path) from None
-    except (OSError, av.FFmpegError, sf.LibsndfileError, ValueError, RuntimeError, IndexError) as exc:
+    except _DECODE_ERRORS + (sf.LibsndfileError,) as exc:
         raise MediaError(f"cannot decode audio: {type(exc).__name__}: {exc}", clip_id=clip_id, path=path) from exc
     if array.shape[1] == 0 and offset <= 0:
         raise MediaError("no decodable audio samples (corrupt file or empty stream)", clip_id=clip_id, path=path)
@@ -271,7 +275,7 @@ def decode_video(
         return _video_pyav(open_source(path, data), offset, duration, num_frames, fps, size)
     except MediaError as exc:
         raise type(exc)(exc.reason, clip_id=clip_id, path=path) from None
-    except (OSError, av.FFmpegError, ValueError, RuntimeError, IndexError) as exc:
+    except _DECODE_ERRORS as exc:
         raise MediaError(f"cannot decode video: {type(exc).__name__}: {exc}", clip_id=clip_id, path=path) from exc
 
 
@@ -502,5 +506,5 @@ def probe_media(path: str) -> str | None:
             for _ in container.decode(streams[0]):
                 return None
             return "no decodable frame"
-    except (OSError, av.FFmpegError, ValueError, RuntimeError, IndexError, MediaError) as exc:
+    except _DECODE_ERRORS + (MediaError,) as exc:
         return f"{type(exc).__name__}: {exc}"

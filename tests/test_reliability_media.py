@@ -400,3 +400,18 @@ def test_whole_number_float_sampling_rate_still_works(matrix):
     _, media, _ = matrix
     a, sr = decode_audio(os.path.join(media, CASES["good_flac"][2]), sampling_rate=16000.0)
     assert sr == 16000 and a.shape == (160000,)
+
+
+@pytest.mark.parametrize("name", ["clip.wav", "clip.mp4", None])
+def test_wav_with_unknown_format_tag_is_a_media_error(tmp_path, name):
+    """Regression (found by the damaged-bytes fuzzer): a WAV whose format tag is 0 gives PyAV an audio stream
+    without a codec context, and ``stream.codec_context.sample_rate`` raised AttributeError past the decoder's
+    error handling, stopping the training loop."""
+    path = tmp_path / "a.wav"
+    write_audio(path, seconds=1.0, sr=SR)
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"RIFF" and data[12:16] == b"fmt "
+    data[20:22] = b"\x00\x00"  # WAVE_FORMAT_UNKNOWN
+    with pytest.raises(MediaError) as info:
+        decode_audio(name, bytes(data), clip_id="c1")
+    assert info.value.clip_id == "c1"
