@@ -210,7 +210,12 @@ def _audio_pyav(src: Any, offset: float, duration: float | None) -> tuple[np.nda
 def resample(array: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample ``(channels, samples)`` float32 with FFmpeg's swresample (through PyAV; no extra dependency)."""
     channels = array.shape[0]
-    layout = "mono" if channels == 1 else ("stereo" if channels == 2 else f"{channels}c")
+    if channels > 2:
+        # One mono pass per channel (swresample filters channels independently, so the result is the same):
+        # PyAV's "<n>c" layouts are wrong-sized for 8 and 16 channels, invalid for 9, and crashed the process
+        # (segfault) beyond - a damaged or exotic file must not take the training loop down with it.
+        return np.stack([resample(array[c:c + 1], orig_sr, target_sr)[0] for c in range(channels)])
+    layout = "mono" if channels == 1 else "stereo"
     resampler = av.AudioResampler(format="fltp", layout=layout, rate=target_sr)
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(array, dtype=np.float32), format="fltp", layout=layout)
     frame.sample_rate = orig_sr

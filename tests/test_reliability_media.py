@@ -415,3 +415,23 @@ def test_wav_with_unknown_format_tag_is_a_media_error(tmp_path, name):
     with pytest.raises(MediaError) as info:
         decode_audio(name, bytes(data), clip_id="c1")
     assert info.value.clip_id == "c1"
+
+
+@pytest.mark.parametrize("channels", [3, 8, 9, 16, 64])
+def test_many_channels_resample_without_crashing(tmp_path, channels):
+    """Found here: resampling 8 or 16 channels raised IndexError, 9 ValueError ("Invalid layout: 9c"), and
+    more crashed the Python process with a segfault (PyAV's "<n>c" layouts).  Run in a subprocess, so a
+    crash fails this test instead of the whole suite."""
+    import subprocess
+    import sys
+
+    path = tmp_path / f"c{channels}.wav"
+    write_audio(path, seconds=0.5, sr=SR, channels=channels)
+    code = ("import sys, numpy as np; from avsets.decoding import decode_audio\n"
+            "a, sr = decode_audio(sys.argv[1], sampling_rate=16000, mono=False)\n"
+            "m, _ = decode_audio(sys.argv[1], sampling_rate=16000)\n"
+            "assert a.shape == (int(sys.argv[2]), 8000) and sr == 16000 and np.allclose(m, a.mean(0), atol=1e-6)\n"
+            "print('ok')")
+    p = subprocess.run([sys.executable, "-c", code, str(path), str(channels)], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", (p.returncode, p.stderr[-1500:])
