@@ -361,19 +361,21 @@ def damaged_media(draw) -> tuple[str, bytes]:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(media=st.one_of(damaged_media(), st.tuples(st.sampled_from(["a.mp4", "a.flac", None]), st.binary(min_size=1,
                                                                                                      max_size=300))),
-       offset=st.sampled_from([0.0, 0.3, 5.0]), duration=st.sampled_from([None, 0.5, 10.0]))
-def test_damaged_bytes_decode_or_raise_media_error(media, offset, duration):
+       offset=st.sampled_from([0.0, 0.3, 5.0]), duration=st.sampled_from([None, 0.5, 10.0]),
+       video_kw=st.sampled_from([{}, {"num_frames": 3}, {"fps": 2.0}, {"size": 16}, {"size": (8, 8), "fps": 30.0}]),
+       audio_kw=st.sampled_from([{"mono": False}, {}, {"sampling_rate": 16000}, {"sampling_rate": 11025, "mono": False}]))
+def test_damaged_bytes_decode_or_raise_media_error(media, offset, duration, video_kw, audio_kw):
     """Bit flips, overwritten runs, cuts and duplicated blocks in real FLAC/WAV/OGG/mp4 files, and random bytes:
     the decoders return arrays or raise MediaError naming the clip - nothing else, and never hang."""
     name, data = media
-    for fn, kw in ((decode_audio, {"mono": False}), (decode_video, {"num_frames": 3})):
+    for fn, kw in ((decode_audio, audio_kw), (decode_video, video_kw)):
         try:
             out = fn(name, data, offset=offset, duration=duration, clip_id="fuzz", **kw)
         except MediaError as exc:
             assert exc.clip_id == "fuzz"
             continue
         if fn is decode_audio:
-            assert out[0].dtype == np.float32 and out[0].ndim == 2 and out[1] > 0
+            assert out[0].dtype == np.float32 and out[0].ndim == (1 if kw.get("mono", True) else 2) and out[1] > 0
         else:
             assert out.frames.dtype == np.uint8 and len(out.frames) == len(out.timestamps)
 
