@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-
 MAX_REASON = 600  # a 100 kB field quoted in full makes an error (and every log line) unreadable
 
 
