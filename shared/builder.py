@@ -35,6 +35,15 @@ from .tables import batch_tables, common_features, finalize_shard, label_names_o
 logger = logging.getLogger("avsets")
 
 
+def _stop_if_orphaned(owner: int | None) -> None:
+    """In a ``num_proc`` worker whose preparing process died (kill -9), exit instead of writing on into the
+    ``.incomplete`` folder that the rerun is using.  Found by the fault tests: such orphans lived on."""
+    if owner and os.getpid() != owner and os.getppid() != owner:
+        logger.warning("avsets: the process preparing this dataset (pid %d) is gone; worker %d stops", owner,
+                       os.getpid())
+        os._exit(1)
+
+
 class AVBuilder(datasets.ArrowBasedBuilder):
     """Shared builder: sharded ``gen_kwargs``, media resolution, ``on_missing``, schema."""
 
@@ -83,6 +92,14 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             citation=card.get("citation", ""),
         )
 
+    def _download_and_prepare(self, *args: Any, **kwargs: Any) -> Any:
+        # num_proc workers get a pickled copy: they compare it with their parent (see _stop_if_orphaned)
+        self._prepare_owner = os.getpid()
+        try:
+            return super()._download_and_prepare(*args, **kwargs)
+        finally:
+            self._prepare_owner = None
+
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
         shards = self._split_shards(dl_manager)
         return [
@@ -101,10 +118,13 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         schema = self.info.features.arrow_schema
         # counts of this pass only (streaming runs one pass per shard and epoch): the log line is exact
         total = self.stats[split] = ResolveStats()
+        owner = getattr(self, "_prepare_owner", None)
         for i, table in enumerate(batch_tables(self._read_shard(spec) for spec in shards)):
             table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media)
             total.add(stats)
+            _stop_if_orphaned(owner)
             yield Key(i, 0), table
+        _stop_if_orphaned(owner)
         if index is not None and total.missing and shards:
             logger.warning(
                 "%s/%s %s: %d of %d rows have no media (on_missing=%r)%s; `avsets verify` lists them",

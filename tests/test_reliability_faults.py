@@ -23,11 +23,14 @@ import pytest
 HERE = Path(__file__).resolve().parent
 
 PREPARE = textwrap.dedent("""
-    import hashlib, json, os, signal, sys
+    import hashlib, json, os, signal, sys, time
     import datasets
     import avsets
     from avsets import builder as b
     data_dir, cache_dir, kill_at = sys.argv[1:4]
+
+    PARENT = os.getpid()
+    num_proc = 2 if kill_at.endswith("num_proc") else None
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -40,6 +43,9 @@ PREPARE = textwrap.dedent("""
             yield item
             if kill_at == "mid_split" and split == "train":
                 die()  # the first table is in the writer, the split is not finished
+            if kill_at == "kill_parent_num_proc" and os.getpid() != PARENT:
+                os.kill(PARENT, signal.SIGKILL)  # from a worker: the main process dies, workers are orphaned
+                time.sleep(1.0)  # ... and would go on writing while the rerun starts
     b.AVBuilder._generate_tables = gen
     if kill_at == "before_info":
         datasets.builder.DatasetBuilder._save_info = lambda self: die()
@@ -50,7 +56,8 @@ PREPARE = textwrap.dedent("""
             die()
             return out
         datasets.arrow_writer.ArrowWriter.finalize = fin
-    ds = avsets.load_dataset("vggsound", data_dir=data_dir, cache_dir=cache_dir, rows_per_shard=100)
+    ds = avsets.load_dataset("vggsound", data_dir=data_dir, cache_dir=cache_dir, rows_per_shard=100,
+                             num_proc=num_proc)
     rows = {s: d.to_list() for s, d in ds.items()}
     print("CACHE", os.path.dirname(ds["train"].cache_files[0]["filename"]))
     print(json.dumps({s: [len(r), hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()]
@@ -58,10 +65,11 @@ PREPARE = textwrap.dedent("""
 """)
 
 
-def _prepare(data_dir: str, cache_dir: Path, kill_at: str = "none", **popen) -> subprocess.CompletedProcess:
+def _prepare(data_dir: str, cache_dir: Path, kill_at: str = "none", timeout: float = 300,
+             **popen) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
     return subprocess.run([sys.executable, "-c", PREPARE, data_dir, str(cache_dir), kill_at], capture_output=True,
-                          text=True, env=env, timeout=300, **popen)
+                          text=True, env=env, timeout=timeout, **popen)
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +81,64 @@ def clean(vgg_sample_dir, tmp_path_factory) -> dict:
     return result
 
 
-@pytest.mark.parametrize("kill_at", ["mid_split", "between_splits", "in_finalize", "before_info"])
+def _orphans(marker: str) -> list[int]:
+    """Pids of processes whose command line holds ``marker`` (the unique cache path of one test)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _kill_orphans(marker: str) -> None:
+    """SIGKILL the pool workers a killed run left behind (only ours: found by the unique cache path)."""
+    for pid in _orphans(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _killed_with_workers(data_dir: str, cache: Path, kill_at: str, tmp: Path) -> tuple[int, str]:
+    """Run a ``num_proc=2`` prepare whose main process is SIGKILLed by a worker; return its exit code and
+    stderr once no worker of it is left (found here: orphaned workers lived on, writing into .incomplete
+    and then blocking forever; now they stop).  datasets' idle Manager process may outlive it: killed."""
+    import time
+
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    marker = str(cache)
+    try:
+        with open(tmp / "out.txt", "w") as out, open(tmp / "err.txt", "w") as err:
+            proc = subprocess.Popen([sys.executable, "-c", PREPARE, data_dir, marker, kill_at], stdout=out,
+                                    stderr=err, env=env)
+            returncode = proc.wait(timeout=120)
+        deadline = time.monotonic() + 20
+        while len(_orphans(marker)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = _orphans(marker)
+    finally:
+        _kill_orphans(marker)
+    stderr = (tmp / "err.txt").read_text()
+    assert len(left) <= 1, f"{len(left)} processes of the killed run live on"
+    assert stderr.count("worker") >= 1 and "stops" in stderr
+    return returncode, stderr
+
+
+@pytest.mark.parametrize("kill_at", ["mid_split", "between_splits", "in_finalize", "before_info",
+                                     "kill_parent_num_proc"])
 def test_kill9_during_prepare_then_rerun_equals_a_clean_run(vgg_sample_dir, tmp_path, clean, kill_at):
     cache = tmp_path / "cache"
-    p = _prepare(vgg_sample_dir, cache, kill_at)
-    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    if kill_at.endswith("num_proc"):
+        returncode, stderr = _killed_with_workers(vgg_sample_dir, cache, kill_at, tmp_path)
+    else:
+        p = _prepare(vgg_sample_dir, cache, kill_at)
+        returncode, stderr = p.returncode, p.stderr
+    assert returncode == -signal.SIGKILL, stderr[-2000:]
     # whatever the killed run left is not a finished cache: no dataset_info.json outside *.incomplete
     infos = [f for f in cache.rglob("dataset_info.json") if ".incomplete" not in str(f)]
     assert infos == []
