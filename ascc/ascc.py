@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import datasets
 import pyarrow as pa
+
 from avsets.ascc.metadata import (
     DRIVE,
     URL,

@@ -20,6 +20,7 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from avsets.header_csv import read_csv_columns
 from avsets.metadata import (
     RowErrors,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import datasets
 import pyarrow as pa
+
 from avsets.audiosetzsl import features as feats
 from avsets.audiosetzsl.metadata import (
     SPLIT_DIRS,

@@ -16,6 +16,7 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from avsets.errors import MetadataError
 
 logger = logging.getLogger(__name__)

@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from avsets.coerce import clip_ids, to_seconds
 from avsets.errors import ManualDownloadRequired, MetadataError
 from avsets.metadata import RowErrors, bad_youtube_id, read_text, validate_rows

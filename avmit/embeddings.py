@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+
 from avsets.errors import MissingMediaError
 from avsets.tfrecord import TFRecordError, iter_records, parse_sequence_example
 

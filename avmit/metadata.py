@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from avsets.errors import MetadataError, UnsafePathError
 from avsets.header_csv import read_csv_columns
 from avsets.metadata import RowErrors, bad_whole_number, encode_labels, not_in, validate_rows, whole_numbers

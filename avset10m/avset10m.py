@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import datasets
 import pyarrow as pa
+
 from avsets.avset10m.metadata import (
     CONFIG_PARTS,
     HUB_REVISION,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from avsets.avset10m.pseudo import pseudo_labels_column
 from avsets.coerce import clip_ids, to_bool, to_float32, to_seconds
 from avsets.errors import ManualDownloadRequired, MetadataError, scrub_secrets

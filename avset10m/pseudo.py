@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from avsets.coerce import to_float32
 from avsets.jsonmeta import normalize_key
 from avsets.ontology import AudioSetOntology, encode_flat, rebuild_lists

@@ -21,9 +21,10 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from _common import Result, machine, print_table  # noqa: E402
+from fetch_server import Behavior, start_server  # noqa: E402
+
 from avsets.fetch import fetch  # noqa: E402
 from avsets.segments import Segment  # noqa: E402
-from fetch_server import Behavior, start_server  # noqa: E402
 
 SIZES = {"smoke": 12, "default": 32, "full": 96}
 REPEAT = {"smoke": 1, "default": 2, "full": 3}

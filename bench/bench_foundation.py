@@ -19,9 +19,10 @@ import pyarrow.csv as pacsv
 import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(__file__))
-import avsets  # noqa: E402
 from _common import Result, best_of, print_table, random_ids
 from _perf import paired  # noqa: E402
+
+import avsets  # noqa: E402
 from avsets.media_index import MediaIndex  # noqa: E402
 from avsets.resolve import ResolveOptions, attach_media, ensure_ids  # noqa: E402
 from avsets.segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, clip_key  # noqa: E402

@@ -30,10 +30,11 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import datasets  # noqa: E402
-from avsets.publish.export import export_dataset  # noqa: E402
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, Value  # noqa: E402
 from datasets.splits import NamedSplit  # noqa: E402
 from datasets.table import InMemoryTable  # noqa: E402
+
+from avsets.publish.export import export_dataset  # noqa: E402
 
 
 def make_media(folder: Path, clips: int, seconds: float, sr: int = 16000) -> list[Path]:

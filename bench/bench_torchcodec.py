@@ -28,9 +28,10 @@ FORMATS = ("flac", "wav")
 
 def _child(size: str) -> dict:
     """Runs where torchcodec imports: measure both formats, return clips/s (CPU and wall)."""
-    import avsets
     import datasets
     import numpy as np
+
+    import avsets
     from avsets.synth import write_audio
 
     n, repeat = SIZES[size]

@@ -35,9 +35,10 @@ BATCH = 4
 
 def make_corpus(work: str, n: int, res: tuple[int, int]) -> tuple[str, str]:
     """A vggsound-shaped metadata folder with ``n`` train rows and ``n`` trimmed clips (hard links)."""
+    from bench_foundation import write_aux
+
     from avsets.synth import write_video
     from avsets.vggsound.metadata import label_list
-    from bench_foundation import write_aux
 
     w, h = res
     clip = cached(f"clip10-{w}x{h}.mp4", lambda p: write_video(p, seconds=10.0, fps=25, size=res))
@@ -60,9 +61,10 @@ def make_corpus(work: str, n: int, res: tuple[int, int]) -> tuple[str, str]:
 
 def _child(size: str) -> dict:
     """Runs under an interpreter with torch: measure, print one JSON line."""
-    import avsets
     import torch
     from torch.utils.data import DataLoader
+
+    import avsets
 
     n, res, epochs, k = SIZES[size]
     work = tempfile.mkdtemp(prefix="avsets-bench-train-")

@@ -25,9 +25,10 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import avsets  # noqa: E402
 from _common import Result, print_table, random_ids  # noqa: E402
 from _perf import cached, paired  # noqa: E402
+
+import avsets  # noqa: E402
 from avsets.decoding import decode_audio, decode_video  # noqa: E402
 from avsets.synth import write_audio, write_video  # noqa: E402
 

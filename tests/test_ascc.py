@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from avsets import load_dataset
 from avsets.errors import ManualDownloadRequired
 from avsets.ontology import AudioSetOntology

@@ -7,9 +7,10 @@ import logging
 import os
 import shutil
 
-import avsets
 import numpy as np
 import pytest
+
+import avsets
 from avsets.audiosetzsl import metadata as zsl_meta
 from avsets.audiosetzsl.metadata import bundled_archive, class_names, extract_archive, read_class_split
 from avsets.errors import MetadataError

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+
 from avsets import load_dataset, load_dataset_builder
 from avsets.errors import MissingMediaError
 from avsets.tfrecord import TFRecordError, encode_sequence_example, write_records

@@ -8,9 +8,10 @@ import json
 import logging
 import os
 
-import avsets
 import numpy as np
 import pytest
+
+import avsets
 from avsets.errors import ManualDownloadRequired, MetadataError
 from avsets.ontology import AudioSetOntology
 from avsets.synth import write_audio, write_video

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from avsets.cli import main
 from avsets.synth import write_audio
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+
 from avsets.decoding import decode_audio, decode_video, probe_media
 from avsets.errors import MediaError
 from avsets.synth import frame_band, tone, write_audio, write_video

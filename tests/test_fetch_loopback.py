@@ -13,8 +13,6 @@ import av
 import numpy as np
 import pytest
 import soundfile as sf
-from avsets.fetch import fetch, ledger_summary, read_ledger
-from avsets.segments import Segment
 from fetch_server import (
     AGE_PAGE,
     GEO_PAGE,
@@ -24,6 +22,9 @@ from fetch_server import (
     read_marker,
     start_server,
 )
+
+from avsets.fetch import fetch, ledger_summary, read_ledger
+from avsets.segments import Segment
 
 FAST = dict(backoff_base=0.02, backoff_cap=0.1, max_retry_after=1.0, refusal_pause=0.1)
 REPO = Path(__file__).resolve().parents[1]
@@ -317,6 +318,7 @@ def test_fsspec_output_target(mirror, tmp_path, monkeypatch):
     """``--out memory://...``: clips land whole under their names, the ledger snapshot is uploaded beside
     them, and a machine with no local ledger resumes from the uploaded one."""
     import fsspec
+
     from avsets.fetch.target import Target, remove_staging
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

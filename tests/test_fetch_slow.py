@@ -12,8 +12,6 @@ from pathlib import Path
 
 import av
 import pytest
-from avsets.fetch import fetch, ledger_summary, read_ledger
-from avsets.segments import Segment
 from fetch_server import Behavior, read_marker, start_server
 from test_fetch_loopback import (  # noqa: F401 - the autouse fixture applies here too
     FAST,
@@ -22,6 +20,9 @@ from test_fetch_loopback import (  # noqa: F401 - the autouse fixture applies he
     _loopback_without_proxy,
     _segments_csv,
 )
+
+from avsets.fetch import fetch, ledger_summary, read_ledger
+from avsets.segments import Segment
 
 pytestmark = pytest.mark.slow
 

@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+
 from avsets.fetch import ledger as L
 from avsets.fetch.clip import FetchOptions, cleanup_partials, part_path
 from avsets.fetch.ffmpeg import CutOptions, Input, build_args

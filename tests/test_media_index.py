@@ -7,6 +7,7 @@ import os
 import fsspec
 import pyarrow as pa
 import pytest
+
 from avsets.errors import MissingMediaError, UnsafePathError
 from avsets.media_index import MediaIndex, check_pattern
 from avsets.paths import safe_relpath

@@ -7,6 +7,7 @@ import importlib.resources
 import numpy as np
 import pyarrow as pa
 import pytest
+
 from avsets.errors import MetadataError
 from avsets.ontology import (
     AudioSetOntology,

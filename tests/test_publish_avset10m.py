@@ -12,16 +12,17 @@ import subprocess
 import sys
 import textwrap
 
-import avsets
 import datasets
 import numpy as np
 import pytest
+from datasets import Audio
+from hub_server import HubServer
+
+import avsets
 from avsets.decoding import decode_audio
 from avsets.publish.export import export
 from avsets.publish.push import push_folder
 from avsets.synth import write_audio
-from datasets import Audio
-from hub_server import HubServer
 
 ROWS = [
     ("---1_cCGK4M", "0.000", "10.000", "0.4426622688770294", 0, "/m/01g50p,/m/0284vy3,/m/06d_3,/m/07jdr,/m/07rwm0c"),

@@ -7,15 +7,16 @@ from __future__ import annotations
 import os
 import shutil
 
-import avsets
 import datasets
 import numpy as np
 import pytest
+from datasets import Audio
+
+import avsets
 from avsets.decoding import decode_audio
 from avsets.publish.export import export
 from avsets.segments import clip_key
 from avsets.synth import write_audio, write_video
-from datasets import Audio
 
 MEDIA_COLUMNS = ("audio", "video", "media_offset")
 

@@ -17,9 +17,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from avsets.decoding import decode_audio
-from avsets.publish.export import ExportEmptyError, ExportMismatchError, export_dataset
-from avsets.publish.shards import fixed_overhead
 from datasets import Audio, Video
 from test_publish_support import (
     LABELS,
@@ -30,6 +27,10 @@ from test_publish_support import (
     reference_audio,
     write_audio,
 )
+
+from avsets.decoding import decode_audio
+from avsets.publish.export import ExportEmptyError, ExportMismatchError, export_dataset
+from avsets.publish.shards import fixed_overhead
 
 HERE = Path(__file__).parent
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from avsets.publish.export import export_dataset
 from hub_server import HubServer
 from test_publish_support import as_dict, corpus_rows, make_dataset
+
+from avsets.publish.export import export_dataset
 
 TOKEN = "hf_SeCrEt0123456789tokenNeverShown"
 

@@ -15,17 +15,18 @@ import sys
 from pathlib import Path
 
 import av
-import avsets
 import datasets
 import numpy as np
 import pytest
+from datasets import Audio, Video
+from hub_server import HubServer
+from test_publish_push import LOAD
+
+import avsets
 from avsets.decoding import decode_audio
 from avsets.demo import make_demo_media, sample_data_dir
 from avsets.publish.export import export
 from avsets.synth import frame_band
-from datasets import Audio, Video
-from hub_server import HubServer
-from test_publish_push import LOAD
 
 TOKEN = "hf_vggsoundSecretTokenXYZ"
 

@@ -410,8 +410,9 @@ def test_two_exports_into_one_folder_at_once(tmp_path):
     FileNotFoundError when the other renamed it (and interleaved writes could corrupt a shard).  Now the
     second waits for the first, then finds the work done."""
     sys.path.insert(0, str(HERE))
-    from avsets.publish.export import export_dataset
     from test_publish_support import corpus_rows
+
+    from avsets.publish.export import export_dataset
 
     corpus_rows(tmp_path / "media", 16, kind="trimmed")
     script = EXPORT.format(tests=str(HERE))

@@ -15,8 +15,9 @@ import stat
 import zipfile
 from pathlib import Path
 
-import avsets
 import pytest
+
+import avsets
 from avsets.errors import MetadataError, UnsafePathError
 from avsets.synth import write_audio
 
@@ -300,9 +301,10 @@ def _push(hub, folder: Path, tmp: Path):
 def test_hub_token_never_leaks_through_a_hostile_server(tmp_path):
     """The server echoes the Authorization header into every error body and fails every commit: the token is
     in no exception of the chain (cause or suppressed context), no DEBUG log, no output, and not in the card."""
-    from avsets.publish.export import export_dataset
     from hub_server import HubServer
     from test_publish_support import as_dict, corpus_rows, make_dataset
+
+    from avsets.publish.export import export_dataset
 
     out = tmp_path / "export"
     export_dataset(as_dict(train=make_dataset(corpus_rows(tmp_path / "media", 3, kind="trimmed"))), "vggsound",
@@ -352,8 +354,9 @@ def test_hub_token_not_in_a_failed_avset10m_listing(monkeypatch):
 
 def test_tokens_never_written_by_export_card(tmp_path, monkeypatch):
     """A token in the environment (as CI sets it) does not reach the export folder."""
-    from avsets.publish.export import export_dataset
     from test_publish_support import as_dict, corpus_rows, make_dataset
+
+    from avsets.publish.export import export_dataset
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     out = tmp_path / "export"
@@ -422,9 +425,10 @@ def test_hostile_label_names_cannot_break_the_exported_card(tmp_path):
     """Label names come from metadata files for AVMIT's ``videos``/``ratings``: YAML syntax, a front-matter
     fence and newlines in them stay data; stock ``datasets`` reads the names back exactly."""
     import datasets
-    from avsets.publish.export import export_dataset
     from datasets import ClassLabel
     from test_publish_support import as_dict, corpus_rows, make_dataset
+
+    from avsets.publish.export import export_dataset
 
     hostile = ["a: b\n---\nlicense: evil", "- [x]\n# not a comment", "'{{ quoted }}' & *anchor"]
     rows = corpus_rows(tmp_path / "media", 3, kind="trimmed")

@@ -11,15 +11,16 @@ import logging
 import re
 import warnings
 
-import avsets
 import numpy as np
 import pytest
 import soundfile as sf
+from datasets.distributed import split_dataset_by_node
+
+import avsets
 from avsets import MediaWarning
 from avsets.decoding import decode_audio
 from avsets.errors import MediaError
 from avsets.transform import DECODE_STATS
-from datasets.distributed import split_dataset_by_node
 
 N, SR, LABEL = 1000, 8000, "dog barking"
 

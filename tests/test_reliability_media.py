@@ -15,10 +15,11 @@ import subprocess
 import warnings
 
 import av
-import avsets
 import numpy as np
 import pytest
 import soundfile as sf
+
+import avsets
 from avsets import MediaWarning
 from avsets.decoding import decode_audio, decode_video
 from avsets.errors import MediaError

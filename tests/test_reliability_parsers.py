@@ -14,14 +14,15 @@ import os
 import struct
 import tempfile
 
-import avsets
 import numpy as np
 import pyarrow as pa
 import pytest
-from avsets.errors import MetadataError
-from avsets.metadata import RowErrors
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+import avsets
+from avsets.errors import MetadataError
+from avsets.metadata import RowErrors
 
 # AVSETS_FUZZ_EXAMPLES=2000 explores further with fresh random seeds; the suite runs a fixed, fast set.
 _DEEP = int(os.environ.get("AVSETS_FUZZ_EXAMPLES", "0"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from avsets.errors import MetadataError
 from avsets.segments import Segment, clip_key, is_valid_youtube_id, parse_media_name, parse_seconds
 

@@ -7,6 +7,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from avsets.errors import MediaError
 from avsets.tfrecord import (
     TFRecordError,

@@ -11,10 +11,11 @@ import json
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (avsets does not need it)")
+from torch.utils.data import DataLoader  # noqa: E402
+
 import avsets  # noqa: E402
 from avsets.synth import write_audio, write_video  # noqa: E402
 from avsets.vggsound.metadata import label_list  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
 
 N = 23  # rows: shards of 5 leave a short last shard
 

@@ -8,14 +8,15 @@ import subprocess
 import sys
 import warnings
 
-import avsets
 import datasets
 import numpy as np
 import pytest
 import soundfile as sf
+from datasets.distributed import split_dataset_by_node
+
+import avsets
 from avsets import MediaWarning, MetadataError, MissingMediaError
 from avsets.synth import frame_band, tone, write_audio, write_video
-from datasets.distributed import split_dataset_by_node
 
 
 def sample_rows(path):

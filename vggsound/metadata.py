@@ -11,6 +11,7 @@ import importlib.resources
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from avsets.errors import MetadataError
 from avsets.metadata import (
     RowErrors,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import datasets
+
 from avsets.builder import AVBuilder
 from avsets.config import AVConfig
 from avsets.metadata import RowErrors, log_row_errors
