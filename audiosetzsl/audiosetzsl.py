@@ -24,11 +24,11 @@ from avsets.audiosetzsl.metadata import (
     select_rows,
 )
 from avsets.builder import AVBuilder
-from avsets.coerce import slices
 from avsets.config import AVConfig
 from avsets.errors import ManualDownloadRequired
 from avsets.metadata import RowErrors, log_row_errors
 from avsets.ontology import label_space_527
+from avsets.shards import table_slices
 
 
 @dataclass
@@ -95,7 +95,7 @@ class AudioSetZSL(AVBuilder):
             if features_dir:
                 table = feats.attach_rows(table, os.path.abspath(os.path.expanduser(features_dir)), split_dir,
                                           class_names())
-            out[split] = [(split_dir, part) for part in slices(table, self.config.rows_per_shard)]
+            out[split] = [(split_dir, part) for part in table_slices(table, self.config.rows_per_shard)]
         log_row_errors(f"audiosetzsl/{self.config.name} {root}", row_errors)
         return out
 

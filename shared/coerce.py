@@ -139,15 +139,9 @@ def clip_ids(youtube_id: pa.Array | pa.ChunkedArray, start: pa.Array | pa.Chunke
              end: pa.Array | pa.ChunkedArray) -> pa.Array:
     """``{youtube_id}_{start_ms}_{end_ms}`` for whole columns (same rounding as :func:`avsets.segments.to_ms`).
 
-    The shared ``ensure_ids`` builds keys row by row in Python; corpora with millions of rows pass this
-    column instead, and ``ensure_ids`` then leaves it alone.
+    The one column-wise clip-key builder: the shared ``ensure_ids`` and the media index lookups use it too.
     """
     def ms(col: pa.Array) -> pa.Array:
         return pc.round(pc.multiply(_array(col).cast(pa.float64()), 1000.0)).cast(pa.int64()).cast(pa.string())
 
     return pc.binary_join_element_wise(_array(youtube_id), ms(start), ms(end), "_")
-
-
-def slices(table: pa.Table, rows_per_shard: int) -> list[pa.Table]:
-    """Zero-copy slices of about ``rows_per_shard`` rows; an empty table keeps one empty slice."""
-    return [table.slice(i, rows_per_shard) for i in range(0, max(table.num_rows, 1), rows_per_shard)]

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .coerce import clip_ids
 from .errors import MissingMediaError, UnsafePathError
 from .media_index import MediaIndex, pattern_is_trimmed, render_template, template_values
 from .paths import safe_relpath
@@ -61,17 +62,10 @@ class ResolveStats:
             self.missing_ids.extend(other.missing_ids[:room])
 
 
-def _ms_text(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """Seconds -> integer-millisecond text, vectorized (same rounding as :func:`to_ms`)."""
-    ms = pc.round(pc.multiply(column.cast(pa.float64()), 1000.0), ndigits=0, round_mode="half_to_even")
-    return ms.cast(pa.int64()).cast(pa.string())
-
-
-def clip_keys(table: pa.Table) -> pa.ChunkedArray | pa.Array:
+def clip_keys(table: pa.Table) -> pa.Array:
     """``{youtube_id}_{start_ms}_{end_ms}`` per row, vectorized; the bare id where a row has no segment."""
     ytid = table.column("youtube_id")
-    joined = pc.binary_join_element_wise(ytid, _ms_text(table.column("start")), _ms_text(table.column("end")), "_")
-    return pc.coalesce(joined, ytid)
+    return pc.coalesce(clip_ids(ytid, table.column("start"), table.column("end")), ytid)
 
 
 def ensure_ids(table: pa.Table) -> pa.Table:

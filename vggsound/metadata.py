@@ -22,6 +22,7 @@ from avsets.metadata import (
     read_headerless_csv,
     validate_rows,
 )
+from avsets.shards import table_slices
 
 CLIP_SECONDS = 10.0
 PINNED_COMMIT = "9bbc7491c054a203e53584c0065df336e1322bb7"
@@ -109,7 +110,7 @@ def split_tables(table: pa.Table, categories: dict[str, str], rows_per_shard: in
         part = table.filter(pc.equal(splits, split)).drop_columns(["split", "label_name"])
         if part.num_rows == 0 and split == "train" and only_test:
             continue
-        out[split] = [part.slice(i, rows_per_shard) for i in range(0, max(part.num_rows, 1), rows_per_shard)]
+        out[split] = table_slices(part, rows_per_shard)
     return out
 
 
