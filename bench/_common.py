@@ -83,3 +83,25 @@ def machine() -> str:
     import platform
 
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def bench_main(run: Callable[[str], list[Result]], title: str, child: Callable | None = None,
+               child_nargs: str | None = None, child_choices: list[str] | None = None) -> None:
+    """The command line every benchmark module shares: ``[--smoke|--full]``, and ``--child`` for the ones
+    that measure in a subprocess (it prints the child's JSON result instead of the table)."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--full", action="store_true")
+    if child is not None:
+        parser.add_argument("--child", nargs=child_nargs, choices=child_choices)
+    a = parser.parse_args()
+    if child is not None and a.child:
+        print(json.dumps(child(a.child)))
+        return
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    t0 = time.perf_counter()
+    print_table(run("smoke" if a.smoke else "full" if a.full else "default"), title)
+    print(f"total {time.perf_counter() - t0:.1f} s")

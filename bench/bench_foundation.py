@@ -5,13 +5,11 @@ Run: ``python bench/bench_foundation.py [--smoke|--full]``.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import shutil
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -19,7 +17,7 @@ import pyarrow.csv as pacsv
 import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import Result, best_of, print_table, random_ids
+from _common import Result, bench_main, best_of, random_ids
 from _perf import paired  # noqa: E402
 
 import avsets  # noqa: E402
@@ -184,11 +182,4 @@ def run(size: str = "default") -> list[Result]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--full", action="store_true")
-    a = parser.parse_args()
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    t0 = time.perf_counter()
-    print_table(run("smoke" if a.smoke else "full" if a.full else "default"), "foundation (issue 2)")
-    print(f"total {time.perf_counter() - t0:.1f} s")
+    bench_main(run, "foundation (issue 2)")

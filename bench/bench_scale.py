@@ -14,7 +14,6 @@ Run: ``python bench/bench_scale.py [--smoke|--full]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, print_table  # noqa: E402
+from _common import Result, bench_main  # noqa: E402
 
 # streaming sizes (small, big); rows for the metadata-only prepare (None: skip it)
 SIZES = {"smoke": ((50_000, 200_000), None), "default": ((100_000, 1_000_000), None),
@@ -137,13 +136,4 @@ def run(size: str = "default") -> list[Result]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--full", action="store_true")
-    parser.add_argument("--child", nargs="+")
-    a = parser.parse_args()
-    if a.child:
-        print(json.dumps(_child(a.child)))
-    else:
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-        print_table(run("smoke" if a.smoke else "full" if a.full else "default"), "scale (issue 7)")
+    bench_main(run, "scale (issue 7)", child=_child, child_nargs="+")

@@ -10,7 +10,6 @@ Run: ``python bench/bench_torchcodec.py [--smoke|--full]``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -19,7 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, print_table, skipped  # noqa: E402
+from _common import Result, bench_main, skipped  # noqa: E402
 from _perf import has_torchcodec, paired, torch_python  # noqa: E402
 
 SIZES = {"smoke": (8, 2), "default": (64, 5), "full": (256, 7)}  # clips per format, repeats
@@ -86,13 +85,4 @@ def run(size: str = "default") -> list[Result]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--full", action="store_true")
-    parser.add_argument("--child", choices=sorted(SIZES))
-    a = parser.parse_args()
-    if a.child:
-        print(json.dumps(_child(a.child)))
-    else:
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-        print_table(run("smoke" if a.smoke else "full" if a.full else "default"), "against the field (issue 7)")
+    bench_main(run, "against the field (issue 7)", child=_child, child_choices=sorted(SIZES))

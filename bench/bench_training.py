@@ -14,7 +14,6 @@ and ``num_frames=8`` RGB frames. Run: ``python bench/bench_training.py [--smoke|
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -24,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, print_table, random_ids, skipped  # noqa: E402
+from _common import Result, bench_main, random_ids, skipped  # noqa: E402
 from _perf import cached, torch_python  # noqa: E402
 
 # clips, clip size (w, h), epochs per setting, clips consumed before the state_dict() is taken
@@ -135,13 +134,4 @@ def run(size: str = "default") -> list[Result]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--full", action="store_true")
-    parser.add_argument("--child", choices=sorted(SIZES))
-    a = parser.parse_args()
-    if a.child:
-        print(json.dumps(_child(a.child)))
-    else:
-        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-        print_table(run("smoke" if a.smoke else "full" if a.full else "default"), "training loop (issue 7)")
+    bench_main(run, "training loop (issue 7)", child=_child, child_choices=sorted(SIZES))

@@ -14,7 +14,6 @@ Run: ``python bench/bench_video.py [--smoke|--full]``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, print_table, random_ids  # noqa: E402
+from _common import Result, bench_main, random_ids  # noqa: E402
 from _perf import cached, paired  # noqa: E402
 
 import avsets  # noqa: E402
@@ -231,9 +230,4 @@ def run(size: str = "default") -> list[Result]:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--full", action="store_true")
-    a = parser.parse_args()
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    print_table(run("smoke" if a.smoke else "full" if a.full else "default"), "video and audio decode (issue 7)")
+    bench_main(run, "video and audio decode (issue 7)")
