@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-import shutil
 
 import pytest
+from helpers import writable_sample
 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,13 +20,9 @@ def vgg_sample_dir() -> str:
 
 
 @pytest.fixture
-def vgg_meta(tmp_path, vgg_sample_dir) -> str:
+def vgg_meta(tmp_path) -> str:
     """A writable copy of the sample, for tests that edit metadata."""
-    dst = tmp_path / "meta"
-    shutil.copytree(vgg_sample_dir, dst)
-    for p in dst.iterdir():
-        p.chmod(0o644)
-    return str(dst)
+    return str(writable_sample("vggsound", tmp_path / "meta"))
 
 
 @pytest.fixture

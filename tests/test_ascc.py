@@ -11,6 +11,7 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import writable_sample
 
 from avsets import load_dataset
 from avsets.errors import ManualDownloadRequired
@@ -27,11 +28,7 @@ def sample() -> str:
 
 @pytest.fixture
 def meta(tmp_path, sample) -> str:
-    dst = tmp_path / "meta"
-    shutil.copytree(sample, dst)
-    for f in dst.iterdir():
-        f.chmod(0o644)
-    return str(dst)
+    return str(writable_sample("ascc", tmp_path / "meta"))
 
 
 @pytest.fixture(scope="module")

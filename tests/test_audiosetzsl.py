@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 
 import numpy as np
 import pytest
+from helpers import mini_audiosetzsl
 
 import avsets
 from avsets.audiosetzsl import metadata as zsl_meta
@@ -34,15 +34,7 @@ def default_dd(zsl_root, tmp_path_factory):
 @pytest.fixture
 def mini_root(tmp_path, zsl_root) -> str:
     """A small writable copy: the real class-split files and the first 3 rows of each real class file."""
-    dst = tmp_path / "AudioSetZSL"
-    shutil.copytree(os.path.join(zsl_root, "class-split"), dst / "class-split")
-    for split in ("trn", "val", "tst"):
-        (dst / "youtube-id" / split).mkdir(parents=True)
-        for name in class_names():
-            with open(os.path.join(zsl_root, "youtube-id", split, f"{name}.txt")) as f:
-                head = [next(f) for _ in range(3)]
-            (dst / "youtube-id" / split / f"{name}.txt").write_text("".join(head))
-    return str(dst)
+    return str(mini_audiosetzsl(zsl_root, tmp_path / "AudioSetZSL", rows=3))
 
 
 def test_real_oracles(default_dd):

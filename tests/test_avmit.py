@@ -6,11 +6,11 @@ import csv
 import importlib.resources
 import logging
 import os
-import shutil
 
 import numpy as np
 import pytest
 import yaml
+from helpers import writable_sample
 
 from avsets import load_dataset, load_dataset_builder
 from avsets.errors import MissingMediaError
@@ -28,13 +28,7 @@ def sample() -> str:
 @pytest.fixture
 def meta(tmp_path, sample) -> str:
     """A writable copy of the bundled lists."""
-    dst = tmp_path / "meta"
-    shutil.copytree(sample, dst)
-    for folder, _, files in os.walk(dst):
-        os.chmod(folder, 0o755)
-        for f in files:
-            os.chmod(os.path.join(folder, f), 0o644)
-    return str(dst)
+    return str(writable_sample("avmit", tmp_path / "meta"))
 
 
 def read_rows(path: str) -> list[dict]:

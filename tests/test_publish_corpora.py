@@ -4,13 +4,11 @@ own, deeper round-trip tests): AudioSetZSL (YouTube segments), ASCC (no segment:
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import datasets
 import numpy as np
 import pytest
 from datasets import Audio
+from helpers import mini_audiosetzsl
 
 import avsets
 from avsets.decoding import decode_audio
@@ -23,17 +21,10 @@ MEDIA_COLUMNS = ("audio", "video", "media_offset")
 
 def _audiosetzsl_root(tmp_path) -> str:
     """First 2 rows of each class file of the real repository files (bundled archive)."""
-    from avsets.audiosetzsl.metadata import bundled_archive, class_names, extract_archive
+    from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
 
     full = extract_archive(bundled_archive(), str(tmp_path / "zsl_full"))
-    dst = tmp_path / "AudioSetZSL"
-    shutil.copytree(os.path.join(full, "class-split"), dst / "class-split")
-    for split in ("trn", "val", "tst"):
-        (dst / "youtube-id" / split).mkdir(parents=True)
-        for name in class_names():
-            with open(os.path.join(full, "youtube-id", split, f"{name}.txt")) as f:
-                (dst / "youtube-id" / split / f"{name}.txt").write_text("".join([next(f) for _ in range(2)]))
-    return str(dst)
+    return str(mini_audiosetzsl(full, tmp_path / "AudioSetZSL", rows=2))
 
 
 def _data_dir(corpus: str, tmp_path) -> str:

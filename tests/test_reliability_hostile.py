@@ -16,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import writable_sample
 
 import avsets
 from avsets.errors import MetadataError, UnsafePathError
@@ -43,12 +44,8 @@ def _ids(ds) -> dict[str, dict]:
                                  "inflating\\..\\..\\x.mp4", "inflating/a\x00b.mp4", "inflating/" + "a" * 5000 + ".mp4",
                                  "C:\\Windows\\x.mp4"])
 def test_avmit_hostile_file_names_are_dropped_counted_and_never_opened(tmp_path, bad, caplog):
-    import importlib.resources
-
-    meta = tmp_path / "meta"
-    shutil.copytree(str(importlib.resources.files("avsets.avmit") / "sample"), meta)
+    meta = writable_sample("avmit", tmp_path / "meta")
     listing = meta / "test_set.csv"
-    os.chmod(listing, 0o644)
     lines = listing.read_text().splitlines(keepends=True)
     first = lines[1].split(",")
     hostile = [bad, *first[1:]]

@@ -17,6 +17,7 @@ import tempfile
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import mini_audiosetzsl, writable_sample
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -399,15 +400,7 @@ def _zsl_dir(root, _):
     from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
 
     src = extract_archive(bundled_archive(), str(root / "src"))
-    dst = root / "zsl"
-    import shutil
-
-    shutil.copytree(os.path.join(src, "class-split"), dst / "class-split")
-    for split in ("trn", "val", "tst"):
-        (dst / "youtube-id" / split).mkdir(parents=True)
-        for name in class_names():
-            with open(os.path.join(src, "youtube-id", split, f"{name}.txt")) as f:
-                (dst / "youtube-id" / split / f"{name}.txt").write_text("".join(next(f) for _ in range(2)))
+    dst = mini_audiosetzsl(src, root / "zsl", rows=2)
     bad = dst / "youtube-id" / "trn" / "dog.txt"
     bad.write_text(bad.read_text() + "136315, 1FCq89ykIII, forty, 50.000, /m/07yv9\n")
     return str(dst), str(bad), {}
@@ -425,13 +418,8 @@ def _avset_dir(root, _):
 
 
 def _avmit_dir(root, _):
-    import importlib.resources
-    import shutil
-
-    dst = root / "meta"
-    shutil.copytree(str(importlib.resources.files("avsets.avmit") / "sample"), dst)
+    dst = writable_sample("avmit", root / "meta")
     bad = dst / "test_set.csv"
-    os.chmod(bad, 0o644)
     lines = bad.read_text().splitlines(keepends=True)
     lines[2] = lines[2].replace("inflating,inflating,training", "inflating,inflating,the moon", 1)
     bad.write_text("".join(lines))
@@ -439,13 +427,8 @@ def _avmit_dir(root, _):
 
 
 def _ascc_dir(root, _):
-    import importlib.resources
-    import shutil
-
-    dst = root / "meta"
-    shutil.copytree(str(importlib.resources.files("avsets.ascc") / "sample"), dst)
+    dst = writable_sample("ascc", root / "meta")
     bad = dst / "all_cc_qual_0_false.csv"
-    os.chmod(bad, 0o644)
     lines = bad.read_text().splitlines(keepends=True)
     lines[2] = lines[2].rsplit(",", 1)[0] + ",/m/not-a-class\n"
     bad.write_text("".join(lines))
