@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,12 +19,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from .errors import MetadataError
+from .jsonmeta import normalize_key
 from .metadata import RowErrors, read_headerless_csv, read_text
 
 
 def normalize_header(name: str) -> str:
-    """``"MIT label"``, ``"MIT_label"``, ``"mit-Label"`` -> ``"mitlabel"``."""
-    return re.sub(r"[\s_\-]+", "", name.strip().strip('"').lower())
+    """``"MIT label"``, ``"MIT_label"``, ``"mit-Label"`` -> ``"mitlabel"``: the JSON key rule, one for both."""
+    return normalize_key(name)
 
 
 def header_of(text: str, path: str | os.PathLike | None = None) -> list[str]:
