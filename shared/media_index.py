@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import string
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -233,12 +234,22 @@ def _walk_fsspec(root: str) -> Iterable[tuple[str, str, int, float]]:
         ext = rel.rsplit(".", 1)[-1].lower() if "." in rel else ""
         if ext not in MEDIA_EXTENSIONS:
             continue
-        mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
-        try:
-            mtime = float(mtime)
-        except (TypeError, ValueError):
-            mtime = hash(str(mtime)) & 0xFFFFFFFF
-        yield rel, _join(root, rel), int(info.get("size") or 0), mtime
+        yield rel, _join(root, rel), int(info.get("size") or 0), _stable_mtime(info)
+
+
+def _stable_mtime(info: dict) -> float:
+    """A file system's modification time as float seconds, the same in every process.
+
+    Object stores report ``datetime`` objects or text; ``hash()`` of text is salted per process, which
+    would change the cache fingerprint on every run, so text falls back to a CRC instead.
+    """
+    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
+    if hasattr(mtime, "timestamp"):
+        return float(mtime.timestamp())
+    try:
+        return float(mtime)
+    except (TypeError, ValueError):
+        return float(zlib.crc32(str(mtime).encode()))
 
 
 # ---------------------------------------------------------------------------------------------------
