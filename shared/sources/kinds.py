@@ -1,0 +1,123 @@
+"""What kind of media source a root is, and the sources a folder or glob holds.
+
+One place decides this so the resolver, ``verify``, ``unpack``, ``fetch --source`` and the streaming path
+never disagree about what ``media_dir`` means.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import fsspec
+
+SourceKind = Literal["folder", "zip", "tar", "tgz", "parquet"]
+ARCHIVE_KINDS: frozenset[str] = frozenset({"zip", "tar", "tgz", "parquet"})
+
+# Longest suffix first: ".tar.gz" must win over ".gz".
+_SUFFIXES: tuple[tuple[str, SourceKind], ...] = (
+    (".tar.gz", "tgz"),
+    (".tgz", "tgz"),
+    (".tar", "tar"),
+    (".zip", "zip"),
+    (".parquet", "parquet"),
+    (".pq", "parquet"),
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """One media source: ``url`` is an absolute local path or a full fsspec URL; ``kind`` says how to read it."""
+
+    url: str
+    kind: SourceKind
+
+
+def source_kind(url: str) -> SourceKind | None:
+    """The archive kind a file name announces, or ``None`` for anything else (a folder, a media file).
+
+    Decided by the name alone: a remote listing costs a request, and mirrors name their files honestly
+    (``vggsound_00.tar.gz``, ``train-00000-of-00042.parquet``).
+    """
+    name = url.rstrip("/").rsplit("/", 1)[-1].lower()
+    for suffix, kind in _SUFFIXES:
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def expand_sources(roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Source]:
+    """Every source the roots name, in the order given (first match wins later, as for folders).
+
+    A root that is an archive or Parquet file is one source.  A glob expands to what it matches (sorted).
+    A folder is a ``folder`` source (its loose media files) followed by each archive below it, any depth,
+    sorted by path, so ``media_dir="hub_copy/"`` serves a repo of ``vggsound_NN.tar.gz`` files as it is.
+    """
+    if roots is None:
+        return []
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    out: list[Source] = []
+    seen: set[str] = set()
+
+    def add(url: str, kind: SourceKind) -> None:
+        if url not in seen:
+            seen.add(url)
+            out.append(Source(url, kind))
+
+    for root in roots:
+        text = os.fspath(root)
+        remote = "://" in text
+        if not remote:
+            text = os.path.abspath(os.path.expanduser(text))
+        else:
+            text = text.rstrip("/")
+        if _is_glob(text):
+            if remote:
+                fs, path = fsspec.core.url_to_fs(text)
+                protocol = text.split("://", 1)[0]
+                matches = sorted(f"{protocol}://{p}" for p in fs.glob(path))
+            else:
+                matches = sorted(glob.glob(text, recursive=True))
+            for match in matches:
+                kind = source_kind(match)
+                if kind is not None:
+                    add(match, kind)
+                elif not remote and os.path.isdir(match):
+                    _expand_folder(match, remote=False, add=add)
+            continue
+        kind = source_kind(text)
+        if kind is not None:
+            add(text, kind)
+        else:
+            _expand_folder(text, remote=remote, add=add)
+    return out
+
+
+def _expand_folder(url: str, *, remote: bool, add) -> None:
+    add(url, "folder")
+    if remote:
+        fs, path = fsspec.core.url_to_fs(url)
+        protocol = url.split("://", 1)[0]
+        base = path.rstrip("/")
+        names = sorted(p for p in fs.find(base) if source_kind(p) is not None)
+        for p in names:
+            add(f"{protocol}://{p}" if not p.startswith(protocol) else p, source_kind(p))  # type: ignore[arg-type]
+        return
+    if not os.path.isdir(url):
+        return
+    found: list[str] = []
+    for folder, dirs, files in os.walk(url, followlinks=False):
+        dirs.sort()
+        for name in files:
+            if source_kind(name) is not None and not name.startswith("."):
+                found.append(os.path.join(folder, name))
+    for path in sorted(found):
+        add(path, source_kind(path))  # type: ignore[arg-type]
