@@ -118,7 +118,10 @@ def load_dataset_builder(
     index: MediaIndex | None = None
     if media_dir is not None:
         roots = normalize_roots(media_dir)
-        index = register_index(MediaIndex.scan(roots))
+        index = register_index(MediaIndex.scan(roots, id_named=kwargs.get("id_named", "auto"),
+                                               key_column=kwargs.get("media_key_column"),
+                                               on_missing=on_missing or "skip"),
+                               id_named=kwargs.get("id_named", "auto"), key_column=kwargs.get("media_key_column"))
         kwargs["media_dir"] = tuple(roots)
     if data_dir is not None:
         kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))

@@ -27,7 +27,7 @@ from datasets.builder import Key
 
 from .card import read_card
 from .config import AVConfig
-from .errors import ManualDownloadRequired
+from .errors import ManualDownloadRequired, StreamingOnlySourceError
 from .media_index import check_pattern, get_index
 from .resolve import ResolveOptions, ResolveStats
 from .tables import batch_tables, common_features, finalize_shard, label_names_of
@@ -95,6 +95,13 @@ class AVBuilder(datasets.ArrowBasedBuilder):
     def _download_and_prepare(self, *args: Any, **kwargs: Any) -> Any:
         # num_proc workers get a pickled copy: they compare it with their parent (see _stop_if_orphaned)
         self._prepare_owner = os.getpid()
+        if self.config.media_dir:  # map-style only: a .tar.gz source cannot serve random access
+            index = get_index(self.config.media_dir, id_named=self.config.id_named,
+                              key_column=self.config.media_key_column, on_missing=self.config.on_missing)
+            if index.stream_sources:
+                raise StreamingOnlySourceError(
+                    "a .tar.gz cannot be read at random (map-style). Load with streaming=True, or extract the "
+                    "clips your rows need once with `avsets unpack`", source=index.stream_sources[0].url)
         try:
             return super()._download_and_prepare(*args, **kwargs)
         finally:
@@ -108,7 +115,9 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         ]
 
     def _generate_tables(self, shards: list, split: str):
-        index = get_index(self.config.media_dir) if self.config.media_dir else None
+        index = get_index(self.config.media_dir, id_named=self.config.id_named,
+                          key_column=self.config.media_key_column, on_missing=self.config.on_missing) \
+            if self.config.media_dir else None
         opts = ResolveOptions(
             modalities=self.config.modalities,
             media_pattern=self.config.media_pattern,
