@@ -30,7 +30,7 @@ from .config import AVConfig
 from .errors import ManualDownloadRequired
 from .media_index import check_pattern, get_index
 from .resolve import ResolveOptions, ResolveStats
-from .sources.stream import StreamSpec, stream_archive, stream_sources
+from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
 
 logger = logging.getLogger("avsets")
@@ -160,6 +160,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         stats = self.stats.setdefault(split, ResolveStats())
 
         def read_rows() -> pa.Table:
+            ensure_index(self.config.media_dir)
             tables = [self._read_shard(s) for s in row_specs]
             return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 

@@ -324,6 +324,18 @@ class StreamSpec:
         return "\0".join([self.corpus, self.config_name, self.split, *(a.url for a in self.archives)])
 
 
+def ensure_index(media_dir: str | Sequence[str] | None) -> None:
+    """Let a corpus' ``_read_shard`` call ``get_index(media_dir)`` without scanning: archive-order streaming
+    reads the archives itself, and a scan would list remote roots (HTTP listings are full GETs) for nothing."""
+    if not media_dir:
+        return
+    from ..media_index import _INDEXES, MediaIndex, normalize_roots, register_index
+
+    roots = tuple(normalize_roots(media_dir))
+    if roots not in _INDEXES:
+        register_index(MediaIndex(roots=roots))
+
+
 def _get_pass(spec: StreamSpec, read_rows: Callable[[], pa.Table]) -> Pass:
     with _LOCK:
         p = _PASSES.get(spec.token)
