@@ -128,6 +128,8 @@ def load_dataset_builder(
         kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
     if on_missing is not None:
         kwargs["on_missing"] = on_missing
+    if "only_ids" in kwargs:
+        kwargs["only_ids"] = _only_ids(kwargs["only_ids"])
     if isinstance(kwargs.get("modalities"), list):
         kwargs["modalities"] = tuple(kwargs["modalities"])
     fingerprint = hashlib.sha256(
@@ -141,6 +143,18 @@ def load_dataset_builder(
         dataset_name=name,
         **kwargs,
     )
+
+
+def _only_ids(value: Any) -> tuple[str, ...]:
+    """``only_ids``: a manifest / CSV of ids / ``--segments`` CSV / ledger path, or the ids themselves."""
+    if isinstance(value, (str, os.PathLike)):
+        from .manifest import read_ids
+
+        return tuple(sorted(read_ids(value)))
+    ids = tuple(sorted(set(value)))
+    if not all(isinstance(i, str) for i in ids):
+        raise ValueError("only_ids takes a file (manifest, CSV of ids) or an iterable of clip id strings")
+    return ids
 
 
 def load_dataset(

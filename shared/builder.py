@@ -135,8 +135,10 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         # counts of this pass only (streaming runs one pass per shard and epoch): the log line is exact
         total = self.stats[split] = ResolveStats()
         owner = getattr(self, "_prepare_owner", None)
+        keep = None if self.config.only_ids is None else pa.array(self.config.only_ids, pa.string())
         for i, table in enumerate(batch_tables(self._read_shard(spec) for spec in shards)):
-            table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media)
+            table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media,
+                                          keep_ids=keep)
             total.add(stats)
             _stop_if_orphaned(owner)
             yield Key(i, 0), table
