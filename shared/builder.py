@@ -23,13 +23,14 @@ from typing import Any
 
 import datasets
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets.builder import Key
 
 from .card import read_card
 from .config import AVConfig
 from .errors import ManualDownloadRequired
 from .media_index import check_pattern, get_index
-from .resolve import ResolveOptions, ResolveStats
+from .resolve import ResolveOptions, ResolveStats, ensure_ids
 from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
 
@@ -164,7 +165,11 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         def read_rows() -> pa.Table:
             ensure_index(self.config.media_dir)
             tables = [self._read_shard(s) for s in row_specs]
-            return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+            table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+            if self.config.only_ids is None:
+                return table
+            table = ensure_ids(table)
+            return table.filter(pc.is_in(table.column("id"), value_set=pa.array(self.config.only_ids, pa.string())))
 
         n = 0
         for archive in archives:

@@ -181,3 +181,12 @@ def test_parquet_without_media_column_is_our_error(aset, tmp_path):
                       on_missing="error")
     with pytest.raises(MediaError, match="no media column"):
         list(ds)
+
+
+def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
+    caplog.set_level(logging.WARNING, logger="avsets")
+    wanted = [sorted(vgg.sources)[0], sorted(vgg.missing["train"])[0]]
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False, only_ids=wanted)
+    assert [r["id"] for r in ds] == wanted[:1]
+    assert "1 of 2 rows have no member" in caplog.text
