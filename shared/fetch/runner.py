@@ -213,6 +213,9 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
         raise FetchSetupError(f"the ledger {target.ledger_path} is unreadable ({e}); move it aside (the clips "
                               "stay, and are adopted by the next run once they verify) to start a new ledger") from None
     try:
+        from .. import __version__
+
+        ledger.begin_run(tool_version=f"avsets {__version__}")
         planned = plan(items, ledger, target, options, report)
         if options.engine == "ray":
             from .ray_engine import run_ray
@@ -221,6 +224,10 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
         else:
             _run_threads(planned, target, options, ledger, report, progress)
     finally:
+        try:
+            ledger.end_run(report.counts)
+        except sqlite3.Error as e:  # the run's outcomes are in ``clips`` already; only its summary is lost
+            logger.warning("could not close the run in the ledger: %s", e)
         ledger.close()
         cleanup_partials(target.work_dir, max_age=options.lease)
         target.publish_ledger()
