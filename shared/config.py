@@ -31,6 +31,8 @@ class AVConfig(datasets.BuilderConfig):
             from probed durations; see :mod:`avsets.sources.clip_or_video`).
         media_key_column: for Parquet media sources, the column that names each row's clip (default: the
             first of ``video_id``, ``youtube_id``, ``ytid``, ``id``, plus the stem of the media ``path``).
+        only_ids: keep just these clip ids (sorted; ``load_dataset(only_ids=FILE)`` reads them from a
+            manifest or CSV), so two labs evaluate on exactly the same clips; part of the cache key.
     """
 
     media_dir: str | tuple[str, ...] | None = None
@@ -42,6 +44,7 @@ class AVConfig(datasets.BuilderConfig):
     rows_per_shard: int = 1000
     id_named: str = "auto"
     media_key_column: str | None = None
+    only_ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,5 +62,7 @@ class AVConfig(datasets.BuilderConfig):
             self.media_dir = tuple(self.media_dir)
         if self.id_named not in ("auto", "segment", "video"):
             raise ValueError(f"id_named must be 'auto', 'segment' or 'video', not {self.id_named!r}")
+        if self.only_ids is not None:
+            self.only_ids = tuple(sorted(set(self.only_ids)))
         if self.rows_per_shard < 1:
             raise ValueError("rows_per_shard must be >= 1")
