@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="work folder (default: a temp folder)")
     p.set_defaults(func=_cmd_demo)
 
+    from .sources.unpack import add_unpack_subcommand
+
+    add_unpack_subcommand(sub)
     try:
         from .fetch.cli import add_fetch_subcommands
     except ImportError:
