@@ -38,7 +38,18 @@ import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard
 
 from ..errors import AvsetsError
-from .card import AVAIL_END, AVAIL_START, _avail_rows, _avail_table, size_category
+from ..manifest import MANIFEST_DIR, Manifest, manifest_hash
+from .card import (
+    AVAIL_END,
+    AVAIL_START,
+    MANIFEST_END,
+    MANIFEST_START,
+    _avail_rows,
+    _avail_table,
+    _manifest_rows,
+    _manifest_table,
+    size_category,
+)
 from .shards import STATE_DIR, parquet_writer_options
 from .takedowns import (
     TAKEDOWNS_FILE,
@@ -235,8 +246,11 @@ def _as_list(value: Any) -> list[dict]:
     return [value] if isinstance(value, dict) else list(value)
 
 
-def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str) -> str:
-    """The card after ``plan``: split sizes, sizes of the config, size category, availability, takedowns note."""
+def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str,
+                manifest_rows: dict[tuple[str, str], tuple[int, str]] | None = None) -> str:
+    """The card after ``plan``: split sizes, sizes of the config, size category, availability, manifest
+    hashes (``manifest_rows``: the new ``(clips, hash)`` of each split of the configs whose manifest changed),
+    and the takedowns note."""
     card = DatasetCard(text)
     data = card.data
     per_split: dict[tuple[str, str], tuple[int, int]] = {}  # (config, split) -> (rows removed, bytes delta)
@@ -286,6 +300,11 @@ def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str) -> s
     if AVAIL_START in body and AVAIL_END in body:
         head, rest = body.split(AVAIL_START, 1)
         body = head + _avail_table(rows) + rest.split(AVAIL_END, 1)[1]
+    if manifest_rows is not None and MANIFEST_START in body and MANIFEST_END in body:
+        changed = {cfg for cfg, _ in manifest_rows}
+        mrows = {k: v for k, v in _manifest_rows(body).items() if k[0] not in changed} | manifest_rows
+        head, rest = body.split(MANIFEST_START, 1)
+        body = head + _manifest_table(mrows) + rest.split(MANIFEST_END, 1)[1]
     note = (f"{TD_START}\n## Takedowns\n\n{total_removed} clip(s) were removed from this copy after publication "
             "because their videos were taken down, made private or became unavailable, or their owners asked. "
             f"`{TAKEDOWNS_FILE}` lists each one (id, YouTube id, config, split, date, reason). Last updated "
@@ -296,6 +315,29 @@ def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str) -> s
     else:
         body = body + "\n\n" + note
     return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
+
+
+def _update_manifests(copy: Copy, plan: SyncPlan, day: str) -> dict[str, Manifest]:
+    """``manifests/<config>.json`` of the changed configs without the removed ids (a split left empty goes).
+
+    ``created`` stays the export's; ``extra.updated`` says when the set last changed, so two syncs of the
+    same copy on the same day write the same bytes (a killed and rerun sync equals a clean one)."""
+    out: dict[str, Manifest] = {}
+    for cfg in sorted({c.config for c in plan.changes}):
+        path = f"{MANIFEST_DIR}/{cfg}.json"
+        data = copy.read_bytes(path)
+        if data is None:
+            continue
+        m = Manifest.from_dict(json.loads(data), where=path)
+        gone: dict[str, set[str]] = {}
+        for r in plan.removed:
+            if r.config == cfg:
+                gone.setdefault(r.split, set()).add(r.id)
+        splits = {sp: [i for i in ids if i not in gone.get(sp, ())] for sp, ids in m.splits.items()}
+        m.splits = {sp: ids for sp, ids in splits.items() if ids}
+        m.extra = {**m.extra, "updated": day}
+        out[path] = m
+    return out
 
 
 # -- building the new files ------------------------------------------------------------------------------------
@@ -323,6 +365,8 @@ def build_outputs(copy: Copy, plan: SyncPlan, work: Path, *, day: str,
         else:
             c.bytes_after = 0
             out.deletes.append(c.path)
+    manifests = _update_manifests(copy, plan, day)
+    out.writes.update({path: m.dumps().encode("utf-8") for path, m in manifests.items()})
     previous = read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE))
     seen = {(r.config, r.split, r.id) for r in previous}
     new = sorted((r for r in plan.removed if (r.config, r.split, r.id) not in seen),
@@ -331,8 +375,10 @@ def build_outputs(copy: Copy, plan: SyncPlan, work: Path, *, day: str,
     card = copy.read_bytes("README.md")
     if card is None:
         raise SyncError("the copy has no README.md: is it an avsets export?")
+    hashes = {(m.config or path.rsplit("/", 1)[-1][:-5], sp): (len(ids), manifest_hash(ids))
+              for path, m in manifests.items() for sp, ids in m.splits.items()}
     out.writes["README.md"] = update_card(card.decode("utf-8"), plan, total_removed=len(previous) + len(new),
-                                          day=day).encode("utf-8")
+                                          day=day, manifest_rows=hashes).encode("utf-8")
     if extra is not None:
         extra(plan, out)
     return out
