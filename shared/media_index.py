@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import string
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +18,7 @@ from typing import NamedTuple
 import fsspec
 import pyarrow as pa
 
-from .errors import UnsafePathError
-from .paths import safe_relpath
-from .segments import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS, parse_stem_fast, to_ms
+from .segments import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS, parse_stem_fast
 
 logger = logging.getLogger(__name__)
 
@@ -253,70 +250,16 @@ def _stable_mtime(info: dict) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------
-# user templates (media_pattern, also fetch's --source-url-template)
+# user templates: the one template language lives in ``templates``; these names stay importable from here.
 
-
-class TemplateFormatter(string.Formatter):
-    """``str.format`` over a row: missing or None placeholders are errors, attribute/index access is not."""
-
-    def get_field(self, field_name, args, kwargs):  # noqa: D401 - stdlib signature
-        if any(ch in field_name for ch in ".["):
-            raise ValueError(f"placeholder {{{field_name}}} may not use attribute or index access")
-        return super().get_field(field_name, args, kwargs)
-
-
-_FORMATTER = TemplateFormatter()
-
-
-def template_fields(template: str) -> set[str]:
-    """The placeholder names of a template (``{label}`` -> ``label``)."""
-    return {name for _, name, _, _ in _FORMATTER.parse(template) if name}
-
-
-def template_values(row: dict, label_names: dict[str, Sequence[str]] | None = None) -> dict[str, str]:
-    """A row's values as template text: ClassLabel ints become names; times gain ``start_ms``/``start_s``."""
-    values: dict[str, str] = {}
-    label_names = label_names or {}
-    for key, value in row.items():
-        if value is None:
-            continue
-        names = label_names.get(key)
-        if names is not None and isinstance(value, int) and 0 <= value < len(names):
-            values[key] = names[value]
-        else:
-            values[key] = str(value)
-    for name in ("start", "end"):
-        value = row.get(name)
-        if value is not None:
-            values[f"{name}_ms"] = str(to_ms(value))
-            values[f"{name}_s"] = str(int(float(value)))
-    return values
-
-
-def render_template(template: str, values: dict[str, str]) -> str:
-    """Fill a template; a missing placeholder is a ``KeyError`` naming it."""
-    return _FORMATTER.vformat(template, (), values)
-
-
-def pattern_is_trimmed(template: str) -> bool:
-    """A pattern whose file name holds a start placeholder names a trimmed clip; otherwise a whole video."""
-    filename = template.replace("\\", "/").rsplit("/", 1)[-1]
-    return bool(template_fields(filename) & {"start", "start_ms", "start_s"})
-
-
-def check_pattern(template: str) -> None:
-    """Refuse a ``media_pattern`` that could leave the media root, before any row is read."""
-    try:
-        fields = template_fields(template)
-    except ValueError as exc:
-        raise UnsafePathError(f"media_pattern {template!r} is not a valid template: {exc}") from None
-    probe = {name: "x" for name in fields}
-    try:
-        rendered = render_template(template, probe)
-    except (ValueError, KeyError, IndexError) as exc:
-        raise UnsafePathError(f"media_pattern {template!r} is not a valid template: {exc}") from None
-    safe_relpath(rendered, what="media_pattern")
-
+from .templates import (  # noqa: E402, F401 - re-exported for modules that import them from media_index
+    TemplateFormatter,
+    check_pattern,
+    pattern_is_trimmed,
+    render_template,
+    template_fields,
+    template_values,
+)
 
 # ---------------------------------------------------------------------------------------------------
 # one scan per load: the API scans (for the cache fingerprint) and registers; builders look it up here,

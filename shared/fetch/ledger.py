@@ -10,10 +10,15 @@ Tables:
 - ``claims``: clips some fetcher is working on right now, so a second fetcher on the same folder leaves
   them alone.  A claim whose owner died (same host, process gone) or whose lease ran out is stale and is
   taken over; this is what makes a rerun after ``kill -9`` pick the unfinished clips up again.
+- ``runs`` and ``history`` (added later, created on the next write, so older ledgers stay readable): one
+  row per fetch run (start, end, this run's status counts, the whole ledger's status counts at its end)
+  and one row per clip outcome recorded in a run.  ``clips`` keeps only the last outcome; these two are
+  what ``avsets report`` draws coverage over time from (each run a point).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -23,6 +28,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from ..errors import AvsetsError
+from ..secrets import redact_text, redact_url
 
 LEDGER_NAME = "avsets-ledger.sqlite"
 
@@ -34,7 +42,10 @@ AGE_RESTRICTED = "age_restricted"
 GEO_BLOCKED = "geo_blocked"
 RATE_LIMITED = "rate_limited"
 ERROR = "error"
-STATUSES = (OK, UNAVAILABLE, PRIVATE, REMOVED, AGE_RESTRICTED, GEO_BLOCKED, RATE_LIMITED, ERROR)
+#: A file under the clip's name that this ledger did not write and that does not verify: left untouched
+#: (never overwritten), looked at again on every run (moving it aside lets the clip be fetched).
+CONFLICT = "conflict"
+STATUSES = (OK, UNAVAILABLE, PRIVATE, REMOVED, AGE_RESTRICTED, GEO_BLOCKED, RATE_LIMITED, ERROR, CONFLICT)
 
 #: Statuses ``--retry-failed`` fetches again (DESIGN "Fetch decisions").  ``age_restricted`` joins them only
 #: when the user brings cookies, since only a signed-in session can change its outcome.
@@ -67,10 +78,41 @@ CREATE TABLE IF NOT EXISTS claims (
     pid INTEGER NOT NULL,
     claimed_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    host TEXT,
+    tool_version TEXT,
+    counts TEXT,
+    totals TEXT
+);
+CREATE TABLE IF NOT EXISTS history (
+    run_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    fetched_at TEXT
+);
+CREATE INDEX IF NOT EXISTS history_run ON history(run_id);
 """
 
 _COLUMNS = ("id", "youtube_id", "start", "end", "status", "reason", "attempts", "bytes", "sha256", "duration",
             "files", "source", "fetched_at", "tool_version")
+
+
+class LedgerFormatError(AvsetsError, ValueError):
+    """A file given as a ledger that is not one: not SQLite, or SQLite without our ``clips`` table."""
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One fetch run: when it ran, what it recorded (``counts``) and the ledger's status counts at its end."""
+
+    run_id: str
+    started_at: str
+    finished_at: str | None
+    counts: dict[str, int]
+    totals: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -132,11 +174,29 @@ class Ledger:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._columns: tuple[str, ...] = _COLUMNS
+        #: set by ``begin_run``: every ``record`` of this run is also appended to ``history``
+        self.run_id: str | None = None
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._conn()
             with conn:
                 conn.executescript(_SCHEMA)
+        else:
+            self._columns = self._check_schema()
+
+    def _check_schema(self) -> tuple[str, ...]:
+        """The ``clips`` columns this file has (older ledgers may lack newer ones); refuse other files."""
+        try:
+            info = self._conn().execute("PRAGMA table_info(clips)").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise LedgerFormatError(f"{self.path} is not a fetch ledger (not an SQLite database: {e}); give the "
+                                    f"{LEDGER_NAME} of a fetched folder, or the folder") from None
+        have = {row[1] for row in info}
+        if not {"id", "status"} <= have:
+            raise LedgerFormatError(f"{self.path} is an SQLite file but not an avsets fetch ledger (no clips table "
+                                    f"with id and status); give the {LEDGER_NAME} of a fetched folder")
+        return tuple(c for c in _COLUMNS if c in have)
 
     @classmethod
     def in_folder(cls, out_dir: str | os.PathLike[str], **kwargs: object) -> Ledger:
@@ -178,9 +238,9 @@ class Ledger:
     # --- reads -------------------------------------------------------------------------------------------
 
     def get(self, clip_id: str) -> LedgerRow | None:
-        cur = self._conn().execute(f"SELECT {_select()} FROM clips WHERE id = ?", (clip_id,))
+        cur = self._conn().execute(f"SELECT {_select(self._columns)} FROM clips WHERE id = ?", (clip_id,))
         row = cur.fetchone()
-        return _row(row) if row else None
+        return _row(row, self._columns) if row else None
 
     def get_many(self, ids: Sequence[str]) -> dict[str, LedgerRow]:
         """Rows for many ids in few queries (the runner looks clips up in batches, never one by one)."""
@@ -188,23 +248,42 @@ class Ledger:
         conn = self._conn()
         for i in range(0, len(ids), 500):
             chunk = list(ids[i:i + 500])
-            q = f"SELECT {_select()} FROM clips WHERE id IN ({','.join('?' * len(chunk))})"
+            q = f"SELECT {_select(self._columns)} FROM clips WHERE id IN ({','.join('?' * len(chunk))})"
             for row in conn.execute(q, chunk):
-                r = _row(row)
+                r = _row(row, self._columns)
                 out[r.id] = r
         return out
 
     def rows(self, status: str | None = None) -> Iterator[LedgerRow]:
-        q = f"SELECT {_select()} FROM clips"
+        q = f"SELECT {_select(self._columns)} FROM clips"
         args: tuple[str, ...] = ()
         if status is not None:
             q += " WHERE status = ?"
             args = (status,)
         for row in self._conn().execute(q + " ORDER BY id", args):
-            yield _row(row)
+            yield _row(row, self._columns)
 
     def summary(self) -> dict[str, int]:
         return {s: n for s, n in self._conn().execute("SELECT status, COUNT(*) FROM clips GROUP BY status")}
+
+    def has_table(self, name: str) -> bool:
+        """Whether the ledger has table ``name`` (ledgers written before ``runs``/``history`` lack them)."""
+        q = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self._conn().execute(q, (name,)).fetchone() is not None
+
+    def runs(self) -> list[RunRow]:
+        """Every recorded fetch run, oldest first (``[]`` for a ledger without run history)."""
+        if not self.has_table("runs"):
+            return []
+        q = "SELECT run_id, started_at, finished_at, counts, totals FROM runs ORDER BY started_at, rowid"
+        return [RunRow(r[0], r[1], r[2], json.loads(r[3] or "{}"), json.loads(r[4] or "{}"))
+                for r in self._conn().execute(q)]
+
+    def history(self) -> Iterator[tuple[str, str, str]]:
+        """``(run_id, id, status)`` of every outcome recorded in a run, in recording order."""
+        if not self.has_table("history"):
+            return iter(())
+        return iter(self._conn().execute("SELECT run_id, id, status FROM history ORDER BY rowid"))
 
     def active_claims(self) -> list[tuple[str, str]]:
         """``(id, owner)`` of claims that are not stale."""
@@ -245,6 +324,22 @@ class Ledger:
             conn.execute("ROLLBACK")
             raise
 
+    def begin_run(self, tool_version: str | None = None) -> str:
+        """Start a fetch run: a ``runs`` row; later ``record`` calls also append to ``history``."""
+        self.run_id = f"{utc_now()}-{os.urandom(4).hex()}"
+        self._conn().execute("INSERT INTO runs (run_id, started_at, host, tool_version) VALUES (?, ?, ?, ?)",
+                             (self.run_id, utc_now(), self.host, tool_version))
+        return self.run_id
+
+    def end_run(self, counts: dict[str, int] | None = None) -> None:
+        """Close the run: its end time, its own status counts and the whole ledger's counts now."""
+        if self.run_id is None:
+            return
+        self._conn().execute("UPDATE runs SET finished_at = ?, counts = ?, totals = ? WHERE run_id = ?",
+                             (utc_now(), json.dumps(dict(counts or {}), sort_keys=True),
+                              json.dumps(self.summary(), sort_keys=True), self.run_id))
+        self.run_id = None
+
     def release(self, clip_id: str) -> None:
         self._conn().execute("DELETE FROM claims WHERE id = ? AND owner = ?", (clip_id, self.owner))
 
@@ -260,12 +355,18 @@ class Ledger:
             prev = conn.execute("SELECT attempts FROM clips WHERE id = ?", (row.id,)).fetchone()
             attempts = (prev[0] if prev else 0) + add_attempts
             values = {c: getattr(row, c) for c in _COLUMNS}
+            # DESIGN "Secrets": a URL's userinfo or signed query never reaches the ledger (it is shared).
+            values["source"] = redact_url(row.source)
+            values["reason"] = redact_text(row.reason)
             values["attempts"] = attempts
             values["fetched_at"] = row.fetched_at or utc_now()
             cols = ", ".join(_quote(c) for c in _COLUMNS)
             conn.execute(f"INSERT OR REPLACE INTO clips ({cols}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                          [values[c] for c in _COLUMNS])
             conn.execute("DELETE FROM claims WHERE id = ? AND owner = ?", (row.id, self.owner))
+            if self.run_id is not None:
+                conn.execute("INSERT INTO history (run_id, id, status, fetched_at) VALUES (?, ?, ?, ?)",
+                             (self.run_id, row.id, row.status, values["fetched_at"]))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -281,12 +382,14 @@ def _quote(col: str) -> str:
     return f'"{col}"'
 
 
-def _select() -> str:
-    return ", ".join(_quote(c) for c in _COLUMNS)
+def _select(columns: Sequence[str] = _COLUMNS) -> str:
+    return ", ".join(_quote(c) for c in columns)
 
 
-def _row(values: Sequence[object]) -> LedgerRow:
-    d = dict(zip(_COLUMNS, values, strict=True))
+def _row(values: Sequence[object], columns: Sequence[str] = _COLUMNS) -> LedgerRow:
+    d = dict(zip(columns, values, strict=True))
+    if d.get("attempts") is None:
+        d["attempts"] = 0
     return LedgerRow(**d)  # type: ignore[arg-type]
 
 
@@ -313,6 +416,8 @@ def _local_ledger_file(path: str | os.PathLike[str]) -> tuple[Path, Path | None]
         local = local / LEDGER_NAME
     if not local.exists():
         raise FileNotFoundError(f"no fetch ledger at {local}")
+    if not local.is_file():
+        raise LedgerFormatError(f"{local} is not a fetch ledger file")
     return local, None
 
 
