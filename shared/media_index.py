@@ -51,7 +51,8 @@ class MediaIndex:
     """Names under one or more media roots, keyed every way a row can ask for them.
 
     Keys: ``ms:{ytid}_{start_ms}_{end_ms}`` (millisecond and 3-decimal names), ``s:{ytid}_{start_s}``
-    (VGGSound's ``{ytid}_{start:06d}``) and ``w:{ytid}`` (whole videos); ``by_relpath`` maps exact
+    (VGGSound's ``{ytid}_{start:06d}``), ``t:{ytid}_{start_ms}`` (AudioSet's one-time ``{ytid}_{start:.3f}``)
+    and ``w:{ytid}`` (whole videos); ``by_relpath`` maps exact
     relative paths, for user templates and corpora with their own layouts.  Each key holds at most one audio and
     one video file; the first root listed wins, so a user can shadow a mirror with local fixes.
     """
@@ -59,7 +60,7 @@ class MediaIndex:
     roots: tuple[str, ...] = ()
     files: dict[str, dict[str, MediaFile]] = field(default_factory=dict)
     by_relpath: dict[str, MediaFile] = field(default_factory=dict)
-    namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "w")
+    namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "t", "w")
     _tables: dict[str, tuple] = field(default_factory=dict, repr=False)
     fingerprint: str = "empty"
     num_files: int = 0
@@ -96,6 +97,10 @@ class MediaIndex:
         if parsed is None:
             return
         ytid, start, end = parsed
+        if start is not None and end is None and "." in stem:  # AudioSet's one-time {ytid}_{start:.3f}
+            self.namings.add("t")
+            self._put(f"t:{ytid}_{int(round(start * 1000))}", mf)
+            return
         self.namings.add("w" if start is None else "s" if end is None else "ms")
         if start is None:
             self._put("w:" + ytid, mf)
