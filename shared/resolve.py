@@ -173,6 +173,8 @@ def _builtin_hits(table: pa.Table, index: MediaIndex) -> list[tuple[tuple[list, 
         start_ms = pc.round(pc.multiply(table.column("start").cast(pa.float64()), 1000.0))
         out.append((("t", 0.0), pc.binary_join_element_wise(
             ytid, start_ms.cast(pa.int64(), safe=False).cast(pa.string()), "_")))
+    if "i" in index.namings:  # named by id alone, judged to hold the segment itself (sources.clip_or_video)
+        out.append((("i", 0.0), ytid))
     if "w" in index.namings:
         out.append((("w", "start"), ytid))
     hits = []
