@@ -21,6 +21,7 @@ import pyarrow as pa
 from . import __version__
 from .errors import AvsetsError
 from .media_index import MediaIndex, normalize_roots, register_index
+from .sources.stream import stream_sources
 from .transform import decode as decode_step
 
 logger = logging.getLogger("avsets")
@@ -114,11 +115,16 @@ def load_dataset_builder(
 ) -> datasets.DatasetBuilder:
     """A ready builder whose cache key covers the code, the metadata files and the media index."""
     cls = builder_class(name)
+    # archive-order streaming reads its archives itself (avsets.sources.stream): no index to scan
+    archive_streaming = config_kwargs.pop("_archive_streaming", False)
     kwargs: dict[str, Any] = {k: v for k, v in config_kwargs.items() if v is not None}
     index: MediaIndex | None = None
     if media_dir is not None:
         roots = normalize_roots(media_dir)
-        index = register_index(MediaIndex.scan(roots))
+        if not archive_streaming:
+            index = register_index(MediaIndex.scan(roots, id_named=kwargs.get("id_named", "auto"),
+                                                   key_column=kwargs.get("media_key_column"),
+                                                   on_missing=on_missing or "skip"))
         kwargs["media_dir"] = tuple(roots)
     if data_dir is not None:
         kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
@@ -181,6 +187,8 @@ def load_dataset(
     if streaming and num_proc is not None:
         raise NotImplementedError("loading a dataset in streaming mode with num_proc is not supported; "
                                   "use DataLoader workers")
+    if streaming and media_dir is not None and stream_sources(normalize_roots(media_dir)):
+        config_kwargs["_archive_streaming"] = True
     builder = load_dataset_builder(name, config, data_dir=data_dir, media_dir=media_dir, cache_dir=cache_dir,
                                    on_missing=on_missing, **config_kwargs)
     if streaming:

@@ -15,11 +15,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import StreamingDownloadManager
+from datasets import DownloadManager, StreamingDownloadManager
 from tqdm.auto import tqdm
 
 from .api import load_dataset_builder
 from .decoding import probe_media
+from .sources.kinds import expand_sources
 
 
 @dataclass
@@ -70,8 +71,11 @@ def split_tables(
     """
     builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
                                    **config_kwargs)
-    dl_manager = StreamingDownloadManager(base_path=None, download_config=None, dataset_name=corpus,
-                                          data_dir=builder.config.data_dir)
+    # zip, tar and Parquet sources are read at random through the media index (avsets.sources), like a
+    # map-style load; only a .tar.gz needs the archive-order streaming pass
+    streamed = any(s.kind == "tgz" for s in expand_sources(builder.config.media_dir))
+    manager = StreamingDownloadManager if streamed else DownloadManager
+    dl_manager = manager(base_path=None, download_config=None, dataset_name=corpus, data_dir=builder.config.data_dir)
     for gen in builder._split_generators(dl_manager):
         yield gen.name, (table for _, table in builder._generate_tables(**gen.gen_kwargs))
 
