@@ -358,3 +358,19 @@ def test_forked_worker_reads_over_http_and_a_dead_server_is_a_media_error(mirror
     gone = type(gone)(gone.kind, "http://127.0.0.1:9/wds-000000.tar", gone.member, gone.fields)  # nothing listens
     with pytest.raises(MediaError, match="wds-000000.tar member"):
         read_media_bytes(str(gone))
+
+
+def test_export_reads_members_of_a_tar(mirrors, tmp_path):
+    import glob
+
+    import pyarrow.parquet as pq
+
+    from avsets.publish.export import export
+
+    export("vggsound", data_dir=_vgg(), media_dir=mirrors.path("wds-000000.tar"), out=str(tmp_path / "out"),
+           split="train", on_missing="skip")
+    files = glob.glob(str(tmp_path / "out" / "**" / "*.parquet"), recursive=True)
+    table = pq.read_table(files[0]) if len(files) == 1 else None
+    assert table is not None and table.num_rows == len(sm.TAR_ROWS)
+    for cid, audio in zip(table.column("id").to_pylist(), table.column("audio").to_pylist(), strict=True):
+        assert audio["bytes"] == mirrors.media[cid]  # FLAC segments are copied byte for byte
