@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from huggingface_hub import constants
 
 from .media import AUDIO_FORMATS
 
@@ -59,23 +62,47 @@ def _cmd_push(args: argparse.Namespace) -> int:
     if args.from_dir is None and args.corpus is None:
         print("avsets push: error: give a corpus to export, or --from DIR", file=sys.stderr)
         return 2
+    endpoint = _endpoint(args.endpoint)
+    if endpoint is False:
+        print(f"avsets push: error: --endpoint must be an http(s) URL such as https://hub.example.org, "
+              f"not {args.endpoint!r}", file=sys.stderr)
+        return 2
     kwargs: dict[str, Any] = {} if args.from_dir else _export_kwargs(args)
     try:
         res = push(args.corpus or "", args.config, repo_id=args.repo_id, from_dir=args.from_dir,
                    work_dir=args.work_dir, private=args.private or None, revision=args.revision,
-                   dry_run=args.dry_run, commit_max_files=args.commit_max_files, **kwargs)
+                   dry_run=args.dry_run, commit_max_files=args.commit_max_files, endpoint=endpoint, **kwargs)
     except PushError as e:  # already scrubbed of the token
         print(f"avsets push: error: {e}", file=sys.stderr)
         return 1
     where = f"{res.repo_id}" + (f"@{res.revision}" if res.revision else "")
     if res.dry_run:
-        print(f"dry run: would push to {where}")
+        print(f"dry run: would push to {where} on {_shown(endpoint or constants.ENDPOINT)}")
+        if res.hub_error:
+            print(f"  (Hub not reached, so every file is listed as sent: {res.hub_error})")
         for f in res.files:
             print(f"  {f.action:<6} {f.path} ({f.size} bytes)")
         return 0
     print(f"pushed to {where}: {len(res.added)} file(s) sent, {len(res.skipped)} already there, "
           f"{len(res.deleted)} stale removed, {res.commits} commit(s)")
     return 0
+
+
+def _endpoint(value: str | None) -> str | None | bool:
+    """``--endpoint`` as HfApi takes it; None means ``HF_ENDPOINT`` (or the public Hub); False: not a URL."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    return value.rstrip("/")
+
+
+def _shown(url: str) -> str:
+    """An endpoint as printed: without userinfo or query (they may hold credentials)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def add_publish_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -94,4 +121,6 @@ def add_publish_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", help="export here (kept, resumable) instead of a temporary folder")
     p.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
     p.add_argument("--commit-max-files", type=int, default=50, help="files per commit (default 50)")
+    p.add_argument("--endpoint", help="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a "
+                   "self-hosted or mirror Hub")
     p.set_defaults(func=_cmd_push)
