@@ -21,6 +21,7 @@ import pyarrow as pa
 from . import __version__
 from .errors import AvsetsError
 from .media_index import MediaIndex, normalize_roots, register_index
+from .sources.stream import stream_sources
 from .transform import decode as decode_step
 
 logger = logging.getLogger("avsets")
@@ -114,16 +115,21 @@ def load_dataset_builder(
 ) -> datasets.DatasetBuilder:
     """A ready builder whose cache key covers the code, the metadata files and the media index."""
     cls = builder_class(name)
+    # archive-order streaming reads its archives itself (avsets.sources.stream): no index to scan
+    archive_streaming = config_kwargs.pop("_archive_streaming", False)
     kwargs: dict[str, Any] = {k: v for k, v in config_kwargs.items() if v is not None}
     index: MediaIndex | None = None
     if media_dir is not None:
         roots = normalize_roots(media_dir)
-        index = register_index(MediaIndex.scan(roots))
+        if not archive_streaming:
+            index = register_index(MediaIndex.scan(roots))
         kwargs["media_dir"] = tuple(roots)
     if data_dir is not None:
         kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
     if on_missing is not None:
         kwargs["on_missing"] = on_missing
+    if "only_ids" in kwargs:
+        kwargs["only_ids"] = _only_ids(kwargs["only_ids"])
     if isinstance(kwargs.get("modalities"), list):
         kwargs["modalities"] = tuple(kwargs["modalities"])
     fingerprint = hashlib.sha256(
@@ -137,6 +143,18 @@ def load_dataset_builder(
         dataset_name=name,
         **kwargs,
     )
+
+
+def _only_ids(value: Any) -> tuple[str, ...]:
+    """``only_ids``: a manifest / CSV of ids / ``--segments`` CSV / ledger path, or the ids themselves."""
+    if isinstance(value, (str, os.PathLike)):
+        from .manifest import read_ids
+
+        return tuple(sorted(read_ids(value)))
+    ids = tuple(sorted(set(value)))
+    if not all(isinstance(i, str) for i in ids):
+        raise ValueError("only_ids takes a file (manifest, CSV of ids) or an iterable of clip id strings")
+    return ids
 
 
 def load_dataset(
@@ -167,6 +185,8 @@ def load_dataset(
     if streaming and num_proc is not None:
         raise NotImplementedError("loading a dataset in streaming mode with num_proc is not supported; "
                                   "use DataLoader workers")
+    if streaming and media_dir is not None and stream_sources(normalize_roots(media_dir)):
+        config_kwargs["_archive_streaming"] = True
     builder = load_dataset_builder(name, config, data_dir=data_dir, media_dir=media_dir, cache_dir=cache_dir,
                                    on_missing=on_missing, **config_kwargs)
     if streaming:

@@ -23,14 +23,16 @@ from typing import Any
 
 import datasets
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets.builder import Key
 
 from .card import read_card
 from .config import AVConfig
 from .errors import ManualDownloadRequired
 from .media_index import check_pattern, get_index
-from .resolve import ResolveOptions, ResolveStats
-from .tables import batch_tables, common_features, finalize_shard, label_names_of
+from .resolve import ResolveOptions, ResolveStats, ensure_ids
+from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
+from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
 
 logger = logging.getLogger("avsets")
 
@@ -102,12 +104,27 @@ class AVBuilder(datasets.ArrowBasedBuilder):
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
         shards = self._split_shards(dl_manager)
+        archives = (stream_sources(self.config.media_dir)
+                    if isinstance(dl_manager, datasets.StreamingDownloadManager) else [])
+        if archives:
+            # Archive-order streaming (avsets.sources.stream): each archive is a shard; every shard joins its
+            # members against all rows of the split (a tuple, so datasets does not shard it).
+            return [
+                datasets.SplitGenerator(name=split, gen_kwargs={"shards": list(archives), "split": split,
+                                                                "row_specs": tuple(specs),
+                                                                "all_archives": tuple(archives)})
+                for split, specs in shards.items()
+            ]
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"shards": list(specs), "split": split})
             for split, specs in shards.items()
         ]
 
-    def _generate_tables(self, shards: list, split: str):
+    def _generate_tables(self, shards: list, split: str, row_specs: tuple | None = None,
+                         all_archives: tuple = ()):
+        if row_specs is not None:
+            yield from self._generate_archive_tables(shards, split, row_specs, all_archives)
+            return
         index = get_index(self.config.media_dir) if self.config.media_dir else None
         opts = ResolveOptions(
             modalities=self.config.modalities,
@@ -119,8 +136,10 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         # counts of this pass only (streaming runs one pass per shard and epoch): the log line is exact
         total = self.stats[split] = ResolveStats()
         owner = getattr(self, "_prepare_owner", None)
+        keep = None if self.config.only_ids is None else pa.array(self.config.only_ids, pa.string())
         for i, table in enumerate(batch_tables(self._read_shard(spec) for spec in shards)):
-            table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media)
+            table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media,
+                                          keep_ids=keep)
             total.add(stats)
             _stop_if_orphaned(owner)
             yield Key(i, 0), table
@@ -131,6 +150,32 @@ class AVBuilder(datasets.ArrowBasedBuilder):
                 self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing,
                 ", dropped" if self.config.on_missing == "skip" else "",
             )
+
+    def _generate_archive_tables(self, archives: list, split: str, row_specs: tuple, all_archives: tuple):
+        spec = StreamSpec(
+            corpus=self.CORPUS, config_name=self.config.name, split=split, archives=all_archives,
+            modalities=tuple(self.config.modalities), media_pattern=self.config.media_pattern,
+            on_missing=self.config.on_missing, label_names=label_names_of(self.info.features),
+            assume_trimmed=getattr(self.config, "media_trimmed", None),
+            key_column=getattr(self.config, "media_key", None),
+        )
+        schema = self.info.features.arrow_schema
+        stats = self.stats.setdefault(split, ResolveStats())
+
+        def read_rows() -> pa.Table:
+            ensure_index(self.config.media_dir)
+            tables = [self._read_shard(s) for s in row_specs]
+            table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+            if self.config.only_ids is None:
+                return table
+            table = ensure_ids(table)
+            return table.filter(pc.is_in(table.column("id"), value_set=pa.array(self.config.only_ids, pa.string())))
+
+        n = 0
+        for archive in archives:
+            for table in stream_archive(spec, archive, read_rows, schema, conform, stats):
+                yield Key(n, 0), table
+                n += 1
 
     # -- helpers for corpora ----------------------------------------------------------------------
     def metadata_file(self, dl_manager: Any, relpath: str, url: str | None = None, *, required: bool = True,

@@ -90,6 +90,19 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if all(c.missing == 0 and c.corrupt == 0 for c in report) else 1
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .manifest import compare, read_id_sets, write_segments_csv
+
+    a = read_id_sets(args.a, config=args.config)
+    b = read_id_sets(args.b, config=args.config)
+    result = compare(a, b)
+    print("\n".join(result.lines()))
+    if args.out:
+        n = write_segments_csv(result.intersection, args.out)
+        print(f"{n} clips in both written to {args.out} (avsets fetch --segments / load_dataset(only_ids=...))")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -134,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="skip opening each file (existence only)")
     p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("compare", help="clips two copies share: manifests, ledgers, exports or Hub repos")
+    p.add_argument("a", help="manifest .json, CSV of ids, fetch ledger, export folder or hf://datasets/org/name")
+    p.add_argument("b", help="the same kinds as A")
+    p.add_argument("--config", help="the config to read from exports or repos that hold several")
+    p.add_argument("--out", help="write the clips both hold here as a --segments CSV")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", help="load the bundled sample with synthetic media, offline")
     p.add_argument("--out", help="work folder (default: a temp folder)")

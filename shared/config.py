@@ -26,6 +26,8 @@ class AVConfig(datasets.BuilderConfig):
         verify_media: probe every resolved file with a full open while preparing (opt-in: costs minutes
             for 200k videos).
         rows_per_shard: rows per streaming shard (1,000-2,000 keeps DataLoader workers and resume useful).
+        only_ids: keep just these clip ids (sorted; ``load_dataset(only_ids=FILE)`` reads them from a
+            manifest or CSV), so two labs evaluate on exactly the same clips; part of the cache key.
     """
 
     media_dir: str | tuple[str, ...] | None = None
@@ -35,6 +37,7 @@ class AVConfig(datasets.BuilderConfig):
     modalities: tuple[str, ...] = ("audio", "video")
     verify_media: bool = False
     rows_per_shard: int = 1000
+    only_ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,5 +53,7 @@ class AVConfig(datasets.BuilderConfig):
             raise ValueError(f"modalities must be a non-empty subset of ('audio', 'video'), not {self.modalities!r}")
         if isinstance(self.media_dir, list):
             self.media_dir = tuple(self.media_dir)
+        if self.only_ids is not None:
+            self.only_ids = tuple(sorted(set(self.only_ids)))
         if self.rows_per_shard < 1:
             raise ValueError("rows_per_shard must be >= 1")

@@ -90,13 +90,18 @@ def finalize_shard(
     schema: pa.Schema,
     *,
     verify_media: bool = False,
+    keep_ids: pa.Array | None = None,
 ) -> tuple[pa.Table, ResolveStats]:
     """ids, media, ``on_missing``, schema: the shared tail of every corpus' shard.
 
     With ``verify_media`` every resolved file is opened first and a file that fails counts as missing,
-    so ``on_missing`` decides about corrupt files too (DESIGN: the full probe is opt-in).
+    so ``on_missing`` decides about corrupt files too (DESIGN: the full probe is opt-in).  ``keep_ids``
+    (``only_ids``) drops every other row before media are resolved, so counts and ``on_missing`` see only
+    the chosen clips.
     """
     table = ensure_ids(table)
+    if keep_ids is not None:
+        table = table.filter(pc.is_in(table.column("id"), value_set=keep_ids))
     if verify_media and index is not None:
         probe_opts = ResolveOptions(modalities=opts.modalities, media_pattern=opts.media_pattern,
                                     on_missing="keep", label_names=opts.label_names)

@@ -62,7 +62,8 @@ def test_layout_and_counts(exported, small):
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and ".avsets" not in p.parts)
     n = len(res.splits["train"].files)
     assert n > 1
-    assert files == sorted(["README.md", *res.splits["train"].files, *res.splits["test"].files])
+    assert files == sorted(["README.md", "manifests/default.json", *res.splits["train"].files,
+                            *res.splits["test"].files])
     assert files[1] == f"data/default/test-00000-of-{len(res.splits['test'].files):05d}.parquet"
     assert res.splits["train"].num_rows == 20 and res.splits["train"].metadata_rows == 24
     assert res.splits["train"].skipped == 4 and res.splits["train"].copied == 20
@@ -147,6 +148,8 @@ def test_second_config_merges_and_leaves_first_untouched(small, tmp_path):
     assert sorted(datasets.get_dataset_config_names(str(out))) == ["astest", "default"]
     card = (out / "README.md").read_text()
     assert "| astest | test | 5 | 5 | 100.0% |" in card and "| default | train | 24 | 20 | 83.3% |" in card
+    assert "| astest | test | 5 | `" in card and "| default | train | 20 | `" in card  # both manifests' hashes
+    assert sorted(p.name for p in (out / "manifests").iterdir()) == ["astest.json", "default.json"]
     a = _stock(out, "astest", tmp_path)
     d = _stock(out, "default", tmp_path)
     assert list(a) == ["test"] and a["test"].num_rows == 5 and d["train"].num_rows == 20

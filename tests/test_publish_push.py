@@ -107,7 +107,9 @@ def test_push_then_stock_load_back(hub, exports, tmp_path):
                    for x in exports["default"].rglob("*.parquet") if ".avsets" not in x.parts)
     assert sorted(f for f in files if f.endswith(".parquet")) == local
     n_commits = len([c for c in hub.state.commits if c["repo"] == "org/vgg"])
-    assert n_commits == (len(local) + 1) // 2 + 1  # bounded commits of 2 files, then the card
+    assert "manifests/default.json" in files
+    uploads = len(local) + 1  # the shards and the manifest
+    assert n_commits == (uploads + 1) // 2 + 1  # bounded commits of 2 files, then the card
     assert all(r.authorized for r in hub.state.requests if r.method == "POST" and "/commit/" in r.path)
 
     got = _load_back(hub, tmp_path, [("org/vgg", "default")])["default"]
@@ -193,5 +195,6 @@ def test_push_exports_then_uploads(hub, tmp_path, monkeypatch):
 
     res = push("vggsound", "default", repo_id="org/direct", token=TOKEN, endpoint=hub.url,
                work_dir=tmp_path / "work")
-    assert res.commits == 2 and len(res.added) == 2
+    assert res.commits == 2 and len(res.added) == 3  # shard, manifest, card
     assert "data/default/train-00000-of-00001.parquet" in hub.files("org/direct")
+    assert "manifests/default.json" in hub.files("org/direct")

@@ -10,10 +10,15 @@ Tables:
 - ``claims``: clips some fetcher is working on right now, so a second fetcher on the same folder leaves
   them alone.  A claim whose owner died (same host, process gone) or whose lease ran out is stale and is
   taken over; this is what makes a rerun after ``kill -9`` pick the unfinished clips up again.
+- ``runs`` and ``history`` (added later, created on the next write, so older ledgers stay readable): one
+  row per fetch run (start, end, this run's status counts, the whole ledger's status counts at its end)
+  and one row per clip outcome recorded in a run.  ``clips`` keeps only the last outcome; these two are
+  what ``avsets report`` draws coverage over time from (each run a point).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -67,10 +72,37 @@ CREATE TABLE IF NOT EXISTS claims (
     pid INTEGER NOT NULL,
     claimed_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    host TEXT,
+    tool_version TEXT,
+    counts TEXT,
+    totals TEXT
+);
+CREATE TABLE IF NOT EXISTS history (
+    run_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    fetched_at TEXT
+);
+CREATE INDEX IF NOT EXISTS history_run ON history(run_id);
 """
 
 _COLUMNS = ("id", "youtube_id", "start", "end", "status", "reason", "attempts", "bytes", "sha256", "duration",
             "files", "source", "fetched_at", "tool_version")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One fetch run: when it ran, what it recorded (``counts``) and the ledger's status counts at its end."""
+
+    run_id: str
+    started_at: str
+    finished_at: str | None
+    counts: dict[str, int]
+    totals: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -132,6 +164,8 @@ class Ledger:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        #: set by ``begin_run``: every ``record`` of this run is also appended to ``history``
+        self.run_id: str | None = None
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._conn()
@@ -206,6 +240,25 @@ class Ledger:
     def summary(self) -> dict[str, int]:
         return {s: n for s, n in self._conn().execute("SELECT status, COUNT(*) FROM clips GROUP BY status")}
 
+    def has_table(self, name: str) -> bool:
+        """Whether the ledger has table ``name`` (ledgers written before ``runs``/``history`` lack them)."""
+        q = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self._conn().execute(q, (name,)).fetchone() is not None
+
+    def runs(self) -> list[RunRow]:
+        """Every recorded fetch run, oldest first (``[]`` for a ledger without run history)."""
+        if not self.has_table("runs"):
+            return []
+        q = "SELECT run_id, started_at, finished_at, counts, totals FROM runs ORDER BY started_at, rowid"
+        return [RunRow(r[0], r[1], r[2], json.loads(r[3] or "{}"), json.loads(r[4] or "{}"))
+                for r in self._conn().execute(q)]
+
+    def history(self) -> Iterator[tuple[str, str, str]]:
+        """``(run_id, id, status)`` of every outcome recorded in a run, in recording order."""
+        if not self.has_table("history"):
+            return iter(())
+        return iter(self._conn().execute("SELECT run_id, id, status FROM history ORDER BY rowid"))
+
     def active_claims(self) -> list[tuple[str, str]]:
         """``(id, owner)`` of claims that are not stale."""
         rows = self._conn().execute("SELECT id, owner, host, pid, claimed_at FROM claims").fetchall()
@@ -245,6 +298,22 @@ class Ledger:
             conn.execute("ROLLBACK")
             raise
 
+    def begin_run(self, tool_version: str | None = None) -> str:
+        """Start a fetch run: a ``runs`` row; later ``record`` calls also append to ``history``."""
+        self.run_id = f"{utc_now()}-{os.urandom(4).hex()}"
+        self._conn().execute("INSERT INTO runs (run_id, started_at, host, tool_version) VALUES (?, ?, ?, ?)",
+                             (self.run_id, utc_now(), self.host, tool_version))
+        return self.run_id
+
+    def end_run(self, counts: dict[str, int] | None = None) -> None:
+        """Close the run: its end time, its own status counts and the whole ledger's counts now."""
+        if self.run_id is None:
+            return
+        self._conn().execute("UPDATE runs SET finished_at = ?, counts = ?, totals = ? WHERE run_id = ?",
+                             (utc_now(), json.dumps(dict(counts or {}), sort_keys=True),
+                              json.dumps(self.summary(), sort_keys=True), self.run_id))
+        self.run_id = None
+
     def release(self, clip_id: str) -> None:
         self._conn().execute("DELETE FROM claims WHERE id = ? AND owner = ?", (clip_id, self.owner))
 
@@ -266,6 +335,9 @@ class Ledger:
             conn.execute(f"INSERT OR REPLACE INTO clips ({cols}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                          [values[c] for c in _COLUMNS])
             conn.execute("DELETE FROM claims WHERE id = ? AND owner = ?", (row.id, self.owner))
+            if self.run_id is not None:
+                conn.execute("INSERT INTO history (run_id, id, status, fetched_at) VALUES (?, ?, ?, ?)",
+                             (self.run_id, row.id, row.status, values["fetched_at"]))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

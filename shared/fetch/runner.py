@@ -164,6 +164,9 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
         raise FetchSetupError(f"the ledger {target.ledger_path} is unreadable ({e}); move it aside (the clips "
                               "stay) to start a new ledger") from None
     try:
+        from .. import __version__
+
+        ledger.begin_run(tool_version=f"avsets {__version__}")
         planned = plan(items, ledger, target, options, report)
         if options.engine == "ray":
             from .ray_engine import run_ray
@@ -174,6 +177,10 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
         else:
             raise FetchSetupError(f"unknown engine {options.engine!r} (threads or ray)")
     finally:
+        try:
+            ledger.end_run(report.counts)
+        except sqlite3.Error as e:  # the run's outcomes are in ``clips`` already; only its summary is lost
+            logger.warning("could not close the run in the ledger: %s", e)
         ledger.close()
         cleanup_partials(target.work_dir, max_age=options.lease)
         target.publish_ledger()

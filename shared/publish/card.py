@@ -42,6 +42,9 @@ _AVAIL_HEADER = (
     "| config | split | rows in metadata | rows exported | share |\n| --- | --- | ---: | ---: | ---: |"
 )
 _ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|")
+MANIFEST_START = "<!-- avsets:manifest:start -->"
+MANIFEST_END = "<!-- avsets:manifest:end -->"
+_MANIFEST_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*\|\s*`?([0-9a-f]+)`?\s*\|")
 #: YAML keys taken from the corpus card; everything else in it is left to the corpus author
 CORPUS_KEYS = ("license", "pretty_name", "task_categories", "task_ids", "tags", "language", "annotations_creators",
                "source_datasets", "multilinguality", "language_creators", "paperswithcode_id", "license_name",
@@ -113,18 +116,21 @@ def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]
 
 
 def _strip_generated(body: str) -> str:
-    """``body`` without the parts generated from the exported data (availability, configs, loading)."""
-    for start, end in ((AVAIL_START, AVAIL_END), (CONFIGS_START, CONFIGS_END), (LOADING_START, LOADING_END)):
+    """``body`` without the parts generated from the exported data (availability, manifest, configs, loading)."""
+    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (CONFIGS_START, CONFIGS_END),
+                       (LOADING_START, LOADING_END)):
         if start in body and end in body:
             head, rest = body.split(start, 1)
             body = head + rest.split(end, 1)[1]
     return body.strip()
 
 
-def _strip_avail(body: str) -> str:
-    if AVAIL_START in body and AVAIL_END in body:
-        head, rest = body.split(AVAIL_START, 1)
-        body = head + rest.split(AVAIL_END, 1)[1]
+def _strip_tables(body: str) -> str:
+    """``body`` without the availability and manifest tables (merge_cards appends merged ones)."""
+    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END)):
+        if start in body and end in body:
+            head, rest = body.split(start, 1)
+            body = head + rest.split(end, 1)[1]
     return body
 
 
@@ -165,6 +171,33 @@ def _loading(data: DatasetCardData, target: str) -> str:
     return loading_section(target, config, kinds, split)
 
 
+def _manifest_rows(body: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """The (config, split) -> (clips, hash) rows of a card's manifest table."""
+    rows: dict[tuple[str, str], tuple[int, str]] = {}
+    if MANIFEST_START in body and MANIFEST_END in body:
+        block = body.split(MANIFEST_START, 1)[1].split(MANIFEST_END, 1)[0]
+        for line in block.splitlines():
+            m = _MANIFEST_ROW.match(line.strip())
+            if m and m.group(1) != "config":
+                rows[(m.group(1), m.group(2))] = (int(m.group(3)), m.group(4))
+    return rows
+
+
+def _manifest_table(rows: dict[tuple[str, str], tuple[int, str]]) -> str:
+    """The card's manifest section: which exact clips each split holds, named by a short hash."""
+    if not rows:
+        return ""
+    lines = [MANIFEST_START, "## Manifest", "",
+             "The clip ids of each split are listed in `manifests/<config>.json`. The hash (sha256 of the sorted "
+             "ids joined by newlines, first 12 hex digits) names that exact set of clips: quote it with results, "
+             "and `avsets compare` shows what two copies share.", "",
+             "| config | split | clips | manifest hash |", "| --- | --- | ---: | --- |"]
+    for (cfg, split), (n, h) in sorted(rows.items()):
+        lines.append(f"| {cfg} | {split} | {n} | `{h}` |")
+    lines.append(MANIFEST_END)
+    return "\n".join(lines)
+
+
 def build_card(
     *,
     corpus: str,
@@ -176,11 +209,13 @@ def build_card(
     citation: str | None = None,
     description: str | None = None,
     load_target: str | None = None,
+    manifest: dict[str, tuple[int, str]] | None = None,
 ) -> str:
     """Return the merged README.md text for an export of ``corpus``/``config`` (see module doc).
 
     ``load_target`` is what the card's loading example passes to ``load_dataset``: the export folder for a
-    local card (``push`` puts the repo id there).
+    local card (``push`` puts the repo id there). ``manifest`` (``{split: (clips, hash)}``) adds the manifest
+    table; other configs' rows are kept.
     """
     data, old_body = _parse(existing)
     corpus_data, corpus_body = _parse(corpus_card if corpus_card is not None else load_corpus_card(corpus))
@@ -224,6 +259,10 @@ def build_card(
     if citation and citation.strip() and "## Citation" not in text_source and citation.strip() not in text_source:
         parts.append("## Citation\n\n```bibtex\n" + citation.strip() + "\n```")
     parts.append(_availability(old_body, config, splits))
+    mrows = {k: v for k, v in _manifest_rows(old_body).items() if k[0] != config}
+    mrows.update({(config, s): v for s, v in (manifest or {}).items()})
+    if mrows:
+        parts.append(_manifest_table(mrows))
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"
 
 
@@ -257,5 +296,10 @@ def merge_cards(base: str | None, update: str) -> str:
     blocks = {k: v for k, v in (config_blocks(base_body) | config_blocks(upd_body)).items() if k in declared}
     _media_metadata(data)
     body = replace_region(upd_body, CONFIGS_START, CONFIGS_END, configs_section(blocks))
-    body = _strip_avail(body).strip() + "\n\n" + _avail_table(rows)
+    body = _strip_tables(body).strip() + "\n\n" + _avail_table(rows)
+    new_m = _manifest_rows(upd_body)
+    mine_m = mine | {cfg for cfg, _ in new_m}
+    m_rows = {k: v for k, v in _manifest_rows(base_body).items() if k[0] not in mine_m} | new_m
+    if m_rows:
+        body += "\n\n" + _manifest_table(m_rows)
     return f"---\n{data.to_yaml()}\n---\n\n{body}\n"

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features
 from datasets.utils.py_utils import convert_file_size_to_int
 
+from ..manifest import Manifest, export_manifest_path, manifest_hash, write_text_atomic
 from .card import SplitStats, build_card
 from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
 from .media import AUDIO_FORMATS
@@ -354,8 +355,28 @@ def export_dataset(
             f"{corpus}/{config}: no row has media to embed ("
             + ", ".join(f"{s}: 0 of {r.metadata_rows}" for s, r in result.splits.items())
             + "); check media_dir (`avsets verify` lists what is missing)")
-    _write_card(fs, root, corpus, config, features, first, result, load_target=_display_target(out))
+    manifest = write_export_manifest(fs, root, corpus, config, result)
+    _write_card(fs, root, corpus, config, features, first, result, manifest,
+                load_target=_display_target(out))
     return result
+
+
+def write_export_manifest(fs: fsspec.AbstractFileSystem, root: str, corpus: str, config: str,
+                          result: ExportResult) -> Manifest:
+    """``manifests/<config>.json``: the ids the written shards hold, per split (read back from the shards'
+    ``id`` column, so it lists what was really exported)."""
+    import pyarrow.parquet as pq
+
+    splits: dict[str, list[str]] = {}
+    for split, r in result.splits.items():
+        ids: list[str] = []
+        for rel in r.files:
+            with fs.open(f"{root}/{rel}", "rb") as f:
+                ids += pq.read_table(f, columns=["id"]).column("id").to_pylist()
+        splits[split] = ids
+    manifest = Manifest(splits, corpus=corpus, config=config, source="avsets export")
+    write_text_atomic(fs, export_manifest_path(root, config), manifest.dumps())
+    return manifest
 
 
 def _display_target(out: str) -> str:
@@ -367,12 +388,15 @@ def _display_target(out: str) -> str:
 
 
 def _write_card(fs: fsspec.AbstractFileSystem, root: str, corpus: str, config: str, features: Features,
-                ds: Dataset, result: ExportResult, load_target: str | None = None) -> None:
+                ds: Dataset, result: ExportResult, manifest: Manifest | None = None,
+                load_target: str | None = None) -> None:
     path = f"{root}/README.md"
     existing = fs.cat_file(path).decode("utf-8") if fs.exists(path) else None
     stats = {s: SplitStats(r.num_rows, r.num_bytes, r.metadata_rows) for s, r in result.splits.items()}
+    hashes = None if manifest is None else {s: (len(ids), manifest_hash(ids)) for s, ids in manifest.splits.items()}
     text = build_card(corpus=corpus, config=config, features=features, splits=stats, existing=existing,
-                      citation=ds.info.citation, description=ds.info.description, load_target=load_target)
+                      citation=ds.info.citation, description=ds.info.description, manifest=hashes,
+                      load_target=load_target)
     with fs.open(f"{path}.tmp", "w", encoding="utf-8") as f:
         f.write(text)
     fs.mv(f"{path}.tmp", path)

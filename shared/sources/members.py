@@ -1,0 +1,383 @@
+"""Reading a media source front to back, one member at a time: the archive-order half of :mod:`avsets.sources`.
+
+``.tar.gz`` cannot be read at random, so it is decompressed as a stream (``tarfile`` mode ``r|gz``) over a
+file opened for sequential reads; plain tars and WebDataset shards go the same way (one pass is the
+cheapest way through them when every member is wanted), Parquet mirrors by row group with only the key and
+media columns, folders by a walk.  Nothing here holds more than one member (or one Parquet batch) in memory.
+
+Member names come from strangers: a name with a ``..`` part or an absolute path is never used (counted as
+``unsafe``), non-media members are ``junk`` and skipped, and a damaged or cut-off archive ends in our
+:class:`~avsets.errors.MediaError` naming the archive and how far the read got.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import fsspec
+
+from ..errors import MediaError, UnsafePathError
+from ..paths import safe_relpath
+from ..segments import MEDIA_EXTENSIONS, media_kind
+from .kinds import Source
+
+logger = logging.getLogger("avsets")
+
+#: Parquet columns that name a row's clip, tried in this order (``media_key`` in the config overrides).
+KEY_COLUMNS = ("video_id", "youtube_id", "ytid", "id")
+SIDE_EXTENSIONS = frozenset({"json"})  # WebDataset metadata members: read, never served as media
+_SECRET_PARAMS = ("token", "sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+                  "x-goog-signature", "x-goog-credential", "access_token", "api_key", "key", "se", "sp", "sv",
+                  "skoid", "sktid", "policy", "key-pair-id", "expires")
+
+
+def public_url(url: str) -> str:
+    """``url`` without userinfo or signed/secret query parameters: what may reach a ledger, log or error."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("?", 1)[0]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k.lower() not in _SECRET_PARAMS and not k.lower().startswith("x-amz-")]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+
+
+@dataclass
+class Member:
+    """One usable member: its safe relative name, its bytes, and its WebDataset group (``dir/stem``)."""
+
+    name: str
+    data: bytes
+    group: str
+    ext: str
+    key_hint: str | None = None  # a Parquet key-column value (the clip's id or YouTube id)
+
+    @property
+    def kind(self) -> str | None:
+        return media_kind(self.ext)
+
+
+@dataclass
+class ReadStats:
+    """What one pass through a source saw."""
+
+    members: int = 0
+    media: int = 0
+    junk: int = 0
+    unsafe: int = 0
+    bytes_read: int = 0
+    error: str | None = None
+    unsafe_names: list[str] = field(default_factory=list)
+
+
+class _CountingReader(io.RawIOBase):
+    """A read-only stream that counts the compressed bytes handed to ``tarfile`` (for "how far it got")."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self.f.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.count += n
+        return n
+
+
+def _open_sequential(url: str):
+    """A file for one front-to-back read: a single streamed GET over HTTP, big read-ahead blocks elsewhere."""
+    if "://" not in url or url.startswith("file://"):
+        return open(url[len("file://"):] if url.startswith("file://") else url, "rb")  # noqa: SIM115
+    if url.startswith(("http://", "https://")):
+        return fsspec.open(url, "rb", block_size=0).open()
+    return fsspec.open(url, "rb", block_size=8 << 20, cache_type="readahead").open()
+
+
+def _group_of(name: str) -> tuple[str, str]:
+    """``(group, ext)``: WebDataset's ``__key__`` (the path up to the first dot of the file name) and the
+    extension after the last dot."""
+    folder, _, base = name.rpartition("/")
+    stem, _, _rest = base.partition(".")
+    ext = base.rsplit(".", 1)[-1].lower() if "." in base else ""
+    return (f"{folder}/{stem}" if folder else stem), ext
+
+
+def _safe_name(raw: str, stats: ReadStats) -> str | None:
+    try:
+        return safe_relpath(raw, what="archive member")
+    except UnsafePathError:
+        stats.unsafe += 1
+        if len(stats.unsafe_names) < 20:
+            stats.unsafe_names.append(raw[:200])
+        return None
+
+
+def _wanted(name: str, stats: ReadStats) -> tuple[str, str] | None:
+    group, ext = _group_of(name)
+    if ext in MEDIA_EXTENSIONS or ext in SIDE_EXTENSIONS:
+        return group, ext
+    stats.junk += 1
+    return None
+
+
+def iter_members(source: Source, stats: ReadStats, *, key_column: str | None = None) -> Iterator[Member]:
+    """Every usable member of ``source`` in stored order.  A damaged archive raises :class:`MediaError`
+    after the members before the damage were yielded; ``stats`` says how far the read got."""
+    if source.kind in ("tgz", "tar"):
+        yield from _iter_tar(source, stats)
+    elif source.kind == "zip":
+        yield from _iter_zip(source, stats)
+    elif source.kind == "parquet":
+        yield from _iter_parquet(source, stats, key_column)
+    elif source.kind == "folder":
+        yield from _iter_folder(source, stats)
+    else:  # pragma: no cover - kinds.py lists every kind
+        raise MediaError(f"unknown media source kind {source.kind!r}", path=public_url(source.url))
+
+
+def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaError:
+    what = "a gzip-compressed tar" if source.kind == "tgz" else source.kind
+    msg = (f"archive is damaged or cut short after {stats.members} members ({stats.bytes_read:,} bytes read; "
+           f"{type(exc).__name__}: {str(exc)[:200]}); members past this point are unreadable "
+           f"(is it a complete {what}? download it again)")
+    stats.error = msg
+    return MediaError(msg, path=public_url(source.url))
+
+
+def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
+    mode = "r|gz" if source.kind == "tgz" else "r|"
+    try:
+        raw = _open_sequential(source.url)
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"cannot open archive: {type(exc).__name__}: {exc}", path=public_url(source.url)) from None
+    counter = _CountingReader(raw)
+    reader = io.BufferedReader(counter, buffer_size=1 << 20)
+    try:
+        try:
+            tf = tarfile.open(fileobj=reader, mode=mode)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            stats.bytes_read = counter.count
+            raise _damaged(source, stats, exc) from None
+        with tf:
+            while True:
+                try:
+                    info = tf.next()
+                    if info is None:
+                        break
+                    tf.members = []  # stream mode keeps every header otherwise: memory grows with the archive
+                    stats.members += 1
+                    stats.bytes_read = counter.count
+                    if not info.isfile():
+                        continue
+                    name = _safe_name(info.name, stats)
+                    if name is None:
+                        continue
+                    got = _wanted(name, stats)
+                    if got is None:
+                        continue
+                    f = tf.extractfile(info)
+                    data = f.read() if f is not None else b""
+                    if len(data) != info.size:
+                        raise EOFError(f"member {name} ends after {len(data)} of {info.size} bytes")
+                except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+                    stats.bytes_read = counter.count
+                    raise _damaged(source, stats, exc) from None
+                stats.media += got[1] in MEDIA_EXTENSIONS
+                stats.bytes_read = counter.count
+                yield Member(name, data, got[0], got[1])
+    finally:
+        reader.close()
+        raw.close()
+
+
+def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
+    try:
+        f = fsspec.open(source.url, "rb").open() if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"cannot open archive: {type(exc).__name__}: {exc}", path=public_url(source.url)) from None
+    try:
+        try:
+            zf = zipfile.ZipFile(f)
+            infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise _damaged(source, stats, exc) from None
+        for info in infos:
+            stats.members += 1
+            if info.is_dir():
+                continue
+            name = _safe_name(info.filename, stats)
+            if name is None:
+                continue
+            got = _wanted(name, stats)
+            if got is None:
+                continue
+            try:
+                data = zf.read(info)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
+                raise _damaged(source, stats, exc) from None
+            stats.bytes_read += info.compress_size
+            stats.media += got[1] in MEDIA_EXTENSIONS
+            yield Member(name, data, got[0], got[1])
+    finally:
+        f.close()
+
+
+def media_struct_columns(schema) -> list[str]:
+    """Columns of a Parquet/Arrow schema that hold ``{bytes, path}`` media structs."""
+    import pyarrow as pa
+
+    out = []
+    for fld in schema:
+        t = fld.type
+        if pa.types.is_struct(t):
+            names = {t.field(i).name for i in range(t.num_fields)}
+            if "bytes" in names:
+                out.append(fld.name)
+    return out
+
+
+def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> Iterator[Member]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    url = public_url(source.url)
+    try:
+        f = fsspec.open(source.url, "rb", block_size=8 << 20).open() if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"cannot open Parquet file: {type(exc).__name__}: {exc}", path=url) from None
+    try:
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowException, OSError) as exc:
+            raise _damaged(source, stats, exc) from None
+        schema = pf.schema_arrow
+        media_cols = media_struct_columns(schema)
+        if not media_cols:
+            raise MediaError("no media column (a struct with 'bytes' and 'path') in this Parquet file; "
+                             f"columns: {', '.join(schema.names)}", path=url)
+        names = schema.names
+        if key_column is not None and key_column not in names:
+            raise MediaError(f"key column {key_column!r} is not in this Parquet file; columns: {', '.join(names)}",
+                             path=url)
+        key = key_column or next((c for c in KEY_COLUMNS if c in names), None)
+        columns = ([key] if key else []) + media_cols
+        try:
+            for batch in pf.iter_batches(columns=columns, batch_size=64):
+                keys = batch.column(key).to_pylist() if key else [None] * batch.num_rows
+                for col in media_cols:
+                    arr = batch.column(col)
+                    byts = arr.field("bytes").to_pylist()
+                    paths = arr.field("path").to_pylist() if "path" in {arr.type.field(i).name for i in
+                                                                         range(arr.type.num_fields)} else [None] * len(byts)
+                    for k, data, path in zip(keys, byts, paths, strict=True):
+                        stats.members += 1
+                        if data is None:
+                            stats.junk += 1
+                            continue
+                        stats.bytes_read += len(data)
+                        name = _safe_name(path, stats) if path else None
+                        if path and name is None:
+                            continue
+                        if name is None:
+                            name = f"{k if k is not None else 'row'}.{_guess_ext(data, col)}"
+                        group, ext = _group_of(name)
+                        if ext not in MEDIA_EXTENSIONS:
+                            ext = _guess_ext(data, col)
+                            name = f"{name}.{ext}"
+                        stats.media += 1
+                        yield Member(name, data, group, ext, key_hint=None if k is None else str(k))
+        except (pa.ArrowException, OSError) as exc:
+            raise _damaged(source, stats, exc) from None
+    finally:
+        f.close()
+
+
+def _guess_ext(data: bytes, column: str) -> str:
+    """The container a byte string holds, from its magic number (Parquet rows may carry no path)."""
+    head = data[:12]
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"RIFF"):
+        return "wav"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
+        return "mp3"
+    if head[4:8] == b"ftyp":
+        return "mp4" if column != "audio" else "m4a"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "webm" if column != "audio" else "webm"
+    return "flac" if column == "audio" else "mp4"
+
+
+def _iter_folder(source: Source, stats: ReadStats) -> Iterator[Member]:
+    from ..media_index import _walk
+
+    try:
+        files = list(_walk(source.url))
+    except FileNotFoundError:
+        return
+    for relpath, path, _size, _mtime in files:
+        stats.members += 1
+        if source_kind_of(relpath) is not None:
+            continue
+        group, ext = _group_of(relpath)
+        try:
+            if "://" in path:
+                with fsspec.open(path, "rb") as f:
+                    data = f.read()
+            else:
+                with open(path, "rb") as f:
+                    data = f.read()
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", public_url(path), exc)
+            continue
+        stats.bytes_read += len(data)
+        stats.media += 1
+        yield Member(relpath, data, group, ext)
+
+
+def source_kind_of(name: str) -> str | None:
+    from .kinds import source_kind
+
+    return source_kind(name)
+
+
+def has_loose_media(url: str) -> bool:
+    """Whether a folder holds media files of its own (not only archives): one early-exit walk."""
+    if "://" in url:
+        try:
+            fs, path = fsspec.core.url_to_fs(url)
+            return any(p.rsplit(".", 1)[-1].lower() in MEDIA_EXTENSIONS for p in fs.find(path))
+        except (OSError, ValueError):
+            return False
+    for _folder, dirs, files in os.walk(url):
+        dirs.sort()
+        if any(not f.startswith(".") and f.rsplit(".", 1)[-1].lower() in MEDIA_EXTENSIONS for f in files):
+            return True
+    return False
+
+
+def read_json(data: bytes) -> dict:
+    """A WebDataset ``.json`` member as a dict (``{}`` when it is not a JSON object)."""
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

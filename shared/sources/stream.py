@@ -1,0 +1,431 @@
+"""Archive-order streaming: each archive is one streaming shard, read once front to back, its members joined
+to the split's rows by key, rows yielded with the member's bytes embedded (``{bytes, path}``) so the usual
+decode step runs unchanged.
+
+Joining uses the resolver's naming rules: ``{ytid}_{start_ms}_{end_ms}`` and 3-decimal names, VGGSound's
+``{ytid}_{start:06d}``, ``{ytid}`` alone, at any depth; ``media_pattern`` and a corpus' own relative paths
+matched against the member path (or any of its tails); WebDataset ``.json`` members and Parquet key columns
+naming the clip.  Members sharing a WebDataset key (``dir/stem`` up to the first dot) form one group: a
+``.flac`` and an ``.mp4`` of one clip serve its audio and its video.
+
+Where rows without a member go (the choice, documented in the README): archives are shards, so a row's
+archive is unknown until the archives have been read.  Each process keeps one *pass* per split: the rows its
+shards served (so a clip held twice is yielded once, first wins, and counted as a duplicate) and the
+archives it finished.  The process whose pass has finished *every* archive of the split - plain iteration,
+one DataLoader worker, or nodes iterated one after the other - counts the rows no archive held as missing
+at the end of the pass and, under ``on_missing="keep"``, yields them with ``None`` media after the last
+archive (``"error"`` raises).  When archives are divided among DataLoader workers or nodes, no process sees
+them all: each yields the rows its archives hold, and rows held by no archive are neither yielded nor
+counted there (``keep`` then behaves like ``skip``); ``avsets verify`` or ``avsets unpack`` count them.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from ..errors import MediaError, MissingMediaError, UnsafePathError
+from ..media_index import pattern_is_trimmed, render_template, template_values
+from ..paths import safe_relpath
+from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
+from ..segments import parse_stem_fast, to_ms
+from .kinds import ARCHIVE_KINDS, Source, expand_sources
+from .members import Member, ReadStats, has_loose_media, iter_members, public_url, read_json
+
+logger = logging.getLogger("avsets")
+
+#: A file named by YouTube id alone is the segment itself when it lasts at most the segment plus this.
+SEGMENT_TOLERANCE = 1.0
+TRIMMED, WHOLE, AUTO = "trimmed", "whole", "auto"
+_BATCH_ROWS = 16
+_BATCH_BYTES = 32 << 20
+
+
+# ------------------------------------------------------------------------------------------- sources
+
+
+def stream_sources(media_dir: str | Sequence[str] | None) -> list[Source]:
+    """The sources archive-order streaming reads, in order, when ``media_dir`` holds any archive or Parquet
+    file; ``[]`` when it names folders of files only (the folder resolver serves those as before).
+
+    A folder root lists itself first; it becomes a shard of its own only when it holds loose media files,
+    so ``media_dir="hub_copy/"`` with twenty ``.tar.gz`` files has exactly twenty shards.
+    """
+    sources = expand_sources(media_dir)
+    if not any(s.kind in ARCHIVE_KINDS for s in sources):
+        return []
+    return [s for s in sources if s.kind in ARCHIVE_KINDS or has_loose_media(s.url)]
+
+
+# ------------------------------------------------------------------------------------------- joining rows
+
+
+@dataclass
+class RowIndex:
+    """A split's rows keyed every way a member name can ask for them."""
+
+    table: pa.Table
+    starts: list[float | None]
+    ends: list[float | None]
+    by_key: dict[str, list[int]] = field(default_factory=dict)  # "ms:..", "s:..", "w:.."
+    by_rel: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # relpath -> (row, rule)
+
+    @classmethod
+    def build(cls, table: pa.Table, *, media_pattern: str | None = None,
+              label_names: dict | None = None) -> RowIndex:
+        table = ensure_ids(table)
+        cols = table.column_names
+        ytids = table.column("youtube_id").to_pylist() if "youtube_id" in cols else [None] * table.num_rows
+        starts = table.column("start").to_pylist() if "start" in cols else [None] * table.num_rows
+        ends = table.column("end").to_pylist() if "end" in cols else [None] * table.num_rows
+        index = cls(table=table, starts=starts, ends=ends)
+        put = index.by_key.setdefault
+        for i, (ytid, start, end) in enumerate(zip(ytids, starts, ends, strict=True)):
+            if not ytid:
+                continue
+            put("w:" + ytid, []).append(i)
+            if start is not None and end is not None:
+                put(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", []).append(i)
+            if start is not None and float(start).is_integer():
+                put(f"s:{ytid}_{int(start)}", []).append(i)
+        rel = index.by_rel.setdefault
+        if media_pattern:
+            rule = TRIMMED if pattern_is_trimmed(media_pattern) else WHOLE
+            rows = table.select([c for c in cols if not c.startswith("_")]).to_pylist()
+            for i, row in enumerate(rows):
+                try:
+                    path = safe_relpath(render_template(media_pattern, template_values(row, label_names or {})),
+                                        what="media_pattern result")
+                except (KeyError, ValueError, UnsafePathError):
+                    continue
+                rel(path, []).append((i, rule))
+        if CANDIDATES_COLUMN in cols:
+            flags = table.column(TRIMMED_COLUMN).to_pylist() if TRIMMED_COLUMN in cols else None
+            for i, paths in enumerate(table.column(CANDIDATES_COLUMN).to_pylist()):
+                rule = TRIMMED if flags is None or flags[i] else WHOLE
+                for path in paths or ():
+                    rel(path, []).append((i, rule))
+        return index
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def match(self, name: str, extra_keys: Iterable[str] = ()) -> list[tuple[int, str]]:
+        """``(row, rule)`` pairs a member serves; ``rule`` is ``trimmed``, ``whole`` or ``auto`` (decided by the
+        member's duration)."""
+        out: list[tuple[int, str]] = []
+        if self.by_rel:
+            parts = name.split("/")
+            for k in range(len(parts)):
+                hit = self.by_rel.get("/".join(parts[k:]))
+                if hit:
+                    out.extend(hit)
+        base = name.rsplit("/", 1)[-1]
+        stems = {base.rpartition(".")[0], base.partition(".")[0]}
+        for key in list(extra_keys) + [s for s in stems if s]:
+            for k, rule in _keys_of(key):
+                for i in self.by_key.get(k, ()):
+                    out.append((i, rule))
+        return out
+
+
+def _keys_of(stem: str) -> list[tuple[str, str]]:
+    """The row keys a file stem (or a key-column value) names, with the offset rule of each."""
+    parsed = parse_stem_fast(stem)
+    if parsed is None:
+        return []
+    ytid, start, end = parsed
+    if start is None:
+        return [("w:" + ytid, AUTO)]
+    if end is None:
+        return [(f"s:{ytid}_{int(start)}", TRIMMED)]
+    return [(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", TRIMMED)]
+
+
+def _json_keys(meta: dict) -> list[str]:
+    """Key stems from a WebDataset ``.json`` member (``youtube_id``/``video_id`` and optional times)."""
+    ytid = next((meta[k] for k in ("youtube_id", "video_id", "ytid", "YTID") if isinstance(meta.get(k), str)), None)
+    if ytid is None:
+        clip = meta.get("id")
+        return [clip] if isinstance(clip, str) else []
+    start = next((meta[k] for k in ("start", "start_seconds", "start_time") if meta.get(k) is not None), None)
+    end = next((meta[k] for k in ("end", "end_seconds", "end_time") if meta.get(k) is not None), None)
+    out = [ytid]
+    try:
+        if start is not None and end is not None:
+            out.insert(0, f"{ytid}_{to_ms(float(start))}_{to_ms(float(end))}")
+    except (TypeError, ValueError):
+        pass
+    return out
+
+
+def member_duration(data: bytes, ext: str) -> float | None:
+    """Seconds of media in a member's bytes (soundfile for plain audio, PyAV otherwise); None if unreadable."""
+    try:
+        if ext in ("flac", "wav", "ogg"):
+            import soundfile as sf
+
+            info = sf.info(io.BytesIO(data))
+            return float(info.frames) / float(info.samplerate) if info.samplerate else None
+        import av
+
+        with av.open(io.BytesIO(data)) as c:
+            if c.duration:
+                return c.duration / 1_000_000
+            best = 0.0
+            for s in c.streams:
+                if s.duration is not None and s.time_base is not None:
+                    best = max(best, float(s.duration * s.time_base))
+            return best or None
+    except Exception:  # noqa: BLE001 - any decoder failure means "unknown"; decoding reports it by name
+        return None
+
+
+def offset_for(rule: str, member: Member, start: float | None, end: float | None, *,
+               assume_trimmed: bool | None = None, durations: dict | None = None) -> float:
+    """Where the row's segment starts inside the member: 0 for a trimmed clip, ``start`` for a whole video.
+
+    An id-only name is ambiguous (AudioSet mirrors keep the 10-s segment as ``{ytid}.flac``, a folder of
+    downloads the whole video): the member is the segment when it lasts at most the segment plus
+    ``SEGMENT_TOLERANCE`` seconds, unless ``assume_trimmed`` states it.
+    """
+    if rule == TRIMMED or start is None:
+        return 0.0
+    if rule == WHOLE:
+        return float(start)
+    if assume_trimmed is not None:
+        return 0.0 if assume_trimmed else float(start)
+    if end is None:
+        return float(start)
+    cache = durations if durations is not None else {}
+    if member.name not in cache:
+        cache[member.name] = member_duration(member.data, member.ext)
+    duration = cache[member.name]
+    if duration is not None and duration <= (end - start) + SEGMENT_TOLERANCE:
+        return 0.0
+    return float(start)
+
+
+@dataclass
+class Serve:
+    """One row served by a group of members."""
+
+    row: int
+    audio: Member | None
+    video: Member | None
+    offset: float
+
+
+def serve_group(group: list[Member], rows: RowIndex, served: set[int], *, want_audio: bool, want_video: bool,
+                assume_trimmed: bool | None = None) -> tuple[list[Serve], int]:
+    """The rows a group of members serves (first wins: rows in ``served`` are skipped and counted)."""
+    media = [m for m in group if m.kind is not None]
+    if not media:
+        return [], 0
+    extra: list[str] = []
+    for m in group:
+        if m.ext == "json":
+            extra.extend(_json_keys(read_json(m.data)))
+        if m.key_hint:
+            extra.append(m.key_hint)
+    hits: dict[int, dict[str, tuple[Member, str]]] = {}
+    order: list[int] = []
+    for m in media:
+        for i, rule in rows.match(m.name, extra):
+            slot = hits.get(i)
+            if slot is None:
+                slot = hits[i] = {}
+                order.append(i)
+            slot.setdefault(m.kind, (m, rule))  # type: ignore[arg-type]
+    out: list[Serve] = []
+    duplicates = 0
+    durations: dict = {}
+    for i in order:
+        slot = hits[i]
+        video = slot.get("video") if want_video else None
+        audio = slot.get("audio") if want_audio else None
+        if want_audio and audio is None:
+            audio = slot.get("video")
+        if audio is not None and video is not None and audio[0] is not video[0] and audio[1] != video[1]:
+            audio = video  # one media_offset per row: take audio from the video file
+        if audio is None and video is None:
+            continue
+        if i in served:
+            duplicates += 1
+            continue
+        served.add(i)
+        first = video or audio
+        off = offset_for(first[1], first[0], rows.starts[i], rows.ends[i], assume_trimmed=assume_trimmed,
+                         durations=durations)
+        out.append(Serve(i, audio[0] if audio else None, video[0] if video else None, off))
+    return out, duplicates
+
+
+def iter_groups(members: Iterable[Member]) -> Iterator[list[Member]]:
+    """Consecutive members sharing a WebDataset key, as lists."""
+    group: list[Member] = []
+    for m in members:
+        if group and m.group != group[0].group:
+            yield group
+            group = []
+        group.append(m)
+    if group:
+        yield group
+
+
+# ------------------------------------------------------------------------------------------- passes
+
+
+@dataclass
+class Pass:
+    """One process' pass over a split's archives (see the module docstring)."""
+
+    rows: RowIndex
+    archives: tuple[str, ...]
+    done: set[str] = field(default_factory=set)
+    served: set[int] = field(default_factory=set)
+    duplicates: int = 0
+    unsafe: int = 0
+    damaged: list[str] = field(default_factory=list)
+
+    def reset(self) -> None:
+        self.done.clear()
+        self.served.clear()
+        self.duplicates = self.unsafe = 0
+        self.damaged.clear()
+
+
+_PASSES: dict[str, Pass] = {}
+_LOCK = threading.Lock()
+
+
+@dataclass
+class StreamSpec:
+    """What the builder tells the streamer (all picklable)."""
+
+    corpus: str
+    config_name: str
+    split: str
+    archives: tuple[Source, ...]
+    modalities: tuple[str, ...] = ("audio", "video")
+    media_pattern: str | None = None
+    on_missing: str = "skip"
+    label_names: dict = field(default_factory=dict)
+    assume_trimmed: bool | None = None
+    key_column: str | None = None
+
+    @property
+    def token(self) -> str:
+        return "\0".join([self.corpus, self.config_name, self.split, *(a.url for a in self.archives)])
+
+
+def ensure_index(media_dir: str | Sequence[str] | None) -> None:
+    """Let a corpus' ``_read_shard`` call ``get_index(media_dir)`` without scanning: archive-order streaming
+    reads the archives itself, and a scan would list remote roots (HTTP listings are full GETs) for nothing."""
+    if not media_dir:
+        return
+    from ..media_index import _INDEXES, MediaIndex, normalize_roots, register_index
+
+    roots = tuple(normalize_roots(media_dir))
+    if roots not in _INDEXES:
+        register_index(MediaIndex(roots=roots))
+
+
+def _get_pass(spec: StreamSpec, read_rows: Callable[[], pa.Table]) -> Pass:
+    with _LOCK:
+        p = _PASSES.get(spec.token)
+        if p is None:
+            rows = RowIndex.build(read_rows(), media_pattern=spec.media_pattern, label_names=spec.label_names)
+            p = _PASSES[spec.token] = Pass(rows=rows, archives=tuple(a.url for a in spec.archives))
+        return p
+
+
+def _media_value(m: Member | None, archive: str) -> dict | None:
+    return None if m is None else {"bytes": m.data, "path": f"{archive}::{m.name}"}
+
+
+def _table_of(rows: RowIndex, served: list[Serve], archive: str, schema: pa.Schema,
+              conform: Callable[[pa.Table, pa.Schema], pa.Table]) -> pa.Table:
+    table = rows.table.take(pa.array([s.row for s in served], pa.int64()))
+    audio = pa.array([_media_value(s.audio, archive) for s in served], MEDIA_STRUCT)
+    video = pa.array([_media_value(s.video, archive) for s in served], MEDIA_STRUCT)
+    offsets = pa.array([s.offset for s in served], pa.float64())
+    for name, arr in (("audio", audio), ("video", video), ("media_offset", offsets)):
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, arr)
+        else:
+            table = table.append_column(name, arr)
+    return conform(table, schema)
+
+
+def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa.Table], schema: pa.Schema,
+                   conform: Callable[[pa.Table, pa.Schema], pa.Table], stats: ResolveStats) -> Iterator[pa.Table]:
+    """Tables of the rows one archive serves, in archive order; after the pass's last archive, the count of
+    rows no archive held (and, under ``keep``, those rows with ``None`` media)."""
+    p = _get_pass(spec, read_rows)
+    if archive.url in p.done:  # a new epoch (or a second iteration): start a new pass
+        p.reset()
+    shown = public_url(archive.url)
+    want_audio, want_video = "audio" in spec.modalities, "video" in spec.modalities
+    read = ReadStats()
+    pending: list[Serve] = []
+    pending_bytes = 0
+    try:
+        for group in iter_groups(iter_members(archive, read, key_column=spec.key_column)):
+            got, dup = serve_group(group, p.rows, p.served, want_audio=want_audio, want_video=want_video,
+                                   assume_trimmed=spec.assume_trimmed)
+            p.duplicates += dup
+            if not got:
+                continue
+            pending.extend(got)
+            pending_bytes += sum(len(m.data) for m in group)
+            if len(pending) >= _BATCH_ROWS or pending_bytes >= _BATCH_BYTES:
+                yield _table_of(p.rows, pending, shown, schema, conform)
+                pending, pending_bytes = [], 0
+    except MediaError as exc:
+        if spec.on_missing == "error":
+            raise
+        p.damaged.append(shown)
+        logger.warning("avsets: %s; the rows it would have served count as missing", exc)
+    if pending:
+        yield _table_of(p.rows, pending, shown, schema, conform)
+    p.unsafe += read.unsafe
+    if read.unsafe:
+        logger.warning("avsets: %s: ignored %d member(s) whose names leave the archive (.. or absolute), "
+                       "e.g. %r", shown, read.unsafe, read.unsafe_names[0])
+    p.done.add(archive.url)
+    logger.info("%s/%s %s: %s: %d members, %d media, %d junk", spec.corpus, spec.config_name, spec.split, shown,
+                read.members, read.media, read.junk)
+    if set(p.archives) <= p.done:
+        yield from _end_of_pass(spec, p, schema, conform, stats)
+
+
+def _end_of_pass(spec: StreamSpec, p: Pass, schema: pa.Schema,
+                 conform: Callable[[pa.Table, pa.Schema], pa.Table], stats: ResolveStats) -> Iterator[pa.Table]:
+    n = len(p.rows)
+    missing = [i for i in range(n) if i not in p.served]
+    stats.rows, stats.found, stats.missing, stats.unsafe = n, len(p.served), len(missing), p.unsafe
+    ids = p.rows.table.column("id")
+    stats.missing_ids = [str(x) for x in ids.take(pa.array(missing[:1000], pa.int64())).to_pylist()]
+    if p.duplicates:
+        logger.warning("%s/%s %s: %d member(s) served a row already served; the first one won",
+                       spec.corpus, spec.config_name, spec.split, p.duplicates)
+    if missing:
+        logger.warning("%s/%s %s: %d of %d rows have no member in the %d archive(s) (on_missing=%r)%s%s",
+                       spec.corpus, spec.config_name, spec.split, len(missing), n, len(p.archives), spec.on_missing,
+                       ", dropped" if spec.on_missing == "skip" else "",
+                       f"; damaged: {', '.join(p.damaged)}" if p.damaged else "")
+        if spec.on_missing == "error":
+            raise MissingMediaError(f"{len(missing)} of {n} rows have no member in {len(p.archives)} archive(s) "
+                                    f"(first: {', '.join(stats.missing_ids[:5])}); pass on_missing='skip' or "
+                                    "'keep', or check the archives with `avsets verify`")
+        if spec.on_missing == "keep":
+            for lo in range(0, len(missing), 1000):
+                chunk = missing[lo:lo + 1000]
+                table = p.rows.table.take(pa.array(chunk, pa.int64()))
+                yield conform(table, schema)

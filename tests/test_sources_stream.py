@@ -1,0 +1,192 @@
+"""Archive-order streaming from mirror copies (issue 11): .tar.gz, WebDataset shards and Parquet mirrors as
+``media_dir`` with ``streaming=True``; decoded samples equal the source files, exact missing counts, archives
+as shards, damaged archives and hostile member names."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pytest
+from source_fixtures import audioset_mirrors, vggsound_mirror
+from source_server import serve_folder
+
+from avsets import load_dataset
+from avsets.decoding import decode_audio, decode_video
+from avsets.errors import MediaError
+from avsets.sources.stream import _PASSES
+
+
+@pytest.fixture(scope="module")
+def vgg(tmp_path_factory):
+    return vggsound_mirror(tmp_path_factory.mktemp("vgg"))
+
+
+@pytest.fixture(scope="module")
+def aset(tmp_path_factory):
+    return audioset_mirrors(tmp_path_factory.mktemp("aset"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_passes():
+    _PASSES.clear()
+    yield
+    _PASSES.clear()
+
+
+def _rows(ds) -> dict[str, dict]:
+    return {r["id"]: r for r in ds}
+
+
+def _assert_same_media(row: dict, source, offset: float = 0.0) -> None:
+    want, sr = decode_audio(str(source), offset=offset, duration=row["end"] - row["start"])
+    assert row["audio"]["sampling_rate"] == sr
+    np.testing.assert_array_equal(row["audio"]["array"], want)
+
+
+def test_targz_copy_streams_every_member_once_and_counts_missing(vgg, caplog):
+    caplog.set_level(logging.WARNING, logger="avsets")
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=str(vgg.archives[0].parent),
+                      streaming=True)
+    assert ds.num_shards == 2  # one per archive, the copy's folder given as it is
+    rows = _rows(ds)
+    expected = set(vgg.splits["train"]) - vgg.missing["train"] - vgg.corrupt
+    assert set(rows) == expected
+    for rid, row in rows.items():
+        _assert_same_media(row, vgg.sources[rid])
+        want = decode_video(str(vgg.sources[rid]), offset=0.0, duration=10.0)
+        np.testing.assert_array_equal(row["video"]["frames"], want.frames)
+        assert row["media_offset"] == 0.0
+    assert "2 of 7 rows have no member in the 2 archive(s)" in caplog.text
+    # the row held twice (archive 00 and, later, archive 01) came from the first archive
+    assert "1 member(s) served a row already served" in caplog.text
+    # hostile names were never used: row 3 exists only as ../escape/..., /abs/... and a symlink
+    assert "whose names leave the archive" in caplog.text
+
+
+def test_keep_yields_rows_without_member_after_the_last_archive_and_corrupt_member_is_named(vgg):
+    ds = load_dataset("vggsound", split="test", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, on_missing="keep")
+    with pytest.warns(UserWarning, match="vggFFFFFFF5"):
+        rows = [r for r in ds]
+    ids = [r["id"] for r in rows]
+    assert sorted(ids) == sorted(vgg.splits["test"])
+    assert ids[-1] in vgg.missing["test"]  # yielded at the end of the pass
+    by_id = {r["id"]: r for r in rows}
+    for rid in vgg.missing["test"] | vgg.corrupt:
+        assert by_id[rid]["audio"] is None and by_id[rid]["video"] is None
+
+
+def test_metadata_only_decode_false_embeds_member_bytes(vgg):
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False)
+    for row in ds:
+        src = vgg.sources.get(row["id"])
+        if src is not None:
+            assert row["video"]["bytes"] == src.read_bytes()
+            assert row["video"]["path"].endswith(".mp4") and "::" in row["video"]["path"]
+
+
+def test_archives_divide_between_nodes_each_row_once(vgg):
+    from datasets.distributed import split_dataset_by_node
+
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False)
+    parts = [[r["id"] for r in split_dataset_by_node(ds, rank=k, world_size=2)] for k in range(2)]
+    assert all(parts) and not set(parts[0]) & set(parts[1])
+    assert sorted(parts[0] + parts[1]) == sorted(set(vgg.splits["train"]) - vgg.missing["train"])
+
+
+def test_http_mirror_moves_each_archive_once(vgg, tmp_path):
+    server = serve_folder(vgg.archives[0].parent)
+    try:
+        urls = [server.url(a.name) for a in vgg.archives]
+        ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=urls, streaming=True)
+        rows = _rows(ds)
+        assert set(rows) == set(vgg.splits["train"]) - vgg.missing["train"] - vgg.corrupt
+        for rid, row in rows.items():
+            _assert_same_media(row, vgg.sources[rid])
+            assert row["audio"]["path"].startswith("http://127.0.0.1")
+        for a in vgg.archives:
+            assert server.bytes_sent[a.name] == a.stat().st_size
+    finally:
+        server.stop()
+
+
+def test_truncated_targz_is_our_error_and_later_rows_count_missing(vgg, tmp_path, caplog):
+    cut = tmp_path / "vggsound_01.tar.gz"
+    data = vgg.archives[1].read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    caplog.set_level(logging.WARNING, logger="avsets")
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(vgg.archives[0]), str(cut)],
+                      streaming=True, decode=False)
+    rows = _rows(ds)
+    assert set(rows) <= set(vgg.splits["train"]) and len(rows) >= 2
+    assert str(cut) in caplog.text and "damaged or cut short after" in caplog.text
+    n_missing = len(vgg.splits["train"]) - len(rows)
+    assert f"{n_missing} of 7 rows have no member" in caplog.text
+    strict = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(cut)],
+                          streaming=True, decode=False, on_missing="error")
+    with pytest.raises(MediaError, match="cut short"):
+        list(strict)
+
+
+def test_not_an_archive_at_all_is_our_error(vgg, tmp_path, caplog):
+    bogus = tmp_path / "vggsound_99.tar.gz"
+    bogus.write_bytes(b"this is not gzip" * 100)
+    caplog.set_level(logging.WARNING, logger="avsets")
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(bogus)], streaming=True,
+                      on_missing="keep", decode=False)
+    rows = list(ds)
+    assert len(rows) == 7 and all(r["video"] is None for r in rows)
+    assert "vggsound_99.tar.gz" in caplog.text and "after 0 members" in caplog.text
+
+
+def test_webdataset_shard_serves_ascc_rows(aset, caplog):
+    caplog.set_level(logging.WARNING, logger="avsets")
+    ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=str(aset.webdataset), streaming=True)
+    rows = {r["youtube_id"]: r for r in ds}
+    assert set(rows) == set(aset.sources)
+    for ytid, row in rows.items():
+        _assert_same_media(row, aset.sources[ytid], aset.offsets[ytid])
+        assert row["media_offset"] == aset.offsets[ytid]
+        assert row["video"] is None
+    assert "1 of 6 rows have no member" in caplog.text
+
+
+def test_parquet_mirror_over_http_serves_ascc_rows(aset):
+    server = serve_folder(aset.parquet.parent)
+    try:
+        ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=server.url(aset.parquet.name),
+                          streaming=True)
+        rows = {r["youtube_id"]: r for r in ds}
+        assert set(rows) == set(aset.sources)
+        for ytid, row in rows.items():
+            _assert_same_media(row, aset.sources[ytid], aset.offsets[ytid])
+        # the whole 60-s recording was cut at the segment (30 s in), the 10-s ones read from 0
+        assert rows[aset.ids[4]]["media_offset"] == 30.0 and rows[aset.ids[0]]["media_offset"] == 0.0
+        assert server.bytes_sent[aset.parquet.name] <= 2 * os.path.getsize(aset.parquet)
+    finally:
+        server.stop()
+
+
+def test_parquet_without_media_column_is_our_error(aset, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bad = tmp_path / "labels.parquet"
+    pq.write_table(pa.table({"video_id": aset.ids, "labels": [["x"]] * len(aset.ids)}), bad)
+    ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=str(bad), streaming=True,
+                      on_missing="error")
+    with pytest.raises(MediaError, match="no media column"):
+        list(ds)
+
+
+def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
+    caplog.set_level(logging.WARNING, logger="avsets")
+    wanted = [sorted(vgg.sources)[0], sorted(vgg.missing["train"])[0]]
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False, only_ids=wanted)
+    assert [r["id"] for r in ds] == wanted[:1]
+    assert "1 of 2 rows have no member" in caplog.text
