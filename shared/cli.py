@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from .errors import AvsetsError
 
 
+class UsageError(AvsetsError, ValueError):
+    """A command line that cannot work as given: exit 2 with one line saying what to do."""
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .api import get_dataset_config_names, list_corpora
 
@@ -67,10 +71,33 @@ def _feature_text(feat: object) -> str:
     return repr(feat)[:80]
 
 
+#: ``--option`` keys ``verify`` sets itself: it must see every row to count what is missing.
+_VERIFY_FIXED = ("on_missing", "streaming")
+
+
+def _check_output_file(path: str, flag: str) -> None:
+    """A file we are about to write must be a writable file path (not a folder, not in a missing folder)."""
+    import os
+
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a folder; give a file name, e.g. {os.path.join(path, 'missing.csv')}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{flag} {path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: cannot write in {parent}")
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .verify import format_table, verify
 
     kwargs = _config_kwargs(args.option)
+    for key in _VERIFY_FIXED:
+        if key in kwargs:
+            raise UsageError(f"--option {key} does not apply to verify (it reads every row and counts missing "
+                             f"media itself); drop --option {key}")
+    if args.missing_csv:
+        _check_output_file(args.missing_csv, "--missing-csv")
     report = verify(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
                     probe=not args.no_probe, missing_csv=args.missing_csv, **kwargs)
     print(format_table(report))
@@ -115,7 +142,7 @@ def _config_kwargs(options: Sequence[str] | None) -> dict:
     out: dict = {}
     for item in options or []:
         if "=" not in item:
-            raise SystemExit(f"--option takes key=value, not {item!r}")
+            raise UsageError(f"--option takes key=value, not {item!r}")
         key, value = item.split("=", 1)
         try:
             out[key] = json.loads(value)
@@ -128,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with the optional subsystems' subcommands when they are importable."""
     parser = argparse.ArgumentParser(prog="avsets", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list corpora and their configs")
@@ -159,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="work folder (default: a temp folder)")
     p.set_defaults(func=_cmd_demo)
 
+    from .sources.unpack import add_unpack_subcommand
+
+    add_unpack_subcommand(sub)
     try:
         from .fetch.cli import add_fetch_subcommands
     except ImportError:
@@ -174,16 +205,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def guarded(args: argparse.Namespace, *, prog: str = "avsets") -> int:
+    """Run ``args.func`` so that no traceback reaches a CLI user (DESIGN "Exit codes").
+
+    Our errors, bad paths and values: exit 2 with one line.  Ctrl-C: 130.  Anything else is a bug of ours:
+    one line naming it, exit 1, and the traceback with ``--debug``.  Every line is redacted (URLs lose
+    userinfo and signed query values).
+    """
+    import sqlite3
+
+    from .secrets import install_log_filter, redact_text
+
+    install_log_filter()
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except (AvsetsError, OSError, ValueError, sqlite3.DatabaseError, ImportError) as exc:
+        if debug:
+            raise
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and not isinstance(exc, AvsetsError) and exc.filename and str(exc.filename) not in text:
+            text = f"{text}: {exc.filename}"
+        print(f"{prog}: error: {redact_text(text)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last guard: a bug, said in one line
+        if debug:
+            raise
+        print(f"{prog}: unexpected error ({type(exc).__name__}: {redact_text(str(exc))[:300]}); rerun with "
+              "--debug for the traceback and report it", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``avsets`` script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except (AvsetsError, FileNotFoundError, ValueError) as exc:
-        print(f"avsets: error: {exc}", file=sys.stderr)
-        return 2
+    return guarded(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,6 +53,14 @@ def open_source(path: str | None, data: bytes | None) -> Any:
         return io.BytesIO(data)
     if path is None:
         raise MediaError("no bytes and no path")
+    # -- media sources (issue 11): an archive member locator is read through avsets.sources ----------
+    from .sources.locator import is_member
+
+    if is_member(path):
+        from .sources.access import open_media
+
+        return open_media(path)
+    # -- end media sources ----------------------------------------------------------------------------
     if "://" in path and not path.startswith("file://"):
         import fsspec
 

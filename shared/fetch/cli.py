@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -53,6 +54,9 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
                           "(default: the YouTube page, resolved by yt-dlp)")
     src.add_argument("--resolve", choices=("auto", "ytdlp", "direct"), default="auto",
                      help="auto: URLs ending in a media extension go straight to ffmpeg, others to yt-dlp")
+    src.add_argument("--source", action="append", metavar="MIRROR",
+                     help="copy the clips out of a mirror (tar.gz, tar, zip, Parquet, folder or glob of them; "
+                          "repeatable) instead of downloading: see `avsets unpack`")
     src.add_argument("--cookies", help="Netscape cookies file (yt-dlp and ffmpeg)")
     src.add_argument("--proxy", help="HTTP proxy URL")
     run = p.add_argument_group("running")
@@ -72,6 +76,8 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
                      help="pause in seconds after --refusal-threshold refusals in a row (default %(default)s)")
     run.add_argument("--refusal-threshold", type=int, default=_DEFAULTS.refusal_threshold)
     run.add_argument("--limit", type=_positive_int, help="only the first N segments of the list (after --shard)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress bar and no periodic count lines (the summary is still printed)")
 
 
 def add_fetch_subcommands(subparsers: Any) -> None:
@@ -87,13 +93,23 @@ def add_fetch_subcommands(subparsers: Any) -> None:
     d.set_defaults(func=run_ledger_diff_command)
 
 
+#: Options the fetch sets itself (it must see every row, media or not).
+_FIXED_OPTIONS = {"on_missing": "fetch reads every row whatever media exists; drop --option on_missing",
+                  "streaming": "fetch always streams the metadata; drop --option streaming"}
+
+
 def _config_kwargs(options: Sequence[str]) -> dict[str, Any]:
+    from .runner import FetchSetupError
+
     out: dict[str, Any] = {}
     for item in options:
         if "=" not in item:
-            raise ValueError(f"--option must be key=value, got {item!r}")
+            raise FetchSetupError(f"--option must be key=value, got {item!r}")
         k, v = item.split("=", 1)
-        out[k.strip()] = v
+        k = k.strip()
+        if k in _FIXED_OPTIONS:
+            raise FetchSetupError(f"--option {k}: {_FIXED_OPTIONS[k]}")
+        out[k] = v
     return out
 
 
@@ -112,31 +128,74 @@ def options_from_args(args: argparse.Namespace) -> FetchOptions:
 
 
 class _Progress:
-    """Failures as they happen (one line each, to stderr) and a count line every ``every`` seconds, so a
-    200k-clip run shows it is alive without printing 200k lines."""
+    """A tqdm bar with counts by status on a terminal; elsewhere (a log file, CI) a count line every
+    ``every`` seconds, so a 200k-clip run shows it is alive without one line per clip.  ``quiet``: neither.
+    Failures are not printed one by one: the summary names the first few, the ledger holds them all."""
 
-    def __init__(self, every: float = 30.0):
+    def __init__(self, *, quiet: bool = False, every: float = 30.0):
         self.every = every
+        self.quiet = quiet
         self.t0 = self.last = time.monotonic()
         self.counts: dict[str, int] = {}
+        self.bar: Any = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(unit="clip", desc="fetch", file=sys.stderr, dynamic_ncols=True, leave=True)
 
     def __call__(self, row: LedgerRow) -> None:
         self.counts[row.status] = self.counts.get(row.status, 0) + 1
-        if row.status != "ok":
-            print(f"{row.id}\t{row.status}\t{row.reason or ''}", file=sys.stderr)
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._counts(), refresh=False)
+            self.bar.update(1)
+            return
         now = time.monotonic()
         if now - self.last >= self.every:
             self.last = now
             done = sum(self.counts.values())
-            parts = ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-            print(f"... {done} clips ({parts}), {done / (now - self.t0):.2f} clips/s", file=sys.stderr)
+            print(f"... {done} clips ({self._counts()}), {done / (now - self.t0):.2f} clips/s", file=sys.stderr)
+
+    def _counts(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _fail(message: str) -> int:
+    from ..secrets import redact_text
+
+    print(f"avsets fetch: error: {redact_text(message)}", file=sys.stderr)
+    return 2
+
+
+def _exit_interrupted(progress: _Progress | None) -> int:
+    """Ctrl-C: say what happened and how to resume; do not wait for a worker stuck in a network read."""
+    import threading
+
+    if progress is not None:
+        progress.close()
+    done = sum(progress.counts.values()) if progress is not None else 0
+    print(f"avsets fetch: interrupted after {done} clips; the ledger holds every finished clip and the "
+          "interrupted ones are fetched by the next run (rerun the same command)", file=sys.stderr)
+    if any(t.name.startswith("avsets-fetch") and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # a worker blocked in a resolve: its claim goes stale when this process is gone
+    return 130
 
 
 def run_fetch_command(args: argparse.Namespace) -> int:
-    """``avsets fetch``: 0 all ok or skipped, 1 some clip failed, 2 usage or set-up error."""
+    """``avsets fetch``: 0 all ok or skipped, 1 some clip failed, 2 usage or set-up error, 130 Ctrl-C."""
+    from ..errors import AvsetsError
     from .corpus import CorpusStats, corpus_requests, file_requests
     from .runner import FetchSetupError, run_fetch
 
+    progress: _Progress | None = None
     try:
         options = options_from_args(args)
         stats = CorpusStats()
@@ -151,18 +210,22 @@ def run_fetch_command(args: argparse.Namespace) -> int:
                                     stats=stats, whole_videos=args.whole_videos, **_config_kwargs(args.option))
         else:
             raise FetchSetupError("name a corpus (e.g. vggsound) or give --segments CSV")
-        report = run_fetch(items, args.out, options, progress=_Progress())
-    except (FetchSetupError, ValueError, FileNotFoundError, ImportError) as e:
-        print(f"avsets fetch: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001 - a corpus that cannot be read is a set-up error, said plainly
-        from ..errors import AvsetsError
+        if getattr(args, "source", None):
+            from ..sources.unpack import fetch_from_mirror
 
-        if isinstance(e, AvsetsError):
-            print(f"avsets fetch: error: {e}", file=sys.stderr)
-            return 2
-        raise
+            return fetch_from_mirror(items, args.source, args.out, options.extensions())
+        progress = _Progress(quiet=getattr(args, "quiet", False))
+        try:
+            report = run_fetch(items, args.out, options, progress=progress)
+        finally:
+            progress.close()
+    except KeyboardInterrupt:
+        return _exit_interrupted(progress)
+    except (AvsetsError, ValueError, FileNotFoundError, ImportError) as e:
+        return _fail(str(e))
     print(report.summary())
+    for line in report.failure_lines():
+        print(line, file=sys.stderr)
     if stats.without_segment:
         print(f"{stats.without_segment} rows name no YouTube segment and were skipped"
               + ("" if args.whole_videos else " (--whole-videos fetches whole videos for those with an id)"))
@@ -171,12 +234,16 @@ def run_fetch_command(args: argparse.Namespace) -> int:
 
 def run_ledger_diff_command(args: argparse.Namespace) -> int:
     """``avsets ledger diff OLD NEW``: ``+ id`` appeared, ``- id`` vanished, ``~ id`` other change."""
-    from .ledger import diff_ledgers
+    from .ledger import LedgerFormatError, diff_ledgers
 
     try:
         diff = diff_ledgers(args.old, args.new)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, LedgerFormatError) as e:
         print(f"avsets ledger: error: {e}", file=sys.stderr)
+        return 2
+    except (sqlite3.Error, OSError) as e:
+        print(f"avsets ledger: error: cannot read the ledgers ({type(e).__name__}: {e}); give two "
+              "avsets-ledger.sqlite files or fetched folders", file=sys.stderr)
         return 2
     for line in diff.lines():
         print(line)
@@ -186,11 +253,14 @@ def run_ledger_diff_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avsets.fetch``: the fetch subcommands without the rest of the CLI."""
+    """``python -m avsets.fetch``: the fetch subcommands without the rest of the CLI (same guard as ``avsets``)."""
+    from ..cli import guarded
+
     parser = argparse.ArgumentParser(prog="python -m avsets.fetch")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     add_fetch_subcommands(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    return int(args.func(args))
+    return guarded(args, prog="python -m avsets.fetch")

@@ -10,18 +10,19 @@ import hashlib
 import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..segments import Segment
 from . import ffmpeg
 from .ffmpeg import CutOptions, Input
-from .ledger import ERROR, OK, RATE_LIMITED, LedgerRow, pid_alive, utc_now
+from .ledger import CONFLICT, ERROR, OK, RATE_LIMITED, LedgerRow, pid_alive, utc_now
 from .politeness import Backoff, Politeness, RateLimiter, RefusalBreaker
 from .sources import SourceConfig, SourceResolver
-from .status import FetchFailure, classify_http, http_status_from_ffmpeg
+from .status import FetchFailure, Interrupted, classify_http, http_status_from_ffmpeg
 from .target import Target
 
 AUDIO_EXT = "flac"
@@ -112,9 +113,11 @@ class FetchOptions:
         return CutOptions(exact=self.exact if exact is None else exact, sampling_rate=self.sampling_rate,
                           max_height=self.max_height, timeout=self.timeout, proxy=self.proxy)
 
-    def politeness(self) -> Politeness:
-        return Politeness(RateLimiter(self.rate), Backoff(self.backoff_base, self.backoff_cap, self.max_retry_after),
-                          RefusalBreaker(self.refusal_threshold, self.refusal_pause))
+    def politeness(self, sleep: Callable[[float], object] = time.sleep) -> Politeness:
+        """The shared politeness pieces; ``sleep`` lets a stop event cut their waits short (Ctrl-C)."""
+        return Politeness(RateLimiter(self.rate, sleep=sleep),
+                          Backoff(self.backoff_base, self.backoff_cap, self.max_retry_after),
+                          RefusalBreaker(self.refusal_threshold, self.refusal_pause, sleep=sleep))
 
 
 def part_token() -> str:
@@ -177,31 +180,123 @@ def tool_version() -> str:
     return f"avsets {_v('avsets')}; yt-dlp {_v('yt-dlp')}; ffmpeg {ffmpeg.ffmpeg_version()}"
 
 
-class ClipFetcher:
-    """Fetches clips into ``out_dir`` with retries, backoff and verification; shared by worker threads."""
+@dataclass(frozen=True)
+class KeptFile:
+    """An output already in the folder that this clip keeps: ours from an earlier run, or adopted."""
 
-    def __init__(self, target: Target | str | os.PathLike[str], options: FetchOptions):
+    name: str
+    sha256: str
+    size: int
+    duration: float | None
+
+
+def verify_existing(path: Path, seg: Segment | WholeVideo, ext: str, tolerance: float) -> tuple[float | None, str | None]:
+    """``(duration, None)`` when a file we did not write can stand for the clip (it decodes, has the stream
+    its extension promises, and its duration is within ``tolerance`` of the segment); else ``(d, reason)``."""
+    from ..decoding import probe_media
+
+    p = ffmpeg.probe(path)
+    if p.duration is None or p.duration <= 0:
+        return None, "unreadable or empty"
+    reason = probe_media(str(path))
+    if reason is not None:
+        return p.duration, f"does not decode ({reason})"
+    if seg.duration is not None and abs(p.duration - seg.duration) > tolerance:
+        return p.duration, f"lasts {p.duration:.3f} s, the segment {seg.duration:.3f} s"
+    return p.duration, None
+
+
+class ClipFetcher:
+    """Fetches clips into ``out_dir`` with retries, backoff and verification; shared by worker threads.
+
+    ``stop`` (set on Ctrl-C) ends waits at once, kills running ffmpeg processes and starts no new attempt;
+    a clip cut short that way raises ``Interrupted`` and gets no ledger row, so the next run fetches it.
+    """
+
+    def __init__(self, target: Target | str | os.PathLike[str], options: FetchOptions,
+                 stop: threading.Event | None = None):
         self.target = target if isinstance(target, Target) else Target(target)
         self.out_dir = self.target.work_dir
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.options = options
+        self.stop = stop or threading.Event()
         self.resolver = SourceResolver(options.source_config())
-        self.polite = options.politeness()
+        self.polite = options.politeness(sleep=self.stop.wait)
         self.version = tool_version()
 
     def close(self) -> None:
         self.resolver.close()
 
-    def fetch(self, req: ClipRequest) -> tuple[LedgerRow, int]:
-        """The clip's ledger row and how many attempts it took; never raises for a clip's own failure."""
+    # --- what is already there -----------------------------------------------------------------------
+
+    def existing(self, req: ClipRequest, prev: LedgerRow | None) -> tuple[list[KeptFile], list[str]]:
+        """Files of this clip already in the folder: ``(kept, conflicts)``.
+
+        Files the ledger lists (any earlier run, any of ``--audio``/``--video``) are kept as they are.  A
+        file under one of the clip's names that the ledger does not list was not written by this ledger
+        (a user's file, or one whose ledger was moved aside): adopted when it verifies, otherwise left
+        untouched and named in ``conflicts`` — never overwritten.
+        """
+        kept: list[KeptFile] = []
+        conflicts: list[str] = []
+        recorded: dict[str, str] = {}
+        if prev is not None and prev.files:
+            names = prev.file_names()
+            digests = (prev.sha256 or "").split()
+            recorded = {n: (digests[i] if i < len(digests) else "") for i, n in enumerate(names)}
+        seen: set[str] = set()
+        for name, digest in recorded.items():
+            if self.target.remote or (self.out_dir / name).is_file():
+                size = 0 if self.target.remote else (self.out_dir / name).stat().st_size
+                kept.append(KeptFile(name, digest, size, prev.duration if prev else None))
+                seen.add(name)
+        if self.target.remote:
+            return kept, conflicts
+        for ext in self.options.extensions():
+            name = f"{req.key}.{ext}"
+            path = self.out_dir / name
+            if name in seen or not path.is_file():
+                continue
+            duration, reason = verify_existing(path, req.segment, ext, self.options.tolerance)
+            if reason is None:
+                kept.append(KeptFile(name, sha256_file(path), path.stat().st_size, duration))
+            else:
+                conflicts.append(f"{name} {reason}")
+        return kept, conflicts
+
+    # --- fetching ------------------------------------------------------------------------------------
+
+    def fetch(self, req: ClipRequest, prev: LedgerRow | None = None) -> tuple[LedgerRow, int]:
+        """The clip's ledger row and how many attempts it took; never raises for a clip's own failure.
+
+        Only the outputs the folder lacks are fetched; the row lists every file of the clip (earlier runs',
+        adopted ones and this run's).  Raises ``Interrupted`` when ``stop`` is set mid-way.
+        """
         opts = self.options
+        kept, conflicts = self.existing(req, prev)
+        if conflicts:
+            return self._conflict(req, kept, conflicts, prev), 0
+        have = {k.name for k in kept}
+        missing = tuple(ext for ext in opts.extensions() if f"{req.key}.{ext}" not in have)
+        if not missing:
+            return self._ok(req, kept, [], {}, prev.source if prev is not None and prev.status == OK else None,
+                            adopted=prev is None or prev.status != OK), 0
         last: FetchFailure | None = None
         attempts = 0
         for attempt in range(max(1, opts.max_attempts)):
+            if self.stop.is_set():
+                raise Interrupted()
             self.polite.before_request()
+            if self.stop.is_set():
+                raise Interrupted()
             attempts += 1
             try:
-                row = self._fetch_once(req)
+                new, durations, url = self._fetch_once(req, missing)
+            except Interrupted:
+                raise
+            except FileExistsError as e:  # a file appeared under the clip's name while we fetched
+                return self._conflict(req, kept, [f"{Path(str(e.filename or '')).name} appeared during the fetch"],
+                                      prev), attempts
             except FetchFailure as f:
                 last = f
                 if f.refused:
@@ -209,21 +304,49 @@ class ClipFetcher:
                 retry = f.transient and f.status in (RATE_LIMITED, ERROR) and attempt + 1 < opts.max_attempts
                 if not retry:
                     break
-                time.sleep(self.polite.backoff.delay(attempt, f.retry_after))
+                if self.stop.wait(self.polite.backoff.delay(attempt, f.retry_after)):
+                    raise Interrupted() from None
                 continue
             except Exception as e:  # noqa: BLE001 - one clip's bug must not end a 10-million-clip run
+                if self.stop.is_set():
+                    raise Interrupted() from None
                 last = FetchFailure(ERROR, f"{type(e).__name__}: {e}"[:300], transient=False)
                 break
             self.polite.breaker.succeeded()
-            return row, attempts
+            return self._ok(req, kept, new, durations, url), attempts
         assert last is not None
-        return self._failed(req, last), attempts
+        return self._failed(req, last, kept), attempts
 
-    def _failed(self, req: ClipRequest, f: FetchFailure) -> LedgerRow:
+    def _ok(self, req: ClipRequest, kept: list[KeptFile], new: list[KeptFile], durations: Mapping[str, float],
+            source: str | None, *, adopted: bool = False) -> LedgerRow:
+        seg = req.segment
+        files = kept + new
+        duration = durations.get(AUDIO_EXT, durations.get(VIDEO_EXT))
+        if duration is None:
+            duration = next((f.duration for f in files if f.duration is not None), None)
+        return LedgerRow(id=req.key, status=OK, reason="adopted a file already in the folder" if adopted else None,
+                         bytes=sum(f.size for f in files), sha256=" ".join(f.sha256 for f in files),
+                         duration=duration, files=" ".join(f.name for f in files), source=source,
+                         fetched_at=utc_now(), tool_version=self.version, youtube_id=seg.youtube_id,
+                         start=seg.start, end=seg.end)
+
+    def _conflict(self, req: ClipRequest, kept: list[KeptFile], conflicts: list[str],
+                  prev: LedgerRow | None) -> LedgerRow:
+        seg = req.segment
+        reason = ("kept " + "; ".join(conflicts) + " (not written by avsets, not overwritten; move it aside to "
+                  "fetch this clip)")
+        return LedgerRow(id=req.key, status=CONFLICT, reason=reason[:500], bytes=sum(f.size for f in kept) or None,
+                         sha256=" ".join(f.sha256 for f in kept) or None, duration=prev.duration if prev else None,
+                         files=" ".join(f.name for f in kept) or None, source=prev.source if prev else None,
+                         fetched_at=utc_now(), tool_version=self.version, youtube_id=seg.youtube_id,
+                         start=seg.start, end=seg.end)
+
+    def _failed(self, req: ClipRequest, f: FetchFailure, kept: Sequence[KeptFile] = ()) -> LedgerRow:
         seg = req.segment
         return LedgerRow(id=req.key, status=f.status, reason=f.reason, youtube_id=seg.youtube_id, start=seg.start,
                          end=seg.end, source=self._source_text(req), fetched_at=utc_now(),
-                         tool_version=self.version)
+                         tool_version=self.version, files=" ".join(k.name for k in kept) or None,
+                         sha256=" ".join(k.sha256 for k in kept) or None)
 
     def _source_text(self, req: ClipRequest) -> str | None:
         try:
@@ -231,40 +354,39 @@ class ClipFetcher:
         except (FetchFailure, ValueError):
             return None
 
-    def _fetch_once(self, req: ClipRequest) -> LedgerRow:
+    def _fetch_once(self, req: ClipRequest, exts: tuple[str, ...]) -> tuple[list[KeptFile], dict[str, float], str]:
         seg: Segment | WholeVideo = req.segment
         opts = self.options
         url = self.resolver.url_for(seg, req.fields)
-        inputs = self.resolver.resolve(url, want_video=opts.video)
-        parts: dict[str, Path] = {ext: part_path(self.out_dir, req.key, ext) for ext in opts.extensions()}
+        inputs = self.resolver.resolve(url, want_video=VIDEO_EXT in exts)
+        if self.stop.is_set():
+            raise Interrupted()
+        parts: dict[str, Path] = {ext: part_path(self.out_dir, req.key, ext) for ext in exts}
+        new: list[KeptFile] = []
         try:
             self._cut(inputs, seg, parts, exact=opts.exact)
             durations = self._verify(inputs, seg, parts)
-            finals, digests, total = [], [], 0
             token = part_token()
             for ext, tmp in parts.items():
-                digests.append(sha256_file(tmp))
-                total += tmp.stat().st_size
+                digest, size = sha256_file(tmp), tmp.stat().st_size
                 name = f"{req.key}.{ext}"
                 self.target.commit(tmp, name, token)
-                finals.append(name)
+                new.append(KeptFile(name, digest, size, durations.get(ext)))
         finally:
             for tmp in parts.values():
                 tmp.unlink(missing_ok=True)
-        duration = durations.get(AUDIO_EXT, durations.get(VIDEO_EXT))
-        return LedgerRow(id=req.key, status=OK, reason=None, bytes=total, sha256=" ".join(digests),
-                         duration=duration, files=" ".join(finals), source=url, fetched_at=utc_now(),
-                         tool_version=self.version, youtube_id=seg.youtube_id, start=seg.start, end=seg.end)
+        return new, durations, url
 
     def _cut(self, inputs: list[Input], seg: Segment | WholeVideo, parts: Mapping[str, Path], *, exact: bool) -> None:
         cut = self.options.cut_options(exact=exact)
+        inputs = [self.resolver.ranged(inp) for inp in inputs]
         if seg.end is None:
             args = ffmpeg.build_whole_args(inputs, audio_out=parts.get(AUDIO_EXT), video_out=parts.get(VIDEO_EXT),
                                            opts=cut)
         else:
             args = ffmpeg.build_args(inputs, seg.start, seg.end, audio_out=parts.get(AUDIO_EXT),
                                      video_out=parts.get(VIDEO_EXT), opts=cut)
-        result = ffmpeg.run(args, self.options.timeout)
+        result = ffmpeg.run(args, self.options.timeout, stop=self.stop)
         if result.returncode == 0:
             return
         status = http_status_from_ffmpeg(result.stderr)

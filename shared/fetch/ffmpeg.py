@@ -21,14 +21,18 @@ import functools
 import os
 import re
 import subprocess
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..secrets import redact_text
 from .ledger import ERROR
-from .status import FetchFailure, describe_ffmpeg_failure
+from .status import FetchFailure, Interrupted, describe_ffmpeg_failure
 
 MARGIN = 1.0  # seconds read before the start (see module docstring)
 TAIL = 0.5  # seconds read past the end, so the trim never runs out of input
+POLL = 0.1  # seconds between checks of the stop event while ffmpeg runs (Ctrl-C reaction time)
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,6 +60,7 @@ class Input:
     url: str
     headers: tuple[tuple[str, str], ...] = ()
     streams: str = "av"
+    ranged: bool = True  # False: the server ignores Range (200 for a ranged GET): read it in one stream
 
     @property
     def network(self) -> bool:
@@ -92,7 +97,12 @@ def _input_args(inp: Input, seek: float, length: float | None, opts: CutOptions)
             args += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in inp.headers)]
         if opts.proxy:
             args += ["-http_proxy", opts.proxy]
-        url = "cache:" + url
+        if inp.ranged:
+            url = "cache:" + url
+        else:
+            # ``cache:`` over a server that ignores Range fails its internal seeks and writes a short clip;
+            # plain http with seeking off reads the file once from the start, up to the segment's end.
+            args += ["-seekable", "0"]
     if seek > 0:
         args += ["-ss", f"{seek:.6f}"]
     if length is not None:
@@ -195,17 +205,39 @@ class FfmpegRun:
     stderr: str
 
 
-def run(args: list[str], timeout: float) -> FfmpegRun:
-    """Run ffmpeg (argument list, no shell); on timeout kill it and raise an ``error`` failure."""
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def run(args: list[str], timeout: float, stop: threading.Event | None = None) -> FfmpegRun:
+    """Run ffmpeg (argument list, no shell); on timeout kill it and raise an ``error`` failure.
+
+    ffmpeg runs in its own session, so a terminal's Ctrl-C reaches only us (an ffmpeg that caught SIGINT
+    would exit non-zero and the clip would be recorded as an ``error``); when ``stop`` is set we kill it
+    within ``POLL`` seconds and raise ``Interrupted``.
+    """
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read() if proc.stderr else b""),
+                              name="ffmpeg-stderr", daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
     try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+        while True:
+            try:
+                proc.wait(timeout=POLL)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if stop is not None and stop.is_set():
+                raise Interrupted()
+            if time.monotonic() >= deadline:
+                raise FetchFailure(ERROR, f"ffmpeg timed out after {timeout:g} s")
+    except BaseException:
         proc.kill()
-        proc.communicate()
-        raise FetchFailure(ERROR, f"ffmpeg timed out after {timeout:g} s") from None
-    text = err.decode("utf-8", "replace")
-    return FfmpegRun(proc.returncode, text[-8000:])
+        proc.wait()
+        reader.join(timeout=2)
+        raise
+    reader.join(timeout=5)
+    text = b"".join(chunks).decode("utf-8", "replace")
+    return FfmpegRun(proc.returncode, redact_text(text[-8000:]) or "")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..errors import AvsetsError
+from ..secrets import redact_text, redact_url
+
 LEDGER_NAME = "avsets-ledger.sqlite"
 
 OK = "ok"
@@ -39,7 +42,10 @@ AGE_RESTRICTED = "age_restricted"
 GEO_BLOCKED = "geo_blocked"
 RATE_LIMITED = "rate_limited"
 ERROR = "error"
-STATUSES = (OK, UNAVAILABLE, PRIVATE, REMOVED, AGE_RESTRICTED, GEO_BLOCKED, RATE_LIMITED, ERROR)
+#: A file under the clip's name that this ledger did not write and that does not verify: left untouched
+#: (never overwritten), looked at again on every run (moving it aside lets the clip be fetched).
+CONFLICT = "conflict"
+STATUSES = (OK, UNAVAILABLE, PRIVATE, REMOVED, AGE_RESTRICTED, GEO_BLOCKED, RATE_LIMITED, ERROR, CONFLICT)
 
 #: Statuses ``--retry-failed`` fetches again (DESIGN "Fetch decisions").  ``age_restricted`` joins them only
 #: when the user brings cookies, since only a signed-in session can change its outcome.
@@ -92,6 +98,10 @@ CREATE INDEX IF NOT EXISTS history_run ON history(run_id);
 
 _COLUMNS = ("id", "youtube_id", "start", "end", "status", "reason", "attempts", "bytes", "sha256", "duration",
             "files", "source", "fetched_at", "tool_version")
+
+
+class LedgerFormatError(AvsetsError, ValueError):
+    """A file given as a ledger that is not one: not SQLite, or SQLite without our ``clips`` table."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,7 @@ class Ledger:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._columns: tuple[str, ...] = _COLUMNS
         #: set by ``begin_run``: every ``record`` of this run is also appended to ``history``
         self.run_id: str | None = None
         if not readonly:
@@ -171,6 +182,21 @@ class Ledger:
             conn = self._conn()
             with conn:
                 conn.executescript(_SCHEMA)
+        else:
+            self._columns = self._check_schema()
+
+    def _check_schema(self) -> tuple[str, ...]:
+        """The ``clips`` columns this file has (older ledgers may lack newer ones); refuse other files."""
+        try:
+            info = self._conn().execute("PRAGMA table_info(clips)").fetchall()
+        except sqlite3.DatabaseError as e:
+            raise LedgerFormatError(f"{self.path} is not a fetch ledger (not an SQLite database: {e}); give the "
+                                    f"{LEDGER_NAME} of a fetched folder, or the folder") from None
+        have = {row[1] for row in info}
+        if not {"id", "status"} <= have:
+            raise LedgerFormatError(f"{self.path} is an SQLite file but not an avsets fetch ledger (no clips table "
+                                    f"with id and status); give the {LEDGER_NAME} of a fetched folder")
+        return tuple(c for c in _COLUMNS if c in have)
 
     @classmethod
     def in_folder(cls, out_dir: str | os.PathLike[str], **kwargs: object) -> Ledger:
@@ -212,9 +238,9 @@ class Ledger:
     # --- reads -------------------------------------------------------------------------------------------
 
     def get(self, clip_id: str) -> LedgerRow | None:
-        cur = self._conn().execute(f"SELECT {_select()} FROM clips WHERE id = ?", (clip_id,))
+        cur = self._conn().execute(f"SELECT {_select(self._columns)} FROM clips WHERE id = ?", (clip_id,))
         row = cur.fetchone()
-        return _row(row) if row else None
+        return _row(row, self._columns) if row else None
 
     def get_many(self, ids: Sequence[str]) -> dict[str, LedgerRow]:
         """Rows for many ids in few queries (the runner looks clips up in batches, never one by one)."""
@@ -222,20 +248,20 @@ class Ledger:
         conn = self._conn()
         for i in range(0, len(ids), 500):
             chunk = list(ids[i:i + 500])
-            q = f"SELECT {_select()} FROM clips WHERE id IN ({','.join('?' * len(chunk))})"
+            q = f"SELECT {_select(self._columns)} FROM clips WHERE id IN ({','.join('?' * len(chunk))})"
             for row in conn.execute(q, chunk):
-                r = _row(row)
+                r = _row(row, self._columns)
                 out[r.id] = r
         return out
 
     def rows(self, status: str | None = None) -> Iterator[LedgerRow]:
-        q = f"SELECT {_select()} FROM clips"
+        q = f"SELECT {_select(self._columns)} FROM clips"
         args: tuple[str, ...] = ()
         if status is not None:
             q += " WHERE status = ?"
             args = (status,)
         for row in self._conn().execute(q + " ORDER BY id", args):
-            yield _row(row)
+            yield _row(row, self._columns)
 
     def summary(self) -> dict[str, int]:
         return {s: n for s, n in self._conn().execute("SELECT status, COUNT(*) FROM clips GROUP BY status")}
@@ -329,6 +355,9 @@ class Ledger:
             prev = conn.execute("SELECT attempts FROM clips WHERE id = ?", (row.id,)).fetchone()
             attempts = (prev[0] if prev else 0) + add_attempts
             values = {c: getattr(row, c) for c in _COLUMNS}
+            # DESIGN "Secrets": a URL's userinfo or signed query never reaches the ledger (it is shared).
+            values["source"] = redact_url(row.source)
+            values["reason"] = redact_text(row.reason)
             values["attempts"] = attempts
             values["fetched_at"] = row.fetched_at or utc_now()
             cols = ", ".join(_quote(c) for c in _COLUMNS)
@@ -353,12 +382,14 @@ def _quote(col: str) -> str:
     return f'"{col}"'
 
 
-def _select() -> str:
-    return ", ".join(_quote(c) for c in _COLUMNS)
+def _select(columns: Sequence[str] = _COLUMNS) -> str:
+    return ", ".join(_quote(c) for c in columns)
 
 
-def _row(values: Sequence[object]) -> LedgerRow:
-    d = dict(zip(_COLUMNS, values, strict=True))
+def _row(values: Sequence[object], columns: Sequence[str] = _COLUMNS) -> LedgerRow:
+    d = dict(zip(columns, values, strict=True))
+    if d.get("attempts") is None:
+        d["attempts"] = 0
     return LedgerRow(**d)  # type: ignore[arg-type]
 
 
@@ -385,6 +416,8 @@ def _local_ledger_file(path: str | os.PathLike[str]) -> tuple[Path, Path | None]
         local = local / LEDGER_NAME
     if not local.exists():
         raise FileNotFoundError(f"no fetch ledger at {local}")
+    if not local.is_file():
+        raise LedgerFormatError(f"{local} is not a fetch ledger file")
     return local, None
 
 

@@ -19,14 +19,16 @@ from .ledger import Ledger, LedgerRow
 from .target import Target
 
 
-def fetch_batch(requests: list[ClipRequest], target: Target, options: FetchOptions) -> list[tuple[LedgerRow, int]]:
-    """Run inside a Ray task: fetch a batch with the task's own thread pool; return rows for the driver."""
+def fetch_batch(requests: list[tuple[ClipRequest, LedgerRow | None]], target: Target,
+                options: FetchOptions) -> list[tuple[LedgerRow, int]]:
+    """Run inside a Ray task: fetch a batch (each clip with its ledger row, so files of earlier runs are kept)
+    with the task's own thread pool; return rows for the driver."""
     from concurrent.futures import ThreadPoolExecutor
 
     fetcher = ClipFetcher(target, options)
     try:
         with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-            return list(pool.map(fetcher.fetch, requests))
+            return list(pool.map(lambda item: fetcher.fetch(*item), requests))
     finally:
         fetcher.close()
 
@@ -47,7 +49,7 @@ def _init_ray(options: FetchOptions) -> Any:
     return ray
 
 
-def run_ray(planned: Iterator[tuple[ClipRequest, bool]], target: Target, options: FetchOptions, ledger: Ledger,
+def run_ray(planned: Iterator[tuple[ClipRequest, LedgerRow | None]], target: Target, options: FetchOptions, ledger: Ledger,
             report: Any, progress: Any) -> None:
     """Dispatch batches, at most two per CPU of the cluster in flight, and record results as they land."""
     ray = _init_ray(options)
@@ -56,7 +58,7 @@ def run_ray(planned: Iterator[tuple[ClipRequest, bool]], target: Target, options
     max_in_flight = max(2, 2 * cpus)
     task_options = options  # the task never re-dispatches: it always uses threads
     in_flight: list[Any] = []
-    requests = (req for req, _ in planned)
+    requests = iter(planned)
 
     def drain(block_until: int) -> None:
         nonlocal in_flight

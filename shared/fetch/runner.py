@@ -11,28 +11,28 @@ import hashlib
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 from ..segments import Segment
+from .checks import FetchSetupError, check_options, check_output_folder, check_template
 from .clip import ClipFetcher, ClipRequest, FetchOptions, cleanup_partials
 from .ledger import AGE_RESTRICTED, FINAL_FAILURES, OK, RETRYABLE, Ledger, LedgerRow
+from .status import Interrupted
 from .target import Target
 
 logger = logging.getLogger(__name__)
 
 PLAN_BATCH = 500
+STOP_GRACE = 5.0  # seconds Ctrl-C waits for clips in flight to clean up (their ffmpeg is killed at once)
 
 Progress = Callable[[LedgerRow], None]
-
-
-class FetchSetupError(Exception):
-    """A usage or set-up problem (bad shard, missing tool, unreadable corpus): exit code 2."""
 
 
 @dataclass
@@ -49,9 +49,18 @@ class FetchReport:
     seconds: float = 0.0
     out_dir: str = ""
     pauses: int = 0
+    interrupted: int = 0
+    failures: list[LedgerRow] = field(default_factory=list)  # the first few, for the summary
+
+    MAX_NAMED = 5
 
     @property
     def fetched(self) -> int:
+        """Clips that ended ``ok`` in this run (failures are not "fetched")."""
+        return self.counts.get(OK, 0)
+
+    @property
+    def attempted(self) -> int:
         return sum(self.counts.values())
 
     @property
@@ -66,12 +75,28 @@ class FetchReport:
     def add(self, row: LedgerRow) -> None:
         self.counts[row.status] += 1
         self.bytes += row.bytes or 0
+        if row.status != OK and len(self.failures) < self.MAX_NAMED:
+            self.failures.append(row)
 
     def summary(self) -> str:
-        parts = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items()))
+        """One line: ok clips, failures by status, skipped, busy, bytes, time (failures never count as fetched)."""
+        failed = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items()) if s != OK)
         paused = f", paused {self.pauses}x after refusals" if self.pauses else ""
-        return (f"fetched {self.fetched} clips ({parts or 'none'}), skipped {self.skipped}, busy {self.busy}, "
-                f"{self.bytes / 1e6:.1f} MB in {self.seconds:.1f} s{paused} -> {self.out_dir}")
+        stopped = f", interrupted {self.interrupted} (fetched on the next run)" if self.interrupted else ""
+        return (f"fetched {self.fetched} clips, failed {self.failed}{f' ({failed})' if failed else ''}, "
+                f"skipped {self.skipped}, busy {self.busy}{stopped}, {self.bytes / 1e6:.1f} MB in "
+                f"{self.seconds:.1f} s{paused} -> {self.out_dir}")
+
+    def failure_lines(self) -> list[str]:
+        """The first few failed clips, named, and where the full list is (the ledger)."""
+        if not self.failed:
+            return []
+        lines = [f"  {r.id}\t{r.status}\t{r.reason or ''}" for r in self.failures]
+        more = self.failed - len(self.failures)
+        tail = f"  ... and {more} more; " if more > 0 else "  "
+        lines.append(tail + f"every clip's status and reason: the ledger in {self.out_dir} "
+                     "(avsets verify --media-dir, sqlite3, or avsets.fetch.read_ledger)")
+        return lines
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -115,12 +140,13 @@ def needs_fetch(row: LedgerRow | None, req: ClipRequest, target: Target | Path, 
         return options.retry_failed and bool(options.cookies)
     if row.status in RETRYABLE:
         return options.retry_failed
-    return True
+    return True  # conflict (re-examined every run: the user may have moved the file aside) and unknown
 
 
 def plan(items: Iterable[Segment | ClipRequest], ledger: Ledger, target: Target | Path, options: FetchOptions,
-         report: FetchReport) -> Iterator[tuple[ClipRequest, bool]]:
-    """Yield ``(request, was_ok)`` for clips to fetch (``was_ok``: the ledger says ok but files are missing).
+         report: FetchReport) -> Iterator[tuple[ClipRequest, LedgerRow | None]]:
+    """Yield ``(request, ledger row or None)`` for clips to fetch (a row with ``ok``: some wanted file is
+    missing; the fetcher keeps the files the row lists and fetches only the others).
 
     Applies ``--shard`` and ``--limit``, drops duplicate keys within a batch, and consults the ledger one
     batch at a time.
@@ -141,20 +167,43 @@ def plan(items: Iterable[Segment | ClipRequest], ledger: Ledger, target: Target 
             row = rows.get(req.key)
             if needs_fetch(row, req, target, options):
                 report.planned += 1
-                yield req, row is not None and row.status == OK
+                yield req, row
             else:
                 report.skipped += 1
+
+
+def _checked_items(items: Iterable[Segment | ClipRequest], options: FetchOptions) -> Iterator[Segment | ClipRequest]:
+    """``items`` with the first one read up front, so the template's field names are checked against a real
+    row before anything is written (a corpus that cannot be read fails here too, as a set-up error)."""
+    it = iter(items)
+    try:
+        first = next(it)
+    except StopIteration:
+        return iter(())
+    if options.source_url_template is not None:
+        names = set(first.fields) if isinstance(first, ClipRequest) else set()
+        check_template(options.source_url_template, names)
+    return chain([first], it)
 
 
 def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike[str],
               options: FetchOptions | None = None, *, progress: Progress | None = None) -> FetchReport:
     """Fetch every clip of ``items`` into ``out_dir`` (a folder, created, or an fsspec URL), recording each
-    in the folder's ledger."""
+    in the folder's ledger.
+
+    Everything that can be refused is refused before the first clip and before the ledger is touched
+    (``FetchSetupError``).  Ctrl-C (``KeyboardInterrupt``) stops within seconds: no new attempts, running
+    ffmpeg processes killed, interrupted clips left without a ledger row (fetched by the next run).
+    """
     options = options or FetchOptions()
-    if not (options.audio or options.video):
-        raise FetchSetupError("nothing to fetch: ask for --audio and/or --video")
+    check_options(options)
+    check_output_folder(out_dir)
+    items = _checked_items(items, options)
     target = Target(out_dir)
-    target.prepare()
+    try:
+        target.prepare()
+    except OSError as e:
+        raise FetchSetupError(f"--out {out_dir}: cannot prepare the folder ({e})") from None
     report = FetchReport(out_dir=str(target))
     t0 = time.perf_counter()
     cleanup_partials(target.work_dir, max_age=options.lease)
@@ -162,7 +211,7 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
         ledger = Ledger(target.ledger_path, lease=options.lease)
     except sqlite3.DatabaseError as e:  # truncated or overwritten (a full disk, a bad copy): say what to do
         raise FetchSetupError(f"the ledger {target.ledger_path} is unreadable ({e}); move it aside (the clips "
-                              "stay) to start a new ledger") from None
+                              "stay, and are adopted by the next run once they verify) to start a new ledger") from None
     try:
         from .. import __version__
 
@@ -172,10 +221,8 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
             from .ray_engine import run_ray
 
             run_ray(planned, target, options, ledger, report, progress)
-        elif options.engine == "threads":
-            _run_threads(planned, target, options, ledger, report, progress)
         else:
-            raise FetchSetupError(f"unknown engine {options.engine!r} (threads or ray)")
+            _run_threads(planned, target, options, ledger, report, progress)
     finally:
         try:
             ledger.end_run(report.counts)
@@ -189,54 +236,79 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
     return report
 
 
-def _run_threads(planned: Iterator[tuple[ClipRequest, bool]], target: Target, options: FetchOptions,
+def _run_threads(planned: Iterator[tuple[ClipRequest, LedgerRow | None]], target: Target, options: FetchOptions,
                  ledger: Ledger, report: FetchReport, progress: Progress | None) -> None:
-    fetcher = ClipFetcher(target, options)
+    stop = threading.Event()
+    fetcher = ClipFetcher(target, options, stop=stop)
     workers = max(1, options.workers)
 
-    def one(req: ClipRequest, was_ok: bool) -> LedgerRow | None:
+    def one(req: ClipRequest, prev: LedgerRow | None) -> LedgerRow | None:
+        if stop.is_set():
+            return _interrupted
+        was_ok = prev is not None and prev.status == OK
         state = ledger.claim(req.key, skip_statuses=() if was_ok else (OK,))
         if state != "claimed":
             return None if state == "done" else _busy
         try:
-            row, attempts = fetcher.fetch(req)
+            if prev is None or was_ok:  # the plan's view may be stale: another fetcher may have written since
+                prev = ledger.get(req.key) or prev
+            row, attempts = fetcher.fetch(req, prev)
             ledger.record(row, add_attempts=attempts)
             return row
+        except Interrupted:
+            return _interrupted
         finally:
-            ledger.release(req.key)
+            try:
+                ledger.release(req.key)
+            except sqlite3.Error:  # the run is ending and closed the ledger: the claim goes stale by itself
+                pass
 
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="avsets-fetch")
     pending: set[Future] = set()
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="avsets-fetch") as pool:
-            try:
-                for req, was_ok in planned:
-                    pending.add(pool.submit(one, req, was_ok))
-                    if len(pending) >= workers * 2:
-                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                        _collect(done, report, progress)
-                done, _ = wait(pending)
+        for req, prev in planned:
+            pending.add(pool.submit(one, req, prev))
+            if len(pending) >= workers * 2:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 _collect(done, report, progress)
-            except BaseException:
-                # Ctrl-C or a ledger failure: drop the queued clips, let the running ones finish (their
-                # claims are released and their temporary files removed), then re-raise.
-                for fut in pending:
-                    fut.cancel()
-                raise
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            _collect(done, report, progress)
+    except BaseException:
+        # Ctrl-C or a ledger failure: no new clips, no new attempts; running ffmpeg processes are killed,
+        # their temporary files removed and their claims released; what finishes in time is recorded.
+        stop.set()
+        for fut in pending:
+            fut.cancel()
+        done, _ = wait(pending, timeout=STOP_GRACE)
+        try:
+            _collect(done, report, progress)
+        except Exception:  # noqa: BLE001 - the original exception is the one to report
+            pass
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
+        pool.shutdown(wait=True)
     finally:
         report.pauses += fetcher.polite.breaker.pauses
         fetcher.close()
 
 
 _busy = LedgerRow(id="", status="busy")
+_interrupted = LedgerRow(id="", status="interrupted")
 
 
 def _collect(done: Iterable[Future], report: FetchReport, progress: Progress | None) -> None:
     for fut in done:
+        if fut.cancelled():
+            continue
         row = fut.result()
         if row is None:
             report.skipped += 1
         elif row is _busy:
             report.busy += 1
+        elif row is _interrupted:
+            report.interrupted += 1
         else:
             report.add(row)
             if progress is not None:

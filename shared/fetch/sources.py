@@ -13,6 +13,10 @@ same names ``media_pattern`` takes.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
+import re
 import threading
 import urllib.error
 import urllib.parse
@@ -22,13 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..secrets import redact_url
 from ..segments import MEDIA_EXTENSIONS, Segment
+from ..templates import Template, Value, parse, plain_values, segment_values
 from .ffmpeg import Input
 from .ledger import ERROR, UNAVAILABLE
 from .status import FetchFailure, classify_http, classify_message
 
+logger = logging.getLogger(__name__)
+
 YOUTUBE_PAGE = "https://www.youtube.com/watch?v={youtube_id}"
 RESOLVE_MODES = ("auto", "ytdlp", "direct")
+RANGE_PROBE_TIMEOUT = 5.0  # seconds for the one-byte Range probe (no answer: assume Range works)
 
 
 @dataclass(frozen=True)
@@ -43,30 +52,18 @@ class SourceConfig:
     max_height: int | None = None
 
 
-class _Seconds(float):
-    """A time that prints as ``30`` or ``30.5`` by default and still takes format specs (``{start:.3f}``)."""
-
-    def __format__(self, spec: str) -> str:
-        return format(float(self), spec or "g")
-
-    def __str__(self) -> str:
-        return format(float(self), "g")
-
-
-def template_fields(segment: Segment | Any, extra: Mapping[str, object] | None = None) -> dict[str, object]:
-    """The placeholder values for one clip (row columns as text; the segment's own names win).
-
-    Times keep their numeric type so format specs work: ``{start_s:06d}`` (VGGSound's names),
-    ``{start:.3f}`` (AudioSet tagging style); plain ``{start}`` prints ``30`` or ``30.5``.
-    """
-    fields: dict[str, object] = {k: "" if v is None else str(v) for k, v in (extra or {}).items()}
+def template_fields(segment: Segment | Any, extra: Mapping[str, object] | None = None) -> dict[str, Value]:
+    """The field values for one clip: the row's columns (``templates.plain_values``), then the segment's own
+    names, which win (``start``/``end`` float seconds, ``*_ms``/``*_s`` ints, so ``{start_s:06d}`` and
+    ``{start:.3f}`` work and plain ``{start}`` prints ``30`` or ``30.5``)."""
+    fields: dict[str, Value] = {k: "" if v is None else v for k, v in plain_values(extra or {}).items()}
+    for k, v in (extra or {}).items():
+        if v is None:
+            fields[k] = ""
     if segment.end is None:  # a whole video: only its id
-        fields.update(youtube_id=segment.youtube_id, id=segment.key)
+        fields.update(segment_values(segment.youtube_id, None, None, segment.key))
         return fields
-    fields.update(
-        youtube_id=segment.youtube_id, id=segment.key, start=_Seconds(segment.start), end=_Seconds(segment.end),
-        start_ms=segment.start_ms, end_ms=segment.end_ms, start_s=int(segment.start), end_s=int(segment.end),
-    )
+    fields.update(segment_values(segment.youtube_id, segment.start, segment.end, segment.key))
     return fields
 
 
@@ -75,23 +72,84 @@ def _scheme(url: str) -> str:
     return head.lower() if head.isidentifier() or head.replace("+", "").isalnum() else ""
 
 
+def parse_source_template(template: str) -> Template:
+    """``--source-url-template`` parsed and checked (``TemplateError``, a ``ValueError``, when it cannot be
+    used): the one template language of ``avsets.templates``."""
+    return parse(template, what="--source-url-template")
+
+
 def render(template: str, fields: Mapping[str, object]) -> str:
     """Fill ``template``.  Values are URL-quoted for URLs; for paths a value that could climb out of the
-    template's folder (``/``, ``..``, NUL) is refused, since row values come from metadata files."""
+    template's folder (``/``, ``..``, NUL) is refused, since row values come from metadata files; and the
+    result is checked after every decoding step to stay under the template's fixed prefix."""
+    tpl = parse_source_template(template)
     scheme = _scheme(template)
     if scheme in ("http", "https"):
         safe = {k: urllib.parse.quote(v, safe="") if isinstance(v, str) else v for k, v in fields.items()}
     else:
+        used = tpl.fields
         for k, v in fields.items():
-            if not isinstance(v, str) or f"{{{k}" not in template:
+            if not isinstance(v, str) or k not in used:
                 continue
             if "/" in v or "\\" in v or "\0" in v or v in (".", ".."):
-                raise FetchFailure(ERROR, f"template value {k}={v!r} is not a safe path part")
+                raise FetchFailure(ERROR, f"template value {k}={v!r} is not a safe path part", transient=False)
         safe = dict(fields)
     try:
-        return template.format_map(safe)
+        rendered = tpl.render(safe)
     except KeyError as e:
         raise ValueError(f"--source-url-template names {e.args[0]!r}, which is not a column or segment field") from None
+    check_contained(tpl, rendered)
+    return rendered
+
+
+def _decodings(text: str, limit: int = 4) -> list[str]:
+    """``text`` and each percent-decoding of it until it stops changing (what any reader may end up seeing)."""
+    out = [text]
+    for _ in range(limit):
+        nxt = urllib.parse.unquote(out[-1])
+        if nxt == out[-1]:
+            break
+        out.append(nxt)
+    return out
+
+
+def _fixed_folder(prefix: str) -> str:
+    """The folder part of a template's literal prefix (``/data/v{id}`` -> ``/data/``)."""
+    cut = max(prefix.rfind("/"), prefix.rfind("\\"))
+    return prefix[:cut + 1] if cut >= 0 else ""
+
+
+def check_contained(tpl: Template, rendered: str) -> None:
+    """Refuse a rendered source that leaves the template's fixed folder at any decoding step.
+
+    A row value ``%2e%2e`` passes a check for ``..`` and becomes ``..`` when a ``file://`` URL is decoded
+    (or a server decodes a path); double encoding, backslashes and NUL bytes are the same trick.  So the
+    text is checked raw and after every percent-decoding: it must start with the (equally decoded) fixed
+    folder, hold no ``..`` part and no NUL after it, and a local path must normalise to a path under it.
+    """
+    folder = _fixed_folder(tpl.prefix)
+    scheme = _scheme(rendered)
+    local = scheme in ("", "file")
+    folders = _decodings(folder)
+    steps = _decodings(rendered)
+    for i, step in enumerate(steps):
+        base = folders[min(i, len(folders) - 1)]
+        if not step.startswith(base):
+            raise FetchFailure(ERROR, f"source {redact_url(rendered)!r} leaves the template's folder "
+                               f"{redact_url(folder)!r}", transient=False)
+        rest = step[len(base):]
+        path_part = rest if local else rest.split("?", 1)[0].split("#", 1)[0]
+        if "\0" in rest or any(part == ".." for part in re.split(r"[/\\]", path_part)):
+            raise FetchFailure(ERROR, f"source {redact_url(rendered)!r} climbs out of the template's folder "
+                               f"{redact_url(folder)!r} (a '..' part or a NUL byte, once decoded)", transient=False)
+    if local and folder:
+        final = local_path(rendered)
+        root = local_path(folder) if scheme == "file" else Path(folder).expanduser().absolute()
+        norm_root = os.path.normpath(str(root))
+        norm = os.path.normpath(str(final))
+        if os.path.commonpath([norm_root, norm]) != norm_root:
+            raise FetchFailure(ERROR, f"source {rendered!r} resolves outside the template's folder {folder!r}",
+                               transient=False)
 
 
 def source_kind(url: str, resolve: str = "auto") -> str:
@@ -110,10 +168,15 @@ def source_kind(url: str, resolve: str = "auto") -> str:
     return "direct" if ext in MEDIA_EXTENSIONS else "ytdlp"
 
 
+def local_path(url: str) -> Path:
+    """The absolute path a ``file://`` URL or a plain path names (a ``file://`` URL is decoded once)."""
+    path = urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url
+    return Path(path).expanduser().absolute()
+
+
 def local_input(url: str) -> Input:
     """A local file as an ffmpeg ``file:`` input with an absolute path; missing -> ``unavailable``."""
-    path = urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else url
-    p = Path(path).expanduser().absolute()
+    p = local_path(url)
     if not p.is_file():
         raise FetchFailure(UNAVAILABLE, f"no file at {p}")
     return Input("file:" + str(p))
@@ -286,6 +349,19 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+def probe_range(url: str, headers: Mapping[str, str], *, proxy: str | None, timeout: float) -> bool | None:
+    """Whether the server behind ``url`` honours ``Range``: True (206), False (200 with the whole body: a
+    ``python -m http.server``-like mirror), None when it could not tell (an error status, no answer)."""
+    req = urllib.request.Request(url, headers={**headers, "Range": "bytes=0-0"})
+    handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy})] if proxy else []
+    opener = urllib.request.build_opener(*handlers)
+    try:
+        with opener.open(req, timeout=timeout) as resp:
+            return {206: True, 200: False}.get(resp.status)  # close without reading the body
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
 class SourceResolver:
     """Clip -> ffmpeg inputs, by the kind of source its rendered URL is."""
 
@@ -293,10 +369,40 @@ class SourceResolver:
         if cfg.resolve not in RESOLVE_MODES:
             raise ValueError(f"resolve must be one of {RESOLVE_MODES}, got {cfg.resolve!r}")
         self.cfg = cfg
+        self.template = parse_source_template(cfg.template) if cfg.template else None
         self.ytdlp = YtDlpResolver(cfg)
         self._proxy_lock = threading.Lock()
         self._fs_proxy = None
         self._jar = load_cookies(cfg.cookies) if cfg.cookies else None
+        self._range_lock = threading.Lock()
+        self._range_support: dict[str, bool] = {}
+        self._inconclusive = 0
+
+    def ranged(self, inp: Input) -> Input:
+        """``inp``, marked for one streamed read when its server ignores ``Range`` (asked once per origin,
+        with one 1-byte request; said once in the log)."""
+        if not inp.network or not inp.ranged:
+            return inp
+        parts = urllib.parse.urlsplit(inp.url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        with self._range_lock:
+            known = self._range_support.get(origin)
+        if known is None:
+            if self._inconclusive >= 3:  # a server that will not say: assume it honours Range, stop asking
+                return inp
+            known = probe_range(inp.url, dict(inp.headers), proxy=self.cfg.proxy,
+                                timeout=min(self.cfg.timeout, RANGE_PROBE_TIMEOUT))
+            if known is None:
+                with self._range_lock:
+                    self._inconclusive += 1
+                return inp
+            with self._range_lock:
+                first = origin not in self._range_support
+                self._range_support[origin] = known
+            if first and not known:
+                logger.warning("%s ignores Range requests (answers 200, not 206): reading each file in one "
+                               "streamed pass from its start, which moves more bytes", redact_url(origin))
+        return inp if known else dataclasses.replace(inp, ranged=False)
 
     def url_for(self, segment: Segment | Any, extra: Mapping[str, object] | None = None) -> str:
         return render(self.cfg.template or YOUTUBE_PAGE, template_fields(segment, extra))

@@ -36,6 +36,10 @@ class FetchFailure(Exception):
         return self.status == RATE_LIMITED or (self.http_status == 403 and self.status == ERROR)
 
 
+class Interrupted(Exception):
+    """The run is stopping (Ctrl-C): the clip in hand is abandoned, unrecorded, so the next run fetches it."""
+
+
 # Ordered: the first match wins ("Video unavailable. This video has been removed by the uploader" is
 # `removed`, not `unavailable`).
 _MESSAGE_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(

@@ -14,6 +14,7 @@ request per clip on a rerun).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -90,13 +91,31 @@ class Target:
         return True if self.remote else (self.work_dir / name).is_file()
 
     def commit(self, tmp: Path, name: str, token: str) -> None:
-        """Make a verified temporary file visible under ``name`` all at once."""
+        """Make a verified temporary file visible under ``name`` all at once, never over an existing file.
+
+        Local: ``os.link`` then unlink (atomic, and it fails with ``FileExistsError`` where a file already
+        is, which ``os.replace`` would silently destroy); filesystems without hard links fall back to a
+        check then ``os.replace``.  Remote: the name is checked before the move.
+        """
         if not self.remote:
-            os.replace(tmp, self.work_dir / name)
+            final = self.work_dir / name
+            try:
+                os.link(tmp, final)
+            except FileExistsError:
+                raise FileExistsError(errno.EEXIST, "file exists", str(final)) from None
+            except OSError:
+                if final.exists():
+                    raise FileExistsError(errno.EEXIST, "file exists", str(final)) from None
+                os.replace(tmp, final)
+                return
+            tmp.unlink(missing_ok=True)
             return
+        final_url = self._remote_path(name)
+        if self.fs.exists(final_url):
+            raise FileExistsError(errno.EEXIST, "file exists", final_url)
         part = self._remote_path(f".{name}.{token}.part")
         self.fs.put_file(str(tmp), part)
-        self.fs.mv(part, self._remote_path(name))
+        self.fs.mv(part, final_url)
         tmp.unlink(missing_ok=True)
 
     def publish_ledger(self) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from huggingface_hub import constants
 
 from .media import AUDIO_FORMATS
+from .sync_cli import add_sync_arguments
 
 
 def _common(p: argparse.ArgumentParser, *, corpus_required: bool) -> None:
@@ -47,6 +48,13 @@ def _export_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export
 
+    if args.prune:
+        from .sync_cli import run_prune
+
+        return run_prune(args)
+    if args.corpus is None:
+        print("avsets export: error: give a corpus to export (or --prune to prune an export)", file=sys.stderr)
+        return 2
     res = export(args.corpus, args.config, out=args.out, **_export_kwargs(args))
     print(f"exported {res.corpus}/{res.config} to {res.out}")
     for split, s in res.splits.items():
@@ -59,13 +67,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_push(args: argparse.Namespace) -> int:
     from .push import PushError, push
 
-    if args.from_dir is None and args.corpus is None:
-        print("avsets push: error: give a corpus to export, or --from DIR", file=sys.stderr)
-        return 2
     endpoint = _endpoint(args.endpoint)
     if endpoint is False:
         print(f"avsets push: error: --endpoint must be an http(s) URL such as https://hub.example.org, "
               f"not {args.endpoint!r}", file=sys.stderr)
+        return 2
+    args.endpoint = endpoint
+    if args.sync:
+        from .sync_cli import run_sync
+
+        return run_sync(args)
+    if args.from_dir is None and args.corpus is None:
+        print("avsets push: error: give a corpus to export, or --from DIR", file=sys.stderr)
         return 2
     kwargs: dict[str, Any] = {} if args.from_dir else _export_kwargs(args)
     try:
@@ -108,8 +121,10 @@ def _shown(url: str) -> str:
 def add_publish_subcommands(subparsers: argparse._SubParsersAction) -> None:
     """Register ``export`` and ``push`` on the main CLI's subparsers; each sets ``func`` returning an exit code."""
     p = subparsers.add_parser("export", help="write Hub-layout Parquet shards with embedded media + card")
-    _common(p, corpus_required=True)
+    _common(p, corpus_required=False)
     p.add_argument("--out", required=True, help="output folder or fsspec URL")
+    add_sync_arguments(p, flag="--prune", dry_run=True,
+                       help_="remove taken-down clips from the export in --out (see --ledger, --takedowns)")
     p.set_defaults(func=_cmd_export)
 
     p = subparsers.add_parser("push", help="export (or take --from DIR) and upload to the Hugging Face Hub")
@@ -123,4 +138,6 @@ def add_publish_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--commit-max-files", type=int, default=50, help="files per commit (default 50)")
     p.add_argument("--endpoint", help="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a "
                    "self-hosted or mirror Hub")
+    add_sync_arguments(p, flag="--sync", dry_run=False,
+                       help_="remove taken-down clips from the repo on the Hub, in one commit (see --ledger, --takedowns)")
     p.set_defaults(func=_cmd_push)

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ..errors import MediaError, MissingMediaError, UnsafePathError
-from ..media_index import pattern_is_trimmed, render_template, template_values
 from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
 from ..segments import parse_stem_fast, to_ms
+from ..templates import pattern_is_trimmed, render_template, template_values
 from .kinds import ARCHIVE_KINDS, Source, expand_sources
 from .members import Member, ReadStats, has_loose_media, iter_members, public_url, read_json
 
