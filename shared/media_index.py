@@ -52,7 +52,8 @@ class MediaIndex:
     """Names under one or more media roots, keyed every way a row can ask for them.
 
     Keys: ``ms:{ytid}_{start_ms}_{end_ms}`` (millisecond and 3-decimal names), ``s:{ytid}_{start_s}``
-    (VGGSound's ``{ytid}_{start:06d}``), ``w:{ytid}`` (whole videos) and ``i:{ytid}`` (id-named files that
+    (VGGSound's ``{ytid}_{start:06d}``), ``t:{ytid}_{start_ms}`` (AudioSet's one-time ``{ytid}_{start:.3f}``),
+    ``w:{ytid}`` (whole videos) and ``i:{ytid}`` (id-named files that
     hold the segment itself, see :mod:`avsets.sources.clip_or_video`); ``by_relpath`` maps exact
     relative paths, for user templates and corpora with their own layouts.  Each key holds at most one audio and
     one video file; the first root listed wins, so a user can shadow a mirror with local fixes.
@@ -61,7 +62,7 @@ class MediaIndex:
     roots: tuple[str, ...] = ()
     files: dict[str, dict[str, MediaFile]] = field(default_factory=dict)
     by_relpath: dict[str, MediaFile] = field(default_factory=dict)
-    namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "w")
+    namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "t", "w")
     _tables: dict[str, tuple] = field(default_factory=dict, repr=False)
     fingerprint: str = "empty"
     num_files: int = 0

@@ -38,12 +38,15 @@ def keys_for_member(name: str, *, id_named: str = "video") -> tuple[str | None, 
         return None, []
     parsed = parse_stem_fast(stem)
     if parsed is None and "." in stem:
-        parsed = parse_stem_fast(stem.split(".", 1)[0])
+        stem = stem.split(".", 1)[0]
+        parsed = parse_stem_fast(stem)
     if parsed is None:
         return kind, []
     ytid, start, end = parsed
     if start is None:
         return kind, [("i:" if id_named == "segment" else "w:") + ytid]
+    if end is None and "." in stem:  # AudioSet's one-time {ytid}_{start:.3f}: the start alone
+        return kind, [f"t:{ytid}_{int(round(start * 1000))}"]
     if end is None:
         return kind, [f"s:{ytid}_{int(start)}"]
     return kind, [f"ms:{ytid}_{int(round(start * 1000))}_{int(round(end * 1000))}"]
