@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.compute as pc
-from datasets import StreamingDownloadManager
+from datasets import DownloadManager, StreamingDownloadManager
 from tqdm.auto import tqdm
 
 from .api import load_dataset_builder
 from .decoding import probe_media
+from .sources.kinds import expand_sources
 
 
 @dataclass
@@ -49,8 +50,11 @@ def verify(
     """Count rows, found, missing and corrupt media per split; optionally write the missing ids to a CSV."""
     builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
                                    **config_kwargs)
-    dl_manager = StreamingDownloadManager(base_path=None, download_config=None, dataset_name=corpus,
-                                          data_dir=builder.config.data_dir)
+    # zip, tar and Parquet sources are read at random through the media index (avsets.sources), like a
+    # map-style load; only a .tar.gz needs the archive-order streaming pass
+    streamed = any(s.kind == "tgz" for s in expand_sources(builder.config.media_dir))
+    manager = StreamingDownloadManager if streamed else DownloadManager
+    dl_manager = manager(base_path=None, download_config=None, dataset_name=corpus, data_dir=builder.config.data_dir)
     report: list[SplitCoverage] = []
     for gen in builder._split_generators(dl_manager):
         cov = SplitCoverage(split=gen.name)
