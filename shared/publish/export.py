@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import filelock
 import fsspec
@@ -371,7 +372,8 @@ def export_dataset(
             + ", ".join(f"{s}: 0 of {r.metadata_rows}" for s, r in result.splits.items())
             + "); check media_dir (`avsets verify` lists what is missing)")
     manifest = write_export_manifest(fs, root, corpus, config, result)
-    _write_card(fs, root, corpus, config, features, first, result, manifest)
+    _write_card(fs, root, corpus, config, features, first, result, manifest,
+                load_target=_display_target(out))
     return result
 
 
@@ -393,14 +395,24 @@ def write_export_manifest(fs: fsspec.AbstractFileSystem, root: str, corpus: str,
     return manifest
 
 
+def _display_target(out: str) -> str:
+    """The export folder as the local card's loading example names it: credentials in a URL are dropped."""
+    parts = urlsplit(out)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1], query=""))
+    return out
+
+
 def _write_card(fs: fsspec.AbstractFileSystem, root: str, corpus: str, config: str, features: Features,
-                ds: Dataset, result: ExportResult, manifest: Manifest | None = None) -> None:
+                ds: Dataset, result: ExportResult, manifest: Manifest | None = None,
+                load_target: str | None = None) -> None:
     path = f"{root}/README.md"
     existing = fs.cat_file(path).decode("utf-8") if fs.exists(path) else None
     stats = {s: SplitStats(r.num_rows, r.num_bytes, r.metadata_rows) for s, r in result.splits.items()}
     hashes = None if manifest is None else {s: (len(ids), manifest_hash(ids)) for s, ids in manifest.splits.items()}
     text = build_card(corpus=corpus, config=config, features=features, splits=stats, existing=existing,
-                      citation=ds.info.citation, description=ds.info.description, manifest=hashes)
+                      citation=ds.info.citation, description=ds.info.description, manifest=hashes,
+                      load_target=load_target)
     with fs.open(f"{path}.tmp", "w", encoding="utf-8") as f:
         f.write(text)
     fs.mv(f"{path}.tmp", path)
