@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +30,8 @@ class FileServer(ThreadingHTTPServer):
         self.bytes_sent: dict[str, int] = defaultdict(int)
         self.requests: dict[str, int] = defaultdict(int)
         self.cut: dict[str, int] = {}
+        self.chunk = 1 << 16
+        self.delay = 0.0  # seconds slept before each chunk (a slow mirror, so a test can kill a run mid-way)
 
     def url(self, relpath: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/files/{relpath}"
@@ -108,9 +111,11 @@ class _Handler(BaseHTTPRequestHandler):
             f.seek(start)
             remaining = limit
             while remaining > 0:
-                chunk = f.read(min(1 << 16, remaining))
+                chunk = f.read(min(self.server.chunk, remaining))
                 if not chunk:
                     break
+                if self.server.delay:
+                    time.sleep(self.server.delay)
                 try:
                     self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):

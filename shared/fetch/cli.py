@@ -54,6 +54,9 @@ def add_fetch_arguments(p: argparse.ArgumentParser) -> None:
                           "(default: the YouTube page, resolved by yt-dlp)")
     src.add_argument("--resolve", choices=("auto", "ytdlp", "direct"), default="auto",
                      help="auto: URLs ending in a media extension go straight to ffmpeg, others to yt-dlp")
+    src.add_argument("--source", action="append", metavar="MIRROR",
+                     help="copy the clips out of a mirror (tar.gz, tar, zip, Parquet, folder or glob of them; "
+                          "repeatable) instead of downloading: see `avsets unpack`")
     src.add_argument("--cookies", help="Netscape cookies file (yt-dlp and ffmpeg)")
     src.add_argument("--proxy", help="HTTP proxy URL")
     run = p.add_argument_group("running")
@@ -207,6 +210,10 @@ def run_fetch_command(args: argparse.Namespace) -> int:
                                     stats=stats, whole_videos=args.whole_videos, **_config_kwargs(args.option))
         else:
             raise FetchSetupError("name a corpus (e.g. vggsound) or give --segments CSV")
+        if getattr(args, "source", None):
+            from ..sources.unpack import fetch_from_mirror
+
+            return fetch_from_mirror(items, args.source, args.out, options.extensions())
         progress = _Progress(quiet=getattr(args, "quiet", False))
         try:
             report = run_fetch(items, args.out, options, progress=progress)

@@ -21,12 +21,12 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import fsspec
 
 from ..errors import MediaError, UnsafePathError
 from ..paths import safe_relpath
+from ..secrets import redact_url
 from ..segments import MEDIA_EXTENSIONS, media_kind
 from .kinds import Source
 
@@ -35,23 +35,12 @@ logger = logging.getLogger("avsets")
 #: Parquet columns that name a row's clip, tried in this order (``media_key`` in the config overrides).
 KEY_COLUMNS = ("video_id", "youtube_id", "ytid", "id")
 SIDE_EXTENSIONS = frozenset({"json"})  # WebDataset metadata members: read, never served as media
-_SECRET_PARAMS = ("token", "sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
-                  "x-goog-signature", "x-goog-credential", "access_token", "api_key", "key", "se", "sp", "sv",
-                  "skoid", "sktid", "policy", "key-pair-id", "expires")
 
 
 def public_url(url: str) -> str:
-    """``url`` without userinfo or signed/secret query parameters: what may reach a ledger, log or error."""
-    if "://" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.split("?", 1)[0]
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if k.lower() not in _SECRET_PARAMS and not k.lower().startswith("x-amz-")]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query), ""))
+    """``url`` as it may reach a ledger, log or error: userinfo and secret query values masked
+    (:func:`avsets.secrets.redact_url`, the one rule every writer uses)."""
+    return redact_url(url) or ""
 
 
 @dataclass

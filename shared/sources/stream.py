@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ..errors import MediaError, MissingMediaError, UnsafePathError
-from ..media_index import pattern_is_trimmed, render_template, template_values
 from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
 from ..segments import parse_stem_fast, to_ms
+from ..templates import pattern_is_trimmed, render_template, template_values
 from .kinds import ARCHIVE_KINDS, Source, expand_sources
 from .members import Member, ReadStats, has_loose_media, iter_members, public_url, read_json
 
@@ -72,7 +72,7 @@ class RowIndex:
     table: pa.Table
     starts: list[float | None]
     ends: list[float | None]
-    by_key: dict[str, list[int]] = field(default_factory=dict)  # "ms:..", "s:..", "w:.."
+    by_key: dict[str, list[int]] = field(default_factory=dict)  # "ms:..", "s:..", "t:..", "w:.."
     by_rel: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # relpath -> (row, rule)
 
     @classmethod
@@ -93,6 +93,8 @@ class RowIndex:
                 put(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", []).append(i)
             if start is not None and float(start).is_integer():
                 put(f"s:{ytid}_{int(start)}", []).append(i)
+            if start is not None:  # AudioSet's one-time name {ytid}_{start:.3f}
+                put(f"t:{ytid}_{to_ms(start)}", []).append(i)
         rel = index.by_rel.setdefault
         if media_pattern:
             rule = TRIMMED if pattern_is_trimmed(media_pattern) else WHOLE
@@ -143,6 +145,8 @@ def _keys_of(stem: str) -> list[tuple[str, str]]:
     if start is None:
         return [("w:" + ytid, AUTO)]
     if end is None:
+        if "." in stem:
+            return [(f"t:{ytid}_{to_ms(start)}", TRIMMED)]
         return [(f"s:{ytid}_{int(start)}", TRIMMED)]
     return [(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", TRIMMED)]
 
