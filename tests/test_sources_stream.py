@@ -190,3 +190,21 @@ def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
                       streaming=True, decode=False, only_ids=wanted)
     assert [r["id"] for r in ds] == wanted[:1]
     assert "1 of 2 rows have no member" in caplog.text
+
+
+def test_stopping_early_stops_the_archive_reader(vgg):
+    import gc
+    import itertools
+    import threading
+    import time
+
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False)
+    it = iter(ds)
+    assert len(list(itertools.islice(it, 1))) == 1
+    del it
+    gc.collect()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(t.name == "avsets-archive-reader" for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert not any(t.name == "avsets-archive-reader" for t in threading.enumerate())

@@ -159,7 +159,7 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
     reader = io.BufferedReader(counter, buffer_size=1 << 20)
     try:
         try:
-            tf = tarfile.open(fileobj=reader, mode=mode)
+            tf = tarfile.open(fileobj=reader, mode=mode, bufsize=1 << 20)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             stats.bytes_read = counter.count
             raise _damaged(source, stats, exc) from None
@@ -370,3 +370,55 @@ def read_json(data: bytes) -> dict:
     except (UnicodeDecodeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def prefetch(items: Iterator, depth: int = 8) -> Iterator:
+    """``items`` read ahead by a background thread (at most ``depth`` waiting), so decompressing and parsing the
+    archive overlaps with decoding the members already yielded (zlib and libsndfile release the GIL).
+
+    An exception in the reader is raised here, at the item where it happened; closing this generator stops
+    the reader at its next item.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def reader() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            q.put((done, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    thread = threading.Thread(target=reader, name="avsets-archive-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
