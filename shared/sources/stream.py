@@ -164,8 +164,21 @@ def _json_keys(meta: dict) -> list[str]:
     return out
 
 
+def _flac_seconds(data: bytes) -> float | None:
+    """A FLAC's length from its STREAMINFO block (bytes 8-42): no decoder, microseconds per member."""
+    if len(data) < 42 or data[:4] != b"fLaC" or data[4] & 0x7F != 0:
+        return None
+    bits = int.from_bytes(data[18:26], "big")  # 20 bits rate, 3 channels, 5 bits per sample, 36 samples
+    rate, total = bits >> 44, bits & ((1 << 36) - 1)
+    return total / rate if rate and total else None
+
+
 def member_duration(data: bytes, ext: str) -> float | None:
-    """Seconds of media in a member's bytes (soundfile for plain audio, PyAV otherwise); None if unreadable."""
+    """Seconds of media in a member's bytes (FLAC header, soundfile, else PyAV); None if unreadable."""
+    if ext == "flac":
+        seconds = _flac_seconds(data)
+        if seconds is not None:
+            return seconds
     try:
         if ext in ("flac", "wav", "ogg"):
             import soundfile as sf
