@@ -122,7 +122,9 @@ def load_dataset_builder(
     if media_dir is not None:
         roots = normalize_roots(media_dir)
         if not archive_streaming:
-            index = register_index(MediaIndex.scan(roots))
+            index = register_index(MediaIndex.scan(roots, id_named=kwargs.get("id_named", "auto"),
+                                                   key_column=kwargs.get("media_key_column"),
+                                                   on_missing=on_missing or "skip"))
         kwargs["media_dir"] = tuple(roots)
     if data_dir is not None:
         kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))

@@ -28,7 +28,7 @@ from datasets.builder import Key
 
 from .card import read_card
 from .config import AVConfig
-from .errors import ManualDownloadRequired
+from .errors import ManualDownloadRequired, StreamingOnlySourceError
 from .media_index import check_pattern, get_index
 from .resolve import ResolveOptions, ResolveStats, ensure_ids
 from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
@@ -97,6 +97,13 @@ class AVBuilder(datasets.ArrowBasedBuilder):
     def _download_and_prepare(self, *args: Any, **kwargs: Any) -> Any:
         # num_proc workers get a pickled copy: they compare it with their parent (see _stop_if_orphaned)
         self._prepare_owner = os.getpid()
+        if self.config.media_dir:  # map-style only: a .tar.gz source cannot serve random access
+            index = get_index(self.config.media_dir, id_named=self.config.id_named,
+                              key_column=self.config.media_key_column, on_missing=self.config.on_missing)
+            if index.stream_sources:
+                raise StreamingOnlySourceError(
+                    "a .tar.gz cannot be read at random (map-style). Load with streaming=True, or extract the "
+                    "clips your rows need once with `avsets unpack`", source=index.stream_sources[0].url)
         try:
             return super()._download_and_prepare(*args, **kwargs)
         finally:
@@ -125,7 +132,9 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         if row_specs is not None:
             yield from self._generate_archive_tables(shards, split, row_specs, all_archives)
             return
-        index = get_index(self.config.media_dir) if self.config.media_dir else None
+        index = get_index(self.config.media_dir, id_named=self.config.id_named,
+                          key_column=self.config.media_key_column, on_missing=self.config.on_missing) \
+            if self.config.media_dir else None
         opts = ResolveOptions(
             modalities=self.config.modalities,
             media_pattern=self.config.media_pattern,
@@ -156,8 +165,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             corpus=self.CORPUS, config_name=self.config.name, split=split, archives=all_archives,
             modalities=tuple(self.config.modalities), media_pattern=self.config.media_pattern,
             on_missing=self.config.on_missing, label_names=label_names_of(self.info.features),
-            assume_trimmed=getattr(self.config, "media_trimmed", None),
-            key_column=getattr(self.config, "media_key", None),
+            assume_trimmed={"segment": True, "video": False}.get(self.config.id_named),
+            key_column=self.config.media_key_column,
         )
         schema = self.info.features.arrow_schema
         stats = self.stats.setdefault(split, ResolveStats())

@@ -26,6 +26,11 @@ class AVConfig(datasets.BuilderConfig):
         verify_media: probe every resolved file with a full open while preparing (opt-in: costs minutes
             for 200k videos).
         rows_per_shard: rows per streaming shard (1,000-2,000 keeps DataLoader workers and resume useful).
+        id_named: what a file named by the YouTube id alone holds: ``"segment"`` (AudioSet mirrors:
+            ``media_offset`` 0), ``"video"`` (downloads: cut at ``start``) or ``"auto"`` (decided per source
+            from probed durations; see :mod:`avsets.sources.clip_or_video`).
+        media_key_column: for Parquet media sources, the column that names each row's clip (default: the
+            first of ``video_id``, ``youtube_id``, ``ytid``, ``id``, plus the stem of the media ``path``).
         only_ids: keep just these clip ids (sorted; ``load_dataset(only_ids=FILE)`` reads them from a
             manifest or CSV), so two labs evaluate on exactly the same clips; part of the cache key.
     """
@@ -37,6 +42,8 @@ class AVConfig(datasets.BuilderConfig):
     modalities: tuple[str, ...] = ("audio", "video")
     verify_media: bool = False
     rows_per_shard: int = 1000
+    id_named: str = "auto"
+    media_key_column: str | None = None
     only_ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -53,6 +60,8 @@ class AVConfig(datasets.BuilderConfig):
             raise ValueError(f"modalities must be a non-empty subset of ('audio', 'video'), not {self.modalities!r}")
         if isinstance(self.media_dir, list):
             self.media_dir = tuple(self.media_dir)
+        if self.id_named not in ("auto", "segment", "video"):
+            raise ValueError(f"id_named must be 'auto', 'segment' or 'video', not {self.id_named!r}")
         if self.only_ids is not None:
             self.only_ids = tuple(sorted(set(self.only_ids)))
         if self.rows_per_shard < 1:

@@ -120,3 +120,19 @@ def scrub_secrets(text: str, *secrets: str | None) -> str:
     for secret in sorted({s for s in found if s and len(s) >= 8}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+class MediaSourceError(AvsetsError):
+    """A media source (zip, tar, Parquet mirror) cannot be read as a whole: truncated, corrupt, wrong kind.
+
+    Names the source; a single bad member is a :class:`MediaError` of that member instead.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None):
+        self.source = source
+        self.reason = message
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class StreamingOnlySourceError(MediaSourceError):
+    """A ``.tar.gz``/``.tgz`` source used map-style: gzip cannot be read at random."""

@@ -18,7 +18,8 @@ from typing import NamedTuple
 import fsspec
 import pyarrow as pa
 
-from .segments import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS, parse_stem_fast
+from .segments import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
+from .sources.keys import keys_for_member
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ class MediaIndex:
     """Names under one or more media roots, keyed every way a row can ask for them.
 
     Keys: ``ms:{ytid}_{start_ms}_{end_ms}`` (millisecond and 3-decimal names), ``s:{ytid}_{start_s}``
-    (VGGSound's ``{ytid}_{start:06d}``) and ``w:{ytid}`` (whole videos); ``by_relpath`` maps exact
+    (VGGSound's ``{ytid}_{start:06d}``), ``t:{ytid}_{start_ms}`` (AudioSet's one-time ``{ytid}_{start:.3f}``),
+    ``w:{ytid}`` (whole videos) and ``i:{ytid}`` (id-named files that
+    hold the segment itself, see :mod:`avsets.sources.clip_or_video`); ``by_relpath`` maps exact
     relative paths, for user templates and corpora with their own layouts.  Each key holds at most one audio and
     one video file; the first root listed wins, so a user can shadow a mirror with local fixes.
     """
@@ -59,50 +62,105 @@ class MediaIndex:
     roots: tuple[str, ...] = ()
     files: dict[str, dict[str, MediaFile]] = field(default_factory=dict)
     by_relpath: dict[str, MediaFile] = field(default_factory=dict)
-    namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "w")
+    namings: set[str] = field(default_factory=set)  # which key prefixes occur ("ms", "s", "t", "w")
     _tables: dict[str, tuple] = field(default_factory=dict, repr=False)
     fingerprint: str = "empty"
     num_files: int = 0
+    stream_sources: list = field(default_factory=list)  # .tar.gz sources: streaming only
+    skipped_sources: list[str] = field(default_factory=list)  # archives that could not be read
+    source_stats: dict = field(default_factory=dict)  # archive url -> SourceStats
+    id_named_verdicts: dict[str, str] = field(default_factory=dict)  # source -> "segment" | "video"
+    options: tuple = ("auto", None)  # (id_named, key_column) the index was made with
+    _dups_in_last: int = field(default=0, repr=False)
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
-    def scan(cls, roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> MediaIndex:
-        """Walk every root once (any depth; local folders or fsspec URLs)."""
+    def scan(cls, roots: str | os.PathLike | Sequence[str | os.PathLike] | None, *, id_named: str = "auto",
+             key_column: str | None = None, on_missing: str = "skip") -> MediaIndex:
+        """Walk every root once: folders (any depth, local or fsspec) and the archives they hold.
+
+        Roots are expanded by :func:`avsets.sources.expand_sources`: a folder is its loose media files, then
+        each zip/tar/Parquet below it.  Archive members are indexed through their central directory, header
+        index or key columns (cached) and stored with a member locator as their ``path``.  ``.tar.gz``
+        sources are listed in ``stream_sources`` (streaming only).  An unreadable archive raises
+        :class:`~avsets.errors.MediaSourceError` with ``on_missing="error"``; otherwise it is logged and
+        counted in ``skipped_sources``.
+        """
+        from .sources import expand_sources
+        from .sources.clip_or_video import decide, pick_probes, probe_many
+
         root_list = normalize_roots(roots)
-        index = cls(roots=tuple(root_list))
-        lines: list[str] = []
-        add = index._add
-        for root in root_list:
-            lines.append(f"root\0{root}")
-            for relpath, path, size, mtime in _walk(root):
-                lines.append(f"{relpath}\0{size}\0{mtime}")
-                add(path, relpath, size, mtime)
+        index = cls(roots=tuple(root_list), options=(id_named, key_column))
+        lines: list[str] = [f"id_named\0{id_named}\0{key_column or ''}"]
+        for src in expand_sources(root_list):
+            index._dups_in_last = 0
+            if src.kind == "folder":
+                lines.append(f"root\0{src.url}")
+                files = list(_walk(src.url))
+                lines.extend(f"{rel}\0{size}\0{mtime}" for rel, _, size, mtime in files)
+                id_only = [path for rel, path, _, _ in files if _id_only(rel)]
+                verdict = decide(probe_many(pick_probes(id_only)) if id_only and id_named == "auto" else [],
+                                 id_named, src.url)
+                seen: set[str] = set()
+                for rel, path, size, mtime in files:
+                    index._add(path, rel, size, mtime, id_named=verdict, seen=seen)
+                if id_only:
+                    index.id_named_verdicts[src.url] = verdict
+                continue
+            if src.kind == "tgz":
+                index.stream_sources.append(src)
+                lines.append(f"stream\0{src.url}")
+                continue
+            si = _index_archive(src, key_column, on_missing)
+            if si is None:
+                index.skipped_sources.append(src.url)
+                lines.append(f"skipped\0{src.url}")
+                continue
+            id_only = [m.locator for m in si.members if _id_only(m.relpath) or (m.alias and _id_only(m.alias))]
+            if id_only and id_named == "auto" and "durations" not in si.extra:
+                si.extra["durations"] = probe_many(pick_probes(id_only))
+                si.save_extra()
+            verdict = decide(si.extra.get("durations", []) if id_only else [], id_named, src.url)
+            lines.append(f"{src.kind}\0{src.url}\0{si.info.size}\0{si.info.identity}\0{verdict}")
+            seen = set()
+            mtime = 0.0
+            for m in si.members:
+                index._add(m.locator, m.relpath, m.size, mtime, id_named=verdict, seen=seen, alias=m.alias)
+            if id_only:
+                index.id_named_verdicts[src.url] = verdict
+            si.stats.duplicates = index._dups_in_last
+            index.source_stats[src.url] = si.stats
+            _log_source(src.url, si)
         # In listing order: a file system lists an unchanged folder the same way, and a changed order can
         # only cost a spurious cache miss, never a stale hit.  (Sorting 200k names cost ~0.3 s.)
         digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
         index.fingerprint = digest[:16] if root_list else "empty"
         return index
 
-    def _add(self, path: str, relpath: str, size: int, mtime: float) -> None:
-        base = relpath.rsplit("/", 1)[-1]
-        stem, _, ext = base.rpartition(".")
-        kind = _KINDS.get(ext.lower())
-        if kind is None or not stem:
+    def _add(self, path: str, relpath: str, size: int, mtime: float, *, id_named: str = "video",
+             seen: set[str] | None = None, alias: str | None = None) -> None:
+        kind, keys = keys_for_member(relpath, id_named=id_named)
+        if kind is None:
             return
+        if alias is not None:
+            keys = keys + [k for k in keys_for_member(alias, id_named=id_named)[1] if k not in keys]
         mf = MediaFile(path, relpath, kind, size, mtime)
         self.num_files += 1
         self.by_relpath.setdefault(relpath, mf)
-        parsed = parse_stem_fast(stem)
-        if parsed is None:
+        if seen is not None and not keys:
             return
-        ytid, start, end = parsed
-        self.namings.add("w" if start is None else "s" if end is None else "ms")
-        if start is None:
-            self._put("w:" + ytid, mf)
-        elif end is None:
-            self._put(f"s:{ytid}_{int(start)}", mf)
-        else:
-            self._put(f"ms:{ytid}_{int(round(start * 1000))}_{int(round(end * 1000))}", mf)
+        for key in keys:
+            self.namings.add(key.split(":", 1)[0])
+            if seen is not None:
+                tag = f"{kind}\0{key}"
+                if tag in seen:
+                    self._dups_in_last += 1
+                    if self._dups_in_last <= 3:
+                        logger.warning("duplicate media for %s: %s ignored (the first one wins)", key[key.index(":") + 1:],
+                                       path if "://" not in path and not path.startswith("avsets:") else relpath)
+                    continue
+                seen.add(tag)
+            self._put(key, mf)
 
     def _put(self, key: str, mf: MediaFile) -> None:
         slot = self.files.get(key)
@@ -144,6 +202,36 @@ class MediaIndex:
 
     def __len__(self) -> int:
         return self.num_files
+
+
+def _id_only(relpath: str) -> bool:
+    """A media name made of the YouTube id alone (``{ytid}.flac``): clip or whole video is ambiguous."""
+    kind, keys = keys_for_member(relpath)
+    return kind is not None and bool(keys) and keys[0].startswith("w:")
+
+
+def _index_archive(src, key_column: str | None, on_missing: str):
+    from .errors import MediaSourceError, MetadataError
+    from .sources.access import index_source
+
+    try:
+        return index_source(src, key_column=key_column)
+    except MetadataError:
+        raise
+    except MediaSourceError as exc:
+        if on_missing == "error":
+            raise
+        logger.warning("%s; its media count as missing (on_missing=%r)", exc, on_missing)
+        return None
+
+
+def _log_source(url: str, si) -> None:
+    st = si.stats
+    skipped = {k: v for k, v in (("unsafe names", st.unsafe), ("encrypted", st.encrypted),
+                                 ("truncated", st.truncated), ("duplicates", st.duplicates)) if v}
+    if skipped:
+        logger.warning("%s: %d media members indexed; skipped %s", url, len(si.members),
+                       ", ".join(f"{v} {k}" for k, v in skipped.items()))
 
 
 def normalize_roots(roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[str]:
@@ -274,10 +362,13 @@ def register_index(index: MediaIndex) -> MediaIndex:
     return index
 
 
-def get_index(roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> MediaIndex:
-    """The registered index for ``roots``, scanning once if this process has none yet."""
+def get_index(roots: str | os.PathLike | Sequence[str | os.PathLike] | None, *, id_named: str | None = None,
+              key_column: str | None = None, on_missing: str = "skip") -> MediaIndex:
+    """The registered index for ``roots``, scanning once if this process has none yet (or, when the
+    caller states source options, none made with those options)."""
     key = tuple(normalize_roots(roots))
     index = _INDEXES.get(key)
-    if index is None:
-        index = register_index(MediaIndex.scan(list(key)))
+    if index is None or (id_named is not None and index.options != (id_named, key_column)):
+        index = register_index(MediaIndex.scan(list(key), id_named=id_named or "auto", key_column=key_column,
+                                               on_missing=on_missing))
     return index

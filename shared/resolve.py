@@ -169,6 +169,12 @@ def _builtin_hits(table: pa.Table, index: MediaIndex) -> list[tuple[tuple[list, 
         whole = pc.equal(pc.floor(start_col), start_col)
         text = pc.binary_join_element_wise(ytid, start_col.cast(pa.int64(), safe=False).cast(pa.string()), "_")
         out.append((("s", 0.0), pc.if_else(whole, text, None)))
+    if "start" in cols and "t" in index.namings:  # {ytid}_{start:.3f}: matches rows with that start
+        start_ms = pc.round(pc.multiply(table.column("start").cast(pa.float64()), 1000.0))
+        out.append((("t", 0.0), pc.binary_join_element_wise(
+            ytid, start_ms.cast(pa.int64(), safe=False).cast(pa.string()), "_")))
+    if "i" in index.namings:  # named by id alone, judged to hold the segment itself (sources.clip_or_video)
+        out.append((("i", 0.0), ytid))
     if "w" in index.namings:
         out.append((("w", "start"), ytid))
     hits = []

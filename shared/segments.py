@@ -102,7 +102,8 @@ def parse_media_name(name: str) -> ParsedName | None:
     """Parse a media file name (any folder prefix) into id and times, or None when it follows no convention.
 
     Known conventions (DESIGN.md): ``{ytid}_{start_ms}_{end_ms}``, ``{ytid}_{start:.3f}_{end:.3f}``,
-    ``Y{ytid}_{start:.3f}_{end:.3f}``, ``{ytid}_{start:06d}`` and ``{ytid}`` (whole video).
+    ``Y{ytid}_{start:.3f}_{end:.3f}``, ``{ytid}_{start:06d}``, ``{ytid}_{start:.3f}`` (AudioSet's one-time
+    name) and ``{ytid}`` (whole video).
     """
     stem, ext = split_ext(name)
     if ext not in MEDIA_EXTENSIONS:
@@ -120,7 +121,8 @@ def parse_stem_fast(stem: str) -> tuple[str, float | None, float | None] | None:
     """``(id, start, end)`` from a bare file stem with one regex match (the index calls it per file).
 
     An 11-character id is anchored at the start, so ids containing ``_`` never confuse the separators;
-    times are all integer milliseconds or all 3-decimal seconds (``Y`` prefix allowed for the latter).
+    times are all integer milliseconds or all 3-decimal seconds (``Y`` prefix allowed for the latter); a
+    single time is whole seconds (VGGSound) or 3-decimal seconds (AudioSet's ``{ytid}_{start:.3f}``).
     """
     m = _FAST_NAME.match(stem)
     if m is None:
@@ -134,7 +136,9 @@ def parse_stem_fast(stem: str) -> tuple[str, float | None, float | None] | None:
     if a is None:
         return m.group("id"), None, None
     if b is None:
-        return (m.group("id"), float(a), None) if "." not in a else None
+        if "." in a and len(a.rsplit(".", 1)[1]) != 3:
+            return None
+        return m.group("id"), float(a), None  # VGGSound's {start:06d} or AudioSet's one-time {start:.3f}
     dotted_a, dotted_b = "." in a, "." in b
     if dotted_a != dotted_b:
         return None

@@ -6,7 +6,8 @@ Real HTTP on 127.0.0.1 (``ThreadingHTTPServer``), so the real clients run unpatc
 Served: repo info (``GET /api/datasets/{repo}[/revision/{rev}]``), ``POST /api/repos/create``, branch create,
 ``preupload`` (``*.parquet`` and files over 1 MB go to LFS), LFS batch + ``PUT /_lfs/{oid}``,
 ``POST /api/validate-yaml``, NDJSON ``commit``, ``tree`` and ``paths-info`` listings, and ``resolve`` with
-``HEAD`` and ``Range``. State lives in memory; every request is recorded (method, path, whether a token was
+``HEAD`` and ``Range``. State lives in memory, with byte counters of what was uploaded (``bytes_in``) and
+downloaded (``bytes_out``); every request is recorded (method, path, whether a token was
 sent) for assertions, never the token itself.
 
 Fault injection for tests: ``fail_commits=n`` answers the next ``n`` commits with HTTP 500, and
@@ -77,6 +78,8 @@ class HubState:
         self.fail_commits = 0
         self.allow_commits: int | None = None  # when set: this many commits succeed, then one fails
         self.echo_auth_in_errors = False
+        self.bytes_in = 0  # request bodies received (uploads: LFS PUTs, commits with inline files)
+        self.bytes_out = 0  # file bytes served by ``resolve`` (downloads, whole or ranged)
 
     def new_sha(self, seed: str) -> str:
         return hashlib.sha1(f"{seed}{time.time_ns()}{len(self.commits)}".encode()).hexdigest()
@@ -119,8 +122,13 @@ class Handler(BaseHTTPRequestHandler):
                     return out
                 out += self.rfile.read(size)
                 self.rfile.readline()
+                with self.state.lock:
+                    self.state.bytes_in += size
         n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        data = self.rfile.read(n) if n else b""
+        with self.state.lock:
+            self.state.bytes_in += len(data)
+        return data
 
     def _send(self, status: int, body: bytes | dict | list = b"", headers: dict | None = None,
               head_only: bool = False) -> None:
@@ -394,6 +402,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
                 return
             headers["Content-Range"] = f"bytes {a}-{b}/{len(data)}"
+            with self.state.lock:
+                self.state.bytes_out += b + 1 - a
             self._send(206, data[a : b + 1], headers)
             return
         if head_only:
@@ -403,6 +413,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             return
+        with self.state.lock:
+            self.state.bytes_out += len(data)
         self._send(200, data, headers)
 
 

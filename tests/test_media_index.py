@@ -36,6 +36,7 @@ def rows(*segs):
         (f"deep/er/{YT}_30.000_40.000.ogg", 0.0),
         (f"Y{YT}_30.000_40.000.flac", 0.0),
         (f"videos/{YT}.mp4", 30.0),
+        (f"{YT}_30.000.mp4", 0.0),  # AudioSet's one-time name: matched on the start alone
     ],
 )
 def test_every_naming_resolves(tmp_path, relpath, offset):
@@ -167,3 +168,11 @@ def test_non_media_and_hidden_temp_files_are_ignored(tmp_path):
     touch(tmp_path / f".{YT}_000030.flac")
     touch(tmp_path / f"{YT}_000030.flac.part")
     assert len(MediaIndex.scan(str(tmp_path))) == 0
+
+
+def test_one_time_name_matches_only_rows_with_that_start(tmp_path):
+    touch(tmp_path / f"{YT}_30.500.m4a")
+    index = MediaIndex.scan(str(tmp_path))
+    out, stats = attach_media(rows((YT, 30.5, 40.5), (YT, 30, 40), (YT, 30.5, 35)), index, ResolveOptions())
+    assert stats.found == 2 and [r["start"] for r in out.to_pylist()] == [30.5, 30.5]
+    assert all(r["media_offset"] == 0.0 and r["audio"]["path"].endswith("_30.500.m4a") for r in out.to_pylist())

@@ -46,6 +46,8 @@ def test_clip_key_is_stable_under_float_noise():
         ("a/b/-5o4C4ZtHSU.MP4", ("-5o4C4ZtHSU", None, None, "mp4")),  # whole video, any depth
         ("___________.webm", ("___________", None, None, "webm")),
         ("x_y_z_a_b_c_1500_11500.opus", ("x_y_z_a_b_c", 1.5, 11.5, "opus")),
+        ("-5o4C4ZtHSU_30.000.mp4", ("-5o4C4ZtHSU", 30.0, None, "mp4")),  # AudioSet one-time name
+        ("-5o4C4ZtHSU_1.500.m4a", ("-5o4C4ZtHSU", 1.5, None, "m4a")),
     ],
 )
 def test_parse_media_name(name, expected):
@@ -55,7 +57,8 @@ def test_parse_media_name(name, expected):
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "short.mp4", "-5o4C4ZtHSU_40000_30000.wav", "-5o4C4ZtHSU.part",
-                                  "-5o4C4ZtHSU_abc.wav", "toolongidxxxx.mp4"])
+                                  "-5o4C4ZtHSU_abc.wav", "toolongidxxxx.mp4",
+                                  "-5o4C4ZtHSU_30.5.wav"])
 def test_unparseable_names(name):
     assert parse_media_name(name) is None
 

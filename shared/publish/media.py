@@ -29,6 +29,9 @@ import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
+from ..sources.access import read_media_bytes
+from ..sources.locator import is_member
+
 #: target audio formats -> (libsndfile major format, file extension)
 AUDIO_FORMATS: dict[str, tuple[str, str]] = {"flac": ("FLAC", "flac"), "wav": ("WAV", "wav")}
 
@@ -55,6 +58,8 @@ def read_source(src: str | bytes | pa.Buffer) -> pa.Buffer:
         return src
     if isinstance(src, (bytes, bytearray, memoryview)):
         return pa.py_buffer(src)
+    if is_member(src):  # an archive member or Parquet mirror row (avsets.sources)
+        return pa.py_buffer(read_media_bytes(src))
     if "://" not in src or src.startswith("file://"):  # plain local path: skip fsspec's URL parsing per file
         with pa.OSFile(src.removeprefix("file://"), "rb") as f:
             return f.read_buffer()

@@ -322,19 +322,23 @@ def finalize_split(
     Idempotent: a part already renamed is skipped, so a crash here is fixed by a rerun. Stale shards of an
     earlier export of the same split (a different NNNNN) are removed so ``<split>-*`` globs only this one.
     """
-    parts = [s.name for c in sorted(chunks, key=lambda c: c.chunk) for s in c.shards]
-    names = final_names(split, len(parts))
+    records = [s for c in sorted(chunks, key=lambda c: c.chunk) for s in c.shards]
+    names = final_names(split, len(records))
     data_dir = f"{root}/data/{config}"
     fs.makedirs(data_dir, exist_ok=True)
     parts_dir = f"{state_dir(root, config)}/parts"
-    for part, name in zip(parts, names, strict=True):
-        src, dst = f"{parts_dir}/{part}", f"{data_dir}/{name}"
+    present = []
+    for rec, name in zip(records, names, strict=True):
+        src, dst = f"{parts_dir}/{rec.name}", f"{data_dir}/{name}"
         if fs.exists(src):
             fs.mv(src, dst)
         elif not fs.exists(dst):
-            raise FileNotFoundError(f"shard {part} of {config}/{split} is neither in {parts_dir} nor at {dst}")
+            if rec.num_rows == 0:  # every row taken down by `export --prune`: the shard was deleted
+                continue
+            raise FileNotFoundError(f"shard {rec.name} of {config}/{split} is neither in {parts_dir} nor at {dst}")
+        present.append(name)
     keep = set(names)
     for path in fs.glob(f"{data_dir}/{split}-*.parquet"):
         if path.rsplit("/", 1)[-1] not in keep:
             fs.rm(path)
-    return names
+    return present

@@ -11,6 +11,12 @@ serve this row" for all of them:
 - archive-order streaming for ``.tar.gz`` (and as the fast path for tar and Parquet when streaming).
 """
 
+from .access import SourceIndex, index_source, open_media, read_media_bytes
+from .clip_or_video import ID_NAMED
+from .keys import keys_for_member, member_kind
 from .kinds import ARCHIVE_KINDS, Source, expand_sources, source_kind
+from .locator import is_member, make_locator, parse_locator
 
-__all__ = ["ARCHIVE_KINDS", "Source", "expand_sources", "source_kind"]
+__all__ = ["ARCHIVE_KINDS", "ID_NAMED", "Source", "SourceIndex", "expand_sources", "index_source", "is_member",
+           "keys_for_member", "make_locator", "member_kind", "open_media", "parse_locator", "read_media_bytes",
+           "source_kind"]

@@ -32,7 +32,7 @@ from .kinds import Source
 
 logger = logging.getLogger("avsets")
 
-#: Parquet columns that name a row's clip, tried in this order (``media_key`` in the config overrides).
+#: Parquet columns that name a row's clip, tried in this order (``media_key_column`` in the config overrides).
 KEY_COLUMNS = ("video_id", "youtube_id", "ytid", "id")
 SIDE_EXTENSIONS = frozenset({"json"})  # WebDataset metadata members: read, never served as media
 

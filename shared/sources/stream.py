@@ -34,13 +34,15 @@ from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
 from ..segments import parse_stem_fast, to_ms
 from ..templates import pattern_is_trimmed, render_template, template_values
+from .clip_or_video import TOLERANCE
 from .kinds import ARCHIVE_KINDS, Source, expand_sources
 from .members import Member, ReadStats, has_loose_media, iter_members, prefetch, public_url, read_json
 
 logger = logging.getLogger("avsets")
 
-#: A file named by YouTube id alone is the segment itself when it lasts at most the segment plus this.
-SEGMENT_TOLERANCE = 1.0
+#: A file named by YouTube id alone is the segment itself when it lasts at most the segment plus this
+#: (the same tolerance as the random-access sources, :mod:`avsets.sources.clip_or_video`).
+SEGMENT_TOLERANCE = TOLERANCE
 TRIMMED, WHOLE, AUTO = "trimmed", "whole", "auto"
 _BATCH_ROWS = 16
 _BATCH_BYTES = 32 << 20
@@ -72,7 +74,7 @@ class RowIndex:
     table: pa.Table
     starts: list[float | None]
     ends: list[float | None]
-    by_key: dict[str, list[int]] = field(default_factory=dict)  # "ms:..", "s:..", "w:.."
+    by_key: dict[str, list[int]] = field(default_factory=dict)  # "ms:..", "s:..", "t:..", "w:.."
     by_rel: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # relpath -> (row, rule)
 
     @classmethod
@@ -93,6 +95,8 @@ class RowIndex:
                 put(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", []).append(i)
             if start is not None and float(start).is_integer():
                 put(f"s:{ytid}_{int(start)}", []).append(i)
+            if start is not None:  # AudioSet's one-time name {ytid}_{start:.3f}
+                put(f"t:{ytid}_{to_ms(start)}", []).append(i)
         rel = index.by_rel.setdefault
         if media_pattern:
             rule = TRIMMED if pattern_is_trimmed(media_pattern) else WHOLE
@@ -143,6 +147,8 @@ def _keys_of(stem: str) -> list[tuple[str, str]]:
     if start is None:
         return [("w:" + ytid, AUTO)]
     if end is None:
+        if "." in stem:
+            return [(f"t:{ytid}_{to_ms(start)}", TRIMMED)]
         return [(f"s:{ytid}_{int(start)}", TRIMMED)]
     return [(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", TRIMMED)]
 

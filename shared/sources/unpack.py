@@ -375,8 +375,9 @@ def run_unpack_command(args: argparse.Namespace) -> int:
             raise UnpackSetupError("the corpus has no rows for this config/split")
         modalities = ("audio",) if args.audio_only else ("audio", "video")
         report = unpack_rows(table, args.media_dir, args.out, modalities=modalities,
-                             media_pattern=kwargs.get("media_pattern"), assume_trimmed=kwargs.get("media_trimmed"),
-                             key_column=kwargs.get("media_key"), quiet=args.quiet)
+                             media_pattern=kwargs.get("media_pattern"),
+                             assume_trimmed={"segment": True, "video": False}.get(kwargs.get("id_named", "auto")),
+                             key_column=kwargs.get("media_key_column"), quiet=args.quiet)
     except (AvsetsError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"avsets unpack: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,487 @@
+"""Make takedowns reach a published copy: ``avsets export --prune`` (a local export) and ``avsets push --sync``.
+
+Both run the same steps on a *copy* (a local export folder, or a Hub repo at one commit):
+
+1. find the shards holding a listed clip by reading only the ``id`` / ``youtube_id`` columns of each shard
+   (a few ranged reads on the Hub, never the media);
+2. rewrite just those shards, row group by row group, keeping every other row's values (media bytes
+   included) as they were; untouched shards are not rewritten at all (same bytes, same sha256);
+3. update the card (``dataset_info`` split sizes, ``size_categories``, the availability table, a short
+   takedowns note) and append the removed rows to ``takedowns.csv``, published beside the data.
+
+Shard names stay as they are: a rewritten shard keeps its ``<split>-XXXXX-of-NNNNN.parquet`` name (so
+every other file keeps its name and hash, and a sync uploads only what changed), and a shard left with no
+row is *deleted* rather than kept empty, because stock ``datasets`` fails on a zero-row Parquet file
+("BatchSize must be greater than 0"). The card's ``data_files`` glob (``data/<config>/<split>-*``) does
+not care about the gap in the numbering; a split left with no row at all is dropped from the card.
+
+How the changes are applied atomically is the caller's part: ``apply_local`` (a journal of renames,
+finished by a rerun) and ``sync_hub.sync_hub`` (one Hub commit).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import filelock
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from huggingface_hub import DatasetCard
+
+from ..errors import AvsetsError
+from ..manifest import MANIFEST_DIR, Manifest, manifest_hash
+from .card import (
+    AVAIL_END,
+    AVAIL_START,
+    MANIFEST_END,
+    MANIFEST_START,
+    TAKEDOWNS_END,
+    TAKEDOWNS_START,
+    _avail_rows,
+    _avail_table,
+    _manifest_rows,
+    _manifest_table,
+    size_category,
+)
+from .shards import STATE_DIR, parquet_writer_options
+from .takedowns import (
+    TAKEDOWNS_FILE,
+    Removed,
+    Takedown,
+    read_takedowns_csv,
+    write_takedowns_csv,
+)
+
+logger = logging.getLogger(__name__)
+
+TD_START, TD_END = TAKEDOWNS_START, TAKEDOWNS_END
+#: set to a step name (``staged``, ``journal``, ``moved``, ``uploaded``) to SIGKILL the process there: the
+#: tests' way of proving a killed sync is finished by a rerun
+KILL_ENV = "AVSETS_SYNC_KILL_AT"
+SYNC_DIR = f"{STATE_DIR}/sync"
+
+
+def kill_point(step: str) -> None:
+    if os.environ.get(KILL_ENV) == step:
+        logger.warning("%s=%s: killing this process", KILL_ENV, step)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SyncError(AvsetsError):
+    """The copy cannot be synced (not an avsets export, a shard without an ``id`` column...)."""
+
+
+@dataclass
+class ShardChange:
+    """One shard that holds listed clips: what it held, what goes."""
+
+    path: str  # relative: data/<config>/<split>-XXXXX-of-NNNNN.parquet
+    config: str
+    split: str
+    rows_before: int
+    bytes_before: int
+    removed: list[Removed]
+    bytes_after: int | None = None  # set once rewritten (0: deleted)
+
+    @property
+    def rows_after(self) -> int:
+        return self.rows_before - len(self.removed)
+
+
+@dataclass
+class SyncPlan:
+    """What a sync changes: shards to rewrite, rows removed, and the listed keys found nowhere."""
+
+    changes: list[ShardChange] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    already_removed: int = 0  # listed clips that takedowns.csv already records (a rerun)
+    shards_scanned: int = 0
+    files: dict[str, int] = field(default_factory=dict)  # every file of the copy: path -> size
+
+    @property
+    def removed(self) -> list[Removed]:
+        return [r for c in self.changes for r in c.removed]
+
+
+class Copy:
+    """A published copy, read-only: a local folder here, a Hub repo at one commit in ``sync_hub``."""
+
+    def files(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def read_bytes(self, path: str) -> bytes | None:
+        raise NotImplementedError
+
+    def read_columns(self, path: str, columns: list[str]) -> pa.Table:
+        """Those of ``columns`` the shard has (only their column chunks are read)."""
+        raise NotImplementedError
+
+    def local_path(self, path: str) -> Path:
+        raise NotImplementedError
+
+
+class LocalCopy(Copy):
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def files(self) -> dict[str, int]:
+        out = {}
+        for p in sorted(self.root.rglob("*")):
+            rel = p.relative_to(self.root)
+            if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+                out[rel.as_posix()] = p.stat().st_size
+        return out
+
+    def read_bytes(self, path: str) -> bytes | None:
+        p = self.root / path
+        return p.read_bytes() if p.is_file() else None
+
+    def read_columns(self, path: str, columns: list[str]) -> pa.Table:
+        return read_present_columns(pq.ParquetFile(self.root / path), columns)
+
+    def local_path(self, path: str) -> Path:
+        return self.root / path
+
+
+def read_present_columns(pf: pq.ParquetFile, columns: list[str]) -> pa.Table:
+    names = pf.schema_arrow.names
+    return pf.read(columns=[c for c in columns if c in names])
+
+
+def shard_key(path: str) -> tuple[str, str] | None:
+    """``data/<config>/<split>-....parquet`` -> ``(config, split)``; ``None`` for any other file."""
+    parts = path.split("/")
+    if len(parts) != 3 or parts[0] != "data" or not parts[2].endswith(".parquet") or "-" not in parts[2]:
+        return None
+    return parts[1], parts[2].split("-", 1)[0]
+
+
+def plan_sync(copy: Copy, takedowns: dict[str, Takedown], *, config: str | None = None,
+              split: str | None = None) -> SyncPlan:
+    """Find the shards of ``copy`` holding a clip (by id) or a video (by YouTube id) listed in ``takedowns``."""
+    plan = SyncPlan(files=copy.files())
+    already = {r.id for r in read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE))}
+    found: set[str] = set()
+    keys = pa.array(sorted(takedowns), pa.string())
+    for path, size in plan.files.items():
+        key = shard_key(path)
+        if key is None or (config and key[0] != config) or (split and key[1] != split):
+            continue
+        plan.shards_scanned += 1
+        table = copy.read_columns(path, ["id", "youtube_id"])
+        if "id" not in table.column_names:
+            raise SyncError(f"{path} has no id column: is it an avsets export?")
+        ids = table["id"]
+        hit = pc.is_in(ids, value_set=keys)
+        ytids = table["youtube_id"] if "youtube_id" in table.column_names else None
+        if ytids is not None:
+            hit = pc.or_(pc.fill_null(hit, False), pc.fill_null(pc.is_in(ytids, value_set=keys), False))
+        idx = pc.indices_nonzero(pc.fill_null(hit, False)).to_pylist()
+        if not idx:
+            continue
+        removed = []
+        for i in idx:
+            cid = ids[i].as_py()
+            yt = ytids[i].as_py() if ytids is not None else None
+            td = takedowns.get(cid) or takedowns[yt]
+            found.add(td.key)
+            removed.append(Removed(cid, yt or "", key[0], key[1], td.date, td.reason))
+        plan.changes.append(ShardChange(path, key[0], key[1], table.num_rows, size, removed))
+    plan.not_found = sorted(k for k in takedowns if k not in found and k not in already)
+    plan.already_removed = sum(1 for k in takedowns if k in already and k not in found)
+    return plan
+
+
+def media_columns_of(schema: pa.Schema) -> list[str]:
+    """Columns the export stored as ``Audio``/``Video`` (from the features JSON in the Parquet metadata)."""
+    meta = (schema.metadata or {}).get(b"huggingface")
+    if not meta:
+        return []
+    feats = json.loads(meta).get("info", {}).get("features", {})
+    return [k for k, v in feats.items() if isinstance(v, dict) and v.get("_type") in ("Audio", "Video")]
+
+
+def rewrite_shard(src: Path, dst: Path, drop_ids: Iterable[str]) -> int:
+    """Write ``src`` without the rows whose ``id`` is in ``drop_ids`` to ``dst`` (via ``dst.tmp``); returns
+    the rows kept. Row group by row group, so memory holds one row group; rows keep their values and order,
+    and the writer options are the export's (media uncompressed, small columns zstd)."""
+    drop = pa.array(sorted(set(drop_ids)), pa.string())
+    pf = pq.ParquetFile(src)
+    schema = pf.schema_arrow
+    tmp = dst.with_name(dst.name + ".tmp")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    kept = 0
+    writer = None
+    try:
+        for i in range(pf.num_row_groups):
+            t = pf.read_row_group(i)
+            t = t.filter(pc.invert(pc.fill_null(pc.is_in(t["id"], value_set=drop), False)))
+            if not t.num_rows:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, schema, **parquet_writer_options(schema, media_columns_of(schema)))
+            writer.write_table(t.replace_schema_metadata(schema.metadata), row_group_size=t.num_rows)
+            kept += t.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    if kept:
+        os.replace(tmp, dst)
+    return kept
+
+
+# -- the card -----------------------------------------------------------------------------------------------
+
+def _as_list(value: Any) -> list[dict]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, dict) else list(value)
+
+
+def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str,
+                manifest_rows: dict[tuple[str, str], tuple[int, str]] | None = None) -> str:
+    """The card after ``plan``: split sizes, sizes of the config, size category, availability, manifest
+    hashes (``manifest_rows``: the new ``(clips, hash)`` of each split of the configs whose manifest changed),
+    and the takedowns note."""
+    card = DatasetCard(text)
+    data = card.data
+    per_split: dict[tuple[str, str], tuple[int, int]] = {}  # (config, split) -> (rows removed, bytes delta)
+    for c in plan.changes:
+        n, b = per_split.get((c.config, c.split), (0, 0))
+        per_split[(c.config, c.split)] = (n + len(c.removed), b + (c.bytes_after or 0) - c.bytes_before)
+    infos = data.get("dataset_info")
+    single = isinstance(infos, dict)
+    infos = _as_list(infos)
+    emptied: set[tuple[str, str]] = set()
+    for info in infos:
+        cfg = info.get("config_name", "default")
+        kept_splits = []
+        for sp in info.get("splits") or []:
+            n, b = per_split.get((cfg, sp["name"]), (0, 0))
+            sp["num_examples"] = max(0, int(sp.get("num_examples") or 0) - n)
+            sp["num_bytes"] = max(0, int(sp.get("num_bytes") or 0) + b)
+            if sp["num_examples"] == 0 and (cfg, sp["name"]) in per_split:
+                emptied.add((cfg, sp["name"]))
+                continue
+            kept_splits.append(sp)
+        delta = sum(b for (c2, _), (_, b) in per_split.items() if c2 == cfg)
+        if delta and "splits" in info:
+            info["splits"] = kept_splits
+            for k in ("download_size", "dataset_size"):
+                if k in info:
+                    info[k] = max(0, int(info[k]) + delta)
+        elif "splits" in info:
+            info["splits"] = kept_splits
+    if infos:
+        data["dataset_info"] = infos[0] if single else infos
+        largest = max(sum(int(s.get("num_examples") or 0) for s in i.get("splits") or []) for i in infos)
+        data["size_categories"] = [size_category(largest)]
+    if emptied:  # a split with no file left: its glob would match nothing and stock `datasets` would fail
+        for cfg in _as_list(data.get("configs")):
+            files = cfg.get("data_files")
+            if isinstance(files, list):
+                cfg["data_files"] = [f for f in files
+                                     if not (isinstance(f, dict) and (cfg.get("config_name"), f.get("split")) in emptied)]
+
+    body = card.text.strip()
+    rows = _avail_rows(body)
+    for (cfg, sp), (n, _) in per_split.items():
+        if (cfg, sp) in rows:
+            meta, exported = rows[(cfg, sp)]
+            rows[(cfg, sp)] = (meta, max(0, exported - n))
+    if AVAIL_START in body and AVAIL_END in body:
+        head, rest = body.split(AVAIL_START, 1)
+        body = head + _avail_table(rows) + rest.split(AVAIL_END, 1)[1]
+    if manifest_rows is not None and MANIFEST_START in body and MANIFEST_END in body:
+        changed = {cfg for cfg, _ in manifest_rows}
+        mrows = {k: v for k, v in _manifest_rows(body).items() if k[0] not in changed} | manifest_rows
+        head, rest = body.split(MANIFEST_START, 1)
+        body = head + _manifest_table(mrows) + rest.split(MANIFEST_END, 1)[1]
+    note = (f"{TD_START}\n## Takedowns\n\n{total_removed} clip(s) were removed from this copy after publication "
+            "because their videos were taken down, made private or became unavailable, or their owners asked. "
+            f"`{TAKEDOWNS_FILE}` lists each one (id, YouTube id, config, split, date, reason). Last updated "
+            f"{day} with [avsets](https://pypi.org/project/avsets/).\n{TD_END}")
+    if TD_START in body and TD_END in body:
+        head, rest = body.split(TD_START, 1)
+        body = head + note + rest.split(TD_END, 1)[1]
+    else:
+        body = body + "\n\n" + note
+    return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
+
+
+def _update_manifests(copy: Copy, plan: SyncPlan, day: str) -> dict[str, Manifest]:
+    """``manifests/<config>.json`` of the changed configs without the removed ids (a split left empty goes).
+
+    ``created`` stays the export's; ``extra.updated`` says when the set last changed, so two syncs of the
+    same copy on the same day write the same bytes (a killed and rerun sync equals a clean one)."""
+    out: dict[str, Manifest] = {}
+    for cfg in sorted({c.config for c in plan.changes}):
+        path = f"{MANIFEST_DIR}/{cfg}.json"
+        data = copy.read_bytes(path)
+        if data is None:
+            continue
+        m = Manifest.from_dict(json.loads(data), where=path)
+        gone: dict[str, set[str]] = {}
+        for r in plan.removed:
+            if r.config == cfg:
+                gone.setdefault(r.split, set()).add(r.id)
+        splits = {sp: [i for i in ids if i not in gone.get(sp, ())] for sp, ids in m.splits.items()}
+        m.splits = {sp: ids for sp, ids in splits.items() if ids}
+        m.extra = {**m.extra, "updated": day}
+        out[path] = m
+    return out
+
+
+# -- building the new files ------------------------------------------------------------------------------------
+
+@dataclass
+class SyncOutput:
+    """The files a sync writes (relative path -> local file or bytes) and deletes."""
+
+    writes: dict[str, Path | bytes] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+
+
+def build_outputs(copy: Copy, plan: SyncPlan, work: Path, *, day: str,
+                  extra: Callable[[SyncPlan, SyncOutput], None] | None = None) -> SyncOutput:
+    """Rewrite the changed shards into ``work`` and produce the new card and ``takedowns.csv``."""
+    out = SyncOutput()
+    for c in plan.changes:
+        dst = work / c.path
+        kept = rewrite_shard(copy.local_path(c.path), dst, (r.id for r in c.removed))
+        if kept != c.rows_after:
+            raise SyncError(f"{c.path}: expected {c.rows_after} rows after removing {len(c.removed)}, got {kept}")
+        if kept:
+            c.bytes_after = dst.stat().st_size
+            out.writes[c.path] = dst
+        else:
+            c.bytes_after = 0
+            out.deletes.append(c.path)
+    manifests = _update_manifests(copy, plan, day)
+    out.writes.update({path: m.dumps().encode("utf-8") for path, m in manifests.items()})
+    previous = read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE))
+    seen = {(r.config, r.split, r.id) for r in previous}
+    new = sorted((r for r in plan.removed if (r.config, r.split, r.id) not in seen),
+                 key=lambda r: (r.config, r.split, r.id))
+    out.writes[TAKEDOWNS_FILE] = write_takedowns_csv([*previous, *new])
+    card = copy.read_bytes("README.md")
+    if card is None:
+        raise SyncError("the copy has no README.md: is it an avsets export?")
+    hashes = {(m.config or path.rsplit("/", 1)[-1][:-5], sp): (len(ids), manifest_hash(ids))
+              for path, m in manifests.items() for sp, ids in m.splits.items()}
+    out.writes["README.md"] = update_card(card.decode("utf-8"), plan, total_removed=len(previous) + len(new),
+                                          day=day, manifest_rows=hashes).encode("utf-8")
+    if extra is not None:
+        extra(plan, out)
+    return out
+
+
+# -- applying to a local folder ---------------------------------------------------------------------------------
+
+def _state_updates(root: Path, plan: SyncPlan) -> dict[str, bytes]:
+    """New progress files of the export (``.avsets/<config>/<split>/chunk-*.json``) with the shards' new row
+    counts and sizes, so a later ``avsets export`` rerun into this folder writes a card that agrees."""
+    out: dict[str, bytes] = {}
+    by_split: dict[tuple[str, str], dict[str, ShardChange]] = {}
+    for c in plan.changes:
+        by_split.setdefault((c.config, c.split), {})[c.path.rsplit("/", 1)[1]] = c
+    for (cfg, sp), changes in by_split.items():
+        plan_file = root / STATE_DIR / cfg / "plan.json"
+        if not plan_file.is_file():
+            continue
+        chunks = json.loads(plan_file.read_text())["splits"].get(sp, [])
+        files = [root / STATE_DIR / cfg / sp / f"chunk-{i:05d}.json" for i in range(len(chunks))]
+        if not all(f.is_file() for f in files):
+            continue
+        states = [json.loads(f.read_text()) for f in files]
+        records = [r for s in states for r in s["shards"]]
+        for i, rec in enumerate(records):
+            name = f"{sp}-{i:05d}-of-{len(records):05d}.parquet"
+            if name in changes:
+                rec["num_rows"] = changes[name].rows_after
+                rec["num_bytes"] = changes[name].bytes_after or 0
+        for f, s in zip(files, states, strict=True):
+            out[f.relative_to(root).as_posix()] = json.dumps(s, indent=1, sort_keys=True).encode()
+    return out
+
+
+def _finish_journal(root: Path) -> bool:
+    """Roll a journaled sync forward (idempotent); ``True`` if there was one."""
+    journal = root / SYNC_DIR / "journal.json"
+    if not journal.is_file():
+        return False
+    j = json.loads(journal.read_text())
+    for i, (staged, dest) in enumerate(j["moves"]):
+        src, dst = root / staged, root / dest
+        if src.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        if i == 0:
+            kill_point("moved")
+    for dest in j["deletes"]:
+        (root / dest).unlink(missing_ok=True)
+    journal.unlink()
+    shutil.rmtree(root / SYNC_DIR, ignore_errors=True)
+    return True
+
+
+def apply_local(root: Path, out: SyncOutput, plan: SyncPlan) -> None:
+    """Stage every new file under ``.avsets/sync/stage``, write the journal (the commit point), then rename.
+
+    Killed before the journal exists: nothing changed, a rerun starts over. Killed after: a rerun (or any
+    later sync) finishes the renames from the journal first.
+    """
+    stage = root / SYNC_DIR / "stage"
+    writes = dict(out.writes) | _state_updates(root, plan)
+    moves = []
+    for rel, content in sorted(writes.items()):
+        staged = stage / rel
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, Path):
+            if content.resolve() != staged.resolve():
+                shutil.copyfile(content, staged)
+        else:
+            tmp = staged.with_name(staged.name + ".tmp")
+            tmp.write_bytes(content)
+            os.replace(tmp, staged)
+        moves.append([staged.relative_to(root).as_posix(), rel])
+    kill_point("staged")
+    journal = root / SYNC_DIR / "journal.json"
+    tmp = journal.with_name("journal.json.tmp")
+    tmp.write_text(json.dumps({"moves": moves, "deletes": sorted(out.deletes)}, indent=1))
+    os.replace(tmp, journal)
+    kill_point("journal")
+    _finish_journal(root)
+
+
+def prune_export(folder: str | os.PathLike[str], takedowns: dict[str, Takedown], *, config: str | None = None,
+                 split: str | None = None, dry_run: bool = False, day: str | None = None,
+                 extra: Callable[[SyncPlan, SyncOutput], None] | None = None) -> SyncPlan:
+    """Remove the listed clips from a local export folder (``avsets export --prune``); see the module doc."""
+    from .takedowns import today
+
+    root = Path(folder)
+    if not (root / "README.md").is_file():
+        raise SyncError(f"{root} has no README.md: is it the output of `avsets export`?")
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    with filelock.FileLock(str(root / STATE_DIR / "sync.lock")):
+        if not dry_run and _finish_journal(root):
+            logger.info("finished an interrupted sync of %s", root)
+        elif not dry_run:
+            shutil.rmtree(root / SYNC_DIR, ignore_errors=True)  # staged files of a run killed before its journal
+        copy = LocalCopy(root)
+        plan = plan_sync(copy, takedowns, config=config, split=split)
+        if dry_run or not plan.changes:
+            return plan
+        out = build_outputs(copy, plan, root / SYNC_DIR / "stage", day=day or today(), extra=extra)
+        apply_local(root, out, plan)
+        return plan

@@ -1,0 +1,155 @@
+"""Byte ranges of a local file or an fsspec URL, with the request count kept small and known.
+
+Every random-access reader (zip, tar, Parquet) goes through :class:`RangeReader`, so "how many requests and
+how many bytes" has one answer: ``read(start, end)`` is one ranged request (one ``pread`` locally), and
+:class:`RangeFile` is the seekable file object that ``zipfile``, ``tarfile`` and pyarrow read through.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def local_path(url: str) -> str:
+    return url[len("file://"):] if url.startswith("file://") else url
+
+
+_IDENTITY_KEYS = ("ETag", "etag", "blob_id", "sha256", "Last-Modified", "LastModified", "last_modified", "mtime",
+                  "md5", "Content-MD5", "generation")
+
+
+@dataclass(frozen=True)
+class RemoteInfo:
+    """Size and a change marker (ETag, blob id, mtime...) of a source: the key of its cached index."""
+
+    size: int
+    identity: str
+
+
+class RangeReader:
+    """Reads byte ranges of one source; thread-safe and picklable (it holds only the URL)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.local = is_local(url)
+        self._fs: Any = None
+        self._path: str | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"url": self.url}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["url"])
+
+    def _fs_path(self) -> tuple[Any, str]:
+        if self._pid != os.getpid():  # a forked DataLoader worker: the parent's HTTP session is not ours
+            self._fs, self._pid = None, os.getpid()
+        if self._fs is None:
+            self._fs, self._path = fsspec.core.url_to_fs(self.url)
+        return self._fs, self._path  # type: ignore[return-value]
+
+    def info(self) -> RemoteInfo:
+        """One ``stat`` locally, one metadata request (HEAD, paths-info...) remotely."""
+        if self.local:
+            st = os.stat(local_path(self.url))
+            return RemoteInfo(st.st_size, f"mtime_ns={st.st_mtime_ns}")
+        fs, path = self._fs_path()
+        info = fs.info(path)
+        marks = []
+        for key in _IDENTITY_KEYS:
+            value = info.get(key)
+            if value:
+                marks.append(f"{key}={value}")
+        lfs = info.get("lfs")
+        if isinstance(lfs, dict) and lfs.get("sha256"):
+            marks.append(f"lfs={lfs['sha256']}")
+        return RemoteInfo(int(info.get("size") or 0), ";".join(marks))
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` (shorter at the end of the source): one request."""
+        if end <= start:
+            return b""
+        if self.local:
+            fd = os.open(local_path(self.url), os.O_RDONLY)
+            try:
+                return os.pread(fd, end - start, start)
+            finally:
+                os.close(fd)
+        fs, path = self._fs_path()
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        if protocol in ("http", "https"):
+            return fs.cat_file(path, start=start, end=end)
+        with fs.open(path, "rb", cache_type="none") as f:
+            f.seek(start)
+            return f.read(end - start)
+
+
+class RangeFile(io.RawIOBase):
+    """A read-only seekable file over a :class:`RangeReader`, for ``zipfile``/``tarfile``/pyarrow.
+
+    ``block``: reads smaller than this fetch a whole block (tar headers: one request serves the headers of
+    many small members).  ``tail``: bytes from the end fetched once up front (zip: the end record, the
+    zip64 locator and often the whole central directory in one request).
+    """
+
+    def __init__(self, reader: RangeReader, size: int, *, block: int = 0, tail: int = 0):
+        super().__init__()
+        self.reader, self.size, self.block = reader, size, block
+        self.pos = 0
+        self._buf_start, self._buf = 0, b""
+        self.requests = 0
+        self.bytes_read = 0
+        if tail:
+            start = max(0, size - tail)
+            self._fill(start, size)
+
+    def _fill(self, start: int, end: int) -> None:
+        self._buf_start, self._buf = start, self.reader.read(start, end)
+        self.requests += 1
+        self.bytes_read += len(self._buf)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.size}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.size - self.pos
+        n = max(0, min(n, self.size - self.pos))
+        if n == 0:
+            return b""
+        start, end = self.pos, self.pos + n
+        b0 = self._buf_start
+        if not (b0 <= start and end <= b0 + len(self._buf)):
+            self._fill(start, min(self.size, max(end, start + self.block)))
+            b0 = self._buf_start
+        out = self._buf[start - b0:end - b0]
+        self.pos += len(out)
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
