@@ -14,7 +14,7 @@ from source_server import serve_folder
 
 from avsets import load_dataset
 from avsets.decoding import decode_audio, decode_video
-from avsets.errors import MediaError
+from avsets.errors import MediaSourceError
 from avsets.sources.stream import _PASSES
 
 
@@ -85,7 +85,7 @@ def test_metadata_only_decode_false_embeds_member_bytes(vgg):
         src = vgg.sources.get(row["id"])
         if src is not None:
             assert row["video"]["bytes"] == src.read_bytes()
-            assert row["video"]["path"].endswith(".mp4") and "::" in row["video"]["path"]
+            assert row["video"]["path"].endswith(".mp4") and "!/" in row["video"]["path"]
 
 
 def test_archives_divide_between_nodes_each_row_once(vgg):
@@ -128,7 +128,7 @@ def test_truncated_targz_is_our_error_and_later_rows_count_missing(vgg, tmp_path
     assert f"{n_missing} of 7 rows have no member" in caplog.text
     strict = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(cut)],
                           streaming=True, decode=False, on_missing="error")
-    with pytest.raises(MediaError, match="cut short"):
+    with pytest.raises(MediaSourceError, match="cut short"):
         list(strict)
 
 
@@ -179,7 +179,7 @@ def test_parquet_without_media_column_is_our_error(aset, tmp_path):
     pq.write_table(pa.table({"video_id": aset.ids, "labels": [["x"]] * len(aset.ids)}), bad)
     ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=str(bad), streaming=True,
                       on_missing="error")
-    with pytest.raises(MediaError, match="no media column"):
+    with pytest.raises(MediaSourceError, match="no media column"):
         list(ds)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ..errors import MediaError, MissingMediaError, UnsafePathError
+from ..errors import MediaSourceError, MissingMediaError, UnsafePathError
 from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
 from ..segments import parse_stem_fast, to_ms
@@ -367,7 +367,7 @@ def _get_pass(spec: StreamSpec, read_rows: Callable[[], pa.Table]) -> Pass:
 def _media_array(members: list[Member | None], archive: str) -> pa.StructArray:
     """``{bytes, path}`` structs built column-wise (a list of dicts costs a Python pass per byte string)."""
     data = pa.array([None if m is None else m.data for m in members], pa.binary())
-    paths = pa.array([None if m is None else f"{archive}::{m.name}" for m in members], pa.string())
+    paths = pa.array([None if m is None else f"{archive}!/{m.name}" for m in members], pa.string())
     return pa.StructArray.from_arrays([data, paths], fields=list(MEDIA_STRUCT), mask=paths.is_null())
 
 
@@ -410,7 +410,7 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
             if len(pending) >= _BATCH_ROWS or pending_bytes >= _BATCH_BYTES:
                 yield _table_of(p.rows, pending, shown, schema, conform)
                 pending, pending_bytes = [], 0
-    except MediaError as exc:
+    except MediaSourceError as exc:
         if spec.on_missing == "error":
             raise
         p.damaged.append(shown)
