@@ -201,7 +201,7 @@ def test_dry_run_changes_nothing(pipeline, tmp_path, capsys):
     assert _all_files(out) == before
 
 
-def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path):
+def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path, capsys):
     """A shard left without rows is deleted (stock `datasets` fails on a zero-row Parquet file); a split
     left without rows leaves the card; a re-run of the same export does not resurrect anything."""
     out = tmp_path / "export"
@@ -210,9 +210,14 @@ def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path):
     listing.write_text("youtube_id,reason\n" + "".join(f"{v},gone\n" for v in VIDEOS[6:]))  # all of test
     assert _avsets("export", "--prune", "--out", str(out), "--takedowns", str(listing)) == 0
     assert not list((out / "data" / "default").glob("test-*"))
+    capsys.readouterr()
+    assert _avsets("export", "--prune", "--out", str(out), "--takedowns", str(listing)) == 0
+    text = capsys.readouterr().out
+    assert "removed 0 row(s)" in text and "2 listed id(s) were removed by an earlier sync" in text
     card = (out / "README.md").read_text()
     assert set(_card_sizes(card)) == {"train"} and "data/default/test-*" not in card
     assert set(_stock_load(out, tmp_path / "cache")) == {"train"}
+    sizes = _card_sizes(card)
     published = _published(out)
     # the same export again into the folder: finds its work done, keeps the pruned shards and the counts
     assert _avsets("export", "vggsound", "--data-dir", str(pipeline["meta"]), "--media-dir",
@@ -220,7 +225,8 @@ def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path):
     assert {p: h for p, h in _published(out).items() if p.endswith(".parquet")} == \
         {p: h for p, h in published.items() if p.endswith(".parquet")}
     card = (out / "README.md").read_text()
-    assert set(_card_sizes(card)) == {"train"} and "## Takedowns" in card  # the rebuilt card keeps both
+    assert _card_sizes(card) == sizes and "## Takedowns" in card  # the rebuilt card keeps both
+    assert "| default | test | 4 | 0 |" in card
     assert _published(out)["takedowns.csv"] == published["takedowns.csv"]
 
 

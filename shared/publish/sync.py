@@ -169,7 +169,7 @@ def plan_sync(copy: Copy, takedowns: dict[str, Takedown], *, config: str | None 
               split: str | None = None) -> SyncPlan:
     """Find the shards of ``copy`` holding a clip (by id) or a video (by YouTube id) listed in ``takedowns``."""
     plan = SyncPlan(files=copy.files())
-    already = {r.id for r in read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE))}
+    already = {k for r in read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE)) for k in (r.id, r.youtube_id) if k}
     found: set[str] = set()
     keys = pa.array(sorted(takedowns), pa.string())
     for path, size in plan.files.items():
