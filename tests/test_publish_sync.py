@@ -405,3 +405,32 @@ def test_reexport_leaves_taken_down_clips_out(pipeline, tmp_path):
     assert "## Takedowns" in (out / "README.md").read_text()
     assert _card_sizes((out / "README.md").read_text())["train"] == 10
     assert len(list(csv.DictReader(io.StringIO((out / "takedowns.csv").read_text())))) == 2
+
+
+def test_sync_racing_another_push_changes_nothing(pipeline, hub, monkeypatch):
+    """The commit names the commit the sync read as its parent: a push landing in between makes the sync fail
+    with a clear message instead of overwriting it (in-process, the Python API)."""
+    import huggingface_hub.constants as hc
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    import avsets.publish.sync_hub as sync_hub_mod
+    from avsets.publish.push import PushError, push_folder
+    from avsets.publish.takedowns import Takedown
+
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)  # conftest makes the suite offline; this is loopback
+    monkeypatch.setattr(hc, "HF_HUB_DISABLE_XET", True)
+    push_folder(pipeline["export"], "org/race", endpoint=hub.url, token=TOKEN)
+
+    def other_push(step: str) -> None:
+        HfApi(endpoint=hub.url, token=TOKEN).create_commit(
+            "org/race", [CommitOperationAdd(path_in_repo="NOTES.md", path_or_fileobj=b"someone else\n")],
+            commit_message="meanwhile", repo_type="dataset")
+
+    monkeypatch.setattr(sync_hub_mod, "kill_point", other_push)
+    before = _sha(hub.files("org/race"))
+    with pytest.raises(PushError, match="changed while the sync ran") as e:
+        sync_hub_mod.sync_hub("org/race", {VIDEOS[0]: Takedown(VIDEOS[0], "2026-01-01", "x")}, endpoint=hub.url,
+                              token=TOKEN)
+    assert TOKEN not in str(e.value)
+    after = _sha(hub.files("org/race"))
+    assert set(after) - set(before) == {"NOTES.md"} and all(after[p] == h for p, h in before.items())
