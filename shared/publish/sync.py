@@ -169,7 +169,7 @@ def plan_sync(copy: Copy, takedowns: dict[str, Takedown], *, config: str | None 
               split: str | None = None) -> SyncPlan:
     """Find the shards of ``copy`` holding a clip (by id) or a video (by YouTube id) listed in ``takedowns``."""
     plan = SyncPlan(files=copy.files())
-    already = {r.id for r in read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE))}
+    already = {k for r in read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE)) for k in (r.id, r.youtube_id) if k}
     found: set[str] = set()
     keys = pa.array(sorted(takedowns), pa.string())
     for path, size in plan.files.items():
@@ -177,7 +177,10 @@ def plan_sync(copy: Copy, takedowns: dict[str, Takedown], *, config: str | None 
         if key is None or (config and key[0] != config) or (split and key[1] != split):
             continue
         plan.shards_scanned += 1
-        table = copy.read_columns(path, ["id", "youtube_id"])
+        try:
+            table = copy.read_columns(path, ["id", "youtube_id"])
+        except (pa.ArrowException, OSError) as e:
+            raise SyncError(f"{path}: cannot read its id column ({e})") from None
         if "id" not in table.column_names:
             raise SyncError(f"{path} has no id column: is it an avsets export?")
         ids = table["id"]
