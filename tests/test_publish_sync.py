@@ -434,3 +434,36 @@ def test_sync_racing_another_push_changes_nothing(pipeline, hub, monkeypatch):
     assert TOKEN not in str(e.value)
     after = _sha(hub.files("org/race"))
     assert set(after) - set(before) == {"NOTES.md"} and all(after[p] == h for p, h in before.items())
+
+
+def test_card_update_with_two_configs():
+    """Split sizes change for the synced config only; an emptied split (and config) leaves the YAML."""
+    from test_publish_support import features
+
+    from avsets.publish.card import SplitStats, build_card
+    from avsets.publish.sync import ShardChange, SyncPlan, update_card
+    from avsets.publish.takedowns import Removed
+
+    feats = features(with_video=False)
+    card = build_card(corpus="vggsound", config="default", features=feats,
+                      splits={"train": SplitStats(10, 1000, 12), "test": SplitStats(3, 300, 3)})
+    card = build_card(corpus="vggsound", config="astest", features=feats, splits={"test": SplitStats(2, 200, 4)},
+                      existing=card)
+    rm = [Removed(f"c{i}", "", "default", "train", "2026-01-01", "x") for i in range(2)]
+    gone = [Removed(f"a{i}", "", "astest", "test", "2026-01-01", "x") for i in range(2)]
+    plan = SyncPlan(changes=[ShardChange("data/default/train-00000-of-00002.parquet", "default", "train", 5, 500, rm,
+                                         bytes_after=320),
+                             ShardChange("data/astest/test-00000-of-00001.parquet", "astest", "test", 2, 200, gone,
+                                         bytes_after=0)],
+                    files={"data/default/train-00000-of-00002.parquet": 500,
+                           "data/default/train-00001-of-00002.parquet": 500,
+                           "data/default/test-00000-of-00001.parquet": 300,
+                           "data/astest/test-00000-of-00001.parquet": 200})
+    data = DatasetCard(update_card(card, plan, total_removed=4, day="2026-01-02")).data
+    infos = {i.get("config_name", "default"): i for i in data["dataset_info"]} if isinstance(
+        data["dataset_info"], list) else {"default": data["dataset_info"]}
+    assert set(infos) == {"default"}
+    assert {s["name"]: (s["num_examples"], s["num_bytes"]) for s in infos["default"]["splits"]} == \
+        {"train": (8, 820), "test": (3, 300)}
+    assert infos["default"]["download_size"] == 1300 - 180
+    assert [c["config_name"] for c in data["configs"]] == ["default"]
