@@ -219,6 +219,20 @@ def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path):
                    str(pipeline["run1"]), "--out", str(out), "--max-shard-size", "1MB") == 0
     assert {p: h for p, h in _published(out).items() if p.endswith(".parquet")} == \
         {p: h for p, h in published.items() if p.endswith(".parquet")}
+    card = (out / "README.md").read_text()
+    assert set(_card_sizes(card)) == {"train"} and "## Takedowns" in card  # the rebuilt card keeps both
+    assert _published(out)["takedowns.csv"] == published["takedowns.csv"]
+
+
+def test_card_merge_keeps_the_takedowns_note():
+    """Pushing another config merges cards: the note a sync wrote on the Hub card survives."""
+    from avsets.publish.card import merge_cards
+
+    base = "---\npretty_name: x\n---\n\n# X\n\n<!-- avsets:takedowns:start -->\n## Takedowns\n\n2 clip(s)\n" \
+           "<!-- avsets:takedowns:end -->\n"
+    merged = merge_cards(base, "---\npretty_name: x\n---\n\n# X\n")
+    assert merged.count("## Takedowns") == 1 and "2 clip(s)" in merged
+    assert merge_cards(merged, merged).count("## Takedowns") == 1
 
 
 def _cli_env(extra: dict[str, str] | None = None, hub: HubServer | None = None, tmp: Path | None = None) -> dict:
@@ -369,3 +383,19 @@ def test_push_sync_killed_then_rerun(pipeline, hub, tmp_path):
     killed, clean = hub.files("org/killed"), hub.files("org/clean")
     killed["README.md"] = killed["README.md"].replace(b"org/killed", b"org/clean")  # the card names its repo
     assert _sha(killed) == _sha(clean)
+
+
+def test_reexport_leaves_taken_down_clips_out(pipeline, tmp_path):
+    """An export redone into a pruned folder (other options: --overwrite) never brings a removed clip back."""
+    out = tmp_path / "export"
+    shutil.copytree(pipeline["export"], out)
+    listing = tmp_path / "t.csv"
+    listing.write_text(f"{VIDEOS[0]},2026-05-01,owner request\n")
+    assert _avsets("export", "--prune", "--out", str(out), "--takedowns", str(listing)) == 0
+    assert _avsets("export", "vggsound", "--data-dir", str(pipeline["meta"]), "--media-dir", str(pipeline["run1"]),
+                   "--out", str(out), "--max-shard-size", "2MB", "--overwrite") == 0
+    ids = {i for rows in _rows(out).values() for i in rows}
+    assert ids == {i for rows in _rows(pipeline["export"]).values() for i in rows} - _ids_of([VIDEOS[0]])
+    assert "## Takedowns" in (out / "README.md").read_text()
+    assert _card_sizes((out / "README.md").read_text())["train"] == 10
+    assert len(list(csv.DictReader(io.StringIO((out / "takedowns.csv").read_text())))) == 2

@@ -44,6 +44,8 @@ from .card import (
     AVAIL_START,
     MANIFEST_END,
     MANIFEST_START,
+    TAKEDOWNS_END,
+    TAKEDOWNS_START,
     _avail_rows,
     _avail_table,
     _manifest_rows,
@@ -61,8 +63,7 @@ from .takedowns import (
 
 logger = logging.getLogger(__name__)
 
-TD_START = "<!-- avsets:takedowns:start -->"
-TD_END = "<!-- avsets:takedowns:end -->"
+TD_START, TD_END = TAKEDOWNS_START, TAKEDOWNS_END
 #: set to a step name (``staged``, ``journal``, ``moved``, ``uploaded``) to SIGKILL the process there: the
 #: tests' way of proving a killed sync is finished by a rerun
 KILL_ENV = "AVSETS_SYNC_KILL_AT"
