@@ -89,7 +89,7 @@ def _check_output_file(path: str, flag: str) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import format_table, verify
+    from .verify import format_table, verify, write_missing_csv
 
     kwargs = _config_kwargs(args.option)
     for key in _VERIFY_FIXED:
@@ -98,8 +98,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                              f"media itself); drop --option {key}")
     if args.missing_csv:
         _check_output_file(args.missing_csv, "--missing-csv")
-    report = verify(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
-                    probe=not args.no_probe, missing_csv=args.missing_csv, **kwargs)
+    if args.report:  # one pass: the report counts with verify's functions, so its table is verify's
+        from .report import build_report
+        from .report_render import format_of, summary_lines, write_report
+
+        _check_output_file(args.report, "--report")
+        if not _charts_available(format_of(args.report, None)):
+            return 2
+        rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
+                           probe=not args.no_probe, probe_limit=args.probe_limit, progress=True, **kwargs)
+        report = rep.coverage
+        if args.missing_csv:
+            write_missing_csv(report, args.missing_csv)
+        paths = write_report(rep, args.report)
+        print(summary_lines(rep, paths)[-1])
+    else:
+        report = verify(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
+                        probe=not args.no_probe, missing_csv=args.missing_csv, **kwargs)
     print(format_table(report))
     if args.missing_csv:
         print(f"missing and corrupt clip ids written to {args.missing_csv}")
@@ -115,6 +130,32 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         if summary:
             print(f"fetch ledger in {root}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
     return 0 if all(c.missing == 0 and c.corrupt == 0 for c in report) else 1
+
+
+def _charts_available(fmt: str) -> bool:
+    """HTML and PNG reports need matplotlib (the ``report`` extra); say how to get it."""
+    if fmt in ("html", "png"):
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("avsets report: error: charts need matplotlib: pip install 'avsets[report]' "
+                  "(or --format md / json)", file=sys.stderr)
+            return False
+    return True
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+    from .report_render import format_of, summary_lines, write_report
+
+    if not _charts_available(format_of(args.out, args.format)):  # a bad format or extra: say so before the scan
+        return 2
+    rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
+                       ledger=args.ledger or None, probe=not args.no_probe, probe_limit=args.probe_limit,
+                       progress=True, **_config_kwargs(args.option))
+    paths = write_report(rep, args.out, args.format)
+    print("\n".join(summary_lines(rep, paths)))
+    return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -174,7 +215,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--missing-csv", help="write missing/corrupt clip ids to this CSV")
     p.add_argument("--no-probe", action="store_true", help="skip opening each file (existence only)")
     p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
+    p.add_argument("--report", metavar="PATH", help="also write the coverage report (html, md, json or png)")
+    p.add_argument("--probe-limit", type=int, default=100_000_000, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("report", help="coverage report: present, missing by ledger status, per class, over time")
+    p.add_argument("corpus")
+    p.add_argument("config", nargs="?")
+    p.add_argument("--data-dir")
+    p.add_argument("--media-dir", action="append", help="media root (repeatable)")
+    p.add_argument("--ledger", action="append",
+                   help="fetch ledger file or fetched folder (repeatable; default: a ledger in a media root)")
+    p.add_argument("--out", required=True, help="report file (.html, .md, .json or .png)")
+    p.add_argument("--format", choices=("html", "md", "json", "png"), help="default: from --out's extension")
+    p.add_argument("--probe-limit", type=int, default=2000,
+                   help="open at most this many files per split for durations/sample rates (default 2000); "
+                        "corrupt files are counted only when every file is opened")
+    p.add_argument("--no-probe", action="store_true", help="open no file (existence only)")
+    p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="clips two copies share: manifests, ledgers, exports or Hub repos")
     p.add_argument("a", help="manifest .json, CSV of ids, fetch ledger, export folder or hf://datasets/org/name")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import DownloadManager, StreamingDownloadManager
 from tqdm.auto import tqdm
@@ -48,6 +49,26 @@ def verify(
     **config_kwargs: Any,
 ) -> list[SplitCoverage]:
     """Count rows, found, missing and corrupt media per split; optionally write the missing ids to a CSV."""
+    report = [split_coverage(split, tables, probe=probe, progress=progress, workers=workers)
+              for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dir,
+                                                **config_kwargs)]
+    if missing_csv is not None:
+        write_missing_csv(report, missing_csv)
+    return report
+
+
+def split_tables(
+    corpus: str,
+    config: str | None = None,
+    *,
+    data_dir: str | None = None,
+    media_dir: str | Sequence[str] | None = None,
+    **config_kwargs: Any,
+) -> Iterator[tuple[str, Iterator[pa.Table]]]:
+    """``(split, its Arrow tables)`` as the builder makes them with ``on_missing="keep"`` (no cache written).
+
+    ``verify`` and ``avsets report`` both count from these tables, so their numbers agree by construction.
+    """
     builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
                                    **config_kwargs)
     # zip, tar and Parquet sources are read at random through the media index (avsets.sources), like a
@@ -55,43 +76,60 @@ def verify(
     streamed = any(s.kind == "tgz" for s in expand_sources(builder.config.media_dir))
     manager = StreamingDownloadManager if streamed else DownloadManager
     dl_manager = manager(base_path=None, download_config=None, dataset_name=corpus, data_dir=builder.config.data_dir)
-    report: list[SplitCoverage] = []
     for gen in builder._split_generators(dl_manager):
-        cov = SplitCoverage(split=gen.name)
-        to_probe: dict[str, list[str]] = {}
-        for _, table in builder._generate_tables(**gen.gen_kwargs):
-            has = pc.or_(pc.is_valid(table.column("audio")), pc.is_valid(table.column("video")))
-            n_found = int(pc.sum(has.cast("int64")).as_py() or 0)
-            cov.rows += table.num_rows
-            cov.found += n_found
-            cov.missing += table.num_rows - n_found
-            ids = table.column("id").to_pylist()
-            audio = table.column("audio").to_pylist()
-            video = table.column("video").to_pylist()
+        yield gen.name, (table for _, table in builder._generate_tables(**gen.gen_kwargs))
+
+
+def present_mask(table: pa.Table) -> pa.ChunkedArray:
+    """Rows whose audio or video resolved to a file (what "found" counts)."""
+    return pc.or_(pc.is_valid(table.column("audio")), pc.is_valid(table.column("video")))
+
+
+def split_coverage(
+    split: str,
+    tables: Iterable[pa.Table],
+    *,
+    probe: bool = True,
+    progress: bool = True,
+    workers: int = 4,
+    on_table: Callable[[pa.Table, pa.ChunkedArray], None] | None = None,
+) -> SplitCoverage:
+    """One split's coverage line from its tables; ``on_table(table, present)`` sees each table on the way
+    (the report gathers labels and ids from the very tables it counts)."""
+    cov = SplitCoverage(split=split)
+    to_probe: dict[str, list[str]] = {}
+    for table in tables:
+        has = present_mask(table)
+        if on_table is not None:
+            on_table(table, has)
+        n_found = int(pc.sum(has.cast("int64")).as_py() or 0)
+        cov.rows += table.num_rows
+        cov.found += n_found
+        cov.missing += table.num_rows - n_found
+        cov.missing_ids += pc.filter(table.column("id"), pc.invert(has)).to_pylist()
+        if probe and n_found:
+            found = table.filter(has)
+            ids = found.column("id").to_pylist()
+            audio = found.column("audio").to_pylist()
+            video = found.column("video").to_pylist()
             for clip_id, a, v in zip(ids, audio, video, strict=True):
-                if a is None and v is None:
-                    cov.missing_ids.append(clip_id)
-                elif probe:
-                    for m in {x["path"] for x in (a, v) if x is not None}:
-                        to_probe.setdefault(m, []).append(clip_id)
-        if to_probe:
-            paths = list(to_probe)
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = pool.map(probe_media, paths)
-                bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
-                           desc=f"probing {gen.name}")
-                bad_ids: set[str] = set()
-                for path, reason in bar:
-                    if reason is not None:
-                        for clip_id in to_probe[path]:
-                            if clip_id not in bad_ids:
-                                bad_ids.add(clip_id)
-                                cov.corrupt_ids.append((clip_id, path, reason))
-                cov.corrupt = len(bad_ids)
-        report.append(cov)
-    if missing_csv is not None:
-        write_missing_csv(report, missing_csv)
-    return report
+                for m in {x["path"] for x in (a, v) if x is not None}:
+                    to_probe.setdefault(m, []).append(clip_id)
+    if to_probe:
+        paths = list(to_probe)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(probe_media, paths)
+            bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
+                       desc=f"probing {split}")
+            bad_ids: set[str] = set()
+            for path, reason in bar:
+                if reason is not None:
+                    for clip_id in to_probe[path]:
+                        if clip_id not in bad_ids:
+                            bad_ids.add(clip_id)
+                            cov.corrupt_ids.append((clip_id, path, reason))
+            cov.corrupt = len(bad_ids)
+    return cov
 
 
 def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike) -> None:

@@ -229,3 +229,148 @@ def test_folder_holding_archives_is_expanded(mirrors, tmp_path):
     idx = MediaIndex.scan([str(root)])
     assert idx.num_files == 6 + 1 + len(sm.TAR_ROWS)  # zip media members (incl. duplicate) + tar
     assert idx.get(f"s:{sm.TAR_ROWS[0][0]}_{sm.TAR_ROWS[0][1]}", "audio") is not None
+
+
+# -- a loopback Hub: hf:// through huggingface_hub's HfFileSystem --------------------------------------------
+
+_HUB_SCRIPT = r"""
+import json, sys
+import numpy as np
+from huggingface_hub import HfApi
+import avsets
+
+args = json.loads(sys.argv[1])
+api = HfApi()
+api.create_repo("me/audioset-mirror", repo_type="dataset")
+api.upload_folder(repo_id="me/audioset-mirror", repo_type="dataset", folder_path=args["folder"])
+mirror = "hf://datasets/me/audioset-mirror"
+out = {}
+zsl = avsets.load_dataset("audiosetzsl", split="test", data_dir=args["zsl"], media_dir=mirror,
+                          cache_dir=args["cache"] + "/z")
+ascc = avsets.load_dataset("ascc", split="train", data_dir=args["ascc"], media_dir=mirror,
+                           cache_dir=args["cache"] + "/a")
+arrays = {}
+for name, ds in (("zsl", zsl), ("ascc", ascc)):
+    out[name] = {}
+    for r in ds:
+        out[name][r["id"]] = [r["youtube_id"], r["media_offset"], r["audio"]["path"]]
+        arrays[r["id"]] = r["audio"]["array"]
+np.savez(args["cache"] + "/arrays.npz", **arrays)
+print(json.dumps(out))
+"""
+
+
+def test_hub_parquet_mirror_serves_audiosetzsl_and_ascc(tmp_path):
+    import importlib.resources
+    import json
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from helpers import mini_audiosetzsl
+    from hub_server import HubServer
+
+    from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
+
+    zsl_root = mini_audiosetzsl(extract_archive(bundled_archive(), str(tmp_path / "zslsrc")), tmp_path / "zsl", rows=3)
+    zsl_rows = avsets.load_dataset("audiosetzsl", split="test", data_dir=str(zsl_root),
+                                   cache_dir=str(tmp_path / "c0")).select(range(4)).to_list()
+    ascc_dir = str(importlib.resources.files("avsets.ascc") / "sample")
+    ascc_ids = avsets.load_dataset("ascc", split="train", data_dir=ascc_dir,
+                                   cache_dir=str(tmp_path / "c1"))["youtube_id"][:2]
+    folder = tmp_path / "repo"
+    (folder / "data").mkdir(parents=True)
+    work = tmp_path / "w"
+    work.mkdir()
+    media = {}
+    rows = []
+    for ytid in [r["youtube_id"] for r in zsl_rows[:3]] + ascc_ids:  # the 4th AudioSetZSL row stays missing
+        data = sm._audio_bytes(work, float(len(rows)))
+        media[ytid] = data
+        rows.append({"video_id": ytid, "audio": {"bytes": data, "path": f"audio/bal_train/{ytid}.flac"},
+                     "labels": ["/m/09x0r"], "human_labels": ["Speech"]})
+    pq.write_table(pa.Table.from_pylist(rows[:3]), folder / "data" / "bal_train-00000-of-00002.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[3:]), folder / "data" / "bal_train-00001-of-00002.parquet")
+    (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\nAudioSet segments\n")
+    with HubServer() as hub:
+        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_test_token_1234",
+                   HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0", AVSETS_SOURCE_CACHE=str(tmp_path / "idx"))
+        arg = json.dumps({"folder": str(folder), "zsl": str(zsl_root), "ascc": ascc_dir, "cache": str(tmp_path)})
+        proc = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, arg], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(out["zsl"]) == 3 and zsl_rows[3]["id"] not in out["zsl"]
+    assert len(out["ascc"]) == 2
+    arrays = np.load(tmp_path / "arrays.npz")
+    for name in ("zsl", "ascc"):
+        for cid, (ytid, offset, path) in out[name].items():
+            assert offset == 0.0 and path.startswith("avsets:parquet:") and "hf://datasets/me/audioset-mirror" in path
+            np.testing.assert_array_equal(arrays[cid], _flac(media[ytid]))
+
+
+def test_zip64_records_parse(tmp_path, monkeypatch):
+    import zipfile
+
+    # small limits make zipfile write zip64 extras, the zip64 end record and its locator for a tiny archive
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 64)
+    monkeypatch.setattr(zipfile, "ZIP_FILECOUNT_LIMIT", 2)
+    payloads = {f"d/{y}_{s:06d}.flac": bytes([i]) * (100 + i) for i, (y, s) in enumerate(sm.TAR_ROWS)}
+    with zipfile.ZipFile(tmp_path / "z64.zip", "w", allowZip64=True) as z:
+        for name, data in payloads.items():
+            z.writestr(name, data)
+    assert b"PK\x06\x06" in (tmp_path / "z64.zip").read_bytes()
+    si = index_source(Source(str(tmp_path / "z64.zip"), "zip"))
+    assert {m.relpath: read_media_bytes(m.locator) for m in si.members} == payloads
+
+
+def test_media_pattern_and_key_column_on_members(mirrors, tmp_path):
+    import zipfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ytid, start = sm.ZIP_ROWS[1]
+    data = mirrors.media[sm.clip_id(ytid, start)]
+    with zipfile.ZipFile(tmp_path / "own.zip", "w") as z:  # a layout no built-in name matches
+        z.writestr(f"by_label/waterfall/{ytid}-{start}.flac", data)
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=_vgg(), media_dir=str(tmp_path / "own.zip"),
+                             cache_dir=str(tmp_path / "c"), media_pattern="by_label/waterfall/{youtube_id}-{start_s}.flac",
+                             decode=False)
+    assert ds["id"] == [sm.clip_id(ytid, start)] and ds[0]["media_offset"] == 0.0
+    # Parquet keyed by a column the user names (no path field)
+    pq.write_table(pa.table({"clip": [f"{ytid}_{start:06d}"], "audio": [{"bytes": data}]}), tmp_path / "k.parquet")
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=_vgg(), media_dir=str(tmp_path / "k.parquet"),
+                             cache_dir=str(tmp_path / "c2"), media_key_column="clip")
+    assert ds.num_rows == 1 and ds[0]["id"] == sm.clip_id(ytid, start)
+    np.testing.assert_array_equal(ds[0]["audio"]["array"], _flac(data))
+
+
+def test_forked_worker_reads_over_http_and_a_dead_server_is_a_media_error(mirrors, tmp_path):
+    with RangeServer(mirrors.root) as srv:
+        si = index_source(Source(srv.url("wds-000000.tar"), "tar"))
+        loc = si.members[1].locator
+        assert read_media_bytes(loc) == mirrors.media[sm.clip_id(*sm.TAR_ROWS[1])]  # parent opens a session
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.map(_read_in_child, [loc]) == [mirrors.media[sm.clip_id(*sm.TAR_ROWS[1])]]
+    gone = parse_locator(loc)
+    gone = type(gone)(gone.kind, "http://127.0.0.1:9/wds-000000.tar", gone.member, gone.fields)  # nothing listens
+    with pytest.raises(MediaError, match="wds-000000.tar member"):
+        read_media_bytes(str(gone))
+
+
+def test_export_reads_members_of_a_tar(mirrors, tmp_path):
+    import glob
+
+    import pyarrow.parquet as pq
+
+    from avsets.publish.export import export
+
+    export("vggsound", data_dir=_vgg(), media_dir=mirrors.path("wds-000000.tar"), out=str(tmp_path / "out"),
+           split="train", on_missing="skip")
+    files = glob.glob(str(tmp_path / "out" / "**" / "*.parquet"), recursive=True)
+    table = pq.read_table(files[0]) if len(files) == 1 else None
+    assert table is not None and table.num_rows == len(sm.TAR_ROWS)
+    for cid, audio in zip(table.column("id").to_pylist(), table.column("audio").to_pylist(), strict=True):
+        assert audio["bytes"] == mirrors.media[cid]  # FLAC segments are copied byte for byte

@@ -20,6 +20,22 @@ from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .card_body import (
+    CONFIGS_END,
+    CONFIGS_START,
+    LOADING_END,
+    LOADING_START,
+    config_block,
+    config_blocks,
+    config_descriptions,
+    configs_section,
+    loading_section,
+    media_kinds,
+    render_body,
+    replace_region,
+    split_sections,
+)
+
 AVAIL_START = "<!-- avsets:availability:start -->"
 AVAIL_END = "<!-- avsets:availability:end -->"
 _AVAIL_HEADER = (
@@ -28,6 +44,10 @@ _AVAIL_HEADER = (
 _ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|")
 MANIFEST_START = "<!-- avsets:manifest:start -->"
 MANIFEST_END = "<!-- avsets:manifest:end -->"
+#: the "Takedowns" note written by ``avsets export --prune`` / ``push --sync`` (``sync.py``); carried over
+#: when the card is rebuilt or merged, so a re-export or a push of another config keeps it
+TAKEDOWNS_START = "<!-- avsets:takedowns:start -->"
+TAKEDOWNS_END = "<!-- avsets:takedowns:end -->"
 _MANIFEST_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*\|\s*`?([0-9a-f]+)`?\s*\|")
 #: YAML keys taken from the corpus card; everything else in it is left to the corpus author
 CORPUS_KEYS = ("license", "pretty_name", "task_categories", "task_ids", "tags", "language", "annotations_creators",
@@ -100,11 +120,68 @@ def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]
 
 
 def _strip_generated(body: str) -> str:
-    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END)):
+    """``body`` without the parts generated from the exported data (availability, manifest, configs, loading)."""
+    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (CONFIGS_START, CONFIGS_END),
+                       (LOADING_START, LOADING_END), (TAKEDOWNS_START, TAKEDOWNS_END)):
         if start in body and end in body:
             head, rest = body.split(start, 1)
             body = head + rest.split(end, 1)[1]
     return body.strip()
+
+
+def _strip_tables(body: str) -> str:
+    """``body`` without the availability and manifest tables and the takedowns note (merge_cards appends
+    merged ones)."""
+    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (TAKEDOWNS_START, TAKEDOWNS_END)):
+        if start in body and end in body:
+            head, rest = body.split(start, 1)
+            body = head + rest.split(end, 1)[1]
+    return body
+
+
+def _takedowns_note(*bodies: str) -> str | None:
+    """The first takedowns note found in ``bodies`` (markers included), if any."""
+    for body in bodies:
+        if TAKEDOWNS_START in body and TAKEDOWNS_END in body:
+            return TAKEDOWNS_START + body.split(TAKEDOWNS_START, 1)[1].split(TAKEDOWNS_END, 1)[0] + TAKEDOWNS_END
+    return None
+
+
+def _media_metadata(data: DatasetCardData) -> set[str]:
+    """Tags and task categories that match the media the declared configs hold (an audio-only copy is not
+    tagged ``video``); returns the media kinds."""
+    kinds: set[str] = set()
+    for info in DatasetInfosDict.from_dataset_card_data(data).values():
+        kinds |= media_kinds(info.features)
+    tags = [t for t in (data.get("tags") or []) if t not in ("audio", "video", "avsets")]
+    data["tags"] = tags + [k for k in ("audio", "video") if k in kinds] + ["avsets"]
+    if "video" not in kinds and data.get("task_categories"):
+        data["task_categories"] = [t for t in data["task_categories"] if not str(t).startswith("video")]
+    return kinds
+
+
+def _declared(data: DatasetCardData) -> list[str]:
+    return list(MetadataConfigs.from_dataset_card_data(data))
+
+
+def set_load_target(text: str, target: str) -> str:
+    """The card with its ``Loading`` block naming ``target`` (a repo id at push, the folder of a local export)."""
+    data, body = _parse(text)
+    if not _declared(data):
+        return text
+    body = replace_region(body, LOADING_START, LOADING_END, _loading(data, target))
+    return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
+
+
+def _loading(data: DatasetCardData, target: str) -> str:
+    """The loading block for a card's declared configs: ``default`` if there is one, else the first."""
+    configs = _declared(data)
+    config = "default" if "default" in configs else configs[0]
+    infos = DatasetInfosDict.from_dataset_card_data(data)
+    kinds = media_kinds(infos[config].features) if config in infos else {"audio"}
+    splits = list(infos[config].splits or {}) if config in infos else []
+    split = "train" if "train" in splits or not splits else splits[0]
+    return loading_section(target, config, kinds, split)
 
 
 def _manifest_rows(body: str) -> dict[tuple[str, str], tuple[int, str]]:
@@ -144,11 +221,14 @@ def build_card(
     corpus_card: str | None = None,
     citation: str | None = None,
     description: str | None = None,
+    load_target: str | None = None,
     manifest: dict[str, tuple[int, str]] | None = None,
 ) -> str:
     """Return the merged README.md text for an export of ``corpus``/``config`` (see module doc).
 
-    ``manifest`` (``{split: (clips, hash)}``) adds the manifest table; other configs' rows are kept.
+    ``load_target`` is what the card's loading example passes to ``load_dataset``: the export folder for a
+    local card (``push`` puts the repo id there). ``manifest`` (``{split: (clips, hash)}``) adds the manifest
+    table; other configs' rows are kept.
     """
     data, old_body = _parse(existing)
     corpus_data, corpus_body = _parse(corpus_card if corpus_card is not None else load_corpus_card(corpus))
@@ -156,12 +236,6 @@ def build_card(
         if corpus_data.get(key) is not None:
             data[key] = corpus_data[key]
     data["pretty_name"] = data.get("pretty_name") or corpus
-    tags = list(data.get("tags") or [])
-    for tag in ("audio", "video", "avsets"):
-        if tag not in tags:
-            tags.append(tag)
-    data["tags"] = tags
-
     # a split with no exported row has no file: declaring it would make stock `datasets` fail on the glob
     present = {s: st for s, st in splits.items() if st.num_examples > 0}
     MetadataConfigs(
@@ -181,23 +255,30 @@ def build_card(
                   default=0)
     data["size_categories"] = [size_category(largest)]
 
-    body = _strip_generated(corpus_body) or _strip_generated(old_body) or f"# {data['pretty_name']}"
-    parts = [body]
-    if description and description.strip() and description.strip() not in body:
+    _media_metadata(data)
+    text_source = _strip_generated(corpus_body) or _strip_generated(old_body)
+    intro, sections = split_sections(text_source)
+    title = f"# {data['pretty_name']}"
+    if intro.startswith("# "):
+        title, _, intro = intro.partition("\n")
+        intro = intro.strip()
+    declared = _declared(data)
+    blocks = {k: v for k, v in config_blocks(old_body).items() if k in declared and k != config}
+    blocks[config] = config_block(config, config_descriptions(corpus_body).get(config), features)
+    parts = [render_body(title=title, intro=intro, sections=sections, blocks=blocks,
+                         loading=_loading(data, load_target or "."))]
+    if description and description.strip() and description.strip() not in text_source:
         parts.append(description.strip())
-    if citation and citation.strip() and "## Citation" not in body and citation.strip() not in body:
+    if citation and citation.strip() and "## Citation" not in text_source and citation.strip() not in text_source:
         parts.append("## Citation\n\n```bibtex\n" + citation.strip() + "\n```")
-    parts.append(
-        "## Loading\n\n```python\nfrom datasets import load_dataset\n\n"
-        f'ds = load_dataset("<repo_id>", "{config}", streaming=True)\n```\n\n'
-        "Media columns are `Audio()` / `Video()` holding the bytes of each segment (already cut: decode the "
-        "whole cell). Published with [avsets](https://pypi.org/project/avsets/)."
-    )
     parts.append(_availability(old_body, config, splits))
     mrows = {k: v for k, v in _manifest_rows(old_body).items() if k[0] != config}
     mrows.update({(config, s): v for s, v in (manifest or {}).items()})
     if mrows:
         parts.append(_manifest_table(mrows))
+    note = _takedowns_note(old_body)
+    if note:
+        parts.append(note)
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"
 
 
@@ -227,10 +308,17 @@ def merge_cards(base: str | None, update: str) -> str:
     new_rows = _avail_rows(upd_body)
     mine = {cfg for cfg, _ in new_rows}
     rows = {k: v for k, v in rows.items() if k[0] not in mine} | new_rows
-    body = _strip_generated(upd_body) + "\n\n" + _avail_table(rows)
+    declared = _declared(data)
+    blocks = {k: v for k, v in (config_blocks(base_body) | config_blocks(upd_body)).items() if k in declared}
+    _media_metadata(data)
+    body = replace_region(upd_body, CONFIGS_START, CONFIGS_END, configs_section(blocks))
+    body = _strip_tables(body).strip() + "\n\n" + _avail_table(rows)
     new_m = _manifest_rows(upd_body)
     mine_m = mine | {cfg for cfg, _ in new_m}
     m_rows = {k: v for k, v in _manifest_rows(base_body).items() if k[0] not in mine_m} | new_m
     if m_rows:
         body += "\n\n" + _manifest_table(m_rows)
+    note = _takedowns_note(upd_body, base_body)
+    if note:
+        body += "\n\n" + note
     return f"---\n{data.to_yaml()}\n---\n\n{body}\n"

@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from huggingface_hub import constants
 
 from .media import AUDIO_FORMATS
 from .sync_cli import add_sync_arguments
@@ -64,6 +67,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_push(args: argparse.Namespace) -> int:
     from .push import PushError, push
 
+    endpoint = _endpoint(args.endpoint)
+    if endpoint is False:
+        print(f"avsets push: error: --endpoint must be an http(s) URL such as https://hub.example.org, "
+              f"not {args.endpoint!r}", file=sys.stderr)
+        return 2
+    args.endpoint = endpoint
     if args.sync:
         from .sync_cli import run_sync
 
@@ -75,19 +84,38 @@ def _cmd_push(args: argparse.Namespace) -> int:
     try:
         res = push(args.corpus or "", args.config, repo_id=args.repo_id, from_dir=args.from_dir,
                    work_dir=args.work_dir, private=args.private or None, revision=args.revision,
-                   dry_run=args.dry_run, commit_max_files=args.commit_max_files, **kwargs)
+                   dry_run=args.dry_run, commit_max_files=args.commit_max_files, endpoint=endpoint, **kwargs)
     except PushError as e:  # already scrubbed of the token
         print(f"avsets push: error: {e}", file=sys.stderr)
         return 1
     where = f"{res.repo_id}" + (f"@{res.revision}" if res.revision else "")
     if res.dry_run:
-        print(f"dry run: would push to {where}")
+        print(f"dry run: would push to {where} on {_shown(endpoint or constants.ENDPOINT)}")
+        if res.hub_error:
+            print(f"  (Hub not reached, so every file is listed as sent: {res.hub_error})")
         for f in res.files:
             print(f"  {f.action:<6} {f.path} ({f.size} bytes)")
         return 0
     print(f"pushed to {where}: {len(res.added)} file(s) sent, {len(res.skipped)} already there, "
           f"{len(res.deleted)} stale removed, {res.commits} commit(s)")
     return 0
+
+
+def _endpoint(value: str | None) -> str | None | bool:
+    """``--endpoint`` as HfApi takes it; None means ``HF_ENDPOINT`` (or the public Hub); False: not a URL."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    return value.rstrip("/")
+
+
+def _shown(url: str) -> str:
+    """An endpoint as printed: without userinfo or query (they may hold credentials)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def add_publish_subcommands(subparsers: argparse._SubParsersAction) -> None:
@@ -108,6 +136,8 @@ def add_publish_subcommands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", help="export here (kept, resumable) instead of a temporary folder")
     p.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
     p.add_argument("--commit-max-files", type=int, default=50, help="files per commit (default 50)")
+    p.add_argument("--endpoint", help="Hub URL (default: $HF_ENDPOINT, else https://huggingface.co), e.g. a "
+                   "self-hosted or mirror Hub")
     add_sync_arguments(p, flag="--sync", dry_run=False,
                        help_="remove taken-down clips from the repo on the Hub, in one commit (see --ledger, --takedowns)")
     p.set_defaults(func=_cmd_push)

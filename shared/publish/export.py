@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import filelock
 import fsspec
@@ -134,12 +135,23 @@ def _schema(features: Features) -> pa.Schema:
     return features.arrow_schema.with_metadata(meta)
 
 
-def _iter_items(table: pa.Table, first_index: int, rows: int) -> Iterator[list[tuple[int, dict]]]:
+def _iter_items(table: pa.Table, first_index: int, rows: int,
+                drop: frozenset[str] = frozenset()) -> Iterator[list[tuple[int, dict | None]]]:
+    """Rounds of ``(input row number, row)``; rows whose ``id`` is in ``drop`` (the folder's ``takedowns.csv``)
+    become ``None``: counted like rows without media, never cut, and the row numbering (so resuming) unchanged."""
     idx = first_index
     for batch in table.to_batches(max_chunksize=rows):
         rows = batch.to_pylist()
-        yield list(enumerate(rows, start=idx))
+        yield [(i, None if drop and r.get("id") in drop else r) for i, r in enumerate(rows, start=idx)]
         idx += len(rows)
+
+
+def _taken_down(fs: fsspec.AbstractFileSystem, root: str) -> frozenset[str]:
+    """Ids in the export folder's ``takedowns.csv`` (``avsets export --prune``): a re-export leaves them out."""
+    from .takedowns import TAKEDOWNS_FILE, read_takedowns_csv
+
+    path = f"{root}/{TAKEDOWNS_FILE}"
+    return frozenset(r.id for r in read_takedowns_csv(fs.cat_file(path))) if fs.exists(path) else frozenset()
 
 
 def _feed(writer: ShardWriter, results: list[Converted]) -> None:
@@ -162,6 +174,7 @@ def run_chunk(
     max_bytes: int,
     pool: cf.Executor | None = None,
     workers: int = 1,
+    drop: frozenset[str] = frozenset(),
 ) -> ChunkState:
     """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on.
 
@@ -176,7 +189,7 @@ def run_chunk(
     pending: deque[cf.Future] = deque()
     try:
         rows = _ROUND_ROWS_VIDEO if opts.video_columns else _ROUND_ROWS
-        for items in _iter_items(table, state.next_row, rows):
+        for items in _iter_items(table, state.next_row, rows, drop):
             pending.append(pool.submit(convert_batch, items, opts))
             if len(pending) > 2 * workers:
                 _feed(writer, pending.popleft().result())
@@ -198,7 +211,7 @@ def _chunk_path(root: str, config: str, split: str, chunk: int) -> str:
 
 
 def _ray_chunk(table: pa.Table, state_d: dict, out: str, storage_options: dict, config: str,
-               schema: pa.Schema, opts: ConvertOptions, max_bytes: int) -> dict:
+               schema: pa.Schema, opts: ConvertOptions, max_bytes: int, drop: frozenset[str] = frozenset()) -> dict:
     """Body of one Ray task: resolve the fsspec target inside the worker, write the chunk's shards."""
     fs, root = fsspec.core.url_to_fs(out, **storage_options)
     root = root.rstrip("/")
@@ -207,12 +220,14 @@ def _ray_chunk(table: pa.Table, state_d: dict, out: str, storage_options: dict, 
     if state.done:
         return asdict(state)
     table = table.slice(state.next_row - planned.next_row)  # another attempt may have finished shards
-    done = run_chunk(table, state, fs=fs, root=root, config=config, schema=schema, opts=opts, max_bytes=max_bytes)
+    done = run_chunk(table, state, fs=fs, root=root, config=config, schema=schema, opts=opts, max_bytes=max_bytes,
+                     drop=drop)
     return asdict(done)
 
 
 def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_options: dict, config: str,
-             schema: pa.Schema, opts: ConvertOptions, max_bytes: int, num_proc: int | None) -> None:
+             schema: pa.Schema, opts: ConvertOptions, max_bytes: int, num_proc: int | None,
+             drop: frozenset[str] = frozenset()) -> None:
     try:
         import ray
     except ImportError as e:  # optional extra
@@ -222,7 +237,8 @@ def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_optio
         ray.init(num_cpus=num_proc, include_dashboard=False, log_to_driver=False)
     try:
         task = ray.remote(_ray_chunk)
-        refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes) for t, s in jobs]
+        refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes, drop)
+                for t, s in jobs]
         ray.get(refs)
     finally:
         if started:
@@ -318,9 +334,10 @@ def export_dataset(
                 jobs.append((arrow[st.next_row : b] if b > st.next_row else arrow[0:0], st))
     if jobs:
         logger.info("export %s/%s: %d chunk(s) to write", corpus, config, len(jobs))
+    drop = _taken_down(fs, root) if jobs else frozenset()
     if engine == "ray" and jobs:
         _run_ray([(t, s) for t, s in jobs], out=out, storage_options=storage_options, config=config,
-                 schema=schema, opts=opts, max_bytes=max_bytes, num_proc=num_proc)
+                 schema=schema, opts=opts, max_bytes=max_bytes, num_proc=num_proc, drop=drop)
         states = {s: [ChunkState.load(fs, _chunk_path(root, config, s, i)) for i in range(len(plan["splits"][s]))]
                   for s in dsd}
     elif jobs:
@@ -330,7 +347,7 @@ def export_dataset(
         try:
             for table, st in jobs:
                 run_chunk(table, st, fs=fs, root=root, config=config, schema=schema, opts=opts,
-                          max_bytes=max_bytes, pool=pool, workers=workers)
+                          max_bytes=max_bytes, pool=pool, workers=workers, drop=drop)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -355,7 +372,8 @@ def export_dataset(
             + ", ".join(f"{s}: 0 of {r.metadata_rows}" for s, r in result.splits.items())
             + "); check media_dir (`avsets verify` lists what is missing)")
     manifest = write_export_manifest(fs, root, corpus, config, result)
-    _write_card(fs, root, corpus, config, features, first, result, manifest)
+    _write_card(fs, root, corpus, config, features, first, result, manifest,
+                load_target=_display_target(out))
     return result
 
 
@@ -377,14 +395,24 @@ def write_export_manifest(fs: fsspec.AbstractFileSystem, root: str, corpus: str,
     return manifest
 
 
+def _display_target(out: str) -> str:
+    """The export folder as the local card's loading example names it: credentials in a URL are dropped."""
+    parts = urlsplit(out)
+    if parts.scheme and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1], query=""))
+    return out
+
+
 def _write_card(fs: fsspec.AbstractFileSystem, root: str, corpus: str, config: str, features: Features,
-                ds: Dataset, result: ExportResult, manifest: Manifest | None = None) -> None:
+                ds: Dataset, result: ExportResult, manifest: Manifest | None = None,
+                load_target: str | None = None) -> None:
     path = f"{root}/README.md"
     existing = fs.cat_file(path).decode("utf-8") if fs.exists(path) else None
     stats = {s: SplitStats(r.num_rows, r.num_bytes, r.metadata_rows) for s, r in result.splits.items()}
     hashes = None if manifest is None else {s: (len(ids), manifest_hash(ids)) for s, ids in manifest.splits.items()}
     text = build_card(corpus=corpus, config=config, features=features, splits=stats, existing=existing,
-                      citation=ds.info.citation, description=ds.info.description, manifest=hashes)
+                      citation=ds.info.citation, description=ds.info.description, manifest=hashes,
+                      load_target=load_target)
     with fs.open(f"{path}.tmp", "w", encoding="utf-8") as f:
         f.write(text)
     fs.mv(f"{path}.tmp", path)

@@ -27,7 +27,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.utils.sha import git_hash
 
-from .card import merge_cards
+from .card import merge_cards, set_load_target
 from .shards import STATE_DIR
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ class PushResult:
     dry_run: bool
     files: list[PlannedFile] = field(default_factory=list)
     commits: int = 0
+    #: set when a dry run could not reach the Hub (the plan then lists every local file as sent)
+    hub_error: str | None = None
 
     @property
     def added(self) -> list[str]:
@@ -140,28 +142,26 @@ def push_folder(
     """Upload an export folder (``export``'s output) to the dataset repo ``repo_id``; see the module doc."""
     token = token or get_token()
     try:
-        return _push_folder(Path(folder), repo_id, private=private, revision=revision, token=token,
+        result = _push_folder(Path(folder), repo_id, private=private, revision=revision, token=token,
                             dry_run=dry_run, commit_message=commit_message, commit_max_files=commit_max_files,
                             commit_max_bytes=convert_file_size_to_int(commit_max_bytes), endpoint=endpoint)
     except PushError:
         raise
     except Exception as e:  # re-raise without the chained original: its args may hold the token
         failure = PushError(scrub(f"push to {repo_id} failed: {type(e).__name__}: {e}", token))
+    else:
+        if result.hub_error:
+            result.hub_error = scrub(result.hub_error, token)
+        return result
     # raised outside the except block, so not even the suppressed __context__ keeps the original
     raise failure
 
 
-def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: str | None, token: str | None,
-                 dry_run: bool, commit_message: str | None, commit_max_files: int, commit_max_bytes: int,
-                 endpoint: str | None) -> PushResult:
-    local = _local_files(folder)
-    if "README.md" not in local:
-        raise PushError(f"{folder} has no README.md: is it the output of `avsets export`?")
-    api = HfApi(endpoint=endpoint, token=token)
-    result = PushResult(repo_id, revision, dry_run)
-
+def _remote_state(api: HfApi, repo_id: str, revision: str | None, *, private: bool | None,
+                  dry_run: bool) -> tuple[dict[str, Any], str | None]:
+    """What the Hub holds (``{path: RepoFile}``) and its card; creates the repo and branch unless ``dry_run``."""
     remote: dict[str, Any] = {}
-    exists = True
+    exists: bool | None = True
     try:
         api.repo_info(repo_id, repo_type=REPO_TYPE, revision=revision)
     except RepositoryNotFoundError:
@@ -177,7 +177,6 @@ def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: 
     if exists:
         remote = {f.path: f for f in api.list_repo_tree(repo_id, recursive=True, revision=revision,
                                                            repo_type=REPO_TYPE) if hasattr(f, "blob_id")}
-
     remote_card = None
     if "README.md" in remote:
         with tempfile.TemporaryDirectory() as tmp:
@@ -187,8 +186,28 @@ def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: 
                 remote_card = Path(path).read_text(encoding="utf-8")
             except EntryNotFoundError:
                 remote_card = None
+    return remote, remote_card
+
+
+def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: str | None, token: str | None,
+                 dry_run: bool, commit_message: str | None, commit_max_files: int, commit_max_bytes: int,
+                 endpoint: str | None) -> PushResult:
+    local = _local_files(folder)
+    if "README.md" not in local:
+        raise PushError(f"{folder} has no README.md: is it the output of `avsets export`?")
+    api = HfApi(endpoint=endpoint, token=token)
+    result = PushResult(repo_id, revision, dry_run)
+
+    try:
+        remote, remote_card = _remote_state(api, repo_id, revision, private=private, dry_run=dry_run)
+    except Exception as e:
+        if not dry_run:
+            raise
+        # a dry run needs no network: without the Hub, every local file is listed as sent
+        result.hub_error = f"{type(e).__name__}: {e}"
+        remote, remote_card = {}, None
     card_text = merge_cards(remote_card, local["README.md"].read_text(encoding="utf-8"))
-    card = card_text.replace('load_dataset("<repo_id>"', f'load_dataset("{repo_id}"').encode("utf-8")
+    card = set_load_target(card_text, repo_id).encode("utf-8")
 
     uploads: list[tuple[str, Path]] = []
     for path, p in local.items():

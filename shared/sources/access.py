@@ -20,7 +20,7 @@ from typing import BinaryIO
 import fsspec
 import pyarrow as pa
 
-from ..errors import MediaError, MediaSourceError, StreamingOnlySourceError
+from ..errors import MediaError, MediaSourceError, MetadataError, StreamingOnlySourceError
 from .kinds import Source
 from .locator import is_member, parse_locator
 from .parquetsrc import index_parquet, read_parquet_member
@@ -68,7 +68,7 @@ def read_media_bytes(path: str) -> bytes:
             return read_parquet_member(reader, loc.fields)
         except MediaError as exc:
             raise MediaError(exc.reason, path=f"{loc.archive} member {loc.member}") from None
-        except (OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
             raise MediaError(f"cannot read member: {type(exc).__name__}: {exc}",
                              path=f"{loc.archive} member {loc.member}") from None
     if is_local(path):
@@ -131,8 +131,8 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
         info = reader.info()
     except FileNotFoundError:
         raise MediaSourceError("does not exist", source=source.url) from None
-    except OSError as exc:
-        raise MediaSourceError(f"cannot be reached: {exc}", source=source.url) from None
+    except Exception as exc:  # noqa: BLE001 - any fsspec backend's client error: one named error
+        raise MediaSourceError(f"cannot be reached: {type(exc).__name__}: {exc}", source=source.url) from None
     key = hashlib.sha256("\0".join([INDEX_VERSION, source.kind, source.url, str(info.size), info.identity,
                                     key_column or ""]).encode()).hexdigest()[:32]
     path = os.path.join(cache_dir(), f"{key}.arrow")
@@ -150,8 +150,10 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
             members, stats = index_parquet(source.url, reader, info.size, key_column=key_column)
         else:
             raise MediaSourceError(f"is not an archive source (kind {source.kind!r})", source=source.url)
-    except OSError as exc:
-        raise MediaSourceError(f"cannot be read: {exc}", source=source.url) from None
+    except (MediaSourceError, MetadataError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
+        raise MediaSourceError(f"cannot be read: {type(exc).__name__}: {exc}", source=source.url) from None
     stats.members = len(members)
     si = SourceIndex(source, info, members, stats, cache_path=path if use_cache else None)
     if use_cache:

@@ -44,6 +44,7 @@ class RangeReader:
         self.local = is_local(url)
         self._fs: Any = None
         self._path: str | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -53,6 +54,8 @@ class RangeReader:
         self.__init__(state["url"])
 
     def _fs_path(self) -> tuple[Any, str]:
+        if self._pid != os.getpid():  # a forked DataLoader worker: the parent's HTTP session is not ours
+            self._fs, self._pid = None, os.getpid()
         if self._fs is None:
             self._fs, self._path = fsspec.core.url_to_fs(self.url)
         return self._fs, self._path  # type: ignore[return-value]

@@ -17,7 +17,7 @@ import struct
 import zlib
 
 from ..errors import MediaError, MediaSourceError
-from .keys import member_kind
+from ..segments import MEDIA_EXTENSIONS
 from .ranged import RangeReader
 from .records import Member, SourceStats, safe_member_name
 
@@ -91,14 +91,16 @@ def index_zip(url: str, reader: RangeReader, size: int) -> tuple[list[Member], S
         if csize == 0xFFFFFFFF or usize == 0xFFFFFFFF or offset == 0xFFFFFFFF:
             usize, csize, offset = _zip64_extra(bytes(mv[p + 46 + nlen:p + 46 + nlen + elen]), usize, csize, offset)
         p += 46 + nlen + elen + clen
-        name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
-        if name.endswith("/"):
-            continue
+        try:
+            name = raw.decode("ascii")
+        except UnicodeDecodeError:
+            name = raw.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        dot = name.rfind(".")
+        if dot <= name.rfind("/") + 1 or name[dot + 1:].lower() not in MEDIA_EXTENSIONS:
+            continue  # folders, json, txt, cls...: not media
         rel = safe_member_name(name)
         if rel is None:
             stats.unsafe += 1
-            continue
-        if member_kind(rel) is None:  # json, txt, cls...: not media
             continue
         if flags & 1:
             stats.encrypted += 1

@@ -1,0 +1,143 @@
+"""Media sources (issue 11): indexing a remote zip, and map-style access to one clip in zip, tar and Parquet.
+
+Every remote number is measured against a loopback HTTP server with Range support that counts requests and
+body bytes (``tests/range_server.py``).  Baselines, from the same run:
+
+- indexing: ``zipfile.ZipFile(local copy).namelist()`` (target: ours over HTTP within 2x, <= 3 requests);
+- one clip: the member's own size (target: <= 2 requests after indexing, bytes <= member + 64 KiB; for
+  Parquet the documented bound is the row group's media column, shown for 1-row and 8-row groups).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import zipfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from _common import Result, bench_main, best_of, random_ids  # noqa: E402
+from range_server import RangeServer  # noqa: E402
+
+SIZES = {"smoke": 2_000, "default": 100_000, "full": 100_000}
+REPEAT = {"smoke": 1, "default": 3, "full": 5}
+KIB64 = 64 * 1024
+
+
+def _big_zip(path: str, n: int) -> None:
+    """``n`` tiny stored members named the canonical way in 100 nested folders (a central directory of
+    ~9 MB at 100k members, like a real clip archive's)."""
+    payload = b"x" * 16
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for i, ytid in enumerate(random_ids(n, seed=11)):
+            start = (i % 30) * 10_000
+            z.writestr(f"vggsound/part{i % 100:02d}/{ytid}_{start}_{start + 10_000}.flac", payload)
+
+
+def _clip() -> bytes:
+    from avsets.synth import write_audio
+
+    tmp = tempfile.mkdtemp(prefix="avsets-bench-clip-")
+    try:
+        write_audio(os.path.join(tmp, "a.flac"), 10.0, start=30.0)
+        with open(os.path.join(tmp, "a.flac"), "rb") as f:
+            return f.read()
+    finally:
+        shutil.rmtree(tmp)
+
+
+def _one_member(srv: RangeServer, locator: str) -> tuple[int, int, bytes]:
+    from avsets.sources import parquetsrc, read_media_bytes
+
+    parquetsrc._GROUPS.clear()  # a cold process: nothing cached but the index
+    parquetsrc._FOOTERS.clear()
+    srv.reset()
+    data = read_media_bytes(locator)
+    reqs, moved = srv.total()
+    return reqs, moved, data
+
+
+def run(size: str) -> list[Result]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from avsets.sources import Source, index_source
+
+    n, repeat = SIZES[size], REPEAT[size]
+    root = tempfile.mkdtemp(prefix="avsets-bench-sources-")
+    os.environ["AVSETS_SOURCE_CACHE"] = os.path.join(root, "index-cache")
+    results: list[Result] = []
+    try:
+        big = os.path.join(root, "big.zip")
+        _big_zip(big, n)
+        clip = _clip()
+        others = [_clip()[:-1] + bytes([i]) for i in range(7)]  # same size, different bytes
+        with zipfile.ZipFile(os.path.join(root, "clips.zip"), "w") as z:
+            z.writestr("a/b/--0PQM4-hqg_30000_40000.flac", clip)
+            for i, o in enumerate(others):
+                z.writestr(f"a/c/x{i:010d}_0_10000.flac", o)
+        with tarfile.open(os.path.join(root, "shard.tar"), "w") as t:
+            for i, data in enumerate([*others, clip]):
+                ti = tarfile.TarInfo(f"shard/{'--0PQM4-hqg' if data is clip else f'x{i:010d}'}_000030.flac")
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+        rows = [{"video_id": f"x{i:010d}", "audio": {"bytes": d, "path": f"audio/x{i:010d}.flac"}}
+                for i, d in enumerate(others)] + [{"video_id": "--0PQM4-hqg",
+                                                   "audio": {"bytes": clip, "path": "audio/--0PQM4-hqg.flac"}}]
+        table = pa.Table.from_pylist(rows)
+        pq.write_table(table, os.path.join(root, "rg1.parquet"), row_group_size=1)
+        pq.write_table(table, os.path.join(root, "rg8.parquet"), row_group_size=8)
+
+        with RangeServer(root) as srv:
+            # -- indexing a remote zip of n members
+            base = best_of(lambda: zipfile.ZipFile(big).namelist(), repeat)
+            url = srv.url("big.zip")
+            counts = []
+
+            def index_remote() -> None:
+                srv.reset()
+                si = index_source(Source(url, "zip"), use_cache=False)
+                assert len(si.members) == n
+                counts.append(srv.total()[0])
+
+            ours = best_of(index_remote, repeat)
+            reqs = max(counts)
+            results.append(Result(f"index remote zip, {n:,} members (vs local namelist)", ours, base, "s",
+                                  ours / base, "<= 2x", ours / base <= 2.0 and reqs <= 3,
+                                  f"{reqs} HTTP requests (<= 3)"))
+
+            from avsets.media_index import MediaIndex
+
+            def full_index() -> None:
+                srv.reset()
+                MediaIndex.scan([url])
+
+            os.environ["AVSETS_SOURCE_CACHE"] = os.path.join(root, "index-cache-2")
+            full = best_of(full_index, 1)
+            results.append(Result(f"  + row keys for {n:,} members (MediaIndex.scan, cold)", full, base, "s",
+                                  full / base, "info", True, "central directory + keys_for_member per member"))
+            # -- one clip, map-style, after indexing
+            for name, kind, bound in (("clips.zip", "zip", len(clip) + KIB64), ("shard.tar", "tar", len(clip) + KIB64),
+                                      ("rg1.parquet", "parquet", len(clip) + KIB64),
+                                      ("rg8.parquet", "parquet", len(clip) * 8 + KIB64)):
+                si = index_source(Source(srv.url(name), kind))
+                member = next(m for m in si.members if "--0PQM4-hqg" in m.relpath)
+                reqs, moved, data = _one_member(srv, member.locator)
+                assert data == clip
+                label = {"rg1.parquet": "Parquet, 1-row row groups", "rg8.parquet": "Parquet, 8-row row groups"
+                         }.get(name, kind)
+                target = "<= +64KiB" if bound == len(clip) + KIB64 else "<= group"
+                results.append(Result(f"one clip map-style: {label} (bytes vs member)", moved, len(clip), "bytes",
+                                      moved / len(clip), target, reqs <= 2 and moved <= bound,
+                                      f"{reqs} request(s) (<= 2)"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+if __name__ == "__main__":
+    bench_main(run, "media sources (issue 11)")

@@ -1,0 +1,384 @@
+"""``avsets report``: what a media mirror holds, what it lacks and why, and how that changed over fetch runs.
+
+The counts come from ``verify``'s own functions over the very tables they count (``split_tables`` and
+``split_coverage``), so the report's numbers equal ``avsets verify``'s.  On top of them: the fetch ledger's
+status of every missing clip (unavailable, private, removed...), coverage per class, coverage after each
+fetch run (the ledger's ``runs``/``history`` tables; ``fetched_at`` dates for older ledgers), and duration
+and sample-rate histograms of the files present (probed up to ``probe_limit`` files; past that, an evenly
+spaced sample, and corrupt files are not counted).  Rendering lives in :mod:`avsets.report_render`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .manifest import Manifest
+from .tables import label_names_of
+from .verify import SplitCoverage, split_coverage, split_tables
+
+#: status shown for a missing clip the ledger has never seen
+NOT_IN_LEDGER = "not in ledger"
+#: status shown for a missing clip the ledger says was fetched (its file is gone since)
+OK_BUT_GONE = "ok in ledger, file gone"
+DEFAULT_PROBE_LIMIT = 2000
+
+
+@dataclass
+class ClassCoverage:
+    """Rows and present clips of one class in one split."""
+
+    name: str
+    rows: int
+    present: int
+
+    @property
+    def share(self) -> float:
+        return self.present / self.rows if self.rows else 0.0
+
+
+@dataclass
+class RunPoint:
+    """Coverage of one split after one fetch run (clips whose ledger status was ``ok`` then)."""
+
+    label: str  # when the run ended (ISO), or a date for ledgers without run history
+    ok: int
+    rows: int
+
+
+@dataclass
+class SplitReport:
+    """Everything the report says about one split."""
+
+    coverage: SplitCoverage
+    missing_by_status: dict[str, int] = field(default_factory=dict)
+    missing_status: dict[str, str] = field(default_factory=dict)  # id -> ledger status
+    classes: list[ClassCoverage] = field(default_factory=list)
+    over_time: list[RunPoint] = field(default_factory=list)
+    present_ids: list[str] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)
+    sample_rates: list[int] = field(default_factory=list)
+    present_files: int = 0
+    probed_files: int = 0
+
+    @property
+    def split(self) -> str:
+        return self.coverage.split
+
+    @property
+    def usable(self) -> int:
+        """Present and, when probed, readable."""
+        return self.coverage.found - self.coverage.corrupt
+
+
+@dataclass
+class LedgerRun:
+    """One fetch run of the ledger, as the runs table of the report lists it."""
+
+    started_at: str
+    finished_at: str | None
+    counts: dict[str, int]
+    totals: dict[str, int]
+
+
+@dataclass
+class CoverageReport:
+    """A coverage report of one corpus config (see module doc)."""
+
+    corpus: str
+    config: str | None
+    splits: list[SplitReport]
+    created: str
+    data_dir: str | None = None
+    media_dirs: list[str] = field(default_factory=list)
+    ledgers: list[str] = field(default_factory=list)
+    runs: list[LedgerRun] = field(default_factory=list)
+    history: str = "none"  # "runs": per-run history; "fetched_at": dates of last outcomes; "none"
+    corrupt_checked: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> list[SplitCoverage]:
+        return [s.coverage for s in self.splits]
+
+    def manifest(self) -> Manifest:
+        """The clips present (and readable, when probed) per split."""
+        return Manifest({s.split: s.present_ids for s in self.splits}, corpus=self.corpus, config=self.config,
+                        source="avsets report")
+
+
+# --- ledger ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _LedgerFacts:
+    ids: pa.Array
+    statuses: pa.Array
+    fetched_at: pa.Array
+    runs: list[LedgerRun]
+    # per run, the ids whose status was ok after it (None when the ledger has no history)
+    ok_after_run: list[pa.Array] | None
+
+
+def _read_ledgers(paths: Sequence[str]) -> _LedgerFacts | None:
+    from .fetch.ledger import Ledger, _local_ledger_file
+
+    ids: list[str] = []
+    statuses: list[str] = []
+    fetched: list[str | None] = []
+    # (started_at, ledger index, order in that ledger) -> the run and its recorded outcomes
+    runs: list[tuple[tuple[str, int, int], LedgerRun, list[tuple[str, str]]]] = []
+    found = False
+    for li, path in enumerate(paths):
+        local, tmp = _local_ledger_file(path)
+        try:
+            with Ledger(local, readonly=True) as led:
+                conn = led._conn()
+                rows = conn.execute("SELECT id, status, fetched_at FROM clips").fetchall()
+                found = True
+                if rows:
+                    a, b, c = zip(*rows, strict=True)
+                    ids += a
+                    statuses += b
+                    fetched += c
+                outcomes: dict[str, list[tuple[str, str]]] = {}
+                for run, cid, st in led.history():
+                    outcomes.setdefault(run, []).append((cid, st))
+                for order, r in enumerate(led.runs()):
+                    runs.append(((r.started_at, li, order), LedgerRun(r.started_at, r.finished_at, r.counts, r.totals),
+                                 outcomes.get(r.run_id, [])))
+        except sqlite3.DatabaseError as e:
+            raise ValueError(f"{path}: not a readable fetch ledger ({e})") from None
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+    if not found:
+        return None
+    runs.sort(key=lambda r: r[0])
+    ok_after: list[pa.Array] | None = None
+    if runs:
+        ok_after = []
+        state: dict[str, str] = {}
+        for _, _, outcomes_of_run in runs:
+            state.update(outcomes_of_run)
+            ok_after.append(pa.array([k for k, v in state.items() if v == "ok"], pa.string()))
+    # several ledgers may name one clip: the later outcome wins
+    table = pa.table({"id": pa.array(ids, pa.string()), "status": pa.array(statuses, pa.string()),
+                      "fetched_at": pa.array(fetched, pa.string())})
+    if len(paths) > 1 and table.num_rows:
+        table = table.sort_by([("id", "ascending"), ("fetched_at", "ascending")])
+        last = pc.not_equal(table["id"].combine_chunks()[1:], table["id"].combine_chunks()[:-1])
+        keep = pa.concat_arrays([last, pa.array([True])])
+        table = table.filter(keep)
+    return _LedgerFacts(table["id"].combine_chunks(), table["status"].combine_chunks(),
+                        table["fetched_at"].combine_chunks(), [r[1] for r in runs], ok_after)
+
+
+def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
+    from .fetch.ledger import _local_ledger_file
+
+    out = []
+    for root in media_dirs:
+        try:
+            _, tmp = _local_ledger_file(root)
+        except (FileNotFoundError, OSError, ValueError):
+            continue
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        out.append(root)
+    return out
+
+
+# --- media facts -----------------------------------------------------------------------------------------
+
+
+def media_facts(path: str) -> tuple[float | None, int | None]:
+    """``(duration seconds, audio sample rate)`` from the file header (soundfile, else PyAV): no decoding."""
+    from .decoding import SOUNDFILE_EXTENSIONS, _ext_of, open_source
+
+    try:
+        src = open_source(path, None)
+        if _ext_of(path) in SOUNDFILE_EXTENSIONS:
+            import soundfile as sf
+
+            try:
+                info = sf.info(src)
+                return float(info.duration), int(info.samplerate)
+            except sf.LibsndfileError:
+                if not isinstance(src, str):
+                    src.seek(0)
+        import av
+
+        with av.open(src, metadata_errors="ignore") as c:
+            dur = c.duration / 1e6 if c.duration else None
+            rate = next((s.rate for s in c.streams.audio), None)
+            return dur, int(rate) if rate else None
+    except Exception:  # noqa: BLE001 - an unreadable file has no facts; verify's probe says why
+        return None, None
+
+
+# --- the report ------------------------------------------------------------------------------------------
+
+
+def build_report(
+    corpus: str,
+    config: str | None = None,
+    *,
+    data_dir: str | None = None,
+    media_dir: str | Sequence[str] | None = None,
+    ledger: str | Sequence[str] | None = None,
+    probe: bool = True,
+    probe_limit: int = DEFAULT_PROBE_LIMIT,
+    progress: bool = False,
+    workers: int = 4,
+    **config_kwargs: Any,
+) -> CoverageReport:
+    """Gather the coverage report of ``corpus``/``config`` (see module doc).
+
+    ``ledger``: ledger files or fetched folders (default: a ledger found in a ``media_dir`` root).  When
+    more than ``probe_limit`` files are present, corrupt files are not counted (``verify`` does that) and
+    the histograms come from an evenly spaced sample of ``probe_limit`` files.
+    """
+    media_dirs = [media_dir] if isinstance(media_dir, (str, os.PathLike)) else list(media_dir or [])
+    media_dirs = [os.fspath(m) for m in media_dirs]
+    ledgers = [ledger] if isinstance(ledger, (str, os.PathLike)) else list(ledger or [])
+    ledgers = [os.fspath(x) for x in ledgers] or _default_ledgers(media_dirs)
+    facts = _read_ledgers(ledgers) if ledgers else None
+
+    rep = CoverageReport(corpus=corpus, config=config, splits=[], data_dir=data_dir, media_dirs=media_dirs,
+                         ledgers=ledgers, created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    gathered: list[tuple[SplitCoverage, dict[str, list]]] = []
+    label_names: dict[str, Sequence[str]] = {}
+    for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dirs or None,
+                                      **config_kwargs):
+        cols: dict[str, list] = {"tables": []}
+
+        def keep(table: pa.Table, has: pa.ChunkedArray, cols: dict[str, list] = cols) -> None:
+            names = [n for n in ("label", "labels") if n in table.column_names]
+            sub = {"id": table.column("id"), "has": has, "audio": pc.struct_field(table.column("audio"), "path"),
+                   "video": pc.struct_field(table.column("video"), "path")}
+            if names:
+                sub["label"] = table.column(names[0])
+            cols["tables"].append(pa.table(sub))
+
+        tables = list(tables)
+        n_files = 0
+        for t in tables:
+            n_files += int(pc.sum(pc.or_(pc.is_valid(t.column("audio")), pc.is_valid(t.column("video")))
+                                  .cast("int64")).as_py() or 0)
+        full_probe = probe and n_files <= probe_limit
+        cov = split_coverage(split, tables, probe=full_probe, progress=progress, workers=workers, on_table=keep)
+        if tables and not label_names:
+            from datasets import Features
+
+            label_names = label_names_of(Features.from_arrow_schema(tables[0].schema))
+        if probe and not full_probe:
+            rep.corrupt_checked = False
+        gathered.append((cov, cols))
+
+    if not probe:
+        rep.corrupt_checked = False
+    for cov, cols in gathered:
+        rep.splits.append(_split_report(cov, cols, label_names, facts, probe, probe_limit, workers))
+    if facts is not None:
+        rep.runs = facts.runs
+        rep.history = "runs" if facts.ok_after_run is not None else "fetched_at" if len(facts.ids) else "none"
+    if not rep.corrupt_checked:
+        rep.notes.append("Corrupt files were not counted: " + (
+            "probing was turned off." if not probe else
+            f"more than {probe_limit} files are present (raise --probe-limit, or run `avsets verify`)."))
+    if rep.history == "fetched_at":
+        rep.notes.append("This ledger predates per-run history: coverage over time is drawn from the dates of "
+                         "each clip's last outcome (a clip that vanished later shows only its last state).")
+    if any(s.probed_files < s.present_files for s in rep.splits):
+        rep.notes.append(f"Duration and sample-rate histograms come from an evenly spaced sample of at most "
+                         f"{probe_limit} files per split.")
+    return rep
+
+
+def _split_report(cov: SplitCoverage, cols: dict[str, list], label_names: dict[str, Sequence[str]],
+                  facts: _LedgerFacts | None, probe: bool, probe_limit: int, workers: int) -> SplitReport:
+    parts = cols["tables"]
+    table = pa.concat_tables(parts) if parts else pa.table({"id": pa.array([], pa.string()),
+                                                            "has": pa.array([], pa.bool_())})
+    sr = SplitReport(coverage=cov)
+    bad = {c[0] for c in cov.corrupt_ids}
+    present = table.filter(table["has"]) if table.num_rows else table
+    sr.present_ids = [i for i in present["id"].to_pylist() if i not in bad] if bad else present["id"].to_pylist()
+
+    # missing clips by ledger status
+    missing = pa.array(cov.missing_ids, pa.string())
+    if facts is not None and len(missing):
+        idx = pc.index_in(missing, value_set=facts.ids)
+        st = pc.take(facts.statuses, pc.fill_null(idx, 0)) if len(facts.ids) else pa.nulls(len(missing), pa.string())
+        st = pc.if_else(pc.is_null(idx), pa.scalar(NOT_IN_LEDGER), st)
+        st = pc.if_else(pc.equal(st, "ok"), pa.scalar(OK_BUT_GONE), st)
+        sr.missing_status = dict(zip(cov.missing_ids, st.to_pylist(), strict=True))
+    elif len(missing):
+        sr.missing_status = dict.fromkeys(cov.missing_ids, NOT_IN_LEDGER)
+    counts = pc.value_counts(pa.array(list(sr.missing_status.values()), pa.string())) if len(missing) else []
+    sr.missing_by_status = dict(sorted(((c["values"].as_py(), c["counts"].as_py()) for c in counts),
+                                       key=lambda kv: (-kv[1], kv[0])))
+
+    # coverage per class
+    if "label" in table.column_names and table.num_rows:
+        names = next(iter(label_names.values()), None)
+        col = table["label"].combine_chunks()
+        has = table["has"].combine_chunks()
+        if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
+            parents = pc.list_parent_indices(col)
+            col, has = pc.list_flatten(col), pc.take(has, parents)
+        g = pa.table({"c": col, "h": has.cast(pa.int64())}).group_by("c").aggregate([("h", "sum"), ("h", "count")])
+        for c, s, n in zip(g["c"].to_pylist(), g["h_sum"].to_pylist(), g["h_count"].to_pylist(), strict=True):
+            if c is None:
+                continue
+            name = names[c] if names is not None and isinstance(c, int) and 0 <= c < len(names) else str(c)
+            sr.classes.append(ClassCoverage(name, n, s))
+        sr.classes.sort(key=lambda k: (k.share, -k.rows, k.name))
+
+    # coverage after each fetch run
+    if facts is not None:
+        ids = table["id"] if table.num_rows else pa.array([], pa.string())
+        if facts.ok_after_run is not None:
+            for run, ok in zip(facts.runs, facts.ok_after_run, strict=False):
+                n = int(pc.sum(pc.is_in(ids, value_set=ok).cast(pa.int64())).as_py() or 0) if len(ids) else 0
+                sr.over_time.append(RunPoint(run.finished_at or run.started_at, n, cov.rows))
+        elif len(facts.ids):
+            ok = pc.equal(facts.statuses, "ok")
+            days = pc.utf8_slice_codeunits(pc.fill_null(facts.fetched_at, ""), 0, 10)
+            mine = pc.is_in(facts.ids, value_set=ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
+            t = pa.table({"day": days, "ok": pc.and_(ok, mine).cast(pa.int64())})
+            g = t.group_by("day").aggregate([("ok", "sum")]).sort_by("day")
+            total = 0
+            for day, n in zip(g["day"].to_pylist(), g["ok_sum"].to_pylist(), strict=True):
+                total += n
+                if day:
+                    sr.over_time.append(RunPoint(day, total, cov.rows))
+
+    # durations and sample rates of what is present
+    paths: list[str] = []
+    if present.num_rows:
+        a = present["audio"].to_pylist()
+        v = present["video"].to_pylist()
+        paths = list(dict.fromkeys(x if x is not None else y for x, y in zip(a, v, strict=True)))
+    sr.present_files = len(paths)
+    if probe and paths:
+        if len(paths) > probe_limit:
+            step = len(paths) / probe_limit
+            paths = [paths[int(i * step)] for i in range(probe_limit)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for dur, rate in pool.map(media_facts, paths):
+                if dur is not None:
+                    sr.durations.append(dur)
+                if rate is not None:
+                    sr.sample_rates.append(rate)
+        sr.probed_files = len(paths)
+    return sr

@@ -1,0 +1,401 @@
+"""Render a :class:`~avsets.report.CoverageReport`: one self-contained HTML file, Markdown, JSON or PNG.
+
+The HTML needs no network and no script: charts are matplotlib PNGs (Agg, no display) embedded as data
+URIs, downloads (missing ids, per-class coverage, the manifest) are data-URI links.  Every number cell
+carries ``data-k="<split>.<name>"`` so a test (or a scraper) can read the numbers back.  Paths and URLs
+are shown with credentials and query strings removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import os
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+from .manifest import manifest_hash, write_text_atomic
+from .report import CoverageReport
+
+FORMATS = ("html", "md", "json", "png")
+#: classes shown in the per-class chart of each split (the rest are in the CSV download)
+MAX_CLASS_BARS = 30
+_DPI = 80
+
+
+def _redact(text: str) -> str:
+    """A path or URL without userinfo, tokens or signed query parameters (DESIGN "Secrets")."""
+    try:
+        from .secrets import redact_url  # the project's rule, when present
+    except ImportError:
+        redact_url = None
+    if redact_url is not None:
+        return redact_url(text)
+    if "://" not in text:
+        return text
+    parts = urllib.parse.urlsplit(text)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _pct(n: int, d: int) -> str:
+    return f"{100.0 * n / d:.1f}%" if d else "-"
+
+
+# --- charts ----------------------------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as e:  # the optional extra
+        raise ImportError("avsets report draws its charts with matplotlib: pip install 'avsets[report]'") from e
+
+    return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+
+
+def _png(fig: Any) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig).print_png(buf)
+    return buf.getvalue()
+
+
+def chart_classes(rep: CoverageReport) -> bytes | None:
+    """Per split, the classes with the lowest coverage as a sorted horizontal bar chart."""
+    splits = [s for s in rep.splits if s.classes]
+    if not splits:
+        return None
+    n = max(min(len(s.classes), MAX_CLASS_BARS) for s in splits)
+    fig = _figure(5.2 * len(splits), 1.2 + 0.22 * n)
+    for i, s in enumerate(splits):
+        ax = fig.add_subplot(1, len(splits), i + 1)
+        worst = s.classes[:MAX_CLASS_BARS]
+        names = [c.name if len(c.name) <= 34 else c.name[:33] + "…" for c in worst]
+        shares = [100.0 * c.share for c in worst]
+        y = list(range(len(worst)))[::-1]
+        ax.barh(y, shares, color=["#c0392b" if v < 50 else "#e67e22" if v < 90 else "#27ae60" for v in shares])
+        for yy, v, c in zip(y, shares, worst, strict=True):
+            ax.text(min(v, 100) + 1, yy, f"{c.present}/{c.rows}", va="center", fontsize=6, color="#444")
+        ax.set_yticks(y, names, fontsize=7)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("clips present (%)")
+        shown = f"{len(worst)} of {len(s.classes)} classes, lowest coverage first"
+        ax.set_title(f"{s.split}: {shown}", fontsize=9)
+    return _png(fig)
+
+
+def chart_over_time(rep: CoverageReport) -> bytes | None:
+    """Coverage of each split after each fetch run (one point per run)."""
+    splits = [s for s in rep.splits if s.over_time]
+    if not splits:
+        return None
+    fig = _figure(7.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for s in splits:  # every split has the same sequence of points (runs, or dates of the ledger)
+        ax.plot(range(len(s.over_time)), [100.0 * p.ok / p.rows if p.rows else 0 for p in s.over_time], marker="o",
+                label=s.split)
+    longest = max(splits, key=lambda s: len(s.over_time)).over_time
+    when = [p.label.replace("T", "\n").replace("+00:00", "") for p in longest]
+    ticks = [f"run {i + 1}\n{w}" for i, w in enumerate(when)] if rep.history == "runs" else when
+    ax.set_xticks(range(len(longest)), ticks, fontsize=7)
+    ax.set_ylabel("clips ok in the ledger (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("coverage after each fetch run" if rep.history == "runs" else "coverage by date of last outcome",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def chart_media(rep: CoverageReport) -> bytes | None:
+    """Histograms of the duration and the audio sample rate of the files present."""
+    splits = [s for s in rep.splits if s.durations or s.sample_rates]
+    if not splits:
+        return None
+    fig = _figure(8.0, 3.0)
+    ax1 = fig.add_subplot(1, 2, 1)
+    ax1.hist([s.durations for s in splits], bins=30, label=[s.split for s in splits], stacked=True)
+    ax1.set_xlabel("file duration (s)")
+    ax1.set_ylabel("files")
+    ax1.set_title("duration of the files present", fontsize=9)
+    ax1.legend(fontsize=8)
+    ax2 = fig.add_subplot(1, 2, 2)
+    rates = sorted({r for s in splits for r in s.sample_rates})
+    bottom = [0] * len(rates)
+    for s in splits:
+        h = [s.sample_rates.count(r) for r in rates]
+        ax2.bar([str(r) for r in rates], h, bottom=bottom, label=s.split)
+        bottom = [a + b for a, b in zip(bottom, h, strict=True)]
+    ax2.set_xlabel("audio sample rate (Hz)")
+    ax2.set_title("sample rate of the files present", fontsize=9)
+    ax2.legend(fontsize=8)
+    return _png(fig)
+
+
+# --- downloads -------------------------------------------------------------------------------------------
+
+
+def missing_csv(rep: CoverageReport) -> str:
+    """``split,id,status,path,reason``: missing clips with their ledger status, then corrupt ones."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["split", "id", "status", "path", "reason"])
+    for s in rep.splits:
+        for clip in s.coverage.missing_ids:
+            w.writerow([s.split, clip, s.missing_status.get(clip, "missing"), "", ""])
+        for clip, path, reason in s.coverage.corrupt_ids:
+            w.writerow([s.split, clip, "corrupt", _redact(path), reason])
+    return buf.getvalue()
+
+
+def classes_csv(rep: CoverageReport) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["split", "class", "rows", "present", "coverage"])
+    for s in rep.splits:
+        for c in s.classes:
+            w.writerow([s.split, c.name, c.rows, c.present, f"{c.share:.4f}"])
+    return buf.getvalue()
+
+
+def _data_uri(mime: str, data: bytes | str) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
+# --- formats ---------------------------------------------------------------------------------------------
+
+
+def to_dict(rep: CoverageReport) -> dict[str, Any]:
+    """Every number of the report (the JSON format)."""
+    return {
+        "corpus": rep.corpus, "config": rep.config, "created": rep.created,
+        "data_dir": _redact(rep.data_dir) if rep.data_dir else None,
+        "media_dirs": [_redact(m) for m in rep.media_dirs], "ledgers": [_redact(x) for x in rep.ledgers],
+        "history": rep.history, "corrupt_checked": rep.corrupt_checked, "notes": rep.notes,
+        "manifest_hash": rep.manifest().hash,
+        "runs": [{"started_at": r.started_at, "finished_at": r.finished_at, "counts": r.counts, "totals": r.totals}
+                 for r in rep.runs],
+        "splits": {s.split: {
+            "rows": s.coverage.rows, "found": s.coverage.found, "missing": s.coverage.missing,
+            "corrupt": s.coverage.corrupt if rep.corrupt_checked else None,
+            "manifest_hash": manifest_hash(s.present_ids), "present_ids": len(s.present_ids),
+            "missing_by_status": s.missing_by_status,
+            "missing_ids": s.coverage.missing_ids,
+            "corrupt_ids": [list(c) for c in s.coverage.corrupt_ids],
+            "classes": [{"name": c.name, "rows": c.rows, "present": c.present} for c in s.classes],
+            "over_time": [{"at": p.label, "ok": p.ok, "rows": p.rows} for p in s.over_time],
+            "present_files": s.present_files, "probed_files": s.probed_files,
+            "durations": s.durations, "sample_rates": s.sample_rates,
+        } for s in rep.splits},
+    }
+
+
+def render_json(rep: CoverageReport) -> str:
+    return json.dumps(to_dict(rep), indent=1) + "\n"
+
+
+def _statuses(rep: CoverageReport) -> list[str]:
+    seen: dict[str, int] = {}
+    for s in rep.splits:
+        for k, v in s.missing_by_status.items():
+            seen[k] = seen.get(k, 0) + v
+    return sorted(seen, key=lambda k: (-seen[k], k))
+
+
+def render_md(rep: CoverageReport) -> str:
+    """The report's tables as Markdown (no charts)."""
+    out = [f"# Coverage report: {rep.corpus} / {rep.config or 'default'}", "", f"Generated {rep.created}.", ""]
+    out += ["| split | rows | present | missing | corrupt | coverage | manifest |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for s in rep.splits:
+        c = s.coverage
+        corrupt = str(c.corrupt) if rep.corrupt_checked else "not checked"
+        out.append(f"| {s.split} | {c.rows} | {c.found} | {c.missing} | {corrupt} | {_pct(s.usable, c.rows)} "
+                   f"| `{manifest_hash(s.present_ids)}` |")
+    statuses = _statuses(rep)
+    if statuses:
+        out += ["", "## Missing clips by ledger status", "", "| split | " + " | ".join(statuses) + " |",
+                "| --- |" + " ---: |" * len(statuses)]
+        for s in rep.splits:
+            out.append(f"| {s.split} | " + " | ".join(str(s.missing_by_status.get(k, 0)) for k in statuses) + " |")
+    for s in rep.splits:
+        if s.classes:
+            out += ["", f"## {s.split}: classes with the lowest coverage", "", "| class | rows | present | coverage |",
+                    "| --- | ---: | ---: | ---: |"]
+            out += [f"| {c.name} | {c.rows} | {c.present} | {_pct(c.present, c.rows)} |" for c in s.classes[:10]]
+    if rep.runs:
+        out += ["", "## Fetch runs", "", "| finished | this run | ledger after the run |", "| --- | --- | --- |"]
+        for r in rep.runs:
+            out.append(f"| {r.finished_at or r.started_at} | {_counts(r.counts)} | {_counts(r.totals)} |")
+    out += ["", *[f"> {n}" for n in rep.notes]] if rep.notes else []
+    return "\n".join(out) + "\n"
+
+
+def _counts(d: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "-"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#222}
+h1{font-size:22px;margin-bottom:4px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0;font-size:14px}td,th{border:1px solid #ddd;padding:4px 10px}
+th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.meta{color:#666;font-size:13px}.note{background:#fff8e1;border-left:3px solid #f0ad4e;padding:6px 10px;font-size:13px}
+img{max-width:100%;display:block;margin:8px 0}a.dl{margin-right:16px}code{font-size:13px}
+"""
+
+
+def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = None) -> str:
+    """One self-contained page (see module doc)."""
+    e = html.escape
+    charts = charts if charts is not None else all_charts(rep)
+    man = rep.manifest()
+    p: list[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+                    f"<title>avsets coverage: {e(rep.corpus)} / {e(rep.config or 'default')}</title>",
+                    f"<style>{_CSS}</style></head><body>",
+                    f"<h1>Coverage report: {e(rep.corpus)} / {e(rep.config or 'default')}</h1>"]
+    meta = [f"generated {e(rep.created)}"]
+    if rep.data_dir:
+        meta.append(f"metadata <code>{e(_redact(rep.data_dir))}</code>")
+    meta += [f"media <code>{e(_redact(m))}</code>" for m in rep.media_dirs]
+    meta += [f"ledger <code>{e(_redact(x))}</code>" for x in rep.ledgers]
+    p.append(f'<p class="meta">{" · ".join(meta)}</p>')
+
+    p.append("<h2>Splits</h2><table><tr><th>split</th><th>rows</th><th>present</th><th>missing</th>"
+             "<th>corrupt</th><th>coverage</th><th>manifest hash</th></tr>")
+    for s in rep.splits:
+        c, k = s.coverage, e(s.split)
+        corrupt = (f'<td class="n" data-k="{k}.corrupt">{c.corrupt}</td>' if rep.corrupt_checked
+                   else '<td class="n">not checked</td>')
+        p.append(f'<tr><td>{k}</td><td class="n" data-k="{k}.rows">{c.rows}</td>'
+                 f'<td class="n" data-k="{k}.found">{c.found}</td><td class="n" data-k="{k}.missing">{c.missing}</td>'
+                 f'{corrupt}<td class="n" data-k="{k}.coverage">{_pct(s.usable, c.rows)}</td>'
+                 f'<td><code data-k="{k}.manifest">{manifest_hash(s.present_ids)}</code></td></tr>')
+    p.append("</table>")
+    p.append(f'<p class="meta">Coverage counts clips present and, when probed, readable. Manifest of every split '
+             f'together: <code data-k="manifest">{man.hash}</code> ({len(man.all_ids())} clips).</p>')
+
+    statuses = _statuses(rep)
+    if statuses:
+        p.append("<h2>Missing clips by ledger status</h2><table><tr><th>split</th>"
+                 + "".join(f"<th>{e(x)}</th>" for x in statuses) + "</tr>")
+        for s in rep.splits:
+            k = e(s.split)
+            p.append(f"<tr><td>{k}</td>" + "".join(
+                f'<td class="n" data-k="{k}.missing.{e(x)}">{s.missing_by_status.get(x, 0)}</td>' for x in statuses)
+                + "</tr>")
+        p.append("</table>")
+
+    titles = {"classes": "Coverage per class", "time": "Coverage over time", "media": "What is present"}
+    for key, title in titles.items():
+        png = charts.get(key)
+        if png:
+            p.append(f"<h2>{title}</h2>")
+            p.append(f'<img alt="{e(title)}" data-chart="{key}" src="{_data_uri("image/png", png)}">')
+
+    if rep.runs:
+        p.append("<h2>Fetch runs</h2><table><tr><th>started</th><th>finished</th><th>this run</th>"
+                 "<th>ledger after the run</th></tr>")
+        for r in rep.runs:
+            p.append(f"<tr><td>{e(r.started_at)}</td><td>{e(r.finished_at or '-')}</td><td>{e(_counts(r.counts))}</td>"
+                     f"<td>{e(_counts(r.totals))}</td></tr>")
+        p.append("</table>")
+
+    p.append("<h2>Downloads</h2><p>")
+    stem = f"{rep.corpus}-{rep.config or 'default'}"
+    p.append(f'<a class="dl" download="{e(stem)}-missing.csv" href="{_data_uri("text/csv", missing_csv(rep))}">'
+             f"missing and corrupt clips (CSV, feeds <code>avsets fetch --segments</code>)</a>")
+    if any(s.classes for s in rep.splits):
+        p.append(f'<a class="dl" download="{e(stem)}-classes.csv" href="{_data_uri("text/csv", classes_csv(rep))}">'
+                 "coverage per class (CSV)</a>")
+    p.append(f'<a class="dl" download="{e(stem)}-manifest.json" '
+             f'href="{_data_uri("application/json", man.dumps())}">manifest (JSON)</a></p>')
+    for n in rep.notes:
+        p.append(f'<p class="note">{e(n)}</p>')
+    p.append('<p class="meta">Made by <code>avsets report</code>.</p></body></html>')
+    return "\n".join(p) + "\n"
+
+
+def all_charts(rep: CoverageReport) -> dict[str, bytes | None]:
+    return {"classes": chart_classes(rep), "time": chart_over_time(rep), "media": chart_media(rep)}
+
+
+def render_png(rep: CoverageReport) -> bytes:
+    """The summary table and every chart stacked into one PNG."""
+    from PIL import Image
+
+    fig = _figure(8.0, 0.6 + 0.3 * (len(rep.splits) + 1))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.axis("off")
+    ax.set_title(f"Coverage report: {rep.corpus} / {rep.config or 'default'}", fontsize=11)
+    cells = [[s.split, s.coverage.rows, s.coverage.found, s.coverage.missing,
+              s.coverage.corrupt if rep.corrupt_checked else "-", _pct(s.usable, s.coverage.rows),
+              manifest_hash(s.present_ids)] for s in rep.splits]
+    ax.table(cellText=cells, colLabels=["split", "rows", "present", "missing", "corrupt", "coverage", "manifest"],
+             loc="center")
+    images = [_png(fig)] + [png for png in all_charts(rep).values() if png]
+    pics = [Image.open(io.BytesIO(b)).convert("RGB") for b in images]
+    out = Image.new("RGB", (max(i.width for i in pics), sum(i.height for i in pics)), "white")
+    y = 0
+    for i in pics:
+        out.paste(i, (0, y))
+        y += i.height
+    buf = io.BytesIO()
+    out.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def format_of(out: str, fmt: str | None) -> str:
+    """The format asked for, else the one the file name ends with, else HTML."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        return fmt
+    ext = os.path.splitext(out)[1].lower().lstrip(".")
+    return {"htm": "html", "markdown": "md"}.get(ext, ext) if ext in (*FORMATS, "htm", "markdown") else "html"
+
+
+def manifest_path_for(out: str) -> str:
+    """The manifest written beside a report: ``report.html`` -> ``report.manifest.json``."""
+    root, _ = os.path.splitext(out)
+    return f"{root}.manifest.json"
+
+
+def write_report(rep: CoverageReport, out: str | os.PathLike[str], fmt: str | None = None) -> list[str]:
+    """Write the report (atomically) and its manifest beside it; return both paths."""
+    import fsspec
+
+    out = os.fspath(out)
+    fmt = format_of(out, fmt)
+    fs, path = fsspec.core.url_to_fs(out)
+    if fmt == "png":
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with fs.open(tmp, "wb") as f:
+            f.write(render_png(rep))
+        fs.mv(tmp, path)
+    else:
+        text = {"html": render_html, "md": render_md, "json": render_json}[fmt](rep)
+        write_text_atomic(fs, path, text)
+    man = manifest_path_for(out)
+    rep.manifest().write(man)
+    return [out, man]
+
+
+def summary_lines(rep: CoverageReport, paths: Sequence[str]) -> list[str]:
+    """What the CLI prints after writing."""
+    lines = [f"{s.split}: {s.coverage.found} of {s.coverage.rows} clips present"
+             + (f", missing: {_counts(s.missing_by_status)}" if s.missing_by_status else "") for s in rep.splits]
+    lines.append(f"report written to {paths[0]}; manifest {rep.manifest().hash} in {paths[1]}")
+    return lines

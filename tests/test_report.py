@@ -1,0 +1,237 @@
+"""``avsets report``: real ledgers from ``avsets fetch`` against a loopback mirror over three runs, clips
+vanishing between runs; the numbers equal ``verify``'s; the page checked in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from browser import Page, file_url, find_chromium
+from fetch_server import PRIVATE_PAGE, Behavior, start_server
+from helpers import writable_sample
+
+from avsets.cli import main
+from avsets.manifest import manifest_hash, read_id_sets
+from avsets.report import NOT_IN_LEDGER, build_report
+from avsets.report_render import render_html, write_report
+from avsets.verify import verify
+
+REMOVED_PAGE = "<html><body><p>This video has been removed for violating YouTube's Terms of Service.</p></body></html>"
+LABELS = ("ambulance siren", "basketball bounce", "chicken crowing")
+TEST_ROWS = (3, 7, 12, 13)
+N = 14
+
+
+def _ytid(i: int) -> str:
+    return f"rep{i:08d}"
+
+
+def _key(i: int) -> str:
+    start = (i % 3) * 10
+    return f"{_ytid(i)}_{start * 1000}_{start * 1000 + 10000}"
+
+
+@pytest.fixture(scope="module")
+def fetched(tmp_path_factory):
+    """Three ``avsets fetch`` runs into one folder; between runs the local files of clips 0-2 (after run 1)
+    and 3 (after run 2) are deleted and the mirror now answers removed / 404 / private / 410 for them, so a
+    rerun records them as gone: the ledger's history has three points."""
+    root = tmp_path_factory.mktemp("report")
+    meta = writable_sample("vggsound", root / "meta")
+    with (meta / "vggsound.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        for i in range(N):
+            w.writerow([_ytid(i), (i % 3) * 10, LABELS[i % 3], "test" if i in TEST_ROWS else "train"])
+    media = root / "media"
+    srv = start_server()
+    try:
+        srv.behaviors[_ytid(12)] = Behavior(status=404)
+        srv.behaviors[_ytid(13)] = Behavior(status=403, body=PRIVATE_PAGE)
+        args = ["fetch", "vggsound", "--data-dir", str(meta), "--out", str(media), "--audio", "--workers", "3",
+                "--source-url-template", srv.media_template(), "--backoff", "0.01", "--max-attempts", "1"]
+        assert main(args) == 1
+        shutil.copy(media / "avsets-ledger.sqlite", root / "after-run-1.sqlite")
+        for i, b in ((0, Behavior(status=403, body=REMOVED_PAGE)), (1, Behavior(status=404)),
+                     (2, Behavior(status=403, body=PRIVATE_PAGE))):
+            (media / f"{_key(i)}.flac").unlink()
+            srv.behaviors[_ytid(i)] = b
+        assert main(args) == 1
+        (media / f"{_key(3)}.flac").unlink()
+        srv.behaviors[_ytid(3)] = Behavior(status=410)
+        assert main(args) == 1
+    finally:
+        srv.stop()
+    return root, meta, media
+
+
+EXPECTED_STATUS = {0: "removed", 1: "unavailable", 2: "private", 3: "unavailable", 12: "unavailable", 13: "private"}
+
+
+def _same_as_verify(rep, ver) -> None:
+    assert [c.split for c in rep.coverage] == [c.split for c in ver]
+    for a, b in zip(rep.coverage, ver, strict=True):
+        assert (a.rows, a.found, a.missing, a.corrupt) == (b.rows, b.found, b.missing, b.corrupt)
+        assert a.missing_ids == b.missing_ids and a.corrupt_ids == b.corrupt_ids
+
+
+def test_report_numbers_equal_verify_and_ledger_history(fetched):
+    _, meta, media = fetched
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
+    ver = verify("vggsound", data_dir=str(meta), media_dir=str(media), progress=False)
+    _same_as_verify(rep, ver)
+    by = {s.split: s for s in rep.splits}
+    train, test = by["train"], by["test"]
+    assert (train.coverage.rows, train.coverage.found, test.coverage.rows, test.coverage.found) == (10, 7, 4, 1)
+    for s in (train, test):
+        assert s.missing_status == {_key(i): st for i, st in EXPECTED_STATUS.items() if _key(i) in s.missing_status}
+    assert train.missing_by_status == {"private": 1, "removed": 1, "unavailable": 1}
+    assert test.missing_by_status == {"unavailable": 2, "private": 1}
+    # each fetch run is a point: run 1 fetched all but 12 and 13, run 2 lost 0-2, run 3 lost 3
+    assert rep.history == "runs" and len(rep.runs) == 3
+    assert [p.ok for p in train.over_time] == [10, 7, 7]
+    assert [p.ok for p in test.over_time] == [2, 2, 1]
+    assert rep.runs[0].counts == {"ok": 12, "private": 1, "unavailable": 1}
+    assert rep.runs[-1].totals == {"ok": 8, "private": 2, "removed": 1, "unavailable": 3}
+    # per class: every class has rows; sorted lowest coverage first
+    assert sum(c.rows for c in train.classes) == 10 and sum(c.present for c in train.classes) == 7
+    shares = [c.share for c in train.classes]
+    assert shares == sorted(shares)
+    # what is present: 10-s FLAC clips at the mirror's 16 kHz
+    assert train.probed_files == train.present_files == 7
+    assert all(abs(d - 10.0) < 0.05 for d in train.durations) and set(train.sample_rates) == {16000}
+    # the manifest lists exactly the clips present
+    man = rep.manifest()
+    assert man.splits["train"] == sorted(_key(i) for i in range(N) if i not in TEST_ROWS and i > 2)
+    assert man.splits["test"] == [_key(7)]
+
+
+def test_legacy_ledger_without_history_and_no_ledger(fetched, tmp_path):
+    _, meta, media = fetched
+    legacy = tmp_path / "legacy.sqlite"
+    shutil.copy(media / "avsets-ledger.sqlite", legacy)
+    with sqlite3.connect(legacy) as conn:
+        conn.execute("DROP TABLE runs")
+        conn.execute("DROP TABLE history")
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media), ledger=str(legacy), probe=False)
+    assert rep.history == "fetched_at" and rep.runs == []
+    train = next(s for s in rep.splits if s.split == "train")
+    assert train.over_time and train.over_time[-1].ok == 7  # the last state, by date of last outcome
+    assert any("predates per-run history" in n for n in rep.notes)
+    assert not rep.corrupt_checked and "not checked" in render_html(rep, charts={})
+    # media without a ledger: every missing clip is "not in ledger"
+    bare = tmp_path / "bare"
+    shutil.copytree(media, bare, ignore=shutil.ignore_patterns("avsets-ledger.sqlite*"))
+    rep2 = build_report("vggsound", data_dir=str(meta), media_dir=str(bare), probe=False)
+    assert rep2.history == "none" and {s.split: s.missing_by_status for s in rep2.splits} == {
+        "train": {NOT_IN_LEDGER: 3}, "test": {NOT_IN_LEDGER: 3}}
+
+
+def test_formats_manifest_and_cli(fetched, tmp_path, capsys):
+    _, meta, media = fetched
+    base = ["--data-dir", str(meta), "--media-dir", str(media)]
+    out = tmp_path / "r.json"
+    assert main(["report", "vggsound", *base, "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    ver = {c.split: c for c in verify("vggsound", data_dir=str(meta), media_dir=str(media), progress=False)}
+    for split, d in data["splits"].items():
+        assert (d["rows"], d["found"], d["missing"], d["corrupt"]) == (
+            ver[split].rows, ver[split].found, ver[split].missing, ver[split].corrupt)
+        assert d["missing_ids"] == ver[split].missing_ids
+    man = read_id_sets(tmp_path / "r.manifest.json")
+    assert man.hashes == {s: d["manifest_hash"] for s, d in data["splits"].items()}
+    assert man.hash == data["manifest_hash"] and man.source == "avsets report"
+
+    assert main(["report", "vggsound", *base, "--out", str(tmp_path / "r.md")]) == 0
+    md = (tmp_path / "r.md").read_text()
+    assert "| train | 10 | 7 | 3 | 0 | 70.0% |" in md and "## Fetch runs" in md
+    assert main(["report", "vggsound", *base, "--out", str(tmp_path / "r.bin"), "--format", "png"]) == 0
+    from PIL import Image
+
+    img = Image.open(tmp_path / "r.bin")
+    assert img.format == "PNG" and img.height > img.width / 2
+    with pytest.raises(SystemExit) as e:
+        main(["report", "vggsound", *base, "--out", str(tmp_path / "x.html"), "--format", "pdf"])
+    assert e.value.code == 2
+    assert main(["report", "vggsound", "--data-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "y.html")]) == 2
+    capsys.readouterr()
+
+    # verify --report: verify's table and exit code (1: clips missing), plus the report
+    assert main(["verify", "vggsound", *base, "--report", str(tmp_path / "v.html")]) == 1
+    printed = capsys.readouterr().out
+    assert "train" in printed and "70.0%" in printed and (tmp_path / "v.html").is_file()
+    assert (tmp_path / "v.manifest.json").is_file()
+
+
+def test_compare_real_ledgers(fetched, tmp_path, capsys):
+    """Run 1's ledger against the final one: four clips vanished since; the intersection CSV feeds fetch."""
+    root, _, media = fetched
+    out = tmp_path / "both.csv"
+    assert main(["compare", str(root / "after-run-1.sqlite"), str(media), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "       12         8         8         4         0" in text
+    ids = sorted(r["id"] for r in csv.DictReader(out.open()))
+    assert ids == sorted(_key(i) for i in range(N) if i not in (0, 1, 2, 3, 12, 13))
+
+
+def _numbers_in_page(page: Page) -> dict[str, str]:
+    return page.evaluate("Object.fromEntries(Array.from(document.querySelectorAll('[data-k]'))"
+                         ".map(e => [e.dataset.k, e.textContent.trim()]))")
+
+
+@pytest.mark.skipif(find_chromium() is None,
+                    reason="no chromium on this machine (CI installs the Debian package in .ci/run)")
+def test_report_in_a_real_browser(fetched, tmp_path):
+    """The page loads in headless Chromium with no console error, every chart renders, the numbers equal
+    verify's, and the missing-ids download holds exactly the missing clips."""
+    _, meta, media = fetched
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
+    html_path, _ = write_report(rep, tmp_path / "report.html")
+    ver = verify("vggsound", data_dir=str(meta), media_dir=str(media), progress=False)
+    with Page() as page:
+        page.load(file_url(html_path))
+        images = page.evaluate("Array.from(document.images).map(i => [i.dataset.chart, i.complete, i.naturalWidth,"
+                               " i.naturalHeight])")
+        numbers = _numbers_in_page(page)
+        link = page.evaluate("document.querySelector('a[download$=\"-missing.csv\"]').href")
+        assert page.errors == []
+    assert sorted(i[0] for i in images) == ["classes", "media", "time"]
+    assert all(done and w > 0 and h > 0 for _, done, w, h in images), images
+    for c in ver:
+        assert numbers[f"{c.split}.rows"] == str(c.rows)
+        assert numbers[f"{c.split}.found"] == str(c.found)
+        assert numbers[f"{c.split}.missing"] == str(c.missing)
+        assert numbers[f"{c.split}.corrupt"] == str(c.corrupt)
+        assert numbers[f"{c.split}.coverage"] == f"{100.0 * (c.found - c.corrupt) / c.rows:.1f}%"
+    assert numbers["train.missing.unavailable"] == "1" and numbers["test.missing.unavailable"] == "2"
+    assert numbers["train.manifest"] == manifest_hash(_key(i) for i in range(4, N) if i not in TEST_ROWS)
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(link.split(",", 1)[1]).decode())))
+    assert sorted((r["split"], r["id"]) for r in rows) == sorted(
+        (c.split, i) for c in ver for i in c.missing_ids)
+    assert {r["id"]: r["status"] for r in rows} == {_key(i): s for i, s in EXPECTED_STATUS.items()}
+
+
+def test_report_page_with_an_error_is_caught(tmp_path):
+    """The browser check can fail: a page with a broken image and a script error is reported as such."""
+    if find_chromium() is None:
+        pytest.skip("no chromium on this machine (CI installs the Debian package in .ci/run)")
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><html><body><img data-chart="x" src="data:image/png;base64,AAAA">'
+                   "<script>console.error('boom'); undefinedThing();</script></body></html>")
+    with Page() as page:
+        page.load(file_url(bad))
+        widths = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+        assert widths == [0]
+        assert any("boom" in e for e in page.errors) and len(page.errors) >= 2
+
+
+def test_report_png_of_the_bundled_sample_is_small():
+    """The screenshot shown in the README exists and stays small."""
+    png = Path(__file__).resolve().parents[1] / "docs" / "report.png"
+    assert png.is_file() and png.stat().st_size < 400_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
