@@ -201,7 +201,7 @@ def test_dry_run_changes_nothing(pipeline, tmp_path, capsys):
     assert _all_files(out) == before
 
 
-def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path):
+def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path, capsys):
     """A shard left without rows is deleted (stock `datasets` fails on a zero-row Parquet file); a split
     left without rows leaves the card; a re-run of the same export does not resurrect anything."""
     out = tmp_path / "export"
@@ -210,15 +210,35 @@ def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path):
     listing.write_text("youtube_id,reason\n" + "".join(f"{v},gone\n" for v in VIDEOS[6:]))  # all of test
     assert _avsets("export", "--prune", "--out", str(out), "--takedowns", str(listing)) == 0
     assert not list((out / "data" / "default").glob("test-*"))
+    capsys.readouterr()
+    assert _avsets("export", "--prune", "--out", str(out), "--takedowns", str(listing)) == 0
+    text = capsys.readouterr().out
+    assert "removed 0 row(s)" in text and "2 listed id(s) were removed by an earlier sync" in text
     card = (out / "README.md").read_text()
     assert set(_card_sizes(card)) == {"train"} and "data/default/test-*" not in card
     assert set(_stock_load(out, tmp_path / "cache")) == {"train"}
+    sizes = _card_sizes(card)
     published = _published(out)
     # the same export again into the folder: finds its work done, keeps the pruned shards and the counts
     assert _avsets("export", "vggsound", "--data-dir", str(pipeline["meta"]), "--media-dir",
                    str(pipeline["run1"]), "--out", str(out), "--max-shard-size", "1MB") == 0
     assert {p: h for p, h in _published(out).items() if p.endswith(".parquet")} == \
         {p: h for p, h in published.items() if p.endswith(".parquet")}
+    card = (out / "README.md").read_text()
+    assert _card_sizes(card) == sizes and "## Takedowns" in card  # the rebuilt card keeps both
+    assert "| default | test | 4 | 0 |" in card
+    assert _published(out)["takedowns.csv"] == published["takedowns.csv"]
+
+
+def test_card_merge_keeps_the_takedowns_note():
+    """Pushing another config merges cards: the note a sync wrote on the Hub card survives."""
+    from avsets.publish.card import merge_cards
+
+    base = "---\npretty_name: x\n---\n\n# X\n\n<!-- avsets:takedowns:start -->\n## Takedowns\n\n2 clip(s)\n" \
+           "<!-- avsets:takedowns:end -->\n"
+    merged = merge_cards(base, "---\npretty_name: x\n---\n\n# X\n")
+    assert merged.count("## Takedowns") == 1 and "2 clip(s)" in merged
+    assert merge_cards(merged, merged).count("## Takedowns") == 1
 
 
 def _cli_env(extra: dict[str, str] | None = None, hub: HubServer | None = None, tmp: Path | None = None) -> dict:
@@ -369,3 +389,81 @@ def test_push_sync_killed_then_rerun(pipeline, hub, tmp_path):
     killed, clean = hub.files("org/killed"), hub.files("org/clean")
     killed["README.md"] = killed["README.md"].replace(b"org/killed", b"org/clean")  # the card names its repo
     assert _sha(killed) == _sha(clean)
+
+
+def test_reexport_leaves_taken_down_clips_out(pipeline, tmp_path):
+    """An export redone into a pruned folder (other options: --overwrite) never brings a removed clip back."""
+    out = tmp_path / "export"
+    shutil.copytree(pipeline["export"], out)
+    listing = tmp_path / "t.csv"
+    listing.write_text(f"{VIDEOS[0]},2026-05-01,owner request\n")
+    assert _avsets("export", "--prune", "--out", str(out), "--takedowns", str(listing)) == 0
+    assert _avsets("export", "vggsound", "--data-dir", str(pipeline["meta"]), "--media-dir", str(pipeline["run1"]),
+                   "--out", str(out), "--max-shard-size", "2MB", "--overwrite") == 0
+    ids = {i for rows in _rows(out).values() for i in rows}
+    assert ids == {i for rows in _rows(pipeline["export"]).values() for i in rows} - _ids_of([VIDEOS[0]])
+    assert "## Takedowns" in (out / "README.md").read_text()
+    assert _card_sizes((out / "README.md").read_text())["train"] == 10
+    assert len(list(csv.DictReader(io.StringIO((out / "takedowns.csv").read_text())))) == 2
+
+
+def test_sync_racing_another_push_changes_nothing(pipeline, hub, monkeypatch):
+    """The commit names the commit the sync read as its parent: a push landing in between makes the sync fail
+    with a clear message instead of overwriting it (in-process, the Python API)."""
+    import huggingface_hub.constants as hc
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    import avsets.publish.sync_hub as sync_hub_mod
+    from avsets.publish.push import PushError, push_folder
+    from avsets.publish.takedowns import Takedown
+
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)  # conftest makes the suite offline; this is loopback
+    monkeypatch.setattr(hc, "HF_HUB_DISABLE_XET", True)
+    push_folder(pipeline["export"], "org/race", endpoint=hub.url, token=TOKEN)
+
+    def other_push(step: str) -> None:
+        HfApi(endpoint=hub.url, token=TOKEN).create_commit(
+            "org/race", [CommitOperationAdd(path_in_repo="NOTES.md", path_or_fileobj=b"someone else\n")],
+            commit_message="meanwhile", repo_type="dataset")
+
+    monkeypatch.setattr(sync_hub_mod, "kill_point", other_push)
+    before = _sha(hub.files("org/race"))
+    with pytest.raises(PushError, match="changed while the sync ran") as e:
+        sync_hub_mod.sync_hub("org/race", {VIDEOS[0]: Takedown(VIDEOS[0], "2026-01-01", "x")}, endpoint=hub.url,
+                              token=TOKEN)
+    assert TOKEN not in str(e.value)
+    after = _sha(hub.files("org/race"))
+    assert set(after) - set(before) == {"NOTES.md"} and all(after[p] == h for p, h in before.items())
+
+
+def test_card_update_with_two_configs():
+    """Split sizes change for the synced config only; an emptied split (and config) leaves the YAML."""
+    from test_publish_support import features
+
+    from avsets.publish.card import SplitStats, build_card
+    from avsets.publish.sync import ShardChange, SyncPlan, update_card
+    from avsets.publish.takedowns import Removed
+
+    feats = features(with_video=False)
+    card = build_card(corpus="vggsound", config="default", features=feats,
+                      splits={"train": SplitStats(10, 1000, 12), "test": SplitStats(3, 300, 3)})
+    card = build_card(corpus="vggsound", config="astest", features=feats, splits={"test": SplitStats(2, 200, 4)},
+                      existing=card)
+    rm = [Removed(f"c{i}", "", "default", "train", "2026-01-01", "x") for i in range(2)]
+    gone = [Removed(f"a{i}", "", "astest", "test", "2026-01-01", "x") for i in range(2)]
+    plan = SyncPlan(changes=[ShardChange("data/default/train-00000-of-00002.parquet", "default", "train", 5, 500, rm,
+                                         bytes_after=320),
+                             ShardChange("data/astest/test-00000-of-00001.parquet", "astest", "test", 2, 200, gone,
+                                         bytes_after=0)],
+                    files={"data/default/train-00000-of-00002.parquet": 500,
+                           "data/default/train-00001-of-00002.parquet": 500,
+                           "data/default/test-00000-of-00001.parquet": 300,
+                           "data/astest/test-00000-of-00001.parquet": 200})
+    data = DatasetCard(update_card(card, plan, total_removed=4, day="2026-01-02")).data
+    infos = {i.get("config_name", "default"): i for i in data["dataset_info"]} if isinstance(
+        data["dataset_info"], list) else {"default": data["dataset_info"]}
+    assert set(infos) == {"default"}
+    assert {s["name"]: (s["num_examples"], s["num_bytes"]) for s in infos["default"]["splits"]} == \
+        {"train": (8, 820), "test": (3, 300)}
+    assert infos["default"]["download_size"] == 1300 - 180
+    assert [c["config_name"] for c in data["configs"]] == ["default"]

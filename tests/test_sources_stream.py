@@ -14,7 +14,7 @@ from source_server import serve_folder
 
 from avsets import load_dataset
 from avsets.decoding import decode_audio, decode_video
-from avsets.errors import MediaError
+from avsets.errors import MediaSourceError
 from avsets.sources.stream import _PASSES
 
 
@@ -85,7 +85,7 @@ def test_metadata_only_decode_false_embeds_member_bytes(vgg):
         src = vgg.sources.get(row["id"])
         if src is not None:
             assert row["video"]["bytes"] == src.read_bytes()
-            assert row["video"]["path"].endswith(".mp4") and "::" in row["video"]["path"]
+            assert row["video"]["path"].endswith(".mp4") and "!/" in row["video"]["path"]
 
 
 def test_archives_divide_between_nodes_each_row_once(vgg):
@@ -128,7 +128,7 @@ def test_truncated_targz_is_our_error_and_later_rows_count_missing(vgg, tmp_path
     assert f"{n_missing} of 7 rows have no member" in caplog.text
     strict = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(cut)],
                           streaming=True, decode=False, on_missing="error")
-    with pytest.raises(MediaError, match="cut short"):
+    with pytest.raises(MediaSourceError, match="cut short"):
         list(strict)
 
 
@@ -179,7 +179,7 @@ def test_parquet_without_media_column_is_our_error(aset, tmp_path):
     pq.write_table(pa.table({"video_id": aset.ids, "labels": [["x"]] * len(aset.ids)}), bad)
     ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=str(bad), streaming=True,
                       on_missing="error")
-    with pytest.raises(MediaError, match="no media column"):
+    with pytest.raises(MediaSourceError, match="no media column"):
         list(ds)
 
 
@@ -190,3 +190,21 @@ def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
                       streaming=True, decode=False, only_ids=wanted)
     assert [r["id"] for r in ds] == wanted[:1]
     assert "1 of 2 rows have no member" in caplog.text
+
+
+def test_stopping_early_stops_the_archive_reader(vgg):
+    import gc
+    import itertools
+    import threading
+    import time
+
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False)
+    it = iter(ds)
+    assert len(list(itertools.islice(it, 1))) == 1
+    del it
+    gc.collect()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(t.name == "avsets-archive-reader" for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert not any(t.name == "avsets-archive-reader" for t in threading.enumerate())

@@ -30,7 +30,8 @@ from .target import Target
 logger = logging.getLogger(__name__)
 
 PLAN_BATCH = 500
-STOP_GRACE = 5.0  # seconds Ctrl-C waits for clips in flight to clean up (their ffmpeg is killed at once)
+STOP_GRACE = 2.0  # seconds Ctrl-C waits for clips in flight to clean up (their ffmpeg is killed at once;
+#                   a worker still blocked in a network read after that is abandoned)
 
 Progress = Callable[[LedgerRow], None]
 

@@ -44,6 +44,10 @@ _AVAIL_HEADER = (
 _ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|")
 MANIFEST_START = "<!-- avsets:manifest:start -->"
 MANIFEST_END = "<!-- avsets:manifest:end -->"
+#: the "Takedowns" note written by ``avsets export --prune`` / ``push --sync`` (``sync.py``); carried over
+#: when the card is rebuilt or merged, so a re-export or a push of another config keeps it
+TAKEDOWNS_START = "<!-- avsets:takedowns:start -->"
+TAKEDOWNS_END = "<!-- avsets:takedowns:end -->"
 _MANIFEST_ROW = re.compile(r"^\|\s*([^|]+?)\s*\|\s*([^|]+?)\s*\|\s*(\d+)\s*\|\s*`?([0-9a-f]+)`?\s*\|")
 #: YAML keys taken from the corpus card; everything else in it is left to the corpus author
 CORPUS_KEYS = ("license", "pretty_name", "task_categories", "task_ids", "tags", "language", "annotations_creators",
@@ -118,7 +122,7 @@ def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]
 def _strip_generated(body: str) -> str:
     """``body`` without the parts generated from the exported data (availability, manifest, configs, loading)."""
     for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (CONFIGS_START, CONFIGS_END),
-                       (LOADING_START, LOADING_END)):
+                       (LOADING_START, LOADING_END), (TAKEDOWNS_START, TAKEDOWNS_END)):
         if start in body and end in body:
             head, rest = body.split(start, 1)
             body = head + rest.split(end, 1)[1]
@@ -126,12 +130,21 @@ def _strip_generated(body: str) -> str:
 
 
 def _strip_tables(body: str) -> str:
-    """``body`` without the availability and manifest tables (merge_cards appends merged ones)."""
-    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END)):
+    """``body`` without the availability and manifest tables and the takedowns note (merge_cards appends
+    merged ones)."""
+    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (TAKEDOWNS_START, TAKEDOWNS_END)):
         if start in body and end in body:
             head, rest = body.split(start, 1)
             body = head + rest.split(end, 1)[1]
     return body
+
+
+def _takedowns_note(*bodies: str) -> str | None:
+    """The first takedowns note found in ``bodies`` (markers included), if any."""
+    for body in bodies:
+        if TAKEDOWNS_START in body and TAKEDOWNS_END in body:
+            return TAKEDOWNS_START + body.split(TAKEDOWNS_START, 1)[1].split(TAKEDOWNS_END, 1)[0] + TAKEDOWNS_END
+    return None
 
 
 def _media_metadata(data: DatasetCardData) -> set[str]:
@@ -263,6 +276,9 @@ def build_card(
     mrows.update({(config, s): v for s, v in (manifest or {}).items()})
     if mrows:
         parts.append(_manifest_table(mrows))
+    note = _takedowns_note(old_body)
+    if note:
+        parts.append(note)
     return f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n"
 
 
@@ -302,4 +318,7 @@ def merge_cards(base: str | None, update: str) -> str:
     m_rows = {k: v for k, v in _manifest_rows(base_body).items() if k[0] not in mine_m} | new_m
     if m_rows:
         body += "\n\n" + _manifest_table(m_rows)
+    note = _takedowns_note(upd_body, base_body)
+    if note:
+        body += "\n\n" + note
     return f"---\n{data.to_yaml()}\n---\n\n{body}\n"

@@ -35,6 +35,7 @@ from datasets import Dataset, DatasetDict, Features
 from datasets.utils.py_utils import convert_file_size_to_int
 
 from ..manifest import Manifest, export_manifest_path, manifest_hash, write_text_atomic
+from ..notices import MISSING_MEDIA, quiet
 from .card import SplitStats, build_card
 from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
 from .media import AUDIO_FORMATS
@@ -135,12 +136,23 @@ def _schema(features: Features) -> pa.Schema:
     return features.arrow_schema.with_metadata(meta)
 
 
-def _iter_items(table: pa.Table, first_index: int, rows: int) -> Iterator[list[tuple[int, dict]]]:
+def _iter_items(table: pa.Table, first_index: int, rows: int,
+                drop: frozenset[str] = frozenset()) -> Iterator[list[tuple[int, dict | None]]]:
+    """Rounds of ``(input row number, row)``; rows whose ``id`` is in ``drop`` (the folder's ``takedowns.csv``)
+    become ``None``: counted like rows without media, never cut, and the row numbering (so resuming) unchanged."""
     idx = first_index
     for batch in table.to_batches(max_chunksize=rows):
         rows = batch.to_pylist()
-        yield list(enumerate(rows, start=idx))
+        yield [(i, None if drop and r.get("id") in drop else r) for i, r in enumerate(rows, start=idx)]
         idx += len(rows)
+
+
+def _taken_down(fs: fsspec.AbstractFileSystem, root: str) -> frozenset[str]:
+    """Ids in the export folder's ``takedowns.csv`` (``avsets export --prune``): a re-export leaves them out."""
+    from .takedowns import TAKEDOWNS_FILE, read_takedowns_csv
+
+    path = f"{root}/{TAKEDOWNS_FILE}"
+    return frozenset(r.id for r in read_takedowns_csv(fs.cat_file(path))) if fs.exists(path) else frozenset()
 
 
 def _feed(writer: ShardWriter, results: list[Converted]) -> None:
@@ -163,6 +175,7 @@ def run_chunk(
     max_bytes: int,
     pool: cf.Executor | None = None,
     workers: int = 1,
+    drop: frozenset[str] = frozenset(),
 ) -> ChunkState:
     """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on.
 
@@ -177,7 +190,7 @@ def run_chunk(
     pending: deque[cf.Future] = deque()
     try:
         rows = _ROUND_ROWS_VIDEO if opts.video_columns else _ROUND_ROWS
-        for items in _iter_items(table, state.next_row, rows):
+        for items in _iter_items(table, state.next_row, rows, drop):
             pending.append(pool.submit(convert_batch, items, opts))
             if len(pending) > 2 * workers:
                 _feed(writer, pending.popleft().result())
@@ -199,7 +212,7 @@ def _chunk_path(root: str, config: str, split: str, chunk: int) -> str:
 
 
 def _ray_chunk(table: pa.Table, state_d: dict, out: str, storage_options: dict, config: str,
-               schema: pa.Schema, opts: ConvertOptions, max_bytes: int) -> dict:
+               schema: pa.Schema, opts: ConvertOptions, max_bytes: int, drop: frozenset[str] = frozenset()) -> dict:
     """Body of one Ray task: resolve the fsspec target inside the worker, write the chunk's shards."""
     fs, root = fsspec.core.url_to_fs(out, **storage_options)
     root = root.rstrip("/")
@@ -208,12 +221,14 @@ def _ray_chunk(table: pa.Table, state_d: dict, out: str, storage_options: dict, 
     if state.done:
         return asdict(state)
     table = table.slice(state.next_row - planned.next_row)  # another attempt may have finished shards
-    done = run_chunk(table, state, fs=fs, root=root, config=config, schema=schema, opts=opts, max_bytes=max_bytes)
+    done = run_chunk(table, state, fs=fs, root=root, config=config, schema=schema, opts=opts, max_bytes=max_bytes,
+                     drop=drop)
     return asdict(done)
 
 
 def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_options: dict, config: str,
-             schema: pa.Schema, opts: ConvertOptions, max_bytes: int, num_proc: int | None) -> None:
+             schema: pa.Schema, opts: ConvertOptions, max_bytes: int, num_proc: int | None,
+             drop: frozenset[str] = frozenset()) -> None:
     try:
         import ray
     except ImportError as e:  # optional extra
@@ -223,7 +238,8 @@ def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_optio
         ray.init(num_cpus=num_proc, include_dashboard=False, log_to_driver=False)
     try:
         task = ray.remote(_ray_chunk)
-        refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes) for t, s in jobs]
+        refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes, drop)
+                for t, s in jobs]
         ray.get(refs)
     finally:
         if started:
@@ -319,9 +335,10 @@ def export_dataset(
                 jobs.append((arrow[st.next_row : b] if b > st.next_row else arrow[0:0], st))
     if jobs:
         logger.info("export %s/%s: %d chunk(s) to write", corpus, config, len(jobs))
+    drop = _taken_down(fs, root) if jobs else frozenset()
     if engine == "ray" and jobs:
         _run_ray([(t, s) for t, s in jobs], out=out, storage_options=storage_options, config=config,
-                 schema=schema, opts=opts, max_bytes=max_bytes, num_proc=num_proc)
+                 schema=schema, opts=opts, max_bytes=max_bytes, num_proc=num_proc, drop=drop)
         states = {s: [ChunkState.load(fs, _chunk_path(root, config, s, i)) for i in range(len(plan["splits"][s]))]
                   for s in dsd}
     elif jobs:
@@ -331,7 +348,7 @@ def export_dataset(
         try:
             for table, st in jobs:
                 run_chunk(table, st, fs=fs, root=root, config=config, schema=schema, opts=opts,
-                          max_bytes=max_bytes, pool=pool, workers=workers)
+                          max_bytes=max_bytes, pool=pool, workers=workers, drop=drop)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -426,7 +443,8 @@ def export(
     kwargs.setdefault("on_missing", "keep")
     if config is None:
         config = avsets.get_dataset_config_names(corpus)[0]
-    dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
+    with quiet(MISSING_MEDIA):  # the export's summary and card count the rows without media
+        dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
     return export_dataset(dsd, corpus, config, out, video=video, audio_format=audio_format,
                           max_shard_size=max_shard_size, num_proc=num_proc, engine=engine,
                           overwrite=overwrite, storage_options=storage_options)

@@ -44,6 +44,8 @@ from .card import (
     AVAIL_START,
     MANIFEST_END,
     MANIFEST_START,
+    TAKEDOWNS_END,
+    TAKEDOWNS_START,
     _avail_rows,
     _avail_table,
     _manifest_rows,
@@ -61,8 +63,7 @@ from .takedowns import (
 
 logger = logging.getLogger(__name__)
 
-TD_START = "<!-- avsets:takedowns:start -->"
-TD_END = "<!-- avsets:takedowns:end -->"
+TD_START, TD_END = TAKEDOWNS_START, TAKEDOWNS_END
 #: set to a step name (``staged``, ``journal``, ``moved``, ``uploaded``) to SIGKILL the process there: the
 #: tests' way of proving a killed sync is finished by a rerun
 KILL_ENV = "AVSETS_SYNC_KILL_AT"
@@ -168,7 +169,7 @@ def plan_sync(copy: Copy, takedowns: dict[str, Takedown], *, config: str | None 
               split: str | None = None) -> SyncPlan:
     """Find the shards of ``copy`` holding a clip (by id) or a video (by YouTube id) listed in ``takedowns``."""
     plan = SyncPlan(files=copy.files())
-    already = {r.id for r in read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE))}
+    already = {k for r in read_takedowns_csv(copy.read_bytes(TAKEDOWNS_FILE)) for k in (r.id, r.youtube_id) if k}
     found: set[str] = set()
     keys = pa.array(sorted(takedowns), pa.string())
     for path, size in plan.files.items():
@@ -176,7 +177,10 @@ def plan_sync(copy: Copy, takedowns: dict[str, Takedown], *, config: str | None 
         if key is None or (config and key[0] != config) or (split and key[1] != split):
             continue
         plan.shards_scanned += 1
-        table = copy.read_columns(path, ["id", "youtube_id"])
+        try:
+            table = copy.read_columns(path, ["id", "youtube_id"])
+        except (pa.ArrowException, OSError) as e:
+            raise SyncError(f"{path}: cannot read its id column ({e})") from None
         if "id" not in table.column_names:
             raise SyncError(f"{path} has no id column: is it an avsets export?")
         ids = table["id"]
@@ -257,39 +261,48 @@ def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str,
     for c in plan.changes:
         n, b = per_split.get((c.config, c.split), (0, 0))
         per_split[(c.config, c.split)] = (n + len(c.removed), b + (c.bytes_after or 0) - c.bytes_before)
+    # a split whose every shard was deleted has no file left: its glob would match nothing and stock
+    # `datasets` would fail, so it leaves the card (and a config left with no split leaves it too)
+    deleted = {c.path for c in plan.changes if not c.bytes_after}
+    remaining = {shard_key(p) for p in plan.files if shard_key(p) and p not in deleted}
+    emptied = {k for k in per_split if k not in remaining}
     infos = data.get("dataset_info")
     single = isinstance(infos, dict)
     infos = _as_list(infos)
-    emptied: set[tuple[str, str]] = set()
     for info in infos:
         cfg = info.get("config_name", "default")
-        kept_splits = []
-        for sp in info.get("splits") or []:
+        if "splits" not in info:
+            continue
+        kept = []
+        for sp in info["splits"]:
             n, b = per_split.get((cfg, sp["name"]), (0, 0))
             sp["num_examples"] = max(0, int(sp.get("num_examples") or 0) - n)
             sp["num_bytes"] = max(0, int(sp.get("num_bytes") or 0) + b)
-            if sp["num_examples"] == 0 and (cfg, sp["name"]) in per_split:
-                emptied.add((cfg, sp["name"]))
-                continue
-            kept_splits.append(sp)
+            if (cfg, sp["name"]) not in emptied:
+                kept.append(sp)
+        info["splits"] = kept
         delta = sum(b for (c2, _), (_, b) in per_split.items() if c2 == cfg)
-        if delta and "splits" in info:
-            info["splits"] = kept_splits
-            for k in ("download_size", "dataset_size"):
-                if k in info:
-                    info[k] = max(0, int(info[k]) + delta)
-        elif "splits" in info:
-            info["splits"] = kept_splits
+        for k in ("download_size", "dataset_size"):
+            if k in info:
+                info[k] = max(0, int(info[k]) + delta)
+    gone_configs = {info.get("config_name", "default") for info in infos if "splits" in info and not info["splits"]}
+    infos = [i for i in infos if i.get("config_name", "default") not in gone_configs]
+    if not infos and data.get("dataset_info") is not None:
+        data.pop("dataset_info")  # every clip of every config was taken down
     if infos:
         data["dataset_info"] = infos[0] if single else infos
         largest = max(sum(int(s.get("num_examples") or 0) for s in i.get("splits") or []) for i in infos)
         data["size_categories"] = [size_category(largest)]
-    if emptied:  # a split with no file left: its glob would match nothing and stock `datasets` would fail
+    if emptied:
+        configs = []
         for cfg in _as_list(data.get("configs")):
             files = cfg.get("data_files")
             if isinstance(files, list):
                 cfg["data_files"] = [f for f in files
                                      if not (isinstance(f, dict) and (cfg.get("config_name"), f.get("split")) in emptied)]
+            if cfg.get("config_name") not in gone_configs:
+                configs.append(cfg)
+        data["configs"] = configs
 
     body = card.text.strip()
     rows = _avail_rows(body)

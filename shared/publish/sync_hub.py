@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, HfFileSystem, get_token
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 
 from .push import REPO_TYPE, PushError, scrub
 from .sync import Copy, SyncError, SyncPlan, build_outputs, kill_point, plan_sync, read_present_columns
@@ -59,8 +59,9 @@ class HubCopy(Copy):
             return None
 
     def read_columns(self, path: str, columns: list[str]) -> pa.Table:
-        # small blocks: the footer and the id column chunks are all we want of a shard of hundreds of MB
-        with self.fs.open(f"datasets/{self.repo_id}@{self.sha}/{path}", "rb", block_size=256 * 1024) as f:
+        # no read-ahead cache: each read pyarrow makes (the 64 KiB footer tail, then the id / youtube_id
+        # column chunks) is one ranged GET of exactly that size; a block cache read 2-3 blocks per shard
+        with self.fs.open(f"datasets/{self.repo_id}@{self.sha}/{path}", "rb", cache_type="none") as f:
             return read_present_columns(pq.ParquetFile(f), columns)
 
     def local_path(self, path: str) -> Path:
@@ -134,11 +135,19 @@ def _sync(repo_id: str, takedowns: dict[str, Takedown], work: Path, *, config: s
     api.preupload_lfs_files(repo_id, adds, repo_type=REPO_TYPE, revision=revision)
     kill_point("uploaded")
     n = len(plan.removed)
-    info = api.create_commit(repo_id, ops, commit_message=f"Remove {n} taken-down clip(s) with avsets",
-                             commit_description=_describe(plan), repo_type=REPO_TYPE, revision=revision,
-                             parent_commit=sha)
-    result.commit = info.oid
-    return result
+    try:
+        info = api.create_commit(repo_id, ops, commit_message=f"Remove {n} taken-down clip(s) with avsets",
+                                 commit_description=_describe(plan), repo_type=REPO_TYPE, revision=revision,
+                                 parent_commit=sha)
+    except HfHubHTTPError as e:
+        if getattr(e.response, "status_code", None) != 412:
+            raise
+        failure = PushError(f"{repo_id} changed while the sync ran (another push?); nothing was changed by this "
+                            "sync: run it again")
+    else:
+        result.commit = info.oid
+        return result
+    raise failure
 
 
 def _describe(plan: SyncPlan) -> str:

@@ -29,18 +29,20 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ..errors import MediaError, MissingMediaError, UnsafePathError
+from ..errors import MediaSourceError, MissingMediaError, UnsafePathError
 from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
 from ..segments import parse_stem_fast, to_ms
 from ..templates import pattern_is_trimmed, render_template, template_values
+from .clip_or_video import TOLERANCE
 from .kinds import ARCHIVE_KINDS, Source, expand_sources
-from .members import Member, ReadStats, has_loose_media, iter_members, public_url, read_json
+from .members import Member, ReadStats, has_loose_media, iter_members, prefetch, public_url, read_json
 
 logger = logging.getLogger("avsets")
 
-#: A file named by YouTube id alone is the segment itself when it lasts at most the segment plus this.
-SEGMENT_TOLERANCE = 1.0
+#: A file named by YouTube id alone is the segment itself when it lasts at most the segment plus this
+#: (the same tolerance as the random-access sources, :mod:`avsets.sources.clip_or_video`).
+SEGMENT_TOLERANCE = TOLERANCE
 TRIMMED, WHOLE, AUTO = "trimmed", "whole", "auto"
 _BATCH_ROWS = 16
 _BATCH_BYTES = 32 << 20
@@ -168,8 +170,21 @@ def _json_keys(meta: dict) -> list[str]:
     return out
 
 
+def _flac_seconds(data: bytes) -> float | None:
+    """A FLAC's length from its STREAMINFO block (bytes 8-42): no decoder, microseconds per member."""
+    if len(data) < 42 or data[:4] != b"fLaC" or data[4] & 0x7F != 0:
+        return None
+    bits = int.from_bytes(data[18:26], "big")  # 20 bits rate, 3 channels, 5 bits per sample, 36 samples
+    rate, total = bits >> 44, bits & ((1 << 36) - 1)
+    return total / rate if rate and total else None
+
+
 def member_duration(data: bytes, ext: str) -> float | None:
-    """Seconds of media in a member's bytes (soundfile for plain audio, PyAV otherwise); None if unreadable."""
+    """Seconds of media in a member's bytes (FLAC header, soundfile, else PyAV); None if unreadable."""
+    if ext == "flac":
+        seconds = _flac_seconds(data)
+        if seconds is not None:
+            return seconds
     try:
         if ext in ("flac", "wav", "ogg"):
             import soundfile as sf
@@ -349,15 +364,18 @@ def _get_pass(spec: StreamSpec, read_rows: Callable[[], pa.Table]) -> Pass:
         return p
 
 
-def _media_value(m: Member | None, archive: str) -> dict | None:
-    return None if m is None else {"bytes": m.data, "path": f"{archive}::{m.name}"}
+def _media_array(members: list[Member | None], archive: str) -> pa.StructArray:
+    """``{bytes, path}`` structs built column-wise (a list of dicts costs a Python pass per byte string)."""
+    data = pa.array([None if m is None else m.data for m in members], pa.binary())
+    paths = pa.array([None if m is None else f"{archive}!/{m.name}" for m in members], pa.string())
+    return pa.StructArray.from_arrays([data, paths], fields=list(MEDIA_STRUCT), mask=paths.is_null())
 
 
 def _table_of(rows: RowIndex, served: list[Serve], archive: str, schema: pa.Schema,
               conform: Callable[[pa.Table, pa.Schema], pa.Table]) -> pa.Table:
     table = rows.table.take(pa.array([s.row for s in served], pa.int64()))
-    audio = pa.array([_media_value(s.audio, archive) for s in served], MEDIA_STRUCT)
-    video = pa.array([_media_value(s.video, archive) for s in served], MEDIA_STRUCT)
+    audio = _media_array([s.audio for s in served], archive)
+    video = _media_array([s.video for s in served], archive)
     offsets = pa.array([s.offset for s in served], pa.float64())
     for name, arr in (("audio", audio), ("video", video), ("media_offset", offsets)):
         if name in table.column_names:
@@ -380,7 +398,8 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
     pending: list[Serve] = []
     pending_bytes = 0
     try:
-        for group in iter_groups(iter_members(archive, read, key_column=spec.key_column)):
+        groups = iter_groups(iter_members(archive, read, key_column=spec.key_column))
+        for group in prefetch(groups):
             got, dup = serve_group(group, p.rows, p.served, want_audio=want_audio, want_video=want_video,
                                    assume_trimmed=spec.assume_trimmed)
             p.duplicates += dup
@@ -391,7 +410,7 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
             if len(pending) >= _BATCH_ROWS or pending_bytes >= _BATCH_BYTES:
                 yield _table_of(p.rows, pending, shown, schema, conform)
                 pending, pending_bytes = [], 0
-    except MediaError as exc:
+    except MediaSourceError as exc:
         if spec.on_missing == "error":
             raise
         p.damaged.append(shown)
