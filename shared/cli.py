@@ -115,6 +115,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         if key in kwargs:
             raise UsageError(f"--option {key} does not apply to verify (it reads every row and counts missing "
                              f"media itself); drop --option {key}")
+    if args.missing_csv:
+        _check_output_file(args.missing_csv, "--missing-csv")
     if not args.media_dir and not args.report:
         if args.missing_csv:
             raise UsageError("--missing-csv lists the clips missing from --media-dir: give --media-dir (without "
@@ -123,8 +125,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
         print(format_metadata_report(metadata_report(args.corpus, args.config, data_dir=args.data_dir, **kwargs)))
         return 0
-    if args.missing_csv:
-        _check_output_file(args.missing_csv, "--missing-csv")
     ledger = _ledger_status(args.media_dir or []) if args.missing_csv else None
     if args.report:  # one pass: the report counts with verify's functions, so its table is verify's
         from .report import build_report

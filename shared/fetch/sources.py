@@ -240,7 +240,7 @@ def js_runtimes() -> dict[str, dict[str, str]] | None:
 
     YouTube pages need a JavaScript runtime to solve their challenges, and yt-dlp looks for ``deno`` only
     on PATH, which a virtualenv that is not activated does not put there (the same trap as ffmpeg in
-    ``notes/fetch.md``).  None leaves yt-dlp's own default (``deno`` from PATH).
+    the fetch README's measured facts).  None leaves yt-dlp's own default (``deno`` from PATH).
     """
     try:
         from deno import find_deno_bin
