@@ -374,3 +374,19 @@ def test_export_reads_members_of_a_tar(mirrors, tmp_path):
     assert table is not None and table.num_rows == len(sm.TAR_ROWS)
     for cid, audio in zip(table.column("id").to_pylist(), table.column("audio").to_pylist(), strict=True):
         assert audio["bytes"] == mirrors.media[cid]  # FLAC segments are copied byte for byte
+
+
+def test_cli_verify_on_an_archive_and_a_truncated_one(mirrors, tmp_path, capsys):
+    from avsets.cli import main
+
+    code = main(["verify", "vggsound", "--data-dir", _vgg(), "--media-dir", mirrors.path("clips.zip")])
+    out = capsys.readouterr().out
+    assert code == 1  # some clips missing
+    assert any(line.split()[:5] == ["train", str(TRAIN_ROWS), "6", str(TRAIN_ROWS - 6), "1"] for line in out.splitlines())
+    data = (mirrors.root / "clips.zip").read_bytes()
+    (tmp_path / "trunc.zip").write_bytes(data[: len(data) // 2])
+    code = main(["verify", "vggsound", "--data-dir", _vgg(), "--media-dir", str(tmp_path / "trunc.zip"),
+                 "--option", "id_named=segment"])
+    captured = capsys.readouterr()
+    assert code == 1  # runs; the unreadable archive's rows count as missing (on_missing keep)
+    assert any(line.split()[:4] == ["train", str(TRAIN_ROWS), "0", str(TRAIN_ROWS)] for line in captured.out.splitlines())
