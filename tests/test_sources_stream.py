@@ -190,6 +190,11 @@ def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
                       streaming=True, decode=False, only_ids=wanted)
     assert [r["id"] for r in ds] == wanted[:1]
     assert "1 of 2 rows have no member" in caplog.text
+    # another selection in the same process is another pass over other rows, not the cached one
+    other = [sorted(vgg.sources)[2]]
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False, only_ids=other)
+    assert [r["id"] for r in ds] == other
 
 
 def test_stopping_early_stops_the_archive_reader(vgg):
