@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import MediaSourceError, MissingMediaError, UnsafePathError
@@ -380,11 +381,21 @@ def _get_pass(spec: StreamSpec, read_rows: Callable[[], pa.Table]) -> Pass:
         return p
 
 
-def _media_array(members: list[Member | None], archive: str) -> pa.StructArray:
-    """``{bytes, path}`` structs built column-wise (a list of dicts costs a Python pass per byte string)."""
-    data = pa.array([None if m is None else m.data for m in members], pa.binary())
-    paths = pa.array([None if m is None else f"{archive}!/{m.name}" for m in members], pa.string())
-    return pa.StructArray.from_arrays([data, paths], fields=list(MEDIA_STRUCT), mask=paths.is_null())
+def _media_array(members: list[Member | None], archive: str) -> pa.ChunkedArray:
+    """``{bytes, path}`` structs, one chunk per row whose bytes buffer *is* the member's ``bytes`` object
+    (``pa.py_buffer``, no copy): on fresh pages a 300-KB memcpy costs as much as a tenth of a FLAC decode."""
+    chunks = []
+    for m in members:
+        if m is None or len(m.data) >= 2**31:  # Arrow binary offsets are int32: a 2-GB member cannot be a row
+            if m is not None:
+                logger.warning("avsets: %s!/%s is larger than 2 GB; not served", archive, m.name)
+            chunks.append(pa.array([None], MEDIA_STRUCT))
+            continue
+        offsets = pa.py_buffer(np.array([0, len(m.data)], dtype=np.int32))
+        data = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(m.data)])
+        path = pa.array([f"{archive}!/{m.name}"], pa.string())
+        chunks.append(pa.StructArray.from_arrays([data, path], fields=list(MEDIA_STRUCT)))
+    return pa.chunked_array(chunks, MEDIA_STRUCT)
 
 
 def _table_of(rows: RowIndex, served: list[Serve], archive: str, schema: pa.Schema,
