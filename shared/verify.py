@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +71,7 @@ def split_tables(
     """
     builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
                                    **config_kwargs)
+    builder.quiet_missing = True  # the caller prints these counts itself
     # zip, tar and Parquet sources are read at random through the media index (avsets.sources), like a
     # map-style load; only a .tar.gz needs the archive-order streaming pass
     streamed = any(s.kind == "tgz" for s in expand_sources(builder.config.media_dir))
@@ -132,16 +133,27 @@ def split_coverage(
     return cov
 
 
-def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike) -> None:
-    """``split,id,status,path,reason`` for every missing or corrupt clip (feed it to ``avsets fetch``)."""
+def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,
+                      ledger: Mapping[str, tuple[str, str]] | None = None) -> None:
+    """``split,id,status,path,reason,ledger_status,ledger_reason`` for every missing or corrupt clip (feed it
+    to ``avsets fetch``). ``ledger`` (``{clip id or youtube id: (status, reason)}``, from the fetch ledgers)
+    says why a clip is missing: never fetched (empty), ``unavailable``, ``private``, ``error``..."""
+    ledger = ledger or {}
+
+    def why(clip_id: str) -> list[str]:
+        hit = ledger.get(clip_id)
+        if hit is None and clip_id.count("_") >= 2:  # {youtube_id}_{start_ms}_{end_ms}; a youtube id may hold "_"
+            hit = ledger.get(clip_id.rsplit("_", 2)[0])
+        return list(hit) if hit else ["", ""]
+
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["split", "id", "status", "path", "reason"])
+        w.writerow(["split", "id", "status", "path", "reason", "ledger_status", "ledger_reason"])
         for cov in report:
             for clip_id in cov.missing_ids:
-                w.writerow([cov.split, clip_id, "missing", "", ""])
+                w.writerow([cov.split, clip_id, "missing", "", "", *why(clip_id)])
             for clip_id, p, reason in cov.corrupt_ids:
-                w.writerow([cov.split, clip_id, "corrupt", p, reason])
+                w.writerow([cov.split, clip_id, "corrupt", p, reason, *why(clip_id)])
 
 
 def format_table(report: list[SplitCoverage]) -> str:
