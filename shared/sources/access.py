@@ -25,13 +25,13 @@ from .kinds import Source
 from .locator import is_member, parse_locator
 from .parquetsrc import index_parquet, read_parquet_member
 from .ranged import RangeReader, RemoteInfo, is_local, local_path
-from .records import Member, SourceStats
+from .records import Member, SourceStats, member_keys
 from .tarsrc import index_tar, read_tar_member
 from .zipsrc import index_zip, read_zip_member
 
 logger = logging.getLogger("avsets")
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 
 _READERS: dict[str, RangeReader] = {}
 _READERS_LOCK = threading.Lock()
@@ -154,6 +154,7 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
         raise
     except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
         raise MediaSourceError(f"cannot be read: {type(exc).__name__}: {exc}", source=source.url) from None
+    members = [m._replace(keys=member_keys(m.relpath, m.alias)) for m in members]
     stats.members = len(members)
     si = SourceIndex(source, info, members, stats, cache_path=path if use_cache else None)
     if use_cache:
@@ -162,9 +163,10 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
 
 
 def _write_cache(path: str, si: SourceIndex) -> None:
-    cols = list(zip(*si.members, strict=True)) if si.members else [[], [], [], []]
+    cols = list(zip(*si.members, strict=True)) if si.members else [[], [], [], [], []]
     table = pa.table({"relpath": pa.array(cols[0], pa.string()), "locator": pa.array(cols[1], pa.string()),
-                      "size": pa.array(cols[2], pa.int64()), "alias": pa.array(cols[3], pa.string())})
+                      "size": pa.array(cols[2], pa.int64()), "alias": pa.array(cols[3], pa.string()),
+                      "keys": pa.array(["\n".join(k) for k in cols[4]], pa.string())})
     meta = {"source": si.source.url, "kind": si.source.kind, "size": si.info.size, "identity": si.info.identity,
             "stats": si.stats.as_dict(), "extra": si.extra}
     table = table.replace_schema_metadata({"avsets": json.dumps(meta)})
@@ -186,9 +188,9 @@ def _read_cache(path: str, source: Source, info: RemoteInfo) -> SourceIndex:
     with pa.memory_map(path) as mm:
         table = pa.ipc.open_file(mm).read_all()
     meta = json.loads(table.schema.metadata[b"avsets"])
-    members = [Member(*row) for row in zip(table.column("relpath").to_pylist(), table.column("locator").to_pylist(),
-                                           table.column("size").to_pylist(), table.column("alias").to_pylist(),
-                                           strict=True)]
+    members = [Member(r, loc, size, alias, tuple(keys.split("\n")) if keys else ())
+               for r, loc, size, alias, keys in zip(*(table.column(c).to_pylist() for c in
+                                                     ("relpath", "locator", "size", "alias", "keys")), strict=True)]
     stats = SourceStats(**meta["stats"])
     stats.requests = 0
     return SourceIndex(source, info, members, stats, extra=meta.get("extra") or {}, cache_path=path)
