@@ -170,6 +170,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             on_missing=self.config.on_missing, label_names=label_names_of(self.info.features),
             assume_trimmed={"segment": True, "video": False}.get(self.config.id_named),
             key_column=self.config.media_key_column,
+            scope=f"{self.config_id}|{getattr(self, 'hash', '')}",
         )
         schema = self.info.features.arrow_schema
         stats = self.stats.setdefault(split, ResolveStats())
