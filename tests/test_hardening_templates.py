@@ -48,7 +48,7 @@ def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, mon
     lines = [ln for ln in captured.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--source-url-template" in lines[0], captured.err
     assert "hf_secretTOKENvalue123" not in captured.out + captured.err
-    assert not (out / "avsets-ledger.sqlite").exists()
+    assert not out.exists()  # nothing written, not even the folder
 
 
 @pytest.mark.parametrize("module", ["avsets.cli", "avsets.fetch"])
