@@ -71,7 +71,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             shutil.rmtree(damaged, ignore_errors=True)
             super().__init__(*args, **kwargs)
         if self.config.media_pattern:
-            check_pattern(self.config.media_pattern)
+            features = getattr(self.info, "features", None)  # the row's columns: unknown names fail here, once
+            check_pattern(self.config.media_pattern, set(features) if features else None)
         self.stats: dict[str, ResolveStats] = {}
 
     # -- hooks for corpora ------------------------------------------------------------------------
