@@ -1,10 +1,16 @@
-"""Against the field (issue 7): avsets' audio decoding vs stock ``datasets`` decoding with torchcodec.
+"""Against the field (issues 7 and 13): avsets' decoding vs torchcodec (what stock ``datasets`` decodes with).
 
-The same trimmed 10-s clips (16 kHz mono, 16-bit; FLAC and WAV), one ``datasets.Dataset`` of paths each,
-read row by row through ``datasets``' map-style access: stock ``Audio()`` (torchcodec's ``AudioDecoder``,
-``["array"]``) against ``avsets.decode`` on the same dataset cast to ``Audio(decode=False)`` (soundfile).
-Target: ratio of clips/s > 1 (we beat it). Needs torch + torchcodec (+ system FFmpeg) in this interpreter or
-in ``bench/.venv-torch``; skipped with the reason otherwise.
+Audio through ``datasets`` (issue 7): the same trimmed 10-s clips (16 kHz mono, 16-bit; FLAC and WAV), one
+``datasets.Dataset`` of paths each, read row by row: stock ``Audio()`` (torchcodec's ``AudioDecoder``) against
+``avsets.decode`` on the same dataset cast to ``Audio(decode=False)``. Target: clips/s ratio > 1.
+
+Video and audio files (issue 13, clips in ``_field.py``), CPU time of the fastest alternating run, ratio =
+avsets / torchcodec: 8 frames and all frames of 10-s 360p25 / 720p30 H.264 clips with keyframes every 2 s and
+7 s, 8 frames of a 10-s VP9 WebM segment at 4:00, and 8 rows x 8 frames through ``datasets`` (stock
+``Video()`` vs ``avsets.decode``): target <= 0.90. A short whole ``.m4a`` (AAC) and ``.webm`` (Opus):
+target <= 1.00. All frames against ``ffmpeg -threads 1`` decoding to rawvideo rgb24 (no torch needed):
+target <= 1.20. Needs torch + torchcodec (+ system FFmpeg) in this interpreter or in ``bench/.venv-torch``
+(``bench/setup_torch_env.sh``); skipped with the reason otherwise.
 Run: ``python bench/bench_torchcodec.py [--smoke|--full]``.
 """
 
@@ -57,9 +63,40 @@ def _child(size: str) -> dict:
             t = paired({"ours": lambda o=ours: read(o), "stock": lambda s=stock: read(s)}, repeat)
             out[fmt] = {"ours_cpu": t["ours"].cpu, "stock_cpu": t["stock"].cpu, "ours_wall": t["ours"].wall,
                         "stock_wall": t["stock"].wall, "n": n}
+        from _field import audio_rows, clips, datasets_rows, video_rows
+
+        paths = clips(size)
+        out["files"] = {**video_rows(size, paths), **datasets_rows(size, paths), **audio_rows(size, paths)}
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# row name prefix -> (target ratio ours/baseline, what the baseline is)
+FILE_TARGETS = {"whole": (1.00, "torchcodec AudioDecoder"), "datasets": (0.90, "stock datasets Video()"),
+                "": (0.90, "torchcodec VideoDecoder")}
+
+
+def _file_results(rows: dict, version: str) -> list[Result]:
+    out = []
+    for name, m in rows.items():
+        target, base = next(v for k, v in FILE_TARGETS.items() if name.startswith(k))
+        ratio = m["ours_cpu"] / m["base_cpu"]
+        same = {True: "; same output", False: "; OUTPUT DIFFERS", None: ""}[m["identical"]]
+        out.append(Result(f"field: {name}", m["ours_cpu"] * 1000, m["base_cpu"] * 1000, "ms cpu", ratio,
+                          f"<= {target:.2f}", ratio <= target, f"vs {base} {version}{same}"))
+    return out
+
+
+def _cli_results(size: str) -> list[Result]:
+    from _field import clips, ffmpeg_cli_rows
+
+    out = []
+    for name, m in ffmpeg_cli_rows(size, clips(size)).items():
+        ratio = m["ours_cpu"] / m["base_cpu"]
+        out.append(Result(f"field: {name}", m["ours_cpu"] * 1000, m["base_cpu"] * 1000, "ms cpu", ratio, "<= 1.20",
+                          ratio <= 1.2, "ffmpeg -threads 1 to rawvideo rgb24 (child CPU time)"))
+    return out
 
 
 def run(size: str = "default") -> list[Result]:
@@ -68,7 +105,7 @@ def run(size: str = "default") -> list[Result]:
     if py is not None and not has_torchcodec(py):
         py, why = None, "torchcodec does not import (needs torchcodec==0.13.0 and system FFmpeg)"
     if py is None:
-        return [skipped(names[f], why, "> 1.00") for f in FORMATS]
+        return [skipped(names[f], why, "> 1.00") for f in FORMATS] + _cli_results(size)
     env = dict(os.environ, HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     proc = subprocess.run([py, os.path.abspath(__file__), "--child", size], capture_output=True, text=True,
                           env=env, check=False)
@@ -81,7 +118,7 @@ def run(size: str = "default") -> list[Result]:
         ratio = m["stock_cpu"] / m["ours_cpu"]
         out.append(Result(names[fmt], m["n"] / m["ours_cpu"], m["n"] / m["stock_cpu"], "clips/s", ratio, "> 1.00",
                           ratio > 1.0, f"torchcodec {res['torchcodec']}; wall {m['stock_wall'] / m['ours_wall']:.2f}"))
-    return out
+    return out + _file_results(res["files"], res["torchcodec"]) + _cli_results(size)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ _SECRET_PREFIXES = ("x-amz-", "x-goog-", "x-ms-")
 # A URL inside free text (an error message, ffmpeg's stderr): a scheme, then everything up to whitespace or
 # a quote/bracket that commonly closes it.
 _URL_IN_TEXT = re.compile(r"""(?i)\b([a-z][a-z0-9+.\-]{1,15}://[^\s'"<>()\[\]{}]+)""")
+# ``?name=value`` / ``&name=value`` anywhere (a URL that the pattern above cut short at a brace or bracket).
+_PARAM_IN_TEXT = re.compile(r"([?&;#])([A-Za-z0-9_.\-]+)=([^&;#\s'\"]*)")
 # ``user:pass@host`` that lost its scheme (``-http_proxy`` echo, a bare host), kept conservative.
 _BARE_USERINFO = re.compile(r"(?<![\w/@])([A-Za-z0-9._~%!$&'*+,;=-]+:[^\s/@]+)@(?=[A-Za-z0-9.\-\[])")
 
@@ -90,6 +92,8 @@ def redact_text(text: str | None) -> str | None:
     if not text:
         return text
     out = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(1)) or "", str(text))
+    out = _PARAM_IN_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}={MASK}" if is_secret_param(m.group(2))
+                             else m.group(0), out)
     if "@" in out:
         out = _BARE_USERINFO.sub(lambda m: m.group(0) if m.group(1).startswith(MASK) else MASK + "@", out)
     return out

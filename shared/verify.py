@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .api import load_dataset_builder
 from .decoding import probe_media
 from .sources.kinds import expand_sources
+from .sources.stream import probe_member
 
 
 @dataclass
@@ -71,6 +72,7 @@ def split_tables(
     """
     builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
                                    **config_kwargs)
+    builder.quiet_missing = True  # the caller prints these counts itself
     # zip, tar and Parquet sources are read at random through the media index (avsets.sources), like a
     # map-style load; only a .tar.gz needs the archive-order streaming pass
     streamed = any(s.kind == "tgz" for s in expand_sources(builder.config.media_dir))
@@ -98,6 +100,7 @@ def split_coverage(
     (the report gathers labels and ids from the very tables it counts)."""
     cov = SplitCoverage(split=split)
     to_probe: dict[str, list[str]] = {}
+    embedded_bad: set[str] = set()
     for table in tables:
         has = present_mask(table)
         if on_table is not None:
@@ -113,7 +116,13 @@ def split_coverage(
             audio = found.column("audio").to_pylist()
             video = found.column("video").to_pylist()
             for clip_id, a, v in zip(ids, audio, video, strict=True):
-                for m in {x["path"] for x in (a, v) if x is not None}:
+                for x in (a, v):
+                    if x is not None and x.get("bytes") is not None:  # a streamed member: probe it now
+                        reason = probe_member(x["bytes"], x["path"])
+                        if reason is not None and clip_id not in embedded_bad:
+                            embedded_bad.add(clip_id)
+                            cov.corrupt_ids.append((clip_id, x["path"], reason))
+                for m in {x["path"] for x in (a, v) if x is not None and x.get("bytes") is None}:
                     to_probe.setdefault(m, []).append(clip_id)
     if to_probe:
         paths = list(to_probe)
@@ -129,19 +138,31 @@ def split_coverage(
                             bad_ids.add(clip_id)
                             cov.corrupt_ids.append((clip_id, path, reason))
             cov.corrupt = len(bad_ids)
+    cov.corrupt += len(embedded_bad)
     return cov
 
 
-def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike) -> None:
-    """``split,id,status,path,reason`` for every missing or corrupt clip (feed it to ``avsets fetch``)."""
+def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,
+                      ledger: Mapping[str, tuple[str, str]] | None = None) -> None:
+    """``split,id,status,path,reason,ledger_status,ledger_reason`` for every missing or corrupt clip (feed it
+    to ``avsets fetch``). ``ledger`` (``{clip id or youtube id: (status, reason)}``, from the fetch ledgers)
+    says why a clip is missing: never fetched (empty), ``unavailable``, ``private``, ``error``..."""
+    ledger = ledger or {}
+
+    def why(clip_id: str) -> list[str]:
+        hit = ledger.get(clip_id)
+        if hit is None and clip_id.count("_") >= 2:  # {youtube_id}_{start_ms}_{end_ms}; a youtube id may hold "_"
+            hit = ledger.get(clip_id.rsplit("_", 2)[0])
+        return list(hit) if hit else ["", ""]
+
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["split", "id", "status", "path", "reason"])
+        w.writerow(["split", "id", "status", "path", "reason", "ledger_status", "ledger_reason"])
         for cov in report:
             for clip_id in cov.missing_ids:
-                w.writerow([cov.split, clip_id, "missing", "", ""])
+                w.writerow([cov.split, clip_id, "missing", "", "", *why(clip_id)])
             for clip_id, p, reason in cov.corrupt_ids:
-                w.writerow([cov.split, clip_id, "corrupt", p, reason])
+                w.writerow([cov.split, clip_id, "corrupt", p, reason, *why(clip_id)])
 
 
 def format_table(report: list[SplitCoverage]) -> str:

@@ -149,6 +149,9 @@ class MirrorServer(ThreadingHTTPServer):
         self.media = media
         self.behaviors: dict[str, Behavior] = {}
         self.default_media = "short"
+        #: False plays ``python -m http.server``: Range is ignored (200 with the whole file, no Accept-Ranges)
+        self.honour_range = True
+        self.range_requests = 0  # requests that carried a Range header
         self.lock = threading.Lock()
         self.bytes_sent: dict[str, int] = defaultdict(int)
         self.requests: dict[str, int] = defaultdict(int)
@@ -253,6 +256,11 @@ class _Handler(BaseHTTPRequestHandler):
         rng = self.headers.get("Range")
         status = 200
         if rng:
+            with self.server.lock:
+                self.server.range_requests += 1
+        if rng and not self.server.honour_range:
+            rng = None
+        if rng:
             m = _RANGE_RE.fullmatch(rng.strip())
             if m and (m.group(1) or m.group(2)):
                 if m.group(1):
@@ -270,7 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
         length = end - start + 1
         self.send_response(status)
         self.send_header("Content-Type", "video/mp4")
-        self.send_header("Accept-Ranges", "bytes")
+        if self.server.honour_range:
+            self.send_header("Accept-Ranges", "bytes")
         self.send_header("Content-Length", str(length))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")

@@ -34,16 +34,33 @@ HOSTILE_TEMPLATES = {
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE_TEMPLATES))
-def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name):
-    """Each is refused up front: exit 2, one line, no traceback, no ledger, no request."""
+def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, monkeypatch):
+    """Each is refused up front by the CLI: exit 2, one line, no ledger, no request, no token echoed."""
+    from avsets.cli import main
+
+    monkeypatch.setenv("HF_TOKEN", "hf_secretTOKENvalue123")
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": "abcdefghijk", "start": 0, "end": 3}])
     out = tmp_path / "out"
-    proc = run_cli("fetch", "--segments", str(listing), "--out", str(out), "--audio",
-                   "--source-url-template", HOSTILE_TEMPLATES[name], HF_TOKEN="hf_secretTOKENvalue123")
-    line = assert_one_line_error(proc)
-    assert "--source-url-template" in line
-    assert "hf_secretTOKENvalue123" not in proc.stdout + proc.stderr
+    code = main(["fetch", "--segments", str(listing), "--out", str(out), "--audio",
+                 "--source-url-template", HOSTILE_TEMPLATES[name]])
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    lines = [ln for ln in captured.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--source-url-template" in lines[0], captured.err
+    assert "hf_secretTOKENvalue123" not in captured.out + captured.err
     assert not (out / "avsets-ledger.sqlite").exists()
+
+
+@pytest.mark.parametrize("module", ["avsets.cli", "avsets.fetch"])
+def test_the_globals_walk_as_a_user_runs_it(tmp_path, module):
+    """The issue's attack, end to end in a subprocess: no traceback, no token, nothing written."""
+    listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": "abcdefghijk", "start": 0, "end": 3}])
+    out = tmp_path / "out"
+    proc = run_cli("fetch", "--segments", str(listing), "--out", str(out), "--audio", "--source-url-template",
+                   HOSTILE_TEMPLATES["globals walk"], module=module, HF_TOKEN="hf_secretTOKENvalue123")
+    assert "--source-url-template" in assert_one_line_error(proc)
+    assert "hf_secretTOKENvalue123" not in proc.stdout + proc.stderr
+    assert not out.exists() or not any(out.iterdir())
 
 
 @pytest.mark.parametrize("template", ["{start.__format__.__globals__}", "{a.b}", "{a[0]}", "{0}", "{}", "{a!s}",
@@ -91,6 +108,16 @@ def test_media_pattern_takes_the_fetch_format_specs(pattern):
 def test_media_pattern_refuses_with_our_error(pattern):
     with pytest.raises(UnsafePathError):
         check_pattern(pattern)
+
+
+@pytest.mark.parametrize("pattern", ["{labl}/{youtube_id}.flac", "{youtube_id}_{start_sec}.flac", "{0}.flac"])
+def test_media_pattern_with_an_unknown_field_fails_before_any_row(tmp_path, vgg_meta, pattern):
+    """A typo in a field name is one error up front naming it and the choices, not a silent miss per row."""
+    with pytest.raises(ValueError) as e:
+        avsets.load_dataset("vggsound", data_dir=vgg_meta, split="test", media_dir=str(tmp_path),
+                            media_pattern=pattern, cache_dir=str(tmp_path / "c"))
+    text = str(e.value)
+    assert "media_pattern" in text and ("category" in text or "positional" in text), text
 
 
 def test_media_pattern_with_specs_finds_vggsound_names(tmp_path, vgg_meta):

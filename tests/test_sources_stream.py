@@ -14,7 +14,7 @@ from source_server import serve_folder
 
 from avsets import load_dataset
 from avsets.decoding import decode_audio, decode_video
-from avsets.errors import MediaError
+from avsets.errors import MediaSourceError
 from avsets.sources.stream import _PASSES
 
 
@@ -85,7 +85,7 @@ def test_metadata_only_decode_false_embeds_member_bytes(vgg):
         src = vgg.sources.get(row["id"])
         if src is not None:
             assert row["video"]["bytes"] == src.read_bytes()
-            assert row["video"]["path"].endswith(".mp4") and "::" in row["video"]["path"]
+            assert row["video"]["path"].endswith(".mp4") and "!/" in row["video"]["path"]
 
 
 def test_archives_divide_between_nodes_each_row_once(vgg):
@@ -128,7 +128,7 @@ def test_truncated_targz_is_our_error_and_later_rows_count_missing(vgg, tmp_path
     assert f"{n_missing} of 7 rows have no member" in caplog.text
     strict = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(cut)],
                           streaming=True, decode=False, on_missing="error")
-    with pytest.raises(MediaError, match="cut short"):
+    with pytest.raises(MediaSourceError, match="cut short"):
         list(strict)
 
 
@@ -179,7 +179,7 @@ def test_parquet_without_media_column_is_our_error(aset, tmp_path):
     pq.write_table(pa.table({"video_id": aset.ids, "labels": [["x"]] * len(aset.ids)}), bad)
     ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=str(bad), streaming=True,
                       on_missing="error")
-    with pytest.raises(MediaError, match="no media column"):
+    with pytest.raises(MediaSourceError, match="no media column"):
         list(ds)
 
 
@@ -190,3 +190,76 @@ def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
                       streaming=True, decode=False, only_ids=wanted)
     assert [r["id"] for r in ds] == wanted[:1]
     assert "1 of 2 rows have no member" in caplog.text
+    # another selection in the same process is another pass over other rows, not the cached one
+    other = [sorted(vgg.sources)[2]]
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False, only_ids=other)
+    assert [r["id"] for r in ds] == other
+
+
+def test_stopping_early_stops_the_archive_reader(vgg):
+    import gc
+    import itertools
+    import threading
+    import time
+
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False)
+    it = iter(ds)
+    assert len(list(itertools.islice(it, 1))) == 1
+    del it
+    gc.collect()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(t.name == "avsets-archive-reader" for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert not any(t.name == "avsets-archive-reader" for t in threading.enumerate())
+
+
+_HUB_SCRIPT = r"""
+import json, sys
+from huggingface_hub import HfApi
+import avsets
+
+args = json.loads(sys.argv[1])
+api = HfApi()
+api.create_repo("me/vggsound-tars", repo_type="dataset")
+api.upload_folder(repo_id="me/vggsound-tars", repo_type="dataset", folder_path=args["folder"])
+ds = avsets.load_dataset("vggsound", split="train", data_dir=args["meta"], media_dir="hf://datasets/me/vggsound-tars",
+                         streaming=True, decode=False)
+out = {"num_shards": ds.num_shards, "rows": {r["id"]: [r["video"]["path"], r["video"]["bytes"].hex()] for r in ds}}
+print(json.dumps(out))
+"""
+
+
+def test_hub_repo_of_targz_files_streams_through_huggingface_hub(vgg, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from hub_server import HubServer
+
+    with HubServer() as hub:
+        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_test_token_1234",
+                   HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0")
+        arg = json.dumps({"folder": str(vgg.archives[0].parent), "meta": str(vgg.meta)})
+        proc = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, arg], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["num_shards"] == 2
+    want = set(vgg.splits["train"]) - vgg.missing["train"]
+    assert set(out["rows"]) == want
+    for rid, (path, data) in out["rows"].items():
+        assert path.startswith("hf://datasets/me/vggsound-tars/") and "!/" in path
+        if rid not in vgg.corrupt:
+            assert bytes.fromhex(data) == vgg.sources[rid].read_bytes()
+
+
+def test_verify_counts_a_targz_copy_in_one_pass(vgg, capsys):
+    from avsets.cli import main
+
+    rc = main(["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[0].parent)])
+    assert rc == 1
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines() if ln.split()}
+    assert lines["train"][1:5] == ["7", "5", "2", "0"]  # rows found missing corrupt
+    assert lines["test"][1:5] == ["3", "2", "1", "1"]  # the corrupt member, probed from its bytes

@@ -56,7 +56,7 @@ def test_unpack_targz_copy_writes_canonical_names_and_ledger(vgg, tmp_path):
         row = led[rid]
         assert row["status"] == "ok" and row["files"] == f"{rid}.mp4"
         assert row["sha256"] == hashlib.sha256(data).hexdigest()
-        assert row["source"].startswith(str(vgg.archives[0].parent)) and "::" in row["source"]
+        assert row["source"].startswith(str(vgg.archives[0].parent)) and "!/" in row["source"]
     (bad,) = vgg.corrupt
     assert led[bad]["status"] == "error" and "not readable" in led[bad]["reason"]
     assert not any(rid in led for ids in vgg.missing.values() for rid in ids)  # left for `avsets fetch`
@@ -126,7 +126,7 @@ def test_whole_video_members_are_cut_to_the_segment(aset, tmp_path):
         assert abs(c.duration / 1e6 - 10.0) < 0.5
         frame = next(c.decode(video=0))
         assert abs(read_marker(frame.to_ndarray(format="rgb24")) - 30 * FPS) <= 1
-    assert led[rid]["source"] == f"{tar}::videos/{whole_id}.mp4"
+    assert led[rid]["source"] == f"{tar}!/videos/{whole_id}.mp4"
     long_id = aset.ids[4]
     got, sr = sf.read(str(out / f"{long_id}_30000_40000.flac"), dtype="float32")
     src, sr0 = sf.read(str(aset.sources[long_id]), dtype="float32")
@@ -134,7 +134,7 @@ def test_whole_video_members_are_cut_to_the_segment(aset, tmp_path):
     np.testing.assert_array_equal(got, src[30 * sr:40 * sr])
     short = aset.ids[0]
     assert (out / f"{short}_30000_40000.flac").read_bytes() == aset.sources[short].read_bytes()
-    assert led[f"{short}_30000_40000"]["source"] == f"{aset.parquet}::audio/bal_train/{short}.flac"
+    assert led[f"{short}_30000_40000"]["source"] == f"{aset.parquet}!/audio/bal_train/{short}.flac"
 
 
 def test_fetch_source_copies_from_a_parquet_mirror(aset, tmp_path):

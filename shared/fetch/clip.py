@@ -190,20 +190,42 @@ class KeptFile:
     duration: float | None
 
 
-def verify_existing(path: Path, seg: Segment | WholeVideo, ext: str, tolerance: float) -> tuple[float | None, str | None]:
-    """``(duration, None)`` when a file we did not write can stand for the clip (it decodes, has the stream
-    its extension promises, and its duration is within ``tolerance`` of the segment); else ``(d, reason)``."""
-    from ..decoding import probe_media
+def decoded_seconds(path: Path, ext: str) -> float:
+    """How many seconds of ``path`` really decode: every frame of its audio stream (FLAC) or video stream
+    (mp4).  A header can promise 10 s over a file cut at 300 bytes; only decoding tells (a 10-s clip
+    decodes in milliseconds, and this runs only for files the ledger did not write)."""
+    import av
 
-    p = ffmpeg.probe(path)
-    if p.duration is None or p.duration <= 0:
-        return None, "unreadable or empty"
-    reason = probe_media(str(path))
-    if reason is not None:
-        return p.duration, f"does not decode ({reason})"
-    if seg.duration is not None and abs(p.duration - seg.duration) > tolerance:
-        return p.duration, f"lasts {p.duration:.3f} s, the segment {seg.duration:.3f} s"
-    return p.duration, None
+    with av.open(str(path)) as c:
+        kind = "audio" if ext == AUDIO_EXT else "video"
+        streams = [s for s in c.streams if s.type == kind]
+        if not streams:
+            raise ValueError(f"no {kind} stream")
+        stream = streams[0]
+        if kind == "audio":
+            samples = sum(frame.samples for frame in c.decode(stream))
+            return samples / float(stream.codec_context.sample_rate or 1)
+        times = [frame.time for frame in c.decode(stream) if frame.time is not None]
+        if not times:
+            return 0.0
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        return max(times) - min(times) + 1.0 / rate
+
+
+def verify_existing(path: Path, seg: Segment | WholeVideo, ext: str, tolerance: float) -> tuple[float | None, str | None]:
+    """``(duration, None)`` when a file we did not write can stand for the clip (it decodes to the end, has
+    the stream its extension promises, and lasts the segment within ``tolerance``); else ``(d, reason)``."""
+    import av
+
+    try:
+        d = decoded_seconds(path, ext)
+    except (av.error.FFmpegError, OSError, ValueError, ZeroDivisionError) as e:
+        return None, f"does not decode ({type(e).__name__}: {str(e)[:120]})"
+    if d <= 0:
+        return None, "holds no decodable media"
+    if seg.duration is not None and abs(d - seg.duration) > tolerance:
+        return d, f"decodes to {d:.3f} s, the segment is {seg.duration:.3f} s"
+    return d, None
 
 
 class ClipFetcher:

@@ -418,6 +418,12 @@ def _local_ledger_file(path: str | os.PathLike[str]) -> tuple[Path, Path | None]
         raise FileNotFoundError(f"no fetch ledger at {local}")
     if not local.is_file():
         raise LedgerFormatError(f"{local} is not a fetch ledger file")
+    with local.open("rb") as f:
+        head = f.read(16)
+    if head != b"SQLite format 3\x00":
+        what = "an empty file" if not head else "not an SQLite database"
+        raise LedgerFormatError(f"{local} is not a fetch ledger ({what}); give the {LEDGER_NAME} of a fetched "
+                                "folder, or the folder")
     return local, None
 
 

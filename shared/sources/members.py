@@ -7,7 +7,7 @@ media columns, folders by a walk.  Nothing here holds more than one member (or o
 
 Member names come from strangers: a name with a ``..`` part or an absolute path is never used (counted as
 ``unsafe``), non-media members are ``junk`` and skipped, and a damaged or cut-off archive ends in our
-:class:`~avsets.errors.MediaError` naming the archive and how far the read got.
+:class:`~avsets.errors.MediaSourceError` naming the archive and how far the read got.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from ..errors import MediaError, UnsafePathError
+from ..errors import MediaSourceError, MetadataError, UnsafePathError
 from ..paths import safe_relpath
 from ..secrets import redact_url
 from ..segments import MEDIA_EXTENSIONS, media_kind
@@ -32,7 +32,7 @@ from .kinds import Source
 
 logger = logging.getLogger("avsets")
 
-#: Parquet columns that name a row's clip, tried in this order (``media_key`` in the config overrides).
+#: Parquet columns that name a row's clip, tried in this order (``media_key_column`` in the config overrides).
 KEY_COLUMNS = ("video_id", "youtube_id", "ytid", "id")
 SIDE_EXTENSIONS = frozenset({"json"})  # WebDataset metadata members: read, never served as media
 
@@ -126,7 +126,7 @@ def _wanted(name: str, stats: ReadStats) -> tuple[str, str] | None:
 
 
 def iter_members(source: Source, stats: ReadStats, *, key_column: str | None = None) -> Iterator[Member]:
-    """Every usable member of ``source`` in stored order.  A damaged archive raises :class:`MediaError`
+    """Every usable member of ``source`` in stored order.  A damaged archive raises :class:`MediaSourceError`
     after the members before the damage were yielded; ``stats`` says how far the read got."""
     if source.kind in ("tgz", "tar"):
         yield from _iter_tar(source, stats)
@@ -137,16 +137,16 @@ def iter_members(source: Source, stats: ReadStats, *, key_column: str | None = N
     elif source.kind == "folder":
         yield from _iter_folder(source, stats)
     else:  # pragma: no cover - kinds.py lists every kind
-        raise MediaError(f"unknown media source kind {source.kind!r}", path=public_url(source.url))
+        raise MediaSourceError(f"unknown media source kind {source.kind!r}", source=public_url(source.url))
 
 
-def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaError:
+def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaSourceError:
     what = "a gzip-compressed tar" if source.kind == "tgz" else source.kind
     msg = (f"archive is damaged or cut short after {stats.members} members ({stats.bytes_read:,} bytes read; "
            f"{type(exc).__name__}: {str(exc)[:200]}); members past this point are unreadable "
            f"(is it a complete {what}? download it again)")
     stats.error = msg
-    return MediaError(msg, path=public_url(source.url))
+    return MediaSourceError(msg, source=public_url(source.url))
 
 
 def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
@@ -154,12 +154,12 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
     try:
         raw = _open_sequential(source.url)
     except (OSError, ValueError) as exc:
-        raise MediaError(f"cannot open archive: {type(exc).__name__}: {exc}", path=public_url(source.url)) from None
+        raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
     counter = _CountingReader(raw)
     reader = io.BufferedReader(counter, buffer_size=1 << 20)
     try:
         try:
-            tf = tarfile.open(fileobj=reader, mode=mode)
+            tf = tarfile.open(fileobj=reader, mode=mode, bufsize=1 << 20)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             stats.bytes_read = counter.count
             raise _damaged(source, stats, exc) from None
@@ -199,7 +199,7 @@ def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
     try:
         f = fsspec.open(source.url, "rb").open() if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
     except (OSError, ValueError) as exc:
-        raise MediaError(f"cannot open archive: {type(exc).__name__}: {exc}", path=public_url(source.url)) from None
+        raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
     try:
         try:
             zf = zipfile.ZipFile(f)
@@ -249,7 +249,7 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
     try:
         f = fsspec.open(source.url, "rb", block_size=8 << 20).open() if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
     except (OSError, ValueError) as exc:
-        raise MediaError(f"cannot open Parquet file: {type(exc).__name__}: {exc}", path=url) from None
+        raise MediaSourceError(f"cannot open Parquet file: {type(exc).__name__}: {exc}", source=url) from None
     try:
         try:
             pf = pq.ParquetFile(f)
@@ -258,12 +258,12 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
         schema = pf.schema_arrow
         media_cols = media_struct_columns(schema)
         if not media_cols:
-            raise MediaError("no media column (a struct with 'bytes' and 'path') in this Parquet file; "
-                             f"columns: {', '.join(schema.names)}", path=url)
+            raise MediaSourceError("no media column (a struct with 'bytes' and 'path') in this Parquet file; "
+                             f"columns: {', '.join(schema.names)}", source=url)
         names = schema.names
         if key_column is not None and key_column not in names:
-            raise MediaError(f"key column {key_column!r} is not in this Parquet file; columns: {', '.join(names)}",
-                             path=url)
+            raise MetadataError(f"media_key_column {key_column!r} is not in this Parquet file; columns: "
+                                f"{', '.join(names)}", file=url)
         key = key_column or next((c for c in KEY_COLUMNS if c in names), None)
         columns = ([key] if key else []) + media_cols
         try:
@@ -370,3 +370,55 @@ def read_json(data: bytes) -> dict:
     except (UnicodeDecodeError, ValueError):
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def prefetch(items: Iterator, depth: int = 8) -> Iterator:
+    """``items`` read ahead by a background thread (at most ``depth`` waiting), so decompressing and parsing the
+    archive overlaps with decoding the members already yielded (zlib and libsndfile release the GIL).
+
+    An exception in the reader is raised here, at the item where it happened; closing this generator stops
+    the reader at its next item.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def reader() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            q.put((done, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None and stop.is_set():
+                close()
+
+    thread = threading.Thread(target=reader, name="avsets-archive-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)

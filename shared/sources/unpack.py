@@ -10,7 +10,7 @@ stream-copied, audio cut sample-exact to FLAC); a trimmed member is copied byte 
 Resumable: every file is written under a hidden ``.part`` name and renamed when complete; a rerun skips the
 rows whose file is there and stops reading a source as soon as every row is served.  Every written clip is
 recorded in the fetch ledger (``avsets-ledger.sqlite``: status ``ok``, ``source`` = archive URL without
-credentials + ``::`` + member name).  Rows no source holds are reported and left out of the ledger, so
+credentials + ``!/`` + member name).  Rows no source holds are reported and left out of the ledger, so
 ``avsets fetch`` can still try them elsewhere.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import AvsetsError, MediaError
+from ..errors import AvsetsError, MediaError, MediaSourceError
 from ..segments import MEDIA_EXTENSIONS
 from .kinds import Source, expand_sources
 from .members import Member, ReadStats, iter_members, public_url
@@ -150,7 +150,7 @@ class _Writer:
                 tmp.unlink(missing_ok=True)
             finals.append(f"{rid}.{ext}")
             duration = duration if duration is not None else d
-            src = f"{archive}::{member.name}"
+            src = f"{archive}!/{member.name}"
             if src not in sources:
                 sources.append(src)
         self.ledger.record(LedgerRow(id=rid, status=OK, bytes=total, sha256=" ".join(digests), duration=duration,
@@ -286,7 +286,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                         bar.set_postfix(written=report.written, refresh=False)
                         if len(served) == len(rows):
                             break
-                except MediaError as exc:
+                except MediaSourceError as exc:
                     report.damaged.append(shown)
                     logger.warning("avsets unpack: %s", exc)
                 report.unsafe += stats.unsafe
@@ -304,7 +304,7 @@ def _record_failure(ledger, rows: RowIndex, s: Serve, archive: str, exc: BaseExc
     member = s.video or s.audio
     rid = rows.table.column("id")[s.row].as_py()
     ledger.record(LedgerRow(id=rid, status=ERROR, reason=str(exc)[:300],
-                            source=f"{archive}::{member.name if member else ''}", tool_version=_tool_version(),
+                            source=f"{archive}!/{member.name if member else ''}", tool_version=_tool_version(),
                             youtube_id=rows.table.column("youtube_id")[s.row].as_py(), start=rows.starts[s.row],
                             end=rows.ends[s.row]))
     logger.warning("avsets unpack: %s", exc)
@@ -375,8 +375,9 @@ def run_unpack_command(args: argparse.Namespace) -> int:
             raise UnpackSetupError("the corpus has no rows for this config/split")
         modalities = ("audio",) if args.audio_only else ("audio", "video")
         report = unpack_rows(table, args.media_dir, args.out, modalities=modalities,
-                             media_pattern=kwargs.get("media_pattern"), assume_trimmed=kwargs.get("media_trimmed"),
-                             key_column=kwargs.get("media_key"), quiet=args.quiet)
+                             media_pattern=kwargs.get("media_pattern"),
+                             assume_trimmed={"segment": True, "video": False}.get(kwargs.get("id_named", "auto")),
+                             key_column=kwargs.get("media_key_column"), quiet=args.quiet)
     except (AvsetsError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"avsets unpack: error: {exc}", file=sys.stderr)
         return 2
