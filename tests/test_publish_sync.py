@@ -29,7 +29,7 @@ from hub_server import HubServer
 from huggingface_hub import DatasetCard
 
 from avsets.errors import MetadataError
-from avsets.publish.sync import KILL_ENV
+from avsets.publish.sync import KILL_ENV, prune_export
 from avsets.publish.takedowns import ledger_takedowns, read_takedown_list
 
 TOKEN = "hf_SeCrEt0123456789tokenNeverShown"
@@ -270,6 +270,8 @@ def test_killed_prune_is_finished_by_a_rerun(pipeline, tmp_path, step):
         assert _published(killed) == _published(pipeline["export"])
     else:
         assert (killed / ".avsets" / "sync" / "journal.json").is_file()
+        plan = prune_export(killed, ledger_takedowns([pipeline["run2"]]), dry_run=True)
+        assert plan.interrupted and (killed / ".avsets" / "sync" / "journal.json").is_file()
     assert _avsets(*args, str(killed)) == 0
     assert _published(killed) == _published(clean)
     assert not (killed / ".avsets" / "sync").exists()
