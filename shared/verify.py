@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .api import load_dataset_builder
 from .decoding import probe_media
 from .sources.kinds import expand_sources
+from .sources.stream import probe_member
 
 
 @dataclass
@@ -99,6 +100,7 @@ def split_coverage(
     (the report gathers labels and ids from the very tables it counts)."""
     cov = SplitCoverage(split=split)
     to_probe: dict[str, list[str]] = {}
+    embedded_bad: set[str] = set()
     for table in tables:
         has = present_mask(table)
         if on_table is not None:
@@ -114,7 +116,13 @@ def split_coverage(
             audio = found.column("audio").to_pylist()
             video = found.column("video").to_pylist()
             for clip_id, a, v in zip(ids, audio, video, strict=True):
-                for m in {x["path"] for x in (a, v) if x is not None}:
+                for x in (a, v):
+                    if x is not None and x.get("bytes") is not None:  # a streamed member: probe it now
+                        reason = probe_member(x["bytes"], x["path"])
+                        if reason is not None and clip_id not in embedded_bad:
+                            embedded_bad.add(clip_id)
+                            cov.corrupt_ids.append((clip_id, x["path"], reason))
+                for m in {x["path"] for x in (a, v) if x is not None and x.get("bytes") is None}:
                     to_probe.setdefault(m, []).append(clip_id)
     if to_probe:
         paths = list(to_probe)
@@ -130,6 +138,7 @@ def split_coverage(
                             bad_ids.add(clip_id)
                             cov.corrupt_ids.append((clip_id, path, reason))
             cov.corrupt = len(bad_ids)
+    cov.corrupt += len(embedded_bad)
     return cov
 
 

@@ -105,6 +105,7 @@ class SyncPlan:
     not_found: list[str] = field(default_factory=list)
     already_removed: int = 0  # listed clips that takedowns.csv already records (a rerun)
     shards_scanned: int = 0
+    interrupted: bool = False  # a dry run found a journaled sync that the next real run finishes first
     files: dict[str, int] = field(default_factory=dict)  # every file of the copy: path -> size
 
     @property
@@ -492,6 +493,7 @@ def prune_export(folder: str | os.PathLike[str], takedowns: dict[str, Takedown],
             shutil.rmtree(root / SYNC_DIR, ignore_errors=True)  # staged files of a run killed before its journal
         copy = LocalCopy(root)
         plan = plan_sync(copy, takedowns, config=config, split=split)
+        plan.interrupted = dry_run and (root / SYNC_DIR / "journal.json").is_file()
         if dry_run or not plan.changes:
             return plan
         out = build_outputs(copy, plan, root / SYNC_DIR / "stage", day=day or today(), extra=extra)
