@@ -110,27 +110,39 @@ def split_coverage(
         cov.missing_ids += pc.filter(table.column("id"), pc.invert(has)).to_pylist()
         if probe and n_found:
             found = table.filter(has)
-            ids = found.column("id").to_pylist()
-            audio = found.column("audio").to_pylist()
-            video = found.column("video").to_pylist()
-            for clip_id, a, v in zip(ids, audio, video, strict=True):
-                for m in {x["path"] for x in (a, v) if x is not None}:
-                    to_probe.setdefault(m, []).append(clip_id)
-    if to_probe:
-        paths = list(to_probe)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(probe_media, paths)
-            bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
-                       desc=f"probing {split}")
-            bad_ids: set[str] = set()
-            for path, reason in bar:
-                if reason is not None:
-                    for clip_id in to_probe[path]:
-                        if clip_id not in bad_ids:
-                            bad_ids.add(clip_id)
-                            cov.corrupt_ids.append((clip_id, path, reason))
-            cov.corrupt = len(bad_ids)
+            add_probe_targets(to_probe, found.column("id").to_pylist(),
+                              pc.struct_field(found.column("audio"), "path").to_pylist(),
+                              pc.struct_field(found.column("video"), "path").to_pylist())
+    count_corrupt(cov, to_probe, progress=progress, workers=workers)
     return cov
+
+
+def add_probe_targets(to_probe: dict[str, list[str]], ids: Sequence[str], audio_paths: Sequence[str | None],
+                      video_paths: Sequence[str | None]) -> None:
+    """``{media path: [clip ids it serves]}`` for rows with media (a whole video may serve several clips)."""
+    for clip_id, a, v in zip(ids, audio_paths, video_paths, strict=True):
+        for m in {x for x in (a, v) if x is not None}:
+            to_probe.setdefault(m, []).append(clip_id)
+
+
+def count_corrupt(cov: SplitCoverage, to_probe: dict[str, list[str]], *, progress: bool = True,
+                  workers: int = 4) -> None:
+    """Open every file of ``to_probe`` (``probe_media``); clips served by an unreadable one are corrupt."""
+    if not to_probe:
+        return
+    paths = list(to_probe)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(probe_media, paths)
+        bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
+                   desc=f"probing {cov.split}")
+        bad_ids: set[str] = set()
+        for path, reason in bar:
+            if reason is not None:
+                for clip_id in to_probe[path]:
+                    if clip_id not in bad_ids:
+                        bad_ids.add(clip_id)
+                        cov.corrupt_ids.append((clip_id, path, reason))
+        cov.corrupt = len(bad_ids)
 
 
 def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,
