@@ -71,7 +71,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             shutil.rmtree(damaged, ignore_errors=True)
             super().__init__(*args, **kwargs)
         if self.config.media_pattern:
-            check_pattern(self.config.media_pattern)
+            features = getattr(self.info, "features", None)  # the row's columns: unknown names fail here, once
+            check_pattern(self.config.media_pattern, set(features) if features else None)
         self.stats: dict[str, ResolveStats] = {}
 
     # -- hooks for corpora ------------------------------------------------------------------------
@@ -169,6 +170,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             on_missing=self.config.on_missing, label_names=label_names_of(self.info.features),
             assume_trimmed={"segment": True, "video": False}.get(self.config.id_named),
             key_column=self.config.media_key_column,
+            scope=f"{self.config_id}|{getattr(self, 'hash', '')}",
         )
         schema = self.info.features.arrow_schema
         stats = self.stats.setdefault(split, ResolveStats())

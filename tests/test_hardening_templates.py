@@ -110,6 +110,16 @@ def test_media_pattern_refuses_with_our_error(pattern):
         check_pattern(pattern)
 
 
+@pytest.mark.parametrize("pattern", ["{labl}/{youtube_id}.flac", "{youtube_id}_{start_sec}.flac", "{0}.flac"])
+def test_media_pattern_with_an_unknown_field_fails_before_any_row(tmp_path, vgg_meta, pattern):
+    """A typo in a field name is one error up front naming it and the choices, not a silent miss per row."""
+    with pytest.raises(ValueError) as e:
+        avsets.load_dataset("vggsound", data_dir=vgg_meta, split="test", media_dir=str(tmp_path),
+                            media_pattern=pattern, cache_dir=str(tmp_path / "c"))
+    text = str(e.value)
+    assert "media_pattern" in text and ("category" in text or "positional" in text), text
+
+
 def test_media_pattern_with_specs_finds_vggsound_names(tmp_path, vgg_meta):
     """End to end: a mirror named ``{youtube_id}_{start_s:06d}.flac`` found through ``media_pattern``."""
     import soundfile as sf

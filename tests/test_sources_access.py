@@ -180,6 +180,12 @@ def test_bad_archives_named_errors_or_counted_skips(mirrors, tmp_path, caplog):
         MediaIndex.scan([str(tmp_path / "trunc.zip")], on_missing="error")
     idx = MediaIndex.scan([str(tmp_path / "trunc.zip")])
     assert idx.skipped_sources == [str(tmp_path / "trunc.zip")] and len(idx) == 0
+    damaged = bytearray(data)
+    cd = damaged.rfind(b"PK\x01\x02")
+    damaged[cd:cd + 4] = b"XXXX"  # the last central directory entry's signature
+    (tmp_path / "damaged.zip").write_bytes(bytes(damaged))
+    with pytest.raises(MediaSourceError, match=r"damaged.zip: central directory entry \d+ is damaged"):
+        index_source(Source(str(tmp_path / "damaged.zip"), "zip"))
     tar = (mirrors.root / "wds-000000.tar").read_bytes()
     last = parse_locator(index_source(Source(mirrors.path("wds-000000.tar"), "tar")).members[-1].locator)
     (tmp_path / "trunc.tar").write_bytes(tar[: last.num("o") + last.num("s") // 2])  # cut inside the last clip
@@ -390,3 +396,12 @@ def test_cli_verify_on_an_archive_and_a_truncated_one(mirrors, tmp_path, capsys)
     captured = capsys.readouterr()
     assert code == 1  # runs; the unreadable archive's rows count as missing (on_missing keep)
     assert any(line.split()[:4] == ["train", str(TRAIN_ROWS), "0", str(TRAIN_ROWS)] for line in captured.out.splitlines())
+
+
+def test_a_server_that_ignores_range_still_gives_the_right_bytes(mirrors, caplog):
+    with RangeServer(mirrors.root) as srv:
+        srv.honour_range = False
+        si = index_source(Source(srv.url("clips.zip"), "zip"))
+        member = next(m for m in si.members if m.relpath.endswith("_185000_195000.flac"))
+        assert read_media_bytes(member.locator) == mirrors.media[sm.clip_id(*sm.ZIP_ROWS[1])]
+    assert "ignores Range requests" in caplog.text

@@ -190,6 +190,11 @@ def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
                       streaming=True, decode=False, only_ids=wanted)
     assert [r["id"] for r in ds] == wanted[:1]
     assert "1 of 2 rows have no member" in caplog.text
+    # another selection in the same process is another pass over other rows, not the cached one
+    other = [sorted(vgg.sources)[2]]
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False, only_ids=other)
+    assert [r["id"] for r in ds] == other
 
 
 def test_stopping_early_stops_the_archive_reader(vgg):
@@ -208,3 +213,43 @@ def test_stopping_early_stops_the_archive_reader(vgg):
     while time.time() < deadline and any(t.name == "avsets-archive-reader" for t in threading.enumerate()):
         time.sleep(0.05)
     assert not any(t.name == "avsets-archive-reader" for t in threading.enumerate())
+
+
+_HUB_SCRIPT = r"""
+import json, sys
+from huggingface_hub import HfApi
+import avsets
+
+args = json.loads(sys.argv[1])
+api = HfApi()
+api.create_repo("me/vggsound-tars", repo_type="dataset")
+api.upload_folder(repo_id="me/vggsound-tars", repo_type="dataset", folder_path=args["folder"])
+ds = avsets.load_dataset("vggsound", split="train", data_dir=args["meta"], media_dir="hf://datasets/me/vggsound-tars",
+                         streaming=True, decode=False)
+out = {"num_shards": ds.num_shards, "rows": {r["id"]: [r["video"]["path"], r["video"]["bytes"].hex()] for r in ds}}
+print(json.dumps(out))
+"""
+
+
+def test_hub_repo_of_targz_files_streams_through_huggingface_hub(vgg, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from hub_server import HubServer
+
+    with HubServer() as hub:
+        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_test_token_1234",
+                   HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0")
+        arg = json.dumps({"folder": str(vgg.archives[0].parent), "meta": str(vgg.meta)})
+        proc = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, arg], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["num_shards"] == 2
+    want = set(vgg.splits["train"]) - vgg.missing["train"]
+    assert set(out["rows"]) == want
+    for rid, (path, data) in out["rows"].items():
+        assert path.startswith("hf://datasets/me/vggsound-tars/") and "!/" in path
+        if rid not in vgg.corrupt:
+            assert bytes.fromhex(data) == vgg.sources[rid].read_bytes()

@@ -90,10 +90,26 @@ class RangeReader:
         fs, path = self._fs_path()
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         if protocol in ("http", "https"):
-            return fs.cat_file(path, start=start, end=end)
+            data = fs.cat_file(path, start=start, end=end)
+            if len(data) > end - start:  # the server ignored Range and sent the whole file
+                _warn_no_range(self.url)
+                data = data[start:end]
+            return data
         with fs.open(path, "rb", cache_type="none") as f:
             f.seek(start)
             return f.read(end - start)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_no_range(url: str) -> None:
+    if url not in _WARNED:
+        _WARNED.add(url)
+        import logging
+
+        logging.getLogger("avsets").warning("%s: the server ignores Range requests, so every read downloads the "
+                                            "whole file; use a server or mirror that supports them", url)
 
 
 class RangeFile(io.RawIOBase):
