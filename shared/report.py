@@ -234,6 +234,12 @@ def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
     return out
 
 
+def _file_paths(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Paths of media cells that are files (a streamed archive member holds its bytes: no path to open)."""
+    path = pc.struct_field(col, "path")
+    return pc.if_else(pc.is_null(pc.struct_field(col, "bytes")), path, pa.scalar(None, path.type))
+
+
 # --- media facts -----------------------------------------------------------------------------------------
 
 
@@ -300,8 +306,8 @@ def build_report(
 
         def keep(table: pa.Table, has: pa.ChunkedArray, cols: dict[str, list] = cols) -> None:
             names = [n for n in ("label", "labels") if n in table.column_names]
-            sub = {"id": table.column("id"), "has": has, "audio": pc.struct_field(table.column("audio"), "path"),
-                   "video": pc.struct_field(table.column("video"), "path")}
+            sub = {"id": table.column("id"), "has": has, "audio": _file_paths(table.column("audio")),
+                   "video": _file_paths(table.column("video"))}
             if names:
                 sub["label"] = table.column(names[0])
             cols["tables"].append(pa.table(sub))
@@ -310,7 +316,8 @@ def build_report(
 
         # count first (verify's function), then open the files only if there are few enough of them; the
         # tables stream by, only the columns the report needs are kept
-        cov = split_coverage(split, tables, probe=False, progress=progress, workers=workers, on_table=keep)
+        cov = split_coverage(split, tables, probe=False, probe_streamed=probe, progress=progress, workers=workers,
+                             on_table=keep)
         if probe and cov.found <= probe_limit:
             to_probe: dict[str, list[str]] = {}
             for t in cols["tables"]:

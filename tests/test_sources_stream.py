@@ -253,3 +253,13 @@ def test_hub_repo_of_targz_files_streams_through_huggingface_hub(vgg, tmp_path):
         assert path.startswith("hf://datasets/me/vggsound-tars/") and "!/" in path
         if rid not in vgg.corrupt:
             assert bytes.fromhex(data) == vgg.sources[rid].read_bytes()
+
+
+def test_verify_counts_a_targz_copy_in_one_pass(vgg, capsys):
+    from avsets.cli import main
+
+    rc = main(["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[0].parent)])
+    assert rc == 1
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines() if ln.split()}
+    assert lines["train"][1:5] == ["7", "5", "2", "0"]  # rows found missing corrupt
+    assert lines["test"][1:5] == ["3", "2", "1", "1"]  # the corrupt member, probed from its bytes
