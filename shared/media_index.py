@@ -115,9 +115,12 @@ class MediaIndex:
                 index.skipped_sources.append(src.url)
                 lines.append(f"skipped\0{src.url}")
                 return
+            changed = si.ensure_keys()
             id_only = [m.locator for m in si.members if any(k[0] == "w" for k in m.keys)]
             if id_only and id_named == "auto" and "durations" not in si.extra:
                 si.extra["durations"] = probe_many(pick_probes(id_only))
+                changed = True
+            if changed:
                 si.save_extra()
             verdict = decide(si.extra.get("durations", []) if id_only else [], id_named, src.url)
             lines.append(f"{src.kind}\0{src.url}\0{si.info.size}\0{si.info.identity}\0{verdict}")

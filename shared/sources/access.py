@@ -101,6 +101,14 @@ class SourceIndex:
     extra: dict = field(default_factory=dict)  # cached side facts (probed durations...)
     cache_path: str | None = None
 
+    def ensure_keys(self) -> bool:
+        """Give every member its index keys (once: they are cached with the index); True if computed now."""
+        if self.extra.get("keyed"):
+            return False
+        self.members = [m._replace(keys=member_keys(m.relpath, m.alias)) for m in self.members]
+        self.extra["keyed"] = True
+        return True
+
     def save_extra(self) -> None:
         """Write ``extra`` back into the cache entry (probing results are paid once too)."""
         if self.cache_path:
@@ -154,7 +162,6 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
         raise
     except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
         raise MediaSourceError(f"cannot be read: {type(exc).__name__}: {exc}", source=source.url) from None
-    members = [m._replace(keys=member_keys(m.relpath, m.alias)) for m in members]
     stats.members = len(members)
     si = SourceIndex(source, info, members, stats, cache_path=path if use_cache else None)
     if use_cache:
