@@ -171,6 +171,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             assume_trimmed={"segment": True, "video": False}.get(self.config.id_named),
             key_column=self.config.media_key_column,
             scope=f"{self.config_id}|{getattr(self, 'hash', '')}",
+            quiet=getattr(self, "quiet_missing", False),
         )
         schema = self.info.features.arrow_schema
         stats = self.stats.setdefault(split, ResolveStats())

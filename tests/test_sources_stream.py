@@ -253,3 +253,27 @@ def test_hub_repo_of_targz_files_streams_through_huggingface_hub(vgg, tmp_path):
         assert path.startswith("hf://datasets/me/vggsound-tars/") and "!/" in path
         if rid not in vgg.corrupt:
             assert bytes.fromhex(data) == vgg.sources[rid].read_bytes()
+
+
+def test_verify_counts_a_targz_copy_in_one_pass(vgg, capsys):
+    from avsets.cli import main
+
+    rc = main(["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[0].parent)])
+    assert rc == 1
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines() if ln.split()}
+    assert lines["train"][1:5] == ["7", "5", "2", "0"]  # rows found missing corrupt
+    assert lines["test"][1:5] == ["3", "2", "1", "1"]  # the corrupt member, probed from its bytes
+
+
+def test_report_on_a_targz_copy_equals_verify(vgg):
+    """``avsets report`` counts a streamed copy like ``verify``: the corrupt member too (from its bytes)."""
+    from avsets.report import build_report
+    from avsets.verify import verify
+
+    kw = dict(data_dir=str(vgg.meta), media_dir=str(vgg.archives[0].parent))
+    rep = {c.split: c for c in build_report("vggsound", **kw).coverage}
+    ver = {c.split: c for c in verify("vggsound", progress=False, **kw)}
+    assert {s: (c.rows, c.found, c.missing, c.corrupt, c.missing_ids, [x[0] for x in c.corrupt_ids])
+            for s, c in rep.items()} == {s: (c.rows, c.found, c.missing, c.corrupt, c.missing_ids,
+                                             [x[0] for x in c.corrupt_ids]) for s, c in ver.items()}
+    assert rep["test"].corrupt == 1

@@ -354,6 +354,7 @@ class StreamSpec:
     assume_trimmed: bool | None = None
     key_column: str | None = None
     scope: str = ""  # the builder's config id and hash: other metadata or ``only_ids`` make another pass
+    quiet: bool = False  # the caller (``avsets verify``) prints the counts itself
 
     @property
     def token(self) -> str:
@@ -465,11 +466,12 @@ def _end_of_pass(spec: StreamSpec, p: Pass, schema: pa.Schema,
     if p.duplicates:
         logger.warning("%s/%s %s: %d member(s) served a row already served; the first one won",
                        spec.corpus, spec.config_name, spec.split, p.duplicates)
-    if missing:
+    if missing and not spec.quiet:
         logger.warning("%s/%s %s: %d of %d rows have no member in the %d archive(s) (on_missing=%r)%s%s",
                        spec.corpus, spec.config_name, spec.split, len(missing), n, len(p.archives), spec.on_missing,
                        ", dropped" if spec.on_missing == "skip" else "",
                        f"; damaged: {', '.join(p.damaged)}" if p.damaged else "")
+    if missing:
         if spec.on_missing == "error":
             raise MissingMediaError(f"{len(missing)} of {n} rows have no member in {len(p.archives)} archive(s) "
                                     f"(first: {', '.join(stats.missing_ids[:5])}); pass on_missing='skip' or "
@@ -479,3 +481,26 @@ def _end_of_pass(spec: StreamSpec, p: Pass, schema: pa.Schema,
                 chunk = missing[lo:lo + 1000]
                 table = p.rows.table.take(pa.array(chunk, pa.int64()))
                 yield conform(table, schema)
+
+
+def probe_member(data: bytes, path: str) -> str | None:
+    """:func:`avsets.decoding.probe_media` for bytes already in hand (a streamed member): None when
+    readable, else the reason.  ``avsets verify`` on a ``.tar.gz`` probes this way, never by path."""
+    import soundfile as sf
+
+    from ..decoding import probe_media
+
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    if not data:
+        return "empty member (0 bytes)"
+    if ext in ("flac", "wav", "ogg"):
+        try:
+            return None if sf.info(io.BytesIO(data)).frames > 0 else "no audio samples"
+        except sf.LibsndfileError:
+            pass
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=f".{ext or 'bin'}") as f:  # probe_media opens paths
+        f.write(data)
+        f.flush()
+        return probe_media(f.name)
