@@ -262,6 +262,15 @@ for name, ds in (("zsl", zsl), ("ascc", ascc)):
         out[name][r["id"]] = [r["youtube_id"], r["media_offset"], r["audio"]["path"]]
         arrays[r["id"]] = r["audio"]["array"]
 np.savez(args["cache"] + "/arrays.npz", **arrays)
+# one member of a fresh reader (caches dropped), between two marker requests the server records
+import requests
+from avsets.sources import access, parquetsrc
+loc = next(iter(out["zsl"].values()))[2]
+access._READERS.clear(); parquetsrc._GROUPS.clear(); parquetsrc._FOOTERS.clear()
+import os
+requests.get(os.environ["HF_ENDPOINT"] + "/marker-start")
+avsets.sources.read_media_bytes(loc)
+requests.get(os.environ["HF_ENDPOINT"] + "/marker-end")
 print(json.dumps(out))
 """
 
@@ -314,6 +323,9 @@ def test_hub_parquet_mirror_serves_audiosetzsl_and_ascc(tmp_path):
         proc = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, arg], env=env, capture_output=True, text=True,
                               timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        paths = [r.path for r in hub.state.requests]
+    between = paths[paths.index("/marker-start") + 1:paths.index("/marker-end")]
+    assert 1 <= len(between) <= 2 and all("/resolve/" in p for p in between), between  # ranged GETs only
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(out["zsl"]) == 3 and zsl_rows[3]["id"] not in out["zsl"]
     assert len(out["ascc"]) == 2
