@@ -162,8 +162,9 @@ class RowIndex:
                 if hit:
                     out.extend(hit)
         keys = keys_for_member(name)[1]
-        for stem in extra_keys:  # a Parquet key column or a WebDataset .json names the clip, not a file
-            keys += keys_for_member(f"{stem}.flac")[1]
+        if not keys:  # a Parquet key column or a WebDataset .json names the clip when the file name does not
+            for stem in extra_keys:  # (a name's segment is more specific than a bare video id: it wins)
+                keys += keys_for_member(f"{stem}.flac")[1]
         for key in dict.fromkeys(keys):
             out.extend(self._rows_of(key))
         return out
