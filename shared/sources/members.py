@@ -48,7 +48,7 @@ class Member:
     """One usable member: its safe relative name, its bytes, and its WebDataset group (``dir/stem``)."""
 
     name: str
-    data: bytes
+    data: bytes  # or a zero-copy ``pyarrow.Buffer`` (Parquet): anything with the buffer protocol
     group: str
     ext: str
     key_hint: str | None = None  # a Parquet key-column value (the clip's id or YouTube id)
@@ -274,7 +274,9 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
                 for col in media_cols:
                     arr = batch.column(col)
                     has_path = "path" in {arr.type.field(i).name for i in range(arr.type.num_fields)}
-                    byts = arr.field("bytes").to_pylist()
+                    data = arr.field("bytes")
+                    # zero-copy views of the batch's buffer (a Python bytes per row would copy every member)
+                    byts = [None if not v.is_valid else v.as_buffer() for v in data]
                     cols.append((col, byts, arr.field("path").to_pylist() if has_path else [None] * len(byts)))
                 for i, k in enumerate(keys):
                     row_no += 1
@@ -288,7 +290,7 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
         f.close()
 
 
-def _parquet_member(stats: ReadStats, key: object, data: bytes | None, path: str | None, column: str,
+def _parquet_member(stats: ReadStats, key: object, data, path: str | None, column: str,
                     row_no: int) -> Member | None:
     stats.members += 1
     if data is None:
@@ -308,9 +310,9 @@ def _parquet_member(stats: ReadStats, key: object, data: bytes | None, path: str
     return Member(name, data, f"\0row{row_no}", ext, key_hint=None if key is None else str(key))
 
 
-def _guess_ext(data: bytes, column: str) -> str:
+def _guess_ext(data, column: str) -> str:
     """The container a byte string holds, from its magic number (Parquet rows may carry no path)."""
-    head = data[:12]
+    head = bytes(memoryview(data)[:12])
     if head.startswith(b"fLaC"):
         return "flac"
     if head.startswith(b"RIFF"):
