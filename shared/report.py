@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from .manifest import Manifest
 from .tables import label_names_of
-from .verify import SplitCoverage, split_coverage, split_tables
+from .verify import SplitCoverage, add_probe_targets, count_corrupt, split_coverage, split_tables
 
 #: status shown for a missing clip the ledger has never seen
 NOT_IN_LEDGER = "not in ledger"
@@ -234,6 +234,12 @@ def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
     return out
 
 
+def _file_paths(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Paths of media cells that are files (a streamed archive member holds its bytes: no path to open)."""
+    path = pc.struct_field(col, "path")
+    return pc.if_else(pc.is_null(pc.struct_field(col, "bytes")), path, pa.scalar(None, path.type))
+
+
 # --- media facts -----------------------------------------------------------------------------------------
 
 
@@ -296,29 +302,34 @@ def build_report(
     label_names: dict[str, Sequence[str]] = {}
     for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dirs or None,
                                       **config_kwargs):
-        cols: dict[str, list] = {"tables": []}
+        cols: dict[str, list] = {"tables": [], "schema": []}
 
         def keep(table: pa.Table, has: pa.ChunkedArray, cols: dict[str, list] = cols) -> None:
             names = [n for n in ("label", "labels") if n in table.column_names]
-            sub = {"id": table.column("id"), "has": has, "audio": pc.struct_field(table.column("audio"), "path"),
-                   "video": pc.struct_field(table.column("video"), "path")}
+            sub = {"id": table.column("id"), "has": has, "audio": _file_paths(table.column("audio")),
+                   "video": _file_paths(table.column("video"))}
             if names:
                 sub["label"] = table.column(names[0])
             cols["tables"].append(pa.table(sub))
+            if not cols["schema"]:
+                cols["schema"].append(table.schema)
 
-        tables = list(tables)
-        n_files = 0
-        for t in tables:
-            n_files += int(pc.sum(pc.or_(pc.is_valid(t.column("audio")), pc.is_valid(t.column("video")))
-                                  .cast("int64")).as_py() or 0)
-        full_probe = probe and n_files <= probe_limit
-        cov = split_coverage(split, tables, probe=full_probe, progress=progress, workers=workers, on_table=keep)
-        if tables and not label_names:
+        # count first (verify's function), then open the files only if there are few enough of them; the
+        # tables stream by, only the columns the report needs are kept
+        cov = split_coverage(split, tables, probe=False, probe_streamed=probe, progress=progress, workers=workers,
+                             on_table=keep)
+        if probe and cov.found <= probe_limit:
+            to_probe: dict[str, list[str]] = {}
+            for t in cols["tables"]:
+                f = t.filter(t["has"])
+                add_probe_targets(to_probe, f["id"].to_pylist(), f["audio"].to_pylist(), f["video"].to_pylist())
+            count_corrupt(cov, to_probe, progress=progress, workers=workers)
+        elif probe:
+            rep.corrupt_checked = False
+        if not label_names and cols["schema"]:
             from datasets import Features
 
-            label_names = label_names_of(Features.from_arrow_schema(tables[0].schema))
-        if probe and not full_probe:
-            rep.corrupt_checked = False
+            label_names = label_names_of(Features.from_arrow_schema(cols["schema"][0]))
         gathered.append((cov, cols))
 
     if not probe:

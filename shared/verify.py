@@ -95,9 +95,12 @@ def split_coverage(
     progress: bool = True,
     workers: int = 4,
     on_table: Callable[[pa.Table, pa.ChunkedArray], None] | None = None,
+    probe_streamed: bool | None = None,
 ) -> SplitCoverage:
     """One split's coverage line from its tables; ``on_table(table, present)`` sees each table on the way
-    (the report gathers labels and ids from the very tables it counts)."""
+    (the report gathers labels and ids from the very tables it counts).  ``probe_streamed`` (default:
+    ``probe``) probes members streamed from a ``.tar.gz`` from their bytes, which only this pass holds."""
+    probe_streamed = probe if probe_streamed is None else probe_streamed
     cov = SplitCoverage(split=split)
     to_probe: dict[str, list[str]] = {}
     embedded_bad: set[str] = set()
@@ -110,36 +113,61 @@ def split_coverage(
         cov.found += n_found
         cov.missing += table.num_rows - n_found
         cov.missing_ids += pc.filter(table.column("id"), pc.invert(has)).to_pylist()
-        if probe and n_found:
+        if n_found and (probe or (probe_streamed and _holds_bytes(table))):
             found = table.filter(has)
             ids = found.column("id").to_pylist()
             audio = found.column("audio").to_pylist()
             video = found.column("video").to_pylist()
             for clip_id, a, v in zip(ids, audio, video, strict=True):
-                for x in (a, v):
+                for x in (a, v) if probe_streamed else ():
                     if x is not None and x.get("bytes") is not None:  # a streamed member: probe it now
                         reason = probe_member(x["bytes"], x["path"])
                         if reason is not None and clip_id not in embedded_bad:
                             embedded_bad.add(clip_id)
                             cov.corrupt_ids.append((clip_id, x["path"], reason))
-                for m in {x["path"] for x in (a, v) if x is not None and x.get("bytes") is None}:
-                    to_probe.setdefault(m, []).append(clip_id)
-    if to_probe:
-        paths = list(to_probe)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(probe_media, paths)
-            bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
-                       desc=f"probing {split}")
-            bad_ids: set[str] = set()
-            for path, reason in bar:
-                if reason is not None:
-                    for clip_id in to_probe[path]:
-                        if clip_id not in bad_ids:
-                            bad_ids.add(clip_id)
-                            cov.corrupt_ids.append((clip_id, path, reason))
-            cov.corrupt = len(bad_ids)
+            if probe:
+                add_probe_targets(to_probe, ids, [_file_path(a) for a in audio], [_file_path(v) for v in video])
     cov.corrupt += len(embedded_bad)
+    count_corrupt(cov, to_probe, progress=progress, workers=workers)
     return cov
+
+
+def _holds_bytes(table: pa.Table) -> bool:
+    """Whether any media cell carries its bytes (members streamed from a ``.tar.gz``)."""
+    return any(pc.any(pc.is_valid(pc.struct_field(table.column(c), "bytes"))).as_py() for c in ("audio", "video"))
+
+
+def _file_path(media: dict | None) -> str | None:
+    """The path to open for a media cell; None for no media or a streamed member (probed from its bytes)."""
+    return None if media is None or media.get("bytes") is not None else media["path"]
+
+
+def add_probe_targets(to_probe: dict[str, list[str]], ids: Sequence[str], audio_paths: Sequence[str | None],
+                      video_paths: Sequence[str | None]) -> None:
+    """``{media path: [clip ids it serves]}`` for rows with media (a whole video may serve several clips)."""
+    for clip_id, a, v in zip(ids, audio_paths, video_paths, strict=True):
+        for m in {x for x in (a, v) if x is not None}:
+            to_probe.setdefault(m, []).append(clip_id)
+
+
+def count_corrupt(cov: SplitCoverage, to_probe: dict[str, list[str]], *, progress: bool = True,
+                  workers: int = 4) -> None:
+    """Open every file of ``to_probe`` (``probe_media``); clips served by an unreadable one are corrupt."""
+    if not to_probe:
+        return
+    paths = list(to_probe)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(probe_media, paths)
+        bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
+                   desc=f"probing {cov.split}")
+        bad_ids: set[str] = set()
+        for path, reason in bar:
+            if reason is not None:
+                for clip_id in to_probe[path]:
+                    if clip_id not in bad_ids:
+                        bad_ids.add(clip_id)
+                        cov.corrupt_ids.append((clip_id, path, reason))
+        cov.corrupt += len(bad_ids)
 
 
 def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,

@@ -405,3 +405,15 @@ def test_a_server_that_ignores_range_still_gives_the_right_bytes(mirrors, caplog
         member = next(m for m in si.members if m.relpath.endswith("_185000_195000.flac"))
         assert read_media_bytes(member.locator) == mirrors.media[sm.clip_id(*sm.ZIP_ROWS[1])]
     assert "ignores Range requests" in caplog.text
+
+
+def test_clip_or_video_rule(caplog):
+    from avsets.sources.clip_or_video import decide
+
+    assert decide([10.0, 9.98, 10.4], "auto", "m") == "segment"  # within segment + 0.5 s
+    assert decide([41.0, 300.0], "auto", "m") == "video"
+    assert decide([], "auto", "m") == "video" and decide([None], "auto", "m") == "video"  # nothing known: as before
+    assert decide([10.0, 41.0], "auto", "mixed") == "video" and "mixed" in caplog.text and "id_named" in caplog.text
+    assert decide([41.0], "segment", "stated") == "segment" and "stated: id_named='segment'" in caplog.text
+    with pytest.raises(ValueError, match="id_named"):
+        decide([], "clip", "m")

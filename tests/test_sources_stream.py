@@ -292,3 +292,17 @@ def test_parquet_row_with_audio_and_video_and_two_segments_of_one_video(vgg, tmp
     assert a["audio"]["bytes"] == flac.read_bytes() and a["video"]["bytes"] == src
     b = rows[f"{ytid}_21000_31000"]
     assert b["audio"] is None and b["video"] is None
+
+
+def test_report_on_a_targz_copy_equals_verify(vgg):
+    """``avsets report`` counts a streamed copy like ``verify``: the corrupt member too (from its bytes)."""
+    from avsets.report import build_report
+    from avsets.verify import verify
+
+    kw = dict(data_dir=str(vgg.meta), media_dir=str(vgg.archives[0].parent))
+    rep = {c.split: c for c in build_report("vggsound", **kw).coverage}
+    ver = {c.split: c for c in verify("vggsound", progress=False, **kw)}
+    assert {s: (c.rows, c.found, c.missing, c.corrupt, c.missing_ids, [x[0] for x in c.corrupt_ids])
+            for s, c in rep.items()} == {s: (c.rows, c.found, c.missing, c.corrupt, c.missing_ids,
+                                             [x[0] for x in c.corrupt_ids]) for s, c in ver.items()}
+    assert rep["test"].corrupt == 1

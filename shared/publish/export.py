@@ -22,7 +22,7 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -155,12 +155,14 @@ def _taken_down(fs: fsspec.AbstractFileSystem, root: str) -> frozenset[str]:
     return frozenset(r.id for r in read_takedowns_csv(fs.cat_file(path))) if fs.exists(path) else frozenset()
 
 
-def _feed(writer: ShardWriter, results: list[Converted]) -> None:
+def _feed(writer: ShardWriter, results: list[Converted], progress: Callable[[Converted], None] | None = None) -> None:
     for c in results:
         if c.row is None:
             writer.skip(c.index)
         else:
             writer.add(c.row, c.nbytes, c.index, copied=c.copied, encoded=c.encoded)
+        if progress is not None:
+            progress(c)
 
 
 def run_chunk(
@@ -176,6 +178,7 @@ def run_chunk(
     pool: cf.Executor | None = None,
     workers: int = 1,
     drop: frozenset[str] = frozenset(),
+    progress: Callable[[Converted], None] | None = None,
 ) -> ChunkState:
     """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on.
 
@@ -193,9 +196,9 @@ def run_chunk(
         for items in _iter_items(table, state.next_row, rows, drop):
             pending.append(pool.submit(convert_batch, items, opts))
             if len(pending) > 2 * workers:
-                _feed(writer, pending.popleft().result())
+                _feed(writer, pending.popleft().result(), progress)
         while pending:
-            _feed(writer, pending.popleft().result())
+            _feed(writer, pending.popleft().result(), progress)
         return writer.close()
     except BaseException:
         for f in pending:
@@ -281,11 +284,13 @@ def export_dataset(
     metadata_rows: dict[str, int] | None = None,
     overwrite: bool = False,
     storage_options: dict | None = None,
+    progress: Callable[[Converted], None] | None = None,
 ) -> ExportResult:
     """Export ``dataset`` (one config of ``corpus``) into ``out`` (a folder or fsspec URL); resumable.
 
     ``metadata_rows`` gives the per-split row counts of the corpus metadata for the availability table; by
     default the number of input rows is used (rows without media are dropped here and counted).
+    ``progress`` is called with each converted row (local engine), e.g. an ``ExportProgress``.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -342,13 +347,15 @@ def export_dataset(
         states = {s: [ChunkState.load(fs, _chunk_path(root, config, s, i)) for i in range(len(plan["splits"][s]))]
                   for s in dsd}
     elif jobs:
+        if progress is not None and hasattr(progress, "set_total"):
+            progress.set_total(sum(t.num_rows for t, _ in jobs), desc=f"export {config}")
         workers = num_proc or 1
         ctx = multiprocessing.get_context("spawn")
         pool = cf.ProcessPoolExecutor(workers, mp_context=ctx) if workers > 1 else None
         try:
             for table, st in jobs:
                 run_chunk(table, st, fs=fs, root=root, config=config, schema=schema, opts=opts,
-                          max_bytes=max_bytes, pool=pool, workers=workers, drop=drop)
+                          max_bytes=max_bytes, pool=pool, workers=workers, drop=drop, progress=progress)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -434,6 +441,7 @@ def export(
     split: str | None = None,
     overwrite: bool = False,
     storage_options: dict | None = None,
+    progress: Callable[[Converted], None] | None = None,
     **load_kwargs: Any,
 ) -> ExportResult:
     """Load ``corpus``/``config`` with avsets (media undecoded) and export it to ``out`` (see ``export_dataset``)."""
@@ -447,4 +455,4 @@ def export(
         dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
     return export_dataset(dsd, corpus, config, out, video=video, audio_format=audio_format,
                           max_shard_size=max_shard_size, num_proc=num_proc, engine=engine,
-                          overwrite=overwrite, storage_options=storage_options)
+                          overwrite=overwrite, storage_options=storage_options, progress=progress)
