@@ -76,9 +76,6 @@ def test_single_label_config(sample, cache_dir):
 
 
 def test_without_big_data_warns_and_segments_true_says_google_drive(sample, cache_dir, caplog):
-    from avsets.notices import forget
-
-    forget()  # the notice comes once per data_dir and process: an earlier test may have used it up
     with caplog.at_level(logging.WARNING, logger="avsets"):
         load_dataset("ascc", "single_label", split="train", data_dir=sample, cache_dir=cache_dir)
     assert "big_data.csv" in caplog.text and "Google Drive" in caplog.text
