@@ -23,6 +23,7 @@ from avsets.builder import AVBuilder
 from avsets.config import AVConfig
 from avsets.media_index import get_index
 from avsets.metadata import RowErrors, log_row_errors
+from avsets.notices import warn_once
 from avsets.shards import table_slices
 from avsets.unsegmented import add_trimmed_candidates
 
@@ -88,7 +89,8 @@ class ASCC(AVBuilder):
                 segments = read_segments(big, set(cc.column("youtube_id").to_pylist()), errors=cfg.errors,
                                          row_errors=row_errors)
             else:
-                logger.warning(
+                warn_once(  # one notice per data_dir, not one per config
+                    logger, ("ascc-no-big-data", self.config.data_dir),
                     "ascc: big_data.csv not in data_dir, so start/end are None (the 10-s windows are unknown); whole "
                     "videos and trimmed clips still resolve. big_data.csv is on Google Drive only: %s", DRIVE)
         log_row_errors(f"ascc/{cfg.name}", row_errors)

@@ -30,6 +30,7 @@ from .card import read_card
 from .config import AVConfig
 from .errors import ManualDownloadRequired, StreamingOnlySourceError
 from .media_index import check_pattern, get_index
+from .notices import MISSING_MEDIA, warn_once
 from .resolve import ResolveOptions, ResolveStats, ensure_ids
 from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
@@ -70,7 +71,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             shutil.rmtree(damaged, ignore_errors=True)
             super().__init__(*args, **kwargs)
         if self.config.media_pattern:
-            check_pattern(self.config.media_pattern)
+            features = getattr(self.info, "features", None)  # the row's columns: unknown names fail here, once
+            check_pattern(self.config.media_pattern, set(features) if features else None)
         self.stats: dict[str, ResolveStats] = {}
 
     # -- hooks for corpora ------------------------------------------------------------------------
@@ -153,11 +155,12 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             _stop_if_orphaned(owner)
             yield Key(i, 0), table
         _stop_if_orphaned(owner)
-        if index is not None and total.missing and shards:
-            logger.warning(
+        if index is not None and total.missing and shards and not getattr(self, "quiet_missing", False):
+            warn_once(
+                logger, (self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing),
                 "%s/%s %s: %d of %d rows have no media (on_missing=%r)%s; `avsets verify` lists them",
                 self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing,
-                ", dropped" if self.config.on_missing == "skip" else "",
+                ", dropped" if self.config.on_missing == "skip" else "", kind=MISSING_MEDIA,
             )
 
     def _generate_archive_tables(self, archives: list, split: str, row_specs: tuple, all_archives: tuple):
@@ -167,6 +170,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             on_missing=self.config.on_missing, label_names=label_names_of(self.info.features),
             assume_trimmed={"segment": True, "video": False}.get(self.config.id_named),
             key_column=self.config.media_key_column,
+            scope=f"{self.config_id}|{getattr(self, 'hash', '')}",
+            quiet=getattr(self, "quiet_missing", False),
         )
         schema = self.info.features.arrow_schema
         stats = self.stats.setdefault(split, ResolveStats())

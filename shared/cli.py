@@ -88,6 +88,25 @@ def _check_output_file(path: str, flag: str) -> None:
         raise UsageError(f"{flag} {path}: cannot write in {parent}")
 
 
+def _ledger_status(media_dirs: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``{clip id or youtube id: (status, reason)}`` from the fetch ledgers in the media folders (none: {})."""
+    try:
+        from .fetch import read_ledger
+    except ImportError:
+        return {}
+    out: dict[str, tuple[str, str]] = {}
+    for root in media_dirs:
+        try:
+            rows = read_ledger(root)
+        except (OSError, ValueError):  # no ledger there (an unreadable one is reported by the summary below)
+            continue
+        for r in rows:
+            out[r.id] = (r.status, r.reason or "")
+            if r.youtube_id:
+                out.setdefault(r.youtube_id, (r.status, r.reason or ""))
+    return out
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .verify import format_table, verify, write_missing_csv
 
@@ -98,6 +117,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                              f"media itself); drop --option {key}")
     if args.missing_csv:
         _check_output_file(args.missing_csv, "--missing-csv")
+    if not args.media_dir and not args.report:
+        if args.missing_csv:
+            raise UsageError("--missing-csv lists the clips missing from --media-dir: give --media-dir (without "
+                             "it, verify reports on the metadata only)")
+        from .verify_metadata import format_metadata_report, metadata_report
+
+        print(format_metadata_report(metadata_report(args.corpus, args.config, data_dir=args.data_dir, **kwargs)))
+        return 0
+    ledger = _ledger_status(args.media_dir or []) if args.missing_csv else None
     if args.report:  # one pass: the report counts with verify's functions, so its table is verify's
         from .report import build_report
         from .report_render import format_of, summary_lines, write_report
@@ -109,12 +137,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                            probe=not args.no_probe, probe_limit=args.probe_limit, progress=True, **kwargs)
         report = rep.coverage
         if args.missing_csv:
-            write_missing_csv(report, args.missing_csv)
+            write_missing_csv(report, args.missing_csv, ledger=ledger)
         paths = write_report(rep, args.report)
         print(summary_lines(rep, paths)[-1])
     else:
         report = verify(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
-                        probe=not args.no_probe, missing_csv=args.missing_csv, **kwargs)
+                        probe=not args.no_probe, **kwargs)
+        if args.missing_csv:
+            write_missing_csv(report, args.missing_csv, ledger=ledger)
     print(format_table(report))
     if args.missing_csv:
         print(f"missing and corrupt clip ids written to {args.missing_csv}")

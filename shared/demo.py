@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from .api import load_dataset
+from .notices import MISSING_MEDIA, quiet
 from .segments import clip_key
 from .synth import write_audio, write_video
 
@@ -50,7 +51,24 @@ def make_demo_media(out: str, rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def run_demo(out: str | None = None, n_clips: int = 18, cache_dir: str | None = None) -> str:
-    """Run the demo and return its summary table as text."""
+    """Run the demo and return its summary table as text.
+
+    The media covers a few rows on purpose, so the "rows have no media" notice is silenced, and so are
+    `datasets`' per-split progress bars: the summary prints those counts itself.
+    """
+    import datasets
+
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        with quiet(MISSING_MEDIA):
+            return _run_demo(out, n_clips, cache_dir)
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+
+
+def _run_demo(out: str | None, n_clips: int, cache_dir: str | None) -> str:
     t0 = time.perf_counter()
     data_dir = sample_data_dir()
     work = out or os.path.join(tempfile.gettempdir(), "avsets-demo")

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from .segments import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
 from .sources.keys import keys_for_member
+from .sources.kinds import source_kind
 
 logger = logging.getLogger(__name__)
 
@@ -86,51 +87,82 @@ class MediaIndex:
         :class:`~avsets.errors.MediaSourceError` with ``on_missing="error"``; otherwise it is logged and
         counted in ``skipped_sources``.
         """
-        from .sources import expand_sources
+        from .sources import Source, expand_sources
         from .sources.clip_or_video import decide, pick_probes, probe_many
 
         root_list = normalize_roots(roots)
         index = cls(roots=tuple(root_list), options=(id_named, key_column))
         lines: list[str] = [f"id_named\0{id_named}\0{key_column or ''}"]
-        for src in expand_sources(root_list):
+        sources: list[Source] = []
+        for root in root_list:
+            if "://" not in root and os.path.isdir(root) and not any(ch in root for ch in "*?["):
+                sources.append(Source(root, "folder"))  # walked once below; its archives are found then
+            else:
+                sources.extend(expand_sources([root]))
+        done: set[str] = set()
+
+        def add_archive(src: Source) -> None:
+            if src.url in done:
+                return
+            done.add(src.url)
             index._dups_in_last = 0
-            if src.kind == "folder":
-                lines.append(f"root\0{src.url}")
-                files = list(_walk(src.url))
-                lines.extend(f"{rel}\0{size}\0{mtime}" for rel, _, size, mtime in files)
-                id_only = [path for rel, path, _, _ in files if _id_only(rel)]
-                verdict = decide(probe_many(pick_probes(id_only)) if id_only and id_named == "auto" else [],
-                                 id_named, src.url)
-                seen: set[str] = set()
-                for rel, path, size, mtime in files:
-                    index._add(path, rel, size, mtime, id_named=verdict, seen=seen)
-                if id_only:
-                    index.id_named_verdicts[src.url] = verdict
-                continue
             if src.kind == "tgz":
                 index.stream_sources.append(src)
                 lines.append(f"stream\0{src.url}")
-                continue
+                return
             si = _index_archive(src, key_column, on_missing)
             if si is None:
                 index.skipped_sources.append(src.url)
                 lines.append(f"skipped\0{src.url}")
-                continue
-            id_only = [m.locator for m in si.members if _id_only(m.relpath) or (m.alias and _id_only(m.alias))]
+                return
+            changed = si.ensure_keys()
+            id_only = [m.locator for m in si.members if any(k[0] == "w" for k in m.keys)]
             if id_only and id_named == "auto" and "durations" not in si.extra:
                 si.extra["durations"] = probe_many(pick_probes(id_only))
+                changed = True
+            if changed:
                 si.save_extra()
             verdict = decide(si.extra.get("durations", []) if id_only else [], id_named, src.url)
             lines.append(f"{src.kind}\0{src.url}\0{si.info.size}\0{si.info.identity}\0{verdict}")
-            seen = set()
-            mtime = 0.0
+            seen: set[str] = set()
+            add_keyed = index._add_keyed
             for m in si.members:
-                index._add(m.locator, m.relpath, m.size, mtime, id_named=verdict, seen=seen, alias=m.alias)
+                keys = m.keys if verdict != "segment" else tuple("i" + k[1:] if k[0] == "w" else k for k in m.keys)
+                add_keyed(m.locator, m.relpath, m.size, 0.0, keys, seen)
             if id_only:
                 index.id_named_verdicts[src.url] = verdict
             si.stats.duplicates = index._dups_in_last
             index.source_stats[src.url] = si.stats
             _log_source(src.url, si)
+
+        for src in sources:
+            if src.kind != "folder":
+                add_archive(src)
+                continue
+            if src.url in done:
+                continue
+            done.add(src.url)
+            lines.append(f"root\0{src.url}")
+            archives: list[str] = []
+            files = list(_walk(src.url, archives))
+            lines.extend(f"{rel}\0{size}\0{mtime}" for rel, _, size, mtime in files)
+            keyed = []
+            for rel, path, size, mtime in files:
+                kind, keys = keys_for_member(rel)
+                if kind is not None:
+                    keyed.append((path, rel, size, mtime, keys, kind))
+            id_only = [k[0] for k in keyed if k[4] and k[4][0][0] == "w"]
+            verdict = decide(probe_many(pick_probes(id_only)) if id_only and id_named == "auto" else [],
+                             id_named, src.url)
+            add_keyed = index._add_keyed
+            for path, rel, size, mtime, keys, kind in keyed:
+                if verdict == "segment" and keys and keys[0][0] == "w":
+                    keys = ["i" + keys[0][1:]]
+                add_keyed(path, rel, size, mtime, keys, None, kind)
+            if id_only:
+                index.id_named_verdicts[src.url] = verdict
+            for path in sorted(archives):  # a folder's archives follow its loose files (expand_sources' order)
+                add_archive(Source(path, source_kind(path)))  # type: ignore[arg-type]
         # In listing order: a file system lists an unchanged folder the same way, and a changed order can
         # only cost a spurious cache miss, never a stale hit.  (Sorting 200k names cost ~0.3 s.)
         digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
@@ -138,19 +170,24 @@ class MediaIndex:
         return index
 
     def _add(self, path: str, relpath: str, size: int, mtime: float, *, id_named: str = "video",
-             seen: set[str] | None = None, alias: str | None = None) -> None:
+             seen: set[str] | None = None) -> None:
         kind, keys = keys_for_member(relpath, id_named=id_named)
+        if kind is not None:
+            self._add_keyed(path, relpath, size, mtime, keys, seen, kind)
+
+    def _add_keyed(self, path: str, relpath: str, size: int, mtime: float, keys: Sequence[str],
+                   seen: set[str] | None, kind: str | None = None) -> None:
         if kind is None:
-            return
-        if alias is not None:
-            keys = keys + [k for k in keys_for_member(alias, id_named=id_named)[1] if k not in keys]
+            kind = _KINDS.get(relpath.rpartition(".")[2].lower())
+            if kind is None:
+                return
         mf = MediaFile(path, relpath, kind, size, mtime)
         self.num_files += 1
         self.by_relpath.setdefault(relpath, mf)
         if seen is not None and not keys:
             return
         for key in keys:
-            self.namings.add(key.split(":", 1)[0])
+            self.namings.add(key.partition(":")[0])
             if seen is not None:
                 tag = f"{kind}\0{key}"
                 if tag in seen:
@@ -202,12 +239,6 @@ class MediaIndex:
 
     def __len__(self) -> int:
         return self.num_files
-
-
-def _id_only(relpath: str) -> bool:
-    """A media name made of the YouTube id alone (``{ytid}.flac``): clip or whole video is ambiguous."""
-    kind, keys = keys_for_member(relpath)
-    return kind is not None and bool(keys) and keys[0].startswith("w:")
 
 
 def _index_archive(src, key_column: str | None, on_missing: str):
@@ -266,8 +297,9 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def _walk(root: str) -> Iterable[tuple[str, str, int, float]]:
-    """Yield ``(relpath, path, size, mtime)`` for every media file under ``root``."""
+def _walk(root: str, archives: list[str] | None = None) -> Iterable[tuple[str, str, int, float]]:
+    """Yield ``(relpath, path, size, mtime)`` for every media file under ``root``; archives and Parquet
+    files met on the way are appended to ``archives`` (one walk serves both)."""
     if "://" in root:
         yield from _walk_fsspec(root)
         return
@@ -304,6 +336,8 @@ def _walk(root: str) -> Iterable[tuple[str, str, int, float]]:
                             continue
                     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
                     if ext not in MEDIA_EXTENSIONS or name.startswith("."):
+                        if archives is not None and not name.startswith(".") and source_kind(name) is not None:
+                            archives.append(entry.path)
                         continue
                     st = entry.stat(follow_symlinks=True)
                 except OSError:

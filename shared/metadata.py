@@ -7,11 +7,13 @@ and count them (``errors="skip"``).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
 import io
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -245,8 +247,29 @@ def read_lines(path: str | os.PathLike) -> list[str]:
     return [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]
 
 
+#: set by :func:`collect_row_errors`: skipped rows go to this list instead of the log
+_ROW_ERROR_SINK: contextvars.ContextVar[list[tuple[str, RowErrors]] | None] = contextvars.ContextVar(
+    "avsets_row_error_sink", default=None)
+
+
+@contextlib.contextmanager
+def collect_row_errors() -> Iterator[list[tuple[str, RowErrors]]]:
+    """Gather ``(where, RowErrors)`` of every metadata file read inside the block, for a report that prints
+    them itself (``avsets verify``); they are not logged then, so the user reads each once."""
+    sink: list[tuple[str, RowErrors]] = []
+    token = _ROW_ERROR_SINK.set(sink)
+    try:
+        yield sink
+    finally:
+        _ROW_ERROR_SINK.reset(token)
+
+
 def log_row_errors(where: str, row_errors: RowErrors) -> None:
     """Tell the user what ``errors="skip"`` skipped."""
+    sink = _ROW_ERROR_SINK.get()
+    if sink is not None:
+        sink.append((where, row_errors))
+        return
     if row_errors.count:
         logger.warning("%s: skipped %d malformed metadata rows (errors='skip'); first: %s", where,
                        row_errors.count, "; ".join(row_errors.examples[:3]))

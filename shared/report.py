@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .manifest import Manifest
 from .tables import label_names_of
-from .verify import SplitCoverage, split_coverage, split_tables
+from .verify import SplitCoverage, add_probe_targets, count_corrupt, split_coverage, split_tables
 
 #: status shown for a missing clip the ledger has never seen
 NOT_IN_LEDGER = "not in ledger"
@@ -120,41 +121,67 @@ class CoverageReport:
 
 @dataclass
 class _LedgerFacts:
+    """A ledger's last outcome per clip, plus its history as intervals: clip ``hist_id`` had status ``ok``
+    (``hist_ok``) from run ``hist_from`` up to, not including, run ``hist_to`` (runs numbered in order)."""
+
     ids: pa.Array
     statuses: pa.Array
-    fetched_at: pa.Array
+    fetched_at: pa.Array | None
     runs: list[LedgerRun]
-    # per run, the ids whose status was ok after it (None when the ledger has no history)
-    ok_after_run: list[pa.Array] | None
+    hist_id: pa.Array | None = None
+    hist_ok: np.ndarray | None = None
+    hist_from: np.ndarray | None = None
+    hist_to: np.ndarray | None = None
+
+    def ok_after_each_run(self, ids: pa.Array) -> list[int]:
+        """How many of ``ids`` had status ``ok`` after each run (one interval sweep, no per-run pass)."""
+        n = len(self.runs)
+        if self.hist_id is None or not len(self.hist_id) or not len(ids):
+            return [0] * n
+        mine = pc.is_in(self.hist_id, value_set=ids).to_numpy(zero_copy_only=False) & self.hist_ok
+        delta = (np.bincount(self.hist_from[mine], minlength=n + 1)
+                 - np.bincount(self.hist_to[mine], minlength=n + 1))
+        return [int(x) for x in np.cumsum(delta)[:n]]
 
 
 def _read_ledgers(paths: Sequence[str]) -> _LedgerFacts | None:
+    """Read ledgers straight from SQLite into Arrow (the report's only Python-object pass is the fetch)."""
     from .fetch.ledger import Ledger, _local_ledger_file
 
-    ids: list[str] = []
-    statuses: list[str] = []
-    fetched: list[str | None] = []
-    # (started_at, ledger index, order in that ledger) -> the run and its recorded outcomes
-    runs: list[tuple[tuple[str, int, int], LedgerRun, list[tuple[str, str]]]] = []
+    clips: list[tuple] = []
+    hist: list[tuple[np.ndarray, tuple, np.ndarray]] = []  # (run numbers in reading order, ids, ok)
+    runs: dict[tuple[str, int, int], LedgerRun] = {}
     found = False
     for li, path in enumerate(paths):
         local, tmp = _local_ledger_file(path)
         try:
             with Ledger(local, readonly=True) as led:
                 conn = led._conn()
-                rows = conn.execute("SELECT id, status, fetched_at FROM clips").fetchall()
+                run_rows = led.runs()
+                mine = conn.execute("SELECT id, status, fetched_at FROM clips").fetchall()
+                clips += mine
                 found = True
-                if rows:
-                    a, b, c = zip(*rows, strict=True)
-                    ids += a
-                    statuses += b
-                    fetched += c
-                outcomes: dict[str, list[tuple[str, str]]] = {}
-                for run, cid, st in led.history():
-                    outcomes.setdefault(run, []).append((cid, st))
-                for order, r in enumerate(led.runs()):
-                    runs.append(((r.started_at, li, order), LedgerRun(r.started_at, r.finished_at, r.counts, r.totals),
-                                 outcomes.get(r.run_id, [])))
+                base = len(runs)
+                for order, r in enumerate(run_rows):
+                    runs[(r.started_at, li, order)] = LedgerRun(r.started_at, r.finished_at, r.counts, r.totals)
+                if run_rows:
+                    # run numbers as the rowid of ``runs`` (ints, cheap to fetch), mapped to global order below
+                    rowids = [x[0] for x in conn.execute("SELECT rowid FROM runs ORDER BY started_at, rowid")]
+                    q = ("SELECT r.rowid, h.id, h.status = 'ok' FROM history h JOIN runs r ON r.run_id = h.run_id "
+                         "ORDER BY h.rowid")
+                    rows = conn.execute(q).fetchall()
+                    rid, cid, ok = zip(*rows, strict=True) if rows else ((), (), ())
+                    # clips recorded before this ledger kept history: their outcome holds from its first run
+                    had = pa.array(cid, pa.string())
+                    all_ids = pa.array([r[0] for r in mine], pa.string())
+                    old_mask = pc.invert(pc.is_in(all_ids, value_set=had)).to_numpy(zero_copy_only=False)
+                    old_idx = np.flatnonzero(old_mask)
+                    older = [mine[i] for i in old_idx]
+                    hist.append((np.full(len(older), base, dtype=np.int64), tuple(r[0] for r in older),
+                                 np.array([r[1] == "ok" for r in older], dtype=bool)))
+                    lookup = np.full(max(rowids) + 1, -1, dtype=np.int64)
+                    lookup[rowids] = np.arange(base, base + len(rowids))
+                    hist.append((lookup[np.asarray(rid, dtype=np.int64)], cid, np.asarray(ok, dtype=bool)))
         except sqlite3.DatabaseError as e:
             raise ValueError(f"{path}: not a readable fetch ledger ({e})") from None
         finally:
@@ -162,24 +189,34 @@ def _read_ledgers(paths: Sequence[str]) -> _LedgerFacts | None:
                 tmp.unlink(missing_ok=True)
     if not found:
         return None
-    runs.sort(key=lambda r: r[0])
-    ok_after: list[pa.Array] | None = None
-    if runs:
-        ok_after = []
-        state: dict[str, str] = {}
-        for _, _, outcomes_of_run in runs:
-            state.update(outcomes_of_run)
-            ok_after.append(pa.array([k for k, v in state.items() if v == "ok"], pa.string()))
-    # several ledgers may name one clip: the later outcome wins
-    table = pa.table({"id": pa.array(ids, pa.string()), "status": pa.array(statuses, pa.string()),
-                      "fetched_at": pa.array(fetched, pa.string())})
-    if len(paths) > 1 and table.num_rows:
+    order = sorted(runs)
+    columns = list(zip(*clips, strict=True)) if clips else [(), (), ()]
+    table = pa.table({"id": pa.array(columns[0], pa.string()), "status": pa.array(columns[1], pa.string()),
+                      "fetched_at": pa.array(columns[2], pa.string())})
+    if len(paths) > 1 and table.num_rows:  # several ledgers may name one clip: the later outcome wins
         table = table.sort_by([("id", "ascending"), ("fetched_at", "ascending")])
-        last = pc.not_equal(table["id"].combine_chunks()[1:], table["id"].combine_chunks()[:-1])
-        keep = pa.concat_arrays([last, pa.array([True])])
-        table = table.filter(keep)
-    return _LedgerFacts(table["id"].combine_chunks(), table["status"].combine_chunks(),
-                        table["fetched_at"].combine_chunks(), [r[1] for r in runs], ok_after)
+        idc = table["id"].combine_chunks()
+        table = table.filter(pa.concat_arrays([pc.not_equal(idc[1:], idc[:-1]), pa.array([True])]))
+    facts = _LedgerFacts(table["id"].combine_chunks(), table["status"].combine_chunks(),
+                         table["fetched_at"].combine_chunks(), [runs[k] for k in order])
+    if runs:
+        # reading order (ledger by ledger) -> time order of the runs
+        reading = list(runs)  # dicts keep insertion order: the ``base`` numbering above
+        to_time = np.array([order.index(k) for k in reading], dtype=np.int64) if reading else np.zeros(0, np.int64)
+        run_no = np.concatenate([to_time[h[0]] for h in hist]) if hist else np.zeros(0, np.int64)
+        hid = pa.concat_arrays([pa.array(x[1], pa.string()) for x in hist]) if hist else pa.array([], pa.string())
+        h = pa.table({"id": hid, "run": run_no,
+                      "seq": np.arange(len(run_no), dtype=np.int64),
+                      "ok": np.concatenate([x[2] for x in hist]) if hist else np.zeros(0, bool)})
+        h = h.sort_by([("id", "ascending"), ("run", "ascending"), ("seq", "ascending")])
+        idc = h["id"].combine_chunks()
+        run = h["run"].to_numpy()
+        same = pc.equal(idc[1:], idc[:-1]).to_numpy(zero_copy_only=False) if len(idc) > 1 else np.zeros(0, bool)
+        nxt = np.full(len(run), len(order), dtype=np.int64)
+        nxt[:-1][same] = run[1:][same]
+        facts.hist_id, facts.hist_ok = idc, h["ok"].to_numpy(zero_copy_only=False)
+        facts.hist_from, facts.hist_to = run, nxt
+    return facts
 
 
 def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
@@ -195,6 +232,12 @@ def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
             tmp.unlink(missing_ok=True)
         out.append(root)
     return out
+
+
+def _file_paths(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Paths of media cells that are files (a streamed archive member holds its bytes: no path to open)."""
+    path = pc.struct_field(col, "path")
+    return pc.if_else(pc.is_null(pc.struct_field(col, "bytes")), path, pa.scalar(None, path.type))
 
 
 # --- media facts -----------------------------------------------------------------------------------------
@@ -259,29 +302,34 @@ def build_report(
     label_names: dict[str, Sequence[str]] = {}
     for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dirs or None,
                                       **config_kwargs):
-        cols: dict[str, list] = {"tables": []}
+        cols: dict[str, list] = {"tables": [], "schema": []}
 
         def keep(table: pa.Table, has: pa.ChunkedArray, cols: dict[str, list] = cols) -> None:
             names = [n for n in ("label", "labels") if n in table.column_names]
-            sub = {"id": table.column("id"), "has": has, "audio": pc.struct_field(table.column("audio"), "path"),
-                   "video": pc.struct_field(table.column("video"), "path")}
+            sub = {"id": table.column("id"), "has": has, "audio": _file_paths(table.column("audio")),
+                   "video": _file_paths(table.column("video"))}
             if names:
                 sub["label"] = table.column(names[0])
             cols["tables"].append(pa.table(sub))
+            if not cols["schema"]:
+                cols["schema"].append(table.schema)
 
-        tables = list(tables)
-        n_files = 0
-        for t in tables:
-            n_files += int(pc.sum(pc.or_(pc.is_valid(t.column("audio")), pc.is_valid(t.column("video")))
-                                  .cast("int64")).as_py() or 0)
-        full_probe = probe and n_files <= probe_limit
-        cov = split_coverage(split, tables, probe=full_probe, progress=progress, workers=workers, on_table=keep)
-        if tables and not label_names:
+        # count first (verify's function), then open the files only if there are few enough of them; the
+        # tables stream by, only the columns the report needs are kept
+        cov = split_coverage(split, tables, probe=False, probe_streamed=probe, progress=progress, workers=workers,
+                             on_table=keep)
+        if probe and cov.found <= probe_limit:
+            to_probe: dict[str, list[str]] = {}
+            for t in cols["tables"]:
+                f = t.filter(t["has"])
+                add_probe_targets(to_probe, f["id"].to_pylist(), f["audio"].to_pylist(), f["video"].to_pylist())
+            count_corrupt(cov, to_probe, progress=progress, workers=workers)
+        elif probe:
+            rep.corrupt_checked = False
+        if not label_names and cols["schema"]:
             from datasets import Features
 
-            label_names = label_names_of(Features.from_arrow_schema(tables[0].schema))
-        if probe and not full_probe:
-            rep.corrupt_checked = False
+            label_names = label_names_of(Features.from_arrow_schema(cols["schema"][0]))
         gathered.append((cov, cols))
 
     if not probe:
@@ -290,7 +338,7 @@ def build_report(
         rep.splits.append(_split_report(cov, cols, label_names, facts, probe, probe_limit, workers))
     if facts is not None:
         rep.runs = facts.runs
-        rep.history = "runs" if facts.ok_after_run is not None else "fetched_at" if len(facts.ids) else "none"
+        rep.history = "runs" if facts.runs else "fetched_at" if len(facts.ids) else "none"
     if not rep.corrupt_checked:
         rep.notes.append("Corrupt files were not counted: " + (
             "probing was turned off." if not probe else
@@ -346,15 +394,14 @@ def _split_report(cov: SplitCoverage, cols: dict[str, list], label_names: dict[s
 
     # coverage after each fetch run
     if facts is not None:
-        ids = table["id"] if table.num_rows else pa.array([], pa.string())
-        if facts.ok_after_run is not None:
-            for run, ok in zip(facts.runs, facts.ok_after_run, strict=False):
-                n = int(pc.sum(pc.is_in(ids, value_set=ok).cast(pa.int64())).as_py() or 0) if len(ids) else 0
+        ids = table["id"].combine_chunks() if table.num_rows else pa.array([], pa.string())
+        if facts.runs:
+            for run, n in zip(facts.runs, facts.ok_after_each_run(ids), strict=True):
                 sr.over_time.append(RunPoint(run.finished_at or run.started_at, n, cov.rows))
-        elif len(facts.ids):
+        elif len(facts.ids) and facts.fetched_at is not None:
             ok = pc.equal(facts.statuses, "ok")
             days = pc.utf8_slice_codeunits(pc.fill_null(facts.fetched_at, ""), 0, 10)
-            mine = pc.is_in(facts.ids, value_set=ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
+            mine = pc.is_in(facts.ids, value_set=ids)
             t = pa.table({"day": days, "ok": pc.and_(ok, mine).cast(pa.int64())})
             g = t.group_by("day").aggregate([("ok", "sum")]).sort_by("day")
             total = 0

@@ -41,7 +41,17 @@ class DecodeOptions:
 
 
 class DecodeCounter:
-    """Process-wide counts of decoded and failed clips, so a training loop can report them."""
+    """Process-wide counts of decoded and failed clips, so a training loop can report them.
+
+    ``print(avsets.DECODE_STATS)`` shows ``DecodeStats(audio_ok=318, audio_failed=2, video_ok=0,
+    video_failed=0, dropped=2)``: clips whose audio/video decoded or failed (a failed column is ``None``, or
+    raises under ``on_missing="error"``) and streaming rows dropped under ``"skip"``. ``as_dict()`` gives the
+    same numbers, ``reset()`` zeroes them (per epoch, say). Counts are per process: each DataLoader worker
+    counts its own clips.
+    """
+
+    #: the keys always shown, in this order (others, if any, follow sorted)
+    KEYS = ("audio_ok", "audio_failed", "video_ok", "video_failed", "dropped")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,6 +64,20 @@ class DecodeCounter:
     def reset(self) -> None:
         with self._lock:
             self.counts.clear()
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts, every key of ``KEYS`` present (0 when nothing happened)."""
+        with self._lock:
+            counts = dict(self.counts)
+        out = {k: int(counts.pop(k, 0)) for k in self.KEYS}
+        out.update({k: int(counts[k]) for k in sorted(counts)})
+        return out
+
+    def __getitem__(self, key: str) -> int:
+        return self.as_dict().get(key, 0)
+
+    def __repr__(self) -> str:
+        return "DecodeStats(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
 DECODE_STATS = DecodeCounter()

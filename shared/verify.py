@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .api import load_dataset_builder
 from .decoding import probe_media
 from .sources.kinds import expand_sources
+from .sources.stream import probe_member
 
 
 @dataclass
@@ -71,6 +72,7 @@ def split_tables(
     """
     builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
                                    **config_kwargs)
+    builder.quiet_missing = True  # the caller prints these counts itself
     # zip, tar and Parquet sources are read at random through the media index (avsets.sources), like a
     # map-style load; only a .tar.gz needs the archive-order streaming pass
     streamed = any(s.kind == "tgz" for s in expand_sources(builder.config.media_dir))
@@ -93,11 +95,15 @@ def split_coverage(
     progress: bool = True,
     workers: int = 4,
     on_table: Callable[[pa.Table, pa.ChunkedArray], None] | None = None,
+    probe_streamed: bool | None = None,
 ) -> SplitCoverage:
     """One split's coverage line from its tables; ``on_table(table, present)`` sees each table on the way
-    (the report gathers labels and ids from the very tables it counts)."""
+    (the report gathers labels and ids from the very tables it counts).  ``probe_streamed`` (default:
+    ``probe``) probes members streamed from a ``.tar.gz`` from their bytes, which only this pass holds."""
+    probe_streamed = probe if probe_streamed is None else probe_streamed
     cov = SplitCoverage(split=split)
     to_probe: dict[str, list[str]] = {}
+    embedded_bad: set[str] = set()
     for table in tables:
         has = present_mask(table)
         if on_table is not None:
@@ -107,41 +113,84 @@ def split_coverage(
         cov.found += n_found
         cov.missing += table.num_rows - n_found
         cov.missing_ids += pc.filter(table.column("id"), pc.invert(has)).to_pylist()
-        if probe and n_found:
+        if n_found and (probe or (probe_streamed and _holds_bytes(table))):
             found = table.filter(has)
             ids = found.column("id").to_pylist()
             audio = found.column("audio").to_pylist()
             video = found.column("video").to_pylist()
             for clip_id, a, v in zip(ids, audio, video, strict=True):
-                for m in {x["path"] for x in (a, v) if x is not None}:
-                    to_probe.setdefault(m, []).append(clip_id)
-    if to_probe:
-        paths = list(to_probe)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(probe_media, paths)
-            bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
-                       desc=f"probing {split}")
-            bad_ids: set[str] = set()
-            for path, reason in bar:
-                if reason is not None:
-                    for clip_id in to_probe[path]:
-                        if clip_id not in bad_ids:
-                            bad_ids.add(clip_id)
-                            cov.corrupt_ids.append((clip_id, path, reason))
-            cov.corrupt = len(bad_ids)
+                for x in (a, v) if probe_streamed else ():
+                    if x is not None and x.get("bytes") is not None:  # a streamed member: probe it now
+                        reason = probe_member(x["bytes"], x["path"])
+                        if reason is not None and clip_id not in embedded_bad:
+                            embedded_bad.add(clip_id)
+                            cov.corrupt_ids.append((clip_id, x["path"], reason))
+            if probe:
+                add_probe_targets(to_probe, ids, [_file_path(a) for a in audio], [_file_path(v) for v in video])
+    cov.corrupt += len(embedded_bad)
+    count_corrupt(cov, to_probe, progress=progress, workers=workers)
     return cov
 
 
-def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike) -> None:
-    """``split,id,status,path,reason`` for every missing or corrupt clip (feed it to ``avsets fetch``)."""
+def _holds_bytes(table: pa.Table) -> bool:
+    """Whether any media cell carries its bytes (members streamed from a ``.tar.gz``)."""
+    return any(pc.any(pc.is_valid(pc.struct_field(table.column(c), "bytes"))).as_py() for c in ("audio", "video"))
+
+
+def _file_path(media: dict | None) -> str | None:
+    """The path to open for a media cell; None for no media or a streamed member (probed from its bytes)."""
+    return None if media is None or media.get("bytes") is not None else media["path"]
+
+
+def add_probe_targets(to_probe: dict[str, list[str]], ids: Sequence[str], audio_paths: Sequence[str | None],
+                      video_paths: Sequence[str | None]) -> None:
+    """``{media path: [clip ids it serves]}`` for rows with media (a whole video may serve several clips)."""
+    for clip_id, a, v in zip(ids, audio_paths, video_paths, strict=True):
+        for m in {x for x in (a, v) if x is not None}:
+            to_probe.setdefault(m, []).append(clip_id)
+
+
+def count_corrupt(cov: SplitCoverage, to_probe: dict[str, list[str]], *, progress: bool = True,
+                  workers: int = 4) -> None:
+    """Open every file of ``to_probe`` (``probe_media``); clips served by an unreadable one are corrupt."""
+    if not to_probe:
+        return
+    paths = list(to_probe)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(probe_media, paths)
+        bar = tqdm(zip(paths, results, strict=True), total=len(paths), disable=not progress,
+                   desc=f"probing {cov.split}")
+        bad_ids: set[str] = set()
+        for path, reason in bar:
+            if reason is not None:
+                for clip_id in to_probe[path]:
+                    if clip_id not in bad_ids:
+                        bad_ids.add(clip_id)
+                        cov.corrupt_ids.append((clip_id, path, reason))
+        cov.corrupt += len(bad_ids)
+
+
+def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,
+                      ledger: Mapping[str, tuple[str, str]] | None = None) -> None:
+    """``split,id,status,path,reason,ledger_status,ledger_reason`` for every missing or corrupt clip (feed it
+    to ``avsets fetch``). ``ledger`` (``{clip id or youtube id: (status, reason)}``, from the fetch ledgers)
+    says why a clip is missing: never fetched (empty), ``unavailable``, ``private``, ``error``..."""
+    ledger = ledger or {}
+
+    def why(clip_id: str) -> list[str]:
+        hit = ledger.get(clip_id)
+        if hit is None and clip_id.count("_") >= 2:  # {youtube_id}_{start_ms}_{end_ms}; a youtube id may hold "_"
+            hit = ledger.get(clip_id.rsplit("_", 2)[0])
+        return list(hit) if hit else ["", ""]
+
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["split", "id", "status", "path", "reason"])
+        w.writerow(["split", "id", "status", "path", "reason", "ledger_status", "ledger_reason"])
         for cov in report:
             for clip_id in cov.missing_ids:
-                w.writerow([cov.split, clip_id, "missing", "", ""])
+                w.writerow([cov.split, clip_id, "missing", "", "", *why(clip_id)])
             for clip_id, p, reason in cov.corrupt_ids:
-                w.writerow([cov.split, clip_id, "corrupt", p, reason])
+                w.writerow([cov.split, clip_id, "corrupt", p, reason, *why(clip_id)])
 
 
 def format_table(report: list[SplitCoverage]) -> str:

@@ -31,6 +31,7 @@ class RangeServer(ThreadingHTTPServer):
         self.requests: dict[str, int] = defaultdict(int)
         self.bytes_sent: dict[str, int] = defaultdict(int)
         self.log: list[tuple[str, str, str]] = []  # (method, path, range)
+        self.honour_range = True  # False: answer every GET with the whole file (servers that ignore Range)
 
     @property
     def base_url(self) -> str:
@@ -87,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
         st = path.stat()
         size = st.st_size
         start, end, status = 0, size - 1, 200
-        rng = self.headers.get("Range")
+        rng = self.headers.get("Range") if srv.honour_range else None
         if rng:
             m = _RANGE_RE.fullmatch(rng.strip())
             if m and (m.group(1) or m.group(2)):

@@ -109,7 +109,7 @@ def test_every_status_path(mirror, tmp_path, route):
 
 
 def test_segment_only_transfer(mirror, tmp_path, record_property):
-    """A 10-s segment of a 5-minute video moves a small fraction of the file (notes/fetch.md: 0.09-0.19)."""
+    """A 10-s segment of a 5-minute video moves a small fraction of the file (shared/fetch/README.md, measured facts: 0.09-0.19)."""
     mirror.behaviors["longvideo00"] = Behavior(media="long")
     size = mirror.file_size("longvideo00")
     fractions = {}

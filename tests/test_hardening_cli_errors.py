@@ -25,7 +25,7 @@ def work(tmp_path, vgg_meta) -> dict[str, str]:
     other.commit()
     other.close()
     (tmp_path / "truncated.sqlite").write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)
-    (tmp_path / "cookies_bad.txt").write_text("session=abc; other=def\n")
+    (tmp_path / "cookies_bad.txt").write_text("session=SECRETcookieVALUE; other=def\n")
     if os.geteuid() == 0:
         readonly = "/sys/kernel"  # root ignores permission bits; sysfs refuses new files even to root
     else:
@@ -73,12 +73,13 @@ MISTAKES = {
     "fetch --option without =": (["fetch", "vggsound", "--data-dir", "{meta}", "--out", "{out}", "--option",
                                   "on_missing"], "key=value"),
     "fetch an unknown corpus": (["fetch", "nosuchcorpus", "--out", "{out}"], "nosuchcorpus"),
-    "verify --missing-csv a folder": (["verify", "vggsound", "--data-dir", "{meta}", "--missing-csv", "{folder}"],
-                                      "folder"),
-    "verify --missing-csv in a missing folder": (["verify", "vggsound", "--data-dir", "{meta}", "--missing-csv",
-                                                  "{tmp}/no/such/dir/m.csv"], "does not exist"),
-    "verify --option on_missing": (["verify", "vggsound", "--data-dir", "{meta}", "--option", "on_missing=keep"],
-                                   "on_missing"),
+    "verify --missing-csv a folder": (["verify", "vggsound", "--data-dir", "{meta}", "--media-dir", "{folder}",
+                                       "--missing-csv", "{folder}"], "is a folder"),
+    "verify --missing-csv in a missing folder": (["verify", "vggsound", "--data-dir", "{meta}", "--media-dir",
+                                                  "{folder}", "--missing-csv", "{tmp}/no/such/dir/m.csv"],
+                                                 "does not exist"),
+    "verify --option on_missing": (["verify", "vggsound", "--data-dir", "{meta}", "--media-dir", "{folder}",
+                                    "--option", "on_missing=keep"], "on_missing"),
     "ledger diff non-SQLite": (["ledger", "diff", "{not_sqlite}", "{not_sqlite}"], "not a fetch ledger"),
     "ledger diff another schema": (["ledger", "diff", "{other}", "{other}"], "not an avsets fetch ledger"),
     "ledger diff truncated": (["ledger", "diff", "{truncated}", "{truncated}"], "ledger"),
@@ -93,10 +94,26 @@ def test_each_mistake_is_one_line_and_exit_2(work, name, capsys):
     code = main(args)
     captured = capsys.readouterr()
     assert code == 2, (name, code, captured.err)
-    lines = [ln for ln in captured.err.splitlines() if ln.strip() and not ln.startswith("WARNING")]
+    lines = [ln for ln in captured.err.splitlines() if ln.strip()]
     assert len(lines) == 1, captured.err
     assert "error" in lines[0] and word in lines[0], lines[0]
-    assert not (Path(work["out"]) / "avsets-ledger.sqlite").exists()
+    assert "SECRETcookieVALUE" not in captured.out + captured.err
+    assert not Path(work["out"]).exists()  # nothing written, not even the folder
+
+
+def test_an_older_ledger_with_fewer_columns_is_still_read(tmp_path, capsys):
+    """Backward compatibility: a ledger written before some columns existed is read (missing ones None)."""
+    from avsets.fetch import read_ledger
+
+    old = tmp_path / "old.sqlite"
+    con = sqlite3.connect(str(old))
+    con.execute("CREATE TABLE clips (id TEXT PRIMARY KEY, status TEXT NOT NULL, reason TEXT, files TEXT)")
+    con.execute("INSERT INTO clips VALUES ('abcdefghijk_0_3000', 'ok', NULL, 'abcdefghijk_0_3000.flac')")
+    con.commit()
+    con.close()
+    (row,) = read_ledger(old)
+    assert row.status == "ok" and row.file_names() == ["abcdefghijk_0_3000.flac"] and row.sha256 is None
+    assert main(["ledger", "diff", str(old), str(old)]) == 0
 
 
 @pytest.mark.parametrize("name", ["--out is a file", "--tolerance nan", "ledger diff another schema",

@@ -48,7 +48,7 @@ def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, mon
     lines = [ln for ln in captured.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--source-url-template" in lines[0], captured.err
     assert "hf_secretTOKENvalue123" not in captured.out + captured.err
-    assert not (out / "avsets-ledger.sqlite").exists()
+    assert not out.exists()  # nothing written, not even the folder
 
 
 @pytest.mark.parametrize("module", ["avsets.cli", "avsets.fetch"])
@@ -108,6 +108,16 @@ def test_media_pattern_takes_the_fetch_format_specs(pattern):
 def test_media_pattern_refuses_with_our_error(pattern):
     with pytest.raises(UnsafePathError):
         check_pattern(pattern)
+
+
+@pytest.mark.parametrize("pattern", ["{labl}/{youtube_id}.flac", "{youtube_id}_{start_sec}.flac", "{0}.flac"])
+def test_media_pattern_with_an_unknown_field_fails_before_any_row(tmp_path, vgg_meta, pattern):
+    """A typo in a field name is one error up front naming it and the choices, not a silent miss per row."""
+    with pytest.raises(ValueError) as e:
+        avsets.load_dataset("vggsound", data_dir=vgg_meta, split="test", media_dir=str(tmp_path),
+                            media_pattern=pattern, cache_dir=str(tmp_path / "c"))
+    text = str(e.value)
+    assert "media_pattern" in text and ("category" in text or "positional" in text), text
 
 
 def test_media_pattern_with_specs_finds_vggsound_names(tmp_path, vgg_meta):
@@ -181,3 +191,13 @@ def test_plain_values_inside_the_folder_still_work(tmp_path, outside_video):
                    "--source-url-template", str(tmp_path / "mirror") + "/{label}/{youtube_id}.mp4")
     assert proc.returncode == 0, proc.stderr
     assert sorted(r.status for r in read_ledger(out)) == ["ok"] * len(labels)
+
+
+def test_corpus_row_fields_are_plain_text_for_templates():
+    """Every scalar or list column of a corpus row is a template field (lists comma-joined), so a template
+    naming ``{labels}`` passes the up-front name check."""
+    from avsets.fetch.corpus import _scalar_fields
+
+    fields = _scalar_fields({"labels": ["Speech", "Dog"], "r1": 3, "audio": {"path": "x"}, "nested": [{"a": 1}]},
+                            None)
+    assert fields == {"labels": "Speech,Dog", "r1": 3}

@@ -235,3 +235,54 @@ def test_report_png_of_the_bundled_sample_is_small():
     png = Path(__file__).resolve().parents[1] / "docs" / "report.png"
     assert png.is_file() and png.stat().st_size < 400_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_history_of_upgraded_and_several_ledgers(tmp_path):
+    """Clips recorded before a ledger kept history count from its first run on; runs of several ledgers are
+    put in time order; an empty run is still a point."""
+    import pyarrow as pa
+
+    from avsets.fetch.ledger import Ledger, LedgerRow
+    from avsets.report import _read_ledgers
+
+    with Ledger(tmp_path / "a.sqlite") as led:
+        led.record(LedgerRow(id="A", status="ok"))
+        led.record(LedgerRow(id="B", status="ok"))  # before any run: no history rows
+        led.begin_run()
+        led.record(LedgerRow(id="B", status="removed"))
+        led.record(LedgerRow(id="C", status="ok"))
+        led.end_run({"removed": 1, "ok": 1})
+        led.begin_run()
+        led.end_run({})
+    facts = _read_ledgers([str(tmp_path / "a.sqlite")])
+    assert len(facts.runs) == 2 and facts.runs[0].totals == {"ok": 2, "removed": 1}
+    assert facts.ok_after_each_run(pa.array(["A", "B", "C"])) == [2, 2]
+    assert facts.ok_after_each_run(pa.array(["B"])) == [0, 0]
+    with Ledger(tmp_path / "b.sqlite") as led:
+        led.begin_run()
+        led.record(LedgerRow(id="A", status="private"))
+        led.end_run({"private": 1})
+    both = _read_ledgers([str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite")])
+    assert len(both.runs) == 3
+    assert both.ok_after_each_run(pa.array(["A", "C"])) == [2, 2, 1]
+
+
+def test_probe_limit_samples_and_says_so(fetched):
+    _, meta, media = fetched
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media), probe_limit=3)
+    train = next(s for s in rep.splits if s.split == "train")
+    assert train.present_files == 7 and train.probed_files == 3 and len(train.durations) == 3
+    assert not rep.corrupt_checked and any("more than 3 files" in n for n in rep.notes)
+    assert any("evenly spaced sample" in n for n in rep.notes)
+
+
+def test_secrets_never_reach_the_page():
+    from avsets.report import CoverageReport
+    from avsets.report_render import render_json, render_md
+
+    rep = CoverageReport(corpus="vggsound", config="default", splits=[], created="2026-01-01T00:00:00+00:00",
+                         media_dirs=["https://alice:hunter2@mirror.example/clips?X-Amz-Signature=deadbeef"],
+                         ledgers=["s3://bucket/ledger.sqlite?token=t0k3n"])
+    for text in (render_html(rep, charts={}), render_json(rep), render_md(rep)):
+        assert "hunter2" not in text and "deadbeef" not in text and "t0k3n" not in text
+    assert "mirror.example" in render_html(rep, charts={})

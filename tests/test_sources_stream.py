@@ -190,6 +190,11 @@ def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
                       streaming=True, decode=False, only_ids=wanted)
     assert [r["id"] for r in ds] == wanted[:1]
     assert "1 of 2 rows have no member" in caplog.text
+    # another selection in the same process is another pass over other rows, not the cached one
+    other = [sorted(vgg.sources)[2]]
+    ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
+                      streaming=True, decode=False, only_ids=other)
+    assert [r["id"] for r in ds] == other
 
 
 def test_stopping_early_stops_the_archive_reader(vgg):
@@ -208,3 +213,96 @@ def test_stopping_early_stops_the_archive_reader(vgg):
     while time.time() < deadline and any(t.name == "avsets-archive-reader" for t in threading.enumerate()):
         time.sleep(0.05)
     assert not any(t.name == "avsets-archive-reader" for t in threading.enumerate())
+
+
+_HUB_SCRIPT = r"""
+import json, sys
+from huggingface_hub import HfApi
+import avsets
+
+args = json.loads(sys.argv[1])
+api = HfApi()
+api.create_repo("me/vggsound-tars", repo_type="dataset")
+api.upload_folder(repo_id="me/vggsound-tars", repo_type="dataset", folder_path=args["folder"])
+ds = avsets.load_dataset("vggsound", split="train", data_dir=args["meta"], media_dir="hf://datasets/me/vggsound-tars",
+                         streaming=True, decode=False)
+out = {"num_shards": ds.num_shards, "rows": {r["id"]: [r["video"]["path"], r["video"]["bytes"].hex()] for r in ds}}
+print(json.dumps(out))
+"""
+
+
+def test_hub_repo_of_targz_files_streams_through_huggingface_hub(vgg, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from hub_server import HubServer
+
+    with HubServer() as hub:
+        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_test_token_1234",
+                   HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0")
+        arg = json.dumps({"folder": str(vgg.archives[0].parent), "meta": str(vgg.meta)})
+        proc = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, arg], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["num_shards"] == 2
+    want = set(vgg.splits["train"]) - vgg.missing["train"]
+    assert set(out["rows"]) == want
+    for rid, (path, data) in out["rows"].items():
+        assert path.startswith("hf://datasets/me/vggsound-tars/") and "!/" in path
+        if rid not in vgg.corrupt:
+            assert bytes.fromhex(data) == vgg.sources[rid].read_bytes()
+
+
+def test_verify_counts_a_targz_copy_in_one_pass(vgg, capsys):
+    from avsets.cli import main
+
+    rc = main(["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[0].parent)])
+    assert rc == 1
+    lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines() if ln.split()}
+    assert lines["train"][1:5] == ["7", "5", "2", "0"]  # rows found missing corrupt
+    assert lines["test"][1:5] == ["3", "2", "1", "1"]  # the corrupt member, probed from its bytes
+
+
+def test_parquet_row_with_audio_and_video_and_two_segments_of_one_video(vgg, tmp_path):
+    """An export-like Parquet (``youtube_id`` + ``audio``/``video`` named by clip key): each row's two members
+    serve one row, and a segment's member never serves another segment of the same video."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = tmp_path / "meta"
+    shutil.copytree(vgg.meta, meta)
+    ytid = "vggAAAAAAA0"
+    (meta / "vggsound.csv").write_text(f'{ytid},1,"people marching",train\n{ytid},21,"people marching",train\n')
+    src = vgg.sources[sorted(vgg.sources)[0]].read_bytes()
+    flac = (tmp_path / "a.flac")
+    from source_fixtures import make_flac
+
+    make_flac(flac, 10.0)
+    recs = [{"youtube_id": ytid, "audio": {"bytes": flac.read_bytes(), "path": f"{ytid}_1000_11000.flac"},
+             "video": {"bytes": src, "path": f"{ytid}_1000_11000.mp4"}}]
+    pq.write_table(pa.Table.from_pylist(recs), tmp_path / "export.parquet")
+    ds = load_dataset("vggsound", split="train", data_dir=str(meta), media_dir=str(tmp_path / "export.parquet"),
+                      streaming=True, decode=False, on_missing="keep")
+    rows = {r["id"]: r for r in ds}
+    a = rows[f"{ytid}_1000_11000"]
+    assert a["audio"]["bytes"] == flac.read_bytes() and a["video"]["bytes"] == src
+    b = rows[f"{ytid}_21000_31000"]
+    assert b["audio"] is None and b["video"] is None
+
+
+def test_report_on_a_targz_copy_equals_verify(vgg):
+    """``avsets report`` counts a streamed copy like ``verify``: the corrupt member too (from its bytes)."""
+    from avsets.report import build_report
+    from avsets.verify import verify
+
+    kw = dict(data_dir=str(vgg.meta), media_dir=str(vgg.archives[0].parent))
+    rep = {c.split: c for c in build_report("vggsound", **kw).coverage}
+    ver = {c.split: c for c in verify("vggsound", progress=False, **kw)}
+    assert {s: (c.rows, c.found, c.missing, c.corrupt, c.missing_ids, [x[0] for x in c.corrupt_ids])
+            for s, c in rep.items()} == {s: (c.rows, c.found, c.missing, c.corrupt, c.missing_ids,
+                                             [x[0] for x in c.corrupt_ids]) for s, c in ver.items()}
+    assert rep["test"].corrupt == 1

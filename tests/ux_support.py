@@ -44,3 +44,38 @@ def demo_media(root: Path, n_train: int = 6, n_test: int = 3) -> Path:
     media = root / "media"
     make_demo_media(str(media), rows)
     return media
+
+
+def run_in_a_terminal(argv: list[str], timeout: float = 240, env: dict[str, str] | None = None
+                      ) -> tuple[int, str]:
+    """``avsets <argv>`` with stdin/stdout/stderr on a pseudo-terminal of 40x160 (what a user's shell gives)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "avsets.cli", *argv], stdin=slave, stdout=slave, stderr=slave,
+                            env=env or cli_env(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", COLUMNS="160"),
+                            close_fds=True)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    code = proc.wait(timeout=30)
+    os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +28,18 @@ from avsets.shards import table_slices
 CLIP_SECONDS = 10.0
 PINNED_COMMIT = "9bbc7491c054a203e53584c0065df336e1322bb7"
 URL = f"https://raw.githubusercontent.com/hche11/VGGSound/{PINNED_COMMIT}/data/{{name}}"
+#: the upstream repository keeps its files in ``data/``; a clone's root is accepted as data_dir too
+REPO_SUBDIR = "data"
+
+
+def upstream_relpath(data_dir: str | None, name: str) -> str:
+    """Where ``name`` lies under ``data_dir``: the repository's ``data/`` folder itself (``name``), or the
+    repository's root (``data/name``) when the file is only there."""
+    if data_dir:
+        root = os.path.abspath(os.path.expanduser(data_dir))
+        if not os.path.exists(os.path.join(root, name)) and os.path.exists(os.path.join(root, REPO_SUBDIR, name)):
+            return f"{REPO_SUBDIR}/{name}"
+    return name
 
 
 @functools.cache

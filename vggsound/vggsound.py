@@ -17,6 +17,7 @@ from avsets.vggsound.metadata import (
     read_categories,
     read_vggsound_csv,
     split_tables,
+    upstream_relpath,
 )
 
 
@@ -61,6 +62,14 @@ class VGGSound(AVBuilder):
         log_row_errors(f"vggsound/{self.config.name} {path}", row_errors)
         return split_tables(table, read_categories(stat), self.config.rows_per_shard,
                             only_test=self.config.name == "astest")
+
+    def metadata_file(self, dl_manager, relpath: str, url: str | None = None, *, required: bool = True,
+                      how_to_get: str = "") -> str | None:
+        """``data_dir`` is the ``data/`` folder of the upstream repository or the repository's root."""
+        return super().metadata_file(
+            dl_manager, upstream_relpath(self.config.data_dir, relpath), url, required=required,
+            how_to_get=how_to_get or f"data_dir is the VGGSound repository's data/ folder or its root; get {relpath} "
+            f"from {url or URL.format(name=relpath)}")
 
     def _read_shard(self, spec):
         return spec

@@ -1,7 +1,7 @@
 """One ffmpeg run per clip: read only the segment (ranged HTTP reads), cut it exactly, write the outputs.
 
-The recipe is the one measured in ``notes/fetch.md``: input options ``-request_size 65536 -ss (S-1)
--t (D+1.5) -i cache:URL`` (bounded range requests; ``cache:`` stops ffmpeg reading through instead of
+The recipe is the one measured in ``shared/fetch/README.md`` ("Measured facts"): input options
+``-request_size 65536 -ss (S-1) -t (D+1.5) -i cache:URL`` (bounded range requests; ``cache:`` stops ffmpeg reading through instead of
 seeking), then ``atrim``/``trim`` of ``[1, 1+D)`` in a filter graph.  Seeking one second early and trimming
 is what makes audio sample-exact: seeking straight to S loses the first AAC frame (64 ms of silence).
 

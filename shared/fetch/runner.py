@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
+from ..secrets import redact_url
 from ..segments import Segment
 from .checks import FetchSetupError, check_options, check_output_folder, check_template
 from .clip import ClipFetcher, ClipRequest, FetchOptions, cleanup_partials
@@ -86,7 +87,7 @@ class FetchReport:
         stopped = f", interrupted {self.interrupted} (fetched on the next run)" if self.interrupted else ""
         return (f"fetched {self.fetched} clips, failed {self.failed}{f' ({failed})' if failed else ''}, "
                 f"skipped {self.skipped}, busy {self.busy}{stopped}, {self.bytes / 1e6:.1f} MB in "
-                f"{self.seconds:.1f} s{paused} -> {self.out_dir}")
+                f"{self.seconds:.1f} s{paused} -> {redact_url(self.out_dir)}")
 
     def failure_lines(self) -> list[str]:
         """The first few failed clips, named, and where the full list is (the ledger)."""
@@ -95,7 +96,7 @@ class FetchReport:
         lines = [f"  {r.id}\t{r.status}\t{r.reason or ''}" for r in self.failures]
         more = self.failed - len(self.failures)
         tail = f"  ... and {more} more; " if more > 0 else "  "
-        lines.append(tail + f"every clip's status and reason: the ledger in {self.out_dir} "
+        lines.append(tail + f"every clip's status and reason: the ledger in {redact_url(self.out_dir)} "
                      "(avsets verify --media-dir, sqlite3, or avsets.fetch.read_ledger)")
         return lines
 

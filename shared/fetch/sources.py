@@ -185,10 +185,15 @@ def local_input(url: str) -> Input:
 def load_cookies(cookies: str) -> Any:
     """A Netscape cookies file as yt-dlp's cookie jar (it reads the files browsers' exporters write, e.g.
     expiry 0 for session cookies, which ``http.cookiejar`` treats as long expired)."""
+    import contextlib
+    import io
+
     from yt_dlp.cookies import YoutubeDLCookieJar
 
     jar = YoutubeDLCookieJar(cookies)
-    jar.load(ignore_discard=True, ignore_expires=True)
+    # yt-dlp prints each line it cannot parse to stderr, cookie values included: keep them off the screen.
+    with contextlib.redirect_stderr(io.StringIO()):
+        jar.load(ignore_discard=True, ignore_expires=True)
     return jar
 
 
@@ -240,7 +245,7 @@ def js_runtimes() -> dict[str, dict[str, str]] | None:
 
     YouTube pages need a JavaScript runtime to solve their challenges, and yt-dlp looks for ``deno`` only
     on PATH, which a virtualenv that is not activated does not put there (the same trap as ffmpeg in
-    ``notes/fetch.md``).  None leaves yt-dlp's own default (``deno`` from PATH).
+    the fetch README's measured facts).  None leaves yt-dlp's own default (``deno`` from PATH).
     """
     try:
         from deno import find_deno_bin

@@ -33,6 +33,21 @@ def _common(p: argparse.ArgumentParser, *, corpus_required: bool) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="restart an unfinished export made with other input or options")
     p.add_argument("--option", action="append", help="extra corpus config option key=value (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar (there is none either when stderr is not a terminal: a count line "
+                        "every 30 s instead)")
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    """The export's progress (bar on a terminal, a line every 30 s elsewhere); ``--quiet`` also silences
+    ``datasets``' own per-split bars of the metadata load."""
+    from .progress import ExportProgress
+
+    if args.quiet:
+        import datasets
+
+        datasets.disable_progress_bars()
+    return ExportProgress(quiet=args.quiet)
 
 
 def _export_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,7 +70,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.corpus is None:
         print("avsets export: error: give a corpus to export (or --prune to prune an export)", file=sys.stderr)
         return 2
-    res = export(args.corpus, args.config, out=args.out, **_export_kwargs(args))
+    progress = _progress(args)
+    try:
+        res = export(args.corpus, args.config, out=args.out, progress=progress, **_export_kwargs(args))
+    finally:
+        progress.close()
     print(f"exported {res.corpus}/{res.config} to {res.out}")
     for split, s in res.splits.items():
         print(f"  {split}: {s.num_rows} of {s.metadata_rows} rows in {len(s.files)} shard(s), "
@@ -81,6 +100,9 @@ def _cmd_push(args: argparse.Namespace) -> int:
         print("avsets push: error: give a corpus to export, or --from DIR", file=sys.stderr)
         return 2
     kwargs: dict[str, Any] = {} if args.from_dir else _export_kwargs(args)
+    progress = None if args.from_dir else _progress(args)
+    if progress is not None:
+        kwargs["progress"] = progress
     try:
         res = push(args.corpus or "", args.config, repo_id=args.repo_id, from_dir=args.from_dir,
                    work_dir=args.work_dir, private=args.private or None, revision=args.revision,
@@ -88,6 +110,9 @@ def _cmd_push(args: argparse.Namespace) -> int:
     except PushError as e:  # already scrubbed of the token
         print(f"avsets push: error: {e}", file=sys.stderr)
         return 1
+    finally:
+        if progress is not None:
+            progress.close()
     where = f"{res.repo_id}" + (f"@{res.revision}" if res.revision else "")
     if res.dry_run:
         print(f"dry run: would push to {where} on {_shown(endpoint or constants.ENDPOINT)}")

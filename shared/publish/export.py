@@ -22,7 +22,7 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +35,7 @@ from datasets import Dataset, DatasetDict, Features
 from datasets.utils.py_utils import convert_file_size_to_int
 
 from ..manifest import Manifest, export_manifest_path, manifest_hash, write_text_atomic
+from ..notices import MISSING_MEDIA, quiet
 from .card import SplitStats, build_card
 from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
 from .media import AUDIO_FORMATS
@@ -154,12 +155,14 @@ def _taken_down(fs: fsspec.AbstractFileSystem, root: str) -> frozenset[str]:
     return frozenset(r.id for r in read_takedowns_csv(fs.cat_file(path))) if fs.exists(path) else frozenset()
 
 
-def _feed(writer: ShardWriter, results: list[Converted]) -> None:
+def _feed(writer: ShardWriter, results: list[Converted], progress: Callable[[Converted], None] | None = None) -> None:
     for c in results:
         if c.row is None:
             writer.skip(c.index)
         else:
             writer.add(c.row, c.nbytes, c.index, copied=c.copied, encoded=c.encoded)
+        if progress is not None:
+            progress(c)
 
 
 def run_chunk(
@@ -175,6 +178,7 @@ def run_chunk(
     pool: cf.Executor | None = None,
     workers: int = 1,
     drop: frozenset[str] = frozenset(),
+    progress: Callable[[Converted], None] | None = None,
 ) -> ChunkState:
     """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on.
 
@@ -192,9 +196,9 @@ def run_chunk(
         for items in _iter_items(table, state.next_row, rows, drop):
             pending.append(pool.submit(convert_batch, items, opts))
             if len(pending) > 2 * workers:
-                _feed(writer, pending.popleft().result())
+                _feed(writer, pending.popleft().result(), progress)
         while pending:
-            _feed(writer, pending.popleft().result())
+            _feed(writer, pending.popleft().result(), progress)
         return writer.close()
     except BaseException:
         for f in pending:
@@ -280,11 +284,13 @@ def export_dataset(
     metadata_rows: dict[str, int] | None = None,
     overwrite: bool = False,
     storage_options: dict | None = None,
+    progress: Callable[[Converted], None] | None = None,
 ) -> ExportResult:
     """Export ``dataset`` (one config of ``corpus``) into ``out`` (a folder or fsspec URL); resumable.
 
     ``metadata_rows`` gives the per-split row counts of the corpus metadata for the availability table; by
     default the number of input rows is used (rows without media are dropped here and counted).
+    ``progress`` is called with each converted row (local engine), e.g. an ``ExportProgress``.
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -341,13 +347,15 @@ def export_dataset(
         states = {s: [ChunkState.load(fs, _chunk_path(root, config, s, i)) for i in range(len(plan["splits"][s]))]
                   for s in dsd}
     elif jobs:
+        if progress is not None and hasattr(progress, "set_total"):
+            progress.set_total(sum(t.num_rows for t, _ in jobs), desc=f"export {config}")
         workers = num_proc or 1
         ctx = multiprocessing.get_context("spawn")
         pool = cf.ProcessPoolExecutor(workers, mp_context=ctx) if workers > 1 else None
         try:
             for table, st in jobs:
                 run_chunk(table, st, fs=fs, root=root, config=config, schema=schema, opts=opts,
-                          max_bytes=max_bytes, pool=pool, workers=workers, drop=drop)
+                          max_bytes=max_bytes, pool=pool, workers=workers, drop=drop, progress=progress)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -433,6 +441,7 @@ def export(
     split: str | None = None,
     overwrite: bool = False,
     storage_options: dict | None = None,
+    progress: Callable[[Converted], None] | None = None,
     **load_kwargs: Any,
 ) -> ExportResult:
     """Load ``corpus``/``config`` with avsets (media undecoded) and export it to ``out`` (see ``export_dataset``)."""
@@ -442,7 +451,8 @@ def export(
     kwargs.setdefault("on_missing", "keep")
     if config is None:
         config = avsets.get_dataset_config_names(corpus)[0]
-    dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
+    with quiet(MISSING_MEDIA):  # the export's summary and card count the rows without media
+        dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
     return export_dataset(dsd, corpus, config, out, video=video, audio_format=audio_format,
                           max_shard_size=max_shard_size, num_proc=num_proc, engine=engine,
-                          overwrite=overwrite, storage_options=storage_options)
+                          overwrite=overwrite, storage_options=storage_options, progress=progress)

@@ -26,7 +26,7 @@ import logging
 import os
 import shutil
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,7 @@ class SyncPlan:
     not_found: list[str] = field(default_factory=list)
     already_removed: int = 0  # listed clips that takedowns.csv already records (a rerun)
     shards_scanned: int = 0
+    interrupted: bool = False  # a dry run found a journaled sync that the next real run finishes first
     files: dict[str, int] = field(default_factory=dict)  # every file of the copy: path -> size
 
     @property
@@ -363,9 +364,8 @@ class SyncOutput:
     deletes: list[str] = field(default_factory=list)
 
 
-def build_outputs(copy: Copy, plan: SyncPlan, work: Path, *, day: str,
-                  extra: Callable[[SyncPlan, SyncOutput], None] | None = None) -> SyncOutput:
-    """Rewrite the changed shards into ``work`` and produce the new card and ``takedowns.csv``."""
+def build_outputs(copy: Copy, plan: SyncPlan, work: Path, *, day: str) -> SyncOutput:
+    """Rewrite the changed shards into ``work`` and produce the new card, manifests and ``takedowns.csv``."""
     out = SyncOutput()
     for c in plan.changes:
         dst = work / c.path
@@ -392,8 +392,6 @@ def build_outputs(copy: Copy, plan: SyncPlan, work: Path, *, day: str,
               for path, m in manifests.items() for sp, ids in m.splits.items()}
     out.writes["README.md"] = update_card(card.decode("utf-8"), plan, total_removed=len(previous) + len(new),
                                           day=day, manifest_rows=hashes).encode("utf-8")
-    if extra is not None:
-        extra(plan, out)
     return out
 
 
@@ -476,8 +474,7 @@ def apply_local(root: Path, out: SyncOutput, plan: SyncPlan) -> None:
 
 
 def prune_export(folder: str | os.PathLike[str], takedowns: dict[str, Takedown], *, config: str | None = None,
-                 split: str | None = None, dry_run: bool = False, day: str | None = None,
-                 extra: Callable[[SyncPlan, SyncOutput], None] | None = None) -> SyncPlan:
+                 split: str | None = None, dry_run: bool = False, day: str | None = None) -> SyncPlan:
     """Remove the listed clips from a local export folder (``avsets export --prune``); see the module doc."""
     from .takedowns import today
 
@@ -492,8 +489,9 @@ def prune_export(folder: str | os.PathLike[str], takedowns: dict[str, Takedown],
             shutil.rmtree(root / SYNC_DIR, ignore_errors=True)  # staged files of a run killed before its journal
         copy = LocalCopy(root)
         plan = plan_sync(copy, takedowns, config=config, split=split)
+        plan.interrupted = dry_run and (root / SYNC_DIR / "journal.json").is_file()
         if dry_run or not plan.changes:
             return plan
-        out = build_outputs(copy, plan, root / SYNC_DIR / "stage", day=day or today(), extra=extra)
+        out = build_outputs(copy, plan, root / SYNC_DIR / "stage", day=day or today())
         apply_local(root, out, plan)
         return plan

@@ -36,6 +36,8 @@ def print_plan(plan: SyncPlan, where: str, *, dry_run: bool) -> None:
     n = len(plan.removed)
     head = "dry run: would remove" if dry_run else "removed"
     print(f"{head} {n} row(s) from {len(plan.changes)} of {plan.shards_scanned} shard(s) of {where}")
+    if plan.interrupted:
+        print("  an interrupted sync of this folder is journaled: the next run finishes it first")
     for c in plan.changes:
         action = "delete " if not c.rows_after else "rewrite"
         print(f"  {action} {c.path}: {c.rows_before} -> {c.rows_after} rows")

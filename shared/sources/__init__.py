@@ -6,8 +6,12 @@ URLs (``https://``, ``s3://``, ``hf://datasets/<repo>[@rev]/<path>``).  This pac
 serve this row" for all of them:
 
 - :mod:`.kinds` classifies a root and expands folders and globs into sources (shared by every caller);
-- random access (zip central directory, tar member index, Parquet footer) for map-style loads, ``decode``
-  and ``verify``;
+- :mod:`.keys` turns a member name into the index keys rows are matched by (``keys_for_member``);
+- random access for map-style loads, ``decode``, ``verify`` and export: :mod:`.zipsrc` (central directory),
+  :mod:`.tarsrc` (header index), :mod:`.parquetsrc` (footer + key columns), all through :mod:`.ranged`
+  byte ranges; :mod:`.access` caches their indexes and reads any media path (``open_media``,
+  ``read_media_bytes``); :mod:`.locator` is the self-describing ``path`` of a member;
+- :mod:`.clip_or_video` decides what a file named by the YouTube id alone holds;
 - archive-order streaming for ``.tar.gz`` (and as the fast path for tar and Parquet when streaming).
 """
 

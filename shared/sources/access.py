@@ -25,13 +25,13 @@ from .kinds import Source
 from .locator import is_member, parse_locator
 from .parquetsrc import index_parquet, read_parquet_member
 from .ranged import RangeReader, RemoteInfo, is_local, local_path
-from .records import Member, SourceStats
+from .records import Member, SourceStats, member_keys
 from .tarsrc import index_tar, read_tar_member
 from .zipsrc import index_zip, read_zip_member
 
 logger = logging.getLogger("avsets")
 
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"
 
 _READERS: dict[str, RangeReader] = {}
 _READERS_LOCK = threading.Lock()
@@ -101,6 +101,14 @@ class SourceIndex:
     extra: dict = field(default_factory=dict)  # cached side facts (probed durations...)
     cache_path: str | None = None
 
+    def ensure_keys(self) -> bool:
+        """Give every member its index keys (once: they are cached with the index); True if computed now."""
+        if self.extra.get("keyed"):
+            return False
+        self.members = [m._replace(keys=member_keys(m.relpath, m.alias)) for m in self.members]
+        self.extra["keyed"] = True
+        return True
+
     def save_extra(self) -> None:
         """Write ``extra`` back into the cache entry (probing results are paid once too)."""
         if self.cache_path:
@@ -162,9 +170,10 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
 
 
 def _write_cache(path: str, si: SourceIndex) -> None:
-    cols = list(zip(*si.members, strict=True)) if si.members else [[], [], [], []]
+    cols = list(zip(*si.members, strict=True)) if si.members else [[], [], [], [], []]
     table = pa.table({"relpath": pa.array(cols[0], pa.string()), "locator": pa.array(cols[1], pa.string()),
-                      "size": pa.array(cols[2], pa.int64()), "alias": pa.array(cols[3], pa.string())})
+                      "size": pa.array(cols[2], pa.int64()), "alias": pa.array(cols[3], pa.string()),
+                      "keys": pa.array(["\n".join(k) for k in cols[4]], pa.string())})
     meta = {"source": si.source.url, "kind": si.source.kind, "size": si.info.size, "identity": si.info.identity,
             "stats": si.stats.as_dict(), "extra": si.extra}
     table = table.replace_schema_metadata({"avsets": json.dumps(meta)})
@@ -186,9 +195,9 @@ def _read_cache(path: str, source: Source, info: RemoteInfo) -> SourceIndex:
     with pa.memory_map(path) as mm:
         table = pa.ipc.open_file(mm).read_all()
     meta = json.loads(table.schema.metadata[b"avsets"])
-    members = [Member(*row) for row in zip(table.column("relpath").to_pylist(), table.column("locator").to_pylist(),
-                                           table.column("size").to_pylist(), table.column("alias").to_pylist(),
-                                           strict=True)]
+    members = [Member(r, loc, size, alias, tuple(keys.split("\n")) if keys else ())
+               for r, loc, size, alias, keys in zip(*(table.column(c).to_pylist() for c in
+                                                     ("relpath", "locator", "size", "alias", "keys")), strict=True)]
     stats = SourceStats(**meta["stats"])
     stats.requests = 0
     return SourceIndex(source, info, members, stats, extra=meta.get("extra") or {}, cache_path=path)

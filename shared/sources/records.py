@@ -13,13 +13,15 @@ class Member(NamedTuple):
     """One media member: its name inside the source, its locator, its size (-1 when unknown).
 
     ``alias``: a second name to match rows by (a Parquet row's key column, when the struct's ``path`` is
-    named otherwise).
+    named otherwise).  ``keys``: what :func:`member_keys` made of both, stored in the index cache so a warm
+    load parses no name.
     """
 
     relpath: str
     locator: str
     size: int
     alias: str | None = None
+    keys: tuple[str, ...] = ()  # index keys (``keys_for_member``, id-only names as ``w:``), cached with the index
 
 
 @dataclass
@@ -50,3 +52,14 @@ def safe_member_name(name: str) -> str | None:
         return safe_relpath(name, what="archive member")
     except UnsafePathError:
         return None
+
+
+def member_keys(relpath: str, alias: str | None) -> tuple[str, ...]:
+    """Index keys of a member's name and its alias (id-only names as ``w:``; the per-source clip-or-video
+    verdict turns them into ``i:`` when the index is built)."""
+    from .keys import keys_for_member
+
+    keys = keys_for_member(relpath)[1]
+    if alias is not None:
+        keys = keys + [k for k in keys_for_member(alias)[1] if k not in keys]
+    return tuple(keys)

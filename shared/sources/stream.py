@@ -27,14 +27,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from ..errors import MediaSourceError, MissingMediaError, UnsafePathError
 from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
-from ..segments import parse_stem_fast, to_ms
+from ..segments import to_ms
 from ..templates import pattern_is_trimmed, render_template, template_values
 from .clip_or_video import TOLERANCE
+from .keys import keys_for_member
 from .kinds import ARCHIVE_KINDS, Source, expand_sources
 from .members import Member, ReadStats, has_loose_media, iter_members, prefetch, public_url, read_json
 
@@ -69,12 +71,15 @@ def stream_sources(media_dir: str | Sequence[str] | None) -> list[Source]:
 
 @dataclass
 class RowIndex:
-    """A split's rows keyed every way a member name can ask for them."""
+    """A split's rows keyed by YouTube id (one dict entry per video, not one per naming: 200k rows cost tens of
+    MB, not hundreds), with each row's segment in milliseconds to tell which naming a member matches."""
 
     table: pa.Table
     starts: list[float | None]
     ends: list[float | None]
-    by_key: dict[str, list[int]] = field(default_factory=dict)  # "ms:..", "s:..", "t:..", "w:.."
+    start_ms: list[int | None] = field(default_factory=list)
+    end_ms: list[int | None] = field(default_factory=list)
+    by_ytid: dict[str, int | list[int]] = field(default_factory=dict)
     by_rel: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # relpath -> (row, rule)
 
     @classmethod
@@ -82,21 +87,24 @@ class RowIndex:
               label_names: dict | None = None) -> RowIndex:
         table = ensure_ids(table)
         cols = table.column_names
-        ytids = table.column("youtube_id").to_pylist() if "youtube_id" in cols else [None] * table.num_rows
-        starts = table.column("start").to_pylist() if "start" in cols else [None] * table.num_rows
-        ends = table.column("end").to_pylist() if "end" in cols else [None] * table.num_rows
-        index = cls(table=table, starts=starts, ends=ends)
-        put = index.by_key.setdefault
-        for i, (ytid, start, end) in enumerate(zip(ytids, starts, ends, strict=True)):
+        n = table.num_rows
+        ytids = table.column("youtube_id").to_pylist() if "youtube_id" in cols else [None] * n
+        starts = table.column("start").to_pylist() if "start" in cols else [None] * n
+        ends = table.column("end").to_pylist() if "end" in cols else [None] * n
+        index = cls(table=table, starts=starts, ends=ends,
+                    start_ms=[None if x is None else to_ms(x) for x in starts],
+                    end_ms=[None if x is None else to_ms(x) for x in ends])
+        by = index.by_ytid
+        for i, ytid in enumerate(ytids):
             if not ytid:
                 continue
-            put("w:" + ytid, []).append(i)
-            if start is not None and end is not None:
-                put(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", []).append(i)
-            if start is not None and float(start).is_integer():
-                put(f"s:{ytid}_{int(start)}", []).append(i)
-            if start is not None:  # AudioSet's one-time name {ytid}_{start:.3f}
-                put(f"t:{ytid}_{to_ms(start)}", []).append(i)
+            hit = by.get(ytid)
+            if hit is None:
+                by[ytid] = i
+            elif isinstance(hit, int):
+                by[ytid] = [hit, i]
+            else:
+                hit.append(i)
         rel = index.by_rel.setdefault
         if media_pattern:
             rule = TRIMMED if pattern_is_trimmed(media_pattern) else WHOLE
@@ -119,9 +127,33 @@ class RowIndex:
     def __len__(self) -> int:
         return self.table.num_rows
 
+    def _rows_of(self, key: str) -> list[tuple[int, str]]:
+        """Rows an index key (``keys_for_member``'s ``w:``/``s:``/``t:``/``ms:`` text) names, with the rule."""
+        prefix, _, rest = key.partition(":")
+        ytid, nums = rest[:11], rest[12:].split("_") if len(rest) > 11 else []
+        hit = self.by_ytid.get(ytid)
+        if hit is None:
+            return []
+        rows = [hit] if isinstance(hit, int) else hit
+        if prefix in ("w", "i"):
+            return [(i, AUTO if prefix == "w" else TRIMMED) for i in rows]
+        try:
+            a = int(nums[0])
+            b = int(nums[1]) if len(nums) > 1 else None
+        except (IndexError, ValueError):
+            return []
+        sm, em = self.start_ms, self.end_ms
+        if prefix == "s":  # VGGSound's {ytid}_{start:06d}: whole seconds
+            return [(i, TRIMMED) for i in rows if sm[i] is not None and sm[i] == a * 1000]
+        if prefix == "t":  # AudioSet's {ytid}_{start:.3f}
+            return [(i, TRIMMED) for i in rows if sm[i] == a]
+        if prefix == "ms":
+            return [(i, TRIMMED) for i in rows if sm[i] == a and em[i] == b]
+        return []
+
     def match(self, name: str, extra_keys: Iterable[str] = ()) -> list[tuple[int, str]]:
         """``(row, rule)`` pairs a member serves; ``rule`` is ``trimmed``, ``whole`` or ``auto`` (decided by the
-        member's duration)."""
+        member's duration).  Names follow :func:`avsets.sources.keys_for_member`, the resolver's rule."""
         out: list[tuple[int, str]] = []
         if self.by_rel:
             parts = name.split("/")
@@ -129,28 +161,13 @@ class RowIndex:
                 hit = self.by_rel.get("/".join(parts[k:]))
                 if hit:
                     out.extend(hit)
-        base = name.rsplit("/", 1)[-1]
-        stems = {base.rpartition(".")[0], base.partition(".")[0]}
-        for key in list(extra_keys) + [s for s in stems if s]:
-            for k, rule in _keys_of(key):
-                for i in self.by_key.get(k, ()):
-                    out.append((i, rule))
+        keys = keys_for_member(name)[1]
+        if not keys:  # a Parquet key column or a WebDataset .json names the clip when the file name does not
+            for stem in extra_keys:  # (a name's segment is more specific than a bare video id: it wins)
+                keys += keys_for_member(f"{stem}.flac")[1]
+        for key in dict.fromkeys(keys):
+            out.extend(self._rows_of(key))
         return out
-
-
-def _keys_of(stem: str) -> list[tuple[str, str]]:
-    """The row keys a file stem (or a key-column value) names, with the offset rule of each."""
-    parsed = parse_stem_fast(stem)
-    if parsed is None:
-        return []
-    ytid, start, end = parsed
-    if start is None:
-        return [("w:" + ytid, AUTO)]
-    if end is None:
-        if "." in stem:
-            return [(f"t:{ytid}_{to_ms(start)}", TRIMMED)]
-        return [(f"s:{ytid}_{int(start)}", TRIMMED)]
-    return [(f"ms:{ytid}_{to_ms(start)}_{to_ms(end)}", TRIMMED)]
 
 
 def _json_keys(meta: dict) -> list[str]:
@@ -172,9 +189,10 @@ def _json_keys(meta: dict) -> list[str]:
 
 def _flac_seconds(data: bytes) -> float | None:
     """A FLAC's length from its STREAMINFO block (bytes 8-42): no decoder, microseconds per member."""
-    if len(data) < 42 or data[:4] != b"fLaC" or data[4] & 0x7F != 0:
+    head = bytes(memoryview(data)[:42])
+    if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
         return None
-    bits = int.from_bytes(data[18:26], "big")  # 20 bits rate, 3 channels, 5 bits per sample, 36 samples
+    bits = int.from_bytes(head[18:26], "big")  # 20 bits rate, 3 channels, 5 bits per sample, 36 samples
     rate, total = bits >> 44, bits & ((1 << 36) - 1)
     return total / rate if rate and total else None
 
@@ -337,10 +355,12 @@ class StreamSpec:
     label_names: dict = field(default_factory=dict)
     assume_trimmed: bool | None = None
     key_column: str | None = None
+    scope: str = ""  # the builder's config id and hash: other metadata or ``only_ids`` make another pass
+    quiet: bool = False  # the caller (``avsets verify``) prints the counts itself
 
     @property
     def token(self) -> str:
-        return "\0".join([self.corpus, self.config_name, self.split, *(a.url for a in self.archives)])
+        return "\0".join([self.corpus, self.config_name, self.scope, self.split, *(a.url for a in self.archives)])
 
 
 def ensure_index(media_dir: str | Sequence[str] | None) -> None:
@@ -364,11 +384,22 @@ def _get_pass(spec: StreamSpec, read_rows: Callable[[], pa.Table]) -> Pass:
         return p
 
 
-def _media_array(members: list[Member | None], archive: str) -> pa.StructArray:
-    """``{bytes, path}`` structs built column-wise (a list of dicts costs a Python pass per byte string)."""
-    data = pa.array([None if m is None else m.data for m in members], pa.binary())
-    paths = pa.array([None if m is None else f"{archive}!/{m.name}" for m in members], pa.string())
-    return pa.StructArray.from_arrays([data, paths], fields=list(MEDIA_STRUCT), mask=paths.is_null())
+def _media_array(members: list[Member | None], archive: str) -> pa.ChunkedArray:
+    """``{bytes, path}`` structs, one chunk per row whose bytes buffer *is* the member's ``bytes`` object
+    (``pa.py_buffer``, no copy): on fresh pages a 300-KB memcpy costs as much as a tenth of a FLAC decode."""
+    chunks = []
+    for m in members:
+        if m is None or len(m.data) >= 2**31:  # Arrow binary offsets are int32: a 2-GB member cannot be a row
+            if m is not None:
+                logger.warning("avsets: %s!/%s is larger than 2 GB; not served", archive, m.name)
+            chunks.append(pa.array([None], MEDIA_STRUCT))
+            continue
+        offsets = pa.py_buffer(np.array([0, len(m.data)], dtype=np.int32))
+        buf = m.data if isinstance(m.data, pa.Buffer) else pa.py_buffer(m.data)
+        data = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buf])
+        path = pa.array([f"{archive}!/{m.name}"], pa.string())
+        chunks.append(pa.StructArray.from_arrays([data, path], fields=list(MEDIA_STRUCT)))
+    return pa.chunked_array(chunks, MEDIA_STRUCT)
 
 
 def _table_of(rows: RowIndex, served: list[Serve], archive: str, schema: pa.Schema,
@@ -438,11 +469,12 @@ def _end_of_pass(spec: StreamSpec, p: Pass, schema: pa.Schema,
     if p.duplicates:
         logger.warning("%s/%s %s: %d member(s) served a row already served; the first one won",
                        spec.corpus, spec.config_name, spec.split, p.duplicates)
-    if missing:
+    if missing and not spec.quiet:
         logger.warning("%s/%s %s: %d of %d rows have no member in the %d archive(s) (on_missing=%r)%s%s",
                        spec.corpus, spec.config_name, spec.split, len(missing), n, len(p.archives), spec.on_missing,
                        ", dropped" if spec.on_missing == "skip" else "",
                        f"; damaged: {', '.join(p.damaged)}" if p.damaged else "")
+    if missing:
         if spec.on_missing == "error":
             raise MissingMediaError(f"{len(missing)} of {n} rows have no member in {len(p.archives)} archive(s) "
                                     f"(first: {', '.join(stats.missing_ids[:5])}); pass on_missing='skip' or "
@@ -452,3 +484,26 @@ def _end_of_pass(spec: StreamSpec, p: Pass, schema: pa.Schema,
                 chunk = missing[lo:lo + 1000]
                 table = p.rows.table.take(pa.array(chunk, pa.int64()))
                 yield conform(table, schema)
+
+
+def probe_member(data: bytes, path: str) -> str | None:
+    """:func:`avsets.decoding.probe_media` for bytes already in hand (a streamed member): None when
+    readable, else the reason.  ``avsets verify`` on a ``.tar.gz`` probes this way, never by path."""
+    import soundfile as sf
+
+    from ..decoding import probe_media
+
+    ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    if not data:
+        return "empty member (0 bytes)"
+    if ext in ("flac", "wav", "ogg"):
+        try:
+            return None if sf.info(io.BytesIO(data)).frames > 0 else "no audio samples"
+        except sf.LibsndfileError:
+            pass
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=f".{ext or 'bin'}") as f:  # probe_media opens paths
+        f.write(data)
+        f.flush()
+        return probe_media(f.name)

@@ -1,7 +1,8 @@
 """Tar and WebDataset shards: a member index from the headers alone, one ranged read per member.
 
-Indexing walks the headers with ``tarfile`` over a :class:`RangeFile` that fetches 64-KiB blocks, so small
-members (WebDataset ``.json``/``.cls``) cost no extra request and large ones are skipped by seeking.  The
+Indexing walks the headers with ``tarfile`` over a :class:`RangeFile`: after small members it fetches
+64-KiB blocks (one request serves many WebDataset ``.json``/``.cls`` headers), after a large one just the
+2 KiB where the next header starts, so indexing a tar of N large clips costs N requests of ~2 KiB.  The
 result is cached (see :mod:`.index_cache`), so it is paid once per archive version.
 
 Reading a member fetches its 512-byte header together with its data in one request; the header must parse
@@ -45,6 +46,9 @@ def index_tar(url: str, reader: RangeReader, size: int) -> tuple[list[Member], S
                 break
             if ti is None:
                 break
+            # the next header follows this member's data: after a big member one small read is enough
+            # (2 KiB also holds a GNU long-name or pax header); after small ones a block serves several
+            f.block = BLOCK if ti.size < BLOCK // 2 else 2048
             if not ti.isreg():
                 continue
             rel = safe_member_name(ti.name)
