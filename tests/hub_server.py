@@ -1,7 +1,7 @@
 """A loopback fake of the Hugging Face Hub: the endpoints ``huggingface_hub`` and stock ``datasets`` call.
 
 Real HTTP on 127.0.0.1 (``ThreadingHTTPServer``), so the real clients run unpatched: set ``HF_ENDPOINT`` to
-``server.url`` and ``HF_HUB_DISABLE_XET=1`` before importing them (see notes/datasets5.md 4.3).
+``server.url`` and ``HF_HUB_DISABLE_XET=1`` before importing them (see docs/datasets-behaviour.md, "Hubs other than huggingface.co").
 
 Served: repo info (``GET /api/datasets/{repo}[/revision/{rev}]``), ``POST /api/repos/create``, branch create,
 ``preupload`` (``*.parquet`` and files over 1 MB go to LFS), LFS batch + ``PUT /_lfs/{oid}``,

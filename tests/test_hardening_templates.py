@@ -48,7 +48,7 @@ def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, mon
     lines = [ln for ln in captured.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--source-url-template" in lines[0], captured.err
     assert "hf_secretTOKENvalue123" not in captured.out + captured.err
-    assert not (out / "avsets-ledger.sqlite").exists()
+    assert not out.exists()  # nothing written, not even the folder
 
 
 @pytest.mark.parametrize("module", ["avsets.cli", "avsets.fetch"])
@@ -191,3 +191,13 @@ def test_plain_values_inside_the_folder_still_work(tmp_path, outside_video):
                    "--source-url-template", str(tmp_path / "mirror") + "/{label}/{youtube_id}.mp4")
     assert proc.returncode == 0, proc.stderr
     assert sorted(r.status for r in read_ledger(out)) == ["ok"] * len(labels)
+
+
+def test_corpus_row_fields_are_plain_text_for_templates():
+    """Every scalar or list column of a corpus row is a template field (lists comma-joined), so a template
+    naming ``{labels}`` passes the up-front name check."""
+    from avsets.fetch.corpus import _scalar_fields
+
+    fields = _scalar_fields({"labels": ["Speech", "Dog"], "r1": 3, "audio": {"path": "x"}, "nested": [{"a": 1}]},
+                            None)
+    assert fields == {"labels": "Speech,Dog", "r1": 3}

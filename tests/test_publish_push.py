@@ -1,7 +1,7 @@
 """Push: real huggingface_hub client -> loopback Hub server; stock `datasets` loads it back in a subprocess.
 
 Each CLI run and load-back is a subprocess with ``HF_ENDPOINT``/``HF_HUB_DISABLE_XET``/``HF_TOKEN`` set
-before import (notes/datasets5.md 4.3). The token is a recognisable secret that must never show up in any
+before import (docs/datasets-behaviour.md, "Hubs other than huggingface.co"). The token is a recognisable secret that must never show up in any
 output, log or exception text.
 """
 

@@ -128,13 +128,14 @@ def check_output_folder(out: str | os.PathLike[str]) -> None:
     if existing.exists() and not existing.is_dir():
         raise FetchSetupError(f"--out {path}: {existing} is a file, so the folder cannot be created")
     try:
-        # The honest test is to write (root ignores permission bits, read-only mounts ignore os.access).
+        # Where the folder exists the honest test is to write (root ignores permission bits); otherwise ask
+        # whether its nearest existing parent lets us create it (nothing is created before every check passed).
         if existing == path:
             fd, probe = tempfile.mkstemp(prefix=".avsets-write-test-", dir=path)
             os.close(fd)
             os.unlink(probe)
-        else:
-            path.mkdir(parents=True, exist_ok=True)
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as e:
         raise FetchSetupError(f"--out {path} is not writable ({e.strerror or e}); choose a folder you can "
                               "write in") from None

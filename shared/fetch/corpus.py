@@ -48,6 +48,8 @@ def _scalar_fields(row: Mapping[str, Any], features: Mapping[str, Any] | None) -
             v = _label_text(features[k], v)
         if v is None or isinstance(v, (str, int, float, bool)):
             out[k] = v
+        elif isinstance(v, list) and all(isinstance(x, (str, int, float)) for x in v):
+            out[k] = ",".join(str(x) for x in v)  # a list column is a template field too (comma-joined)
     return out
 
 

@@ -70,10 +70,20 @@ def run_ray(planned: Iterator[tuple[ClipRequest, LedgerRow | None]], target: Tar
                 if progress is not None:
                     progress(row)
 
-    while True:
-        batch = list(islice(requests, max(1, options.ray_batch_size)))
-        if not batch:
-            break
-        in_flight.append(remote.remote(batch, target, task_options))
-        drain(max_in_flight - 1)
-    drain(0)
+    try:
+        while True:
+            batch = list(islice(requests, max(1, options.ray_batch_size)))
+            if not batch:
+                break
+            in_flight.append(remote.remote(batch, target, task_options))
+            drain(max_in_flight - 1)
+        drain(0)
+    except BaseException:
+        # Ctrl-C: cancel the batches in flight (their clips get no ledger row, so the next run fetches them;
+        # a task's temporary files carry its host and pid and are removed by the next run on that host).
+        for ref in in_flight:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - a task that already finished cannot be cancelled
+                pass
+        raise
