@@ -262,6 +262,15 @@ for name, ds in (("zsl", zsl), ("ascc", ascc)):
         out[name][r["id"]] = [r["youtube_id"], r["media_offset"], r["audio"]["path"]]
         arrays[r["id"]] = r["audio"]["array"]
 np.savez(args["cache"] + "/arrays.npz", **arrays)
+# one member of a fresh reader (caches dropped), between two marker requests the server records
+import requests
+from avsets.sources import access, parquetsrc
+loc = next(iter(out["zsl"].values()))[2]
+access._READERS.clear(); parquetsrc._GROUPS.clear(); parquetsrc._FOOTERS.clear()
+import os
+requests.get(os.environ["HF_ENDPOINT"] + "/marker-start")
+avsets.sources.read_media_bytes(loc)
+requests.get(os.environ["HF_ENDPOINT"] + "/marker-end")
 print(json.dumps(out))
 """
 
@@ -296,8 +305,16 @@ def test_hub_parquet_mirror_serves_audiosetzsl_and_ascc(tmp_path):
         media[ytid] = data
         rows.append({"video_id": ytid, "audio": {"bytes": data, "path": f"audio/bal_train/{ytid}.flac"},
                      "labels": ["/m/09x0r"], "human_labels": ["Speech"]})
-    pq.write_table(pa.Table.from_pylist(rows[:3]), folder / "data" / "bal_train-00000-of-00002.parquet")
-    pq.write_table(pa.Table.from_pylist(rows[3:]), folder / "data" / "bal_train-00001-of-00002.parquet")
+    import zipfile
+
+    r0 = zsl_rows[0]  # the first AudioSetZSL row lives in a zip of canonical names, not in the Parquet copy
+    zipped = f"{r0['youtube_id']}_{int(r0['start'] * 1000)}_{int(r0['end'] * 1000)}.flac"
+    (folder / "clips").mkdir()
+    with zipfile.ZipFile(folder / "clips" / "extra.zip", "w") as z:
+        z.writestr(f"audioset/{zipped}", media[r0["youtube_id"]])
+    rows = rows[1:]
+    pq.write_table(pa.Table.from_pylist(rows[:2]), folder / "data" / "bal_train-00000-of-00002.parquet")
+    pq.write_table(pa.Table.from_pylist(rows[2:]), folder / "data" / "bal_train-00001-of-00002.parquet")
     (folder / "README.md").write_text("---\nlicense: cc-by-4.0\n---\nAudioSet segments\n")
     with HubServer() as hub:
         env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_test_token_1234",
@@ -306,13 +323,17 @@ def test_hub_parquet_mirror_serves_audiosetzsl_and_ascc(tmp_path):
         proc = subprocess.run([sys.executable, "-c", _HUB_SCRIPT, arg], env=env, capture_output=True, text=True,
                               timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        paths = [r.path for r in hub.state.requests]
+    between = paths[paths.index("/marker-start") + 1:paths.index("/marker-end")]
+    assert 1 <= len(between) <= 2 and all("/resolve/" in p for p in between), between  # ranged GETs only
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(out["zsl"]) == 3 and zsl_rows[3]["id"] not in out["zsl"]
     assert len(out["ascc"]) == 2
     arrays = np.load(tmp_path / "arrays.npz")
     for name in ("zsl", "ascc"):
         for cid, (ytid, offset, path) in out[name].items():
-            assert offset == 0.0 and path.startswith("avsets:parquet:") and "hf://datasets/me/audioset-mirror" in path
+            kind = "zip" if cid == zsl_rows[0]["id"] else "parquet"  # a repo holding a mix of sources
+            assert offset == 0.0 and path.startswith(f"avsets:{kind}:") and "hf://datasets/me/audioset-mirror" in path
             np.testing.assert_array_equal(arrays[cid], _flac(media[ytid]))
 
 
@@ -405,3 +426,15 @@ def test_a_server_that_ignores_range_still_gives_the_right_bytes(mirrors, caplog
         member = next(m for m in si.members if m.relpath.endswith("_185000_195000.flac"))
         assert read_media_bytes(member.locator) == mirrors.media[sm.clip_id(*sm.ZIP_ROWS[1])]
     assert "ignores Range requests" in caplog.text
+
+
+def test_clip_or_video_rule(caplog):
+    from avsets.sources.clip_or_video import decide
+
+    assert decide([10.0, 9.98, 10.4], "auto", "m") == "segment"  # within segment + 0.5 s
+    assert decide([41.0, 300.0], "auto", "m") == "video"
+    assert decide([], "auto", "m") == "video" and decide([None], "auto", "m") == "video"  # nothing known: as before
+    assert decide([10.0, 41.0], "auto", "mixed") == "video" and "mixed" in caplog.text and "id_named" in caplog.text
+    assert decide([41.0], "segment", "stated") == "segment" and "stated: id_named='segment'" in caplog.text
+    with pytest.raises(ValueError, match="id_named"):
+        decide([], "clip", "m")

@@ -265,6 +265,35 @@ def test_verify_counts_a_targz_copy_in_one_pass(vgg, capsys):
     assert lines["test"][1:5] == ["3", "2", "1", "1"]  # the corrupt member, probed from its bytes
 
 
+def test_parquet_row_with_audio_and_video_and_two_segments_of_one_video(vgg, tmp_path):
+    """An export-like Parquet (``youtube_id`` + ``audio``/``video`` named by clip key): each row's two members
+    serve one row, and a segment's member never serves another segment of the same video."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    meta = tmp_path / "meta"
+    shutil.copytree(vgg.meta, meta)
+    ytid = "vggAAAAAAA0"
+    (meta / "vggsound.csv").write_text(f'{ytid},1,"people marching",train\n{ytid},21,"people marching",train\n')
+    src = vgg.sources[sorted(vgg.sources)[0]].read_bytes()
+    flac = (tmp_path / "a.flac")
+    from source_fixtures import make_flac
+
+    make_flac(flac, 10.0)
+    recs = [{"youtube_id": ytid, "audio": {"bytes": flac.read_bytes(), "path": f"{ytid}_1000_11000.flac"},
+             "video": {"bytes": src, "path": f"{ytid}_1000_11000.mp4"}}]
+    pq.write_table(pa.Table.from_pylist(recs), tmp_path / "export.parquet")
+    ds = load_dataset("vggsound", split="train", data_dir=str(meta), media_dir=str(tmp_path / "export.parquet"),
+                      streaming=True, decode=False, on_missing="keep")
+    rows = {r["id"]: r for r in ds}
+    a = rows[f"{ytid}_1000_11000"]
+    assert a["audio"]["bytes"] == flac.read_bytes() and a["video"]["bytes"] == src
+    b = rows[f"{ytid}_21000_31000"]
+    assert b["audio"] is None and b["video"] is None
+
+
 def test_report_on_a_targz_copy_equals_verify(vgg):
     """``avsets report`` counts a streamed copy like ``verify``: the corrupt member too (from its bytes)."""
     from avsets.report import build_report

@@ -78,7 +78,12 @@ def decide(durations: Sequence[float | None], option: str, where: str, *,
                            "segment" if looks == "segment" else "whole video", looks)
         return option
     verdict = looks or "video"
-    if known:
+    if known and min(known) <= limit < max(known):
+        logger.warning("%s: files named by id alone probe at %s s, some within the %.1f-s segment and some "
+                       "longer; all are read as whole videos (cut at start). If some hold the segment itself, "
+                       "state id_named='segment' (or keep such files in a source of their own)", where,
+                       ", ".join(f"{d:.1f}" for d in known), segment_seconds)
+    elif known:
         logger.info("%s: files named by id alone probe at %s s: read as %s", where,
                     ", ".join(f"{d:.1f}" for d in known), "the segment itself" if verdict == "segment"
                     else "whole videos cut at the segment start")

@@ -48,7 +48,7 @@ class Member:
     """One usable member: its safe relative name, its bytes, and its WebDataset group (``dir/stem``)."""
 
     name: str
-    data: bytes
+    data: bytes  # or a zero-copy ``pyarrow.Buffer`` (Parquet): anything with the buffer protocol
     group: str
     ext: str
     key_hint: str | None = None  # a Parquet key-column value (the clip's id or YouTube id)
@@ -259,47 +259,60 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
         media_cols = media_struct_columns(schema)
         if not media_cols:
             raise MediaSourceError("no media column (a struct with 'bytes' and 'path') in this Parquet file; "
-                             f"columns: {', '.join(schema.names)}", source=url)
+                                   f"columns: {', '.join(schema.names)}", source=url)
         names = schema.names
         if key_column is not None and key_column not in names:
             raise MetadataError(f"media_key_column {key_column!r} is not in this Parquet file; columns: "
                                 f"{', '.join(names)}", file=url)
         key = key_column or next((c for c in KEY_COLUMNS if c in names), None)
         columns = ([key] if key else []) + media_cols
+        row_no = 0
         try:
             for batch in pf.iter_batches(columns=columns, batch_size=64):
                 keys = batch.column(key).to_pylist() if key else [None] * batch.num_rows
+                cols = []
                 for col in media_cols:
                     arr = batch.column(col)
-                    byts = arr.field("bytes").to_pylist()
-                    paths = arr.field("path").to_pylist() if "path" in {arr.type.field(i).name for i in
-                                                                         range(arr.type.num_fields)} else [None] * len(byts)
-                    for k, data, path in zip(keys, byts, paths, strict=True):
-                        stats.members += 1
-                        if data is None:
-                            stats.junk += 1
-                            continue
-                        stats.bytes_read += len(data)
-                        name = _safe_name(path, stats) if path else None
-                        if path and name is None:
-                            continue
-                        if name is None:
-                            name = f"{k if k is not None else 'row'}.{_guess_ext(data, col)}"
-                        group, ext = _group_of(name)
-                        if ext not in MEDIA_EXTENSIONS:
-                            ext = _guess_ext(data, col)
-                            name = f"{name}.{ext}"
-                        stats.media += 1
-                        yield Member(name, data, group, ext, key_hint=None if k is None else str(k))
+                    has_path = "path" in {arr.type.field(i).name for i in range(arr.type.num_fields)}
+                    data = arr.field("bytes")
+                    # zero-copy views of the batch's buffer (a Python bytes per row would copy every member)
+                    byts = [None if not v.is_valid else v.as_buffer() for v in data]
+                    cols.append((col, byts, arr.field("path").to_pylist() if has_path else [None] * len(byts)))
+                for i, k in enumerate(keys):
+                    row_no += 1
+                    for col, byts, paths in cols:  # one Parquet row is one group: its audio and its video
+                        member = _parquet_member(stats, k, byts[i], paths[i], col, row_no)
+                        if member is not None:
+                            yield member
         except (pa.ArrowException, OSError) as exc:
             raise _damaged(source, stats, exc) from None
     finally:
         f.close()
 
 
-def _guess_ext(data: bytes, column: str) -> str:
+def _parquet_member(stats: ReadStats, key: object, data, path: str | None, column: str,
+                    row_no: int) -> Member | None:
+    stats.members += 1
+    if data is None:
+        stats.junk += 1
+        return None
+    stats.bytes_read += len(data)
+    name = _safe_name(path, stats) if path else None
+    if path and name is None:
+        return None
+    if name is None:
+        name = f"{key if key is not None else 'row'}.{_guess_ext(data, column)}"
+    ext = _group_of(name)[1]
+    if ext not in MEDIA_EXTENSIONS:
+        ext = _guess_ext(data, column)
+        name = f"{name}.{ext}"
+    stats.media += 1
+    return Member(name, data, f"\0row{row_no}", ext, key_hint=None if key is None else str(key))
+
+
+def _guess_ext(data, column: str) -> str:
     """The container a byte string holds, from its magic number (Parquet rows may carry no path)."""
-    head = data[:12]
+    head = bytes(memoryview(data)[:12])
     if head.startswith(b"fLaC"):
         return "flac"
     if head.startswith(b"RIFF"):
@@ -311,7 +324,7 @@ def _guess_ext(data: bytes, column: str) -> str:
     if head[4:8] == b"ftyp":
         return "mp4" if column != "audio" else "m4a"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "webm" if column != "audio" else "webm"
+        return "webm"
     return "flac" if column == "audio" else "mp4"
 
 
@@ -324,8 +337,6 @@ def _iter_folder(source: Source, stats: ReadStats) -> Iterator[Member]:
         return
     for relpath, path, _size, _mtime in files:
         stats.members += 1
-        if source_kind_of(relpath) is not None:
-            continue
         group, ext = _group_of(relpath)
         try:
             if "://" in path:
@@ -340,12 +351,6 @@ def _iter_folder(source: Source, stats: ReadStats) -> Iterator[Member]:
         stats.bytes_read += len(data)
         stats.media += 1
         yield Member(relpath, data, group, ext)
-
-
-def source_kind_of(name: str) -> str | None:
-    from .kinds import source_kind
-
-    return source_kind(name)
 
 
 def has_loose_media(url: str) -> bool:

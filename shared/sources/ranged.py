@@ -45,6 +45,7 @@ class RangeReader:
         self._fs: Any = None
         self._path: str | None = None
         self._pid = os.getpid()
+        self._hf_url: str | None = None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -55,7 +56,7 @@ class RangeReader:
 
     def _fs_path(self) -> tuple[Any, str]:
         if self._pid != os.getpid():  # a forked DataLoader worker: the parent's HTTP session is not ours
-            self._fs, self._pid = None, os.getpid()
+            self._fs, self._pid, self._hf_url = None, os.getpid(), None
         if self._fs is None:
             self._fs, self._path = fsspec.core.url_to_fs(self.url)
         return self._fs, self._path  # type: ignore[return-value]
@@ -95,9 +96,29 @@ class RangeReader:
                 _warn_no_range(self.url)
                 data = data[start:end]
             return data
-        with fs.open(path, "rb", cache_type="none") as f:
-            f.seek(start)
-            return f.read(end - start)
+        if protocol == "hf":
+            data = self._hf_range(fs, path, start, end)
+        else:
+            with fs.open(path, "rb", cache_type="none") as f:
+                f.seek(start)
+                return f.read(end - start)
+        if len(data) > end - start:  # the server ignored Range and sent the whole file
+            _warn_no_range(self.url)
+            data = data[start:end]
+        return data
+
+    def _hf_range(self, fs: Any, path: str, start: int, end: int) -> bytes:
+        """One ranged GET of the file's resolve URL (what ``HfFileSystemFile`` does, without its per-open
+        metadata request): the URL is resolved once per process."""
+        from huggingface_hub import constants
+        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+
+        if self._hf_url is None:
+            self._hf_url = fs.url(path)
+        headers = {"range": f"bytes={start}-{end - 1}", **build_hf_headers(token=getattr(fs, "token", None))}
+        r = http_backoff("GET", self._hf_url, headers=headers, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT)
+        hf_raise_for_status(r)
+        return r.content
 
 
 _WARNED: set[str] = set()

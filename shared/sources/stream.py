@@ -162,8 +162,9 @@ class RowIndex:
                 if hit:
                     out.extend(hit)
         keys = keys_for_member(name)[1]
-        for stem in extra_keys:  # a Parquet key column or a WebDataset .json names the clip, not a file
-            keys += keys_for_member(f"{stem}.flac")[1]
+        if not keys:  # a Parquet key column or a WebDataset .json names the clip when the file name does not
+            for stem in extra_keys:  # (a name's segment is more specific than a bare video id: it wins)
+                keys += keys_for_member(f"{stem}.flac")[1]
         for key in dict.fromkeys(keys):
             out.extend(self._rows_of(key))
         return out
@@ -188,9 +189,10 @@ def _json_keys(meta: dict) -> list[str]:
 
 def _flac_seconds(data: bytes) -> float | None:
     """A FLAC's length from its STREAMINFO block (bytes 8-42): no decoder, microseconds per member."""
-    if len(data) < 42 or data[:4] != b"fLaC" or data[4] & 0x7F != 0:
+    head = bytes(memoryview(data)[:42])
+    if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
         return None
-    bits = int.from_bytes(data[18:26], "big")  # 20 bits rate, 3 channels, 5 bits per sample, 36 samples
+    bits = int.from_bytes(head[18:26], "big")  # 20 bits rate, 3 channels, 5 bits per sample, 36 samples
     rate, total = bits >> 44, bits & ((1 << 36) - 1)
     return total / rate if rate and total else None
 
@@ -393,7 +395,8 @@ def _media_array(members: list[Member | None], archive: str) -> pa.ChunkedArray:
             chunks.append(pa.array([None], MEDIA_STRUCT))
             continue
         offsets = pa.py_buffer(np.array([0, len(m.data)], dtype=np.int32))
-        data = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(m.data)])
+        buf = m.data if isinstance(m.data, pa.Buffer) else pa.py_buffer(m.data)
+        data = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buf])
         path = pa.array([f"{archive}!/{m.name}"], pa.string())
         chunks.append(pa.StructArray.from_arrays([data, path], fields=list(MEDIA_STRUCT)))
     return pa.chunked_array(chunks, MEDIA_STRUCT)
