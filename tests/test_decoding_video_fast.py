@@ -122,3 +122,18 @@ def test_num_frames_far_beyond_the_clip_is_refused_with_the_size_it_needs(bframe
     # a request that fits repeats frames and stays exact
     clip = decode_video(bframe_clip, offset=0.0, duration=1.0, num_frames=60)
     assert clip.frames.shape == (60, 64, 96, 3)
+
+
+def test_huge_outputs_use_prefaulted_pages_and_stay_exact(bframe_clip, monkeypatch):
+    """Arrays past ``_MMAP_MIN_BYTES`` live on a pre-faulted anonymous mapping: same pixels, writable, and
+    alive as long as the array is (threshold lowered so a small clip takes that path)."""
+    import avsets.decoding as decoding
+
+    ref = decode_video(bframe_clip, offset=0.0, duration=4.0).frames
+    monkeypatch.setattr(decoding, "_MMAP_MIN_BYTES", 1)
+    clip = decode_video(bframe_clip, offset=0.0, duration=4.0)
+    np.testing.assert_array_equal(clip.frames, ref)
+    frames = clip.frames
+    del clip
+    frames[0, 0, 0] = 7  # writable, and the mapping outlived the clip object
+    assert frames[0, 0, 0, 0] == 7 and frames.flags.writeable
