@@ -28,3 +28,12 @@ def vgg_meta(tmp_path) -> str:
 @pytest.fixture
 def cache_dir(tmp_path) -> str:
     return str(tmp_path / "cache")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_notices():
+    """Each test starts with no notice said yet (``avsets.notices`` says each one once per process)."""
+    from avsets.notices import forget
+
+    forget()
+    yield

@@ -2,10 +2,13 @@
 
 The YAML is produced with `datasets`' own helpers (``MetadataConfigs``, ``DatasetInfosDict``) so it is the
 card ``push_to_hub`` would write, and merging another config into an existing card keeps every other
-config's ``configs``/``dataset_info`` entries as they are. The text is the corpus card shipped in
-``avsets.<corpus>/README.md`` (its YAML header supplies license, pretty name, task categories and tags), the
-citation, and an availability table (rows in the metadata vs rows exported, per config and split), whose
-rows for other configs are carried over from the existing card.
+config's ``configs``/``dataset_info`` entries as they are. The corpus card shipped in
+``avsets.<corpus>/README.md`` supplies license, pretty name, task categories and tags (its YAML header),
+the introduction, source, licence and citation; the rest is generated from what was exported
+(``card_body``): a block per exported config (description, columns), a loading section naming the folder
+or the repo id and what stock reading needs, an availability table (rows in the metadata vs rows exported,
+per config and split) and the manifest hashes. Tags and task categories follow the media the declared
+configs hold (no ``video`` for an audio-only copy). Other configs' blocks and rows are carried over.
 """
 
 from __future__ import annotations
