@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -189,6 +190,20 @@ def _exit_interrupted(progress: _Progress | None) -> int:
     return 130
 
 
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (``kill``, ``docker stop``, a batch scheduler) stops a fetch the way Ctrl-C does: without
+    this, Python dies at once and its ffmpeg processes, in their own session, run on until their timeout."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, _term)
+
+
 def run_fetch_command(args: argparse.Namespace) -> int:
     """``avsets fetch``: 0 all ok or skipped, 1 some clip failed, 2 usage or set-up error, 130 Ctrl-C."""
     from ..errors import AvsetsError
@@ -215,10 +230,13 @@ def run_fetch_command(args: argparse.Namespace) -> int:
 
             return fetch_from_mirror(items, args.source, args.out, options.extensions())
         progress = _Progress(quiet=getattr(args, "quiet", False))
+        previous = _stop_on_sigterm()
         try:
             report = run_fetch(items, args.out, options, progress=progress)
         finally:
             progress.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     except KeyboardInterrupt:
         return _exit_interrupted(progress)
     except (AvsetsError, ValueError, FileNotFoundError, ImportError) as e:
