@@ -225,7 +225,43 @@ def test_only_known_archive_code_paths_exist():
             for needle in ("extractall", "tarfile", "shutil.unpack_archive", ".extract(", "py7zr", "rarfile"):
                 if needle in text:
                     hits.append((str(path.relative_to(REPO)), needle))
-    assert hits == [("audiosetzsl/metadata.py", "extractall")]
+    assert sorted(hits) == sorted([
+        ("audiosetzsl/metadata.py", "extractall"),
+        ("shared/sources/members.py", "tarfile"),  # archive-order streaming: tests/test_sources_stream.py
+        ("shared/sources/tarsrc.py", "tarfile"),  # random access: test_tar_member_index_never_extracts below
+    ])
+
+
+def test_tar_member_index_never_extracts(tmp_path):
+    """A tar media source is only indexed and read by locator: hostile names are skipped and counted, links
+    are not members, and nothing is ever written next to (or outside) the archive."""
+    import io
+    import tarfile
+
+    from avsets.sources import Source, index_source, read_media_bytes
+
+    payload = b"fLaC" + b"\0" * 100
+    arc = tmp_path / "hostile" / "shard.tar"
+    arc.parent.mkdir()
+    with tarfile.open(arc, "w", format=tarfile.GNU_FORMAT) as t:
+        for name in ("../escape/--0PQM4-hqg_000030.flac", "/abs/--0PQM4-hqg_000030.flac",
+                     "ok/--0PQM4-hqg_000030.flac"):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(payload)
+            t.addfile(ti, io.BytesIO(payload))
+        for kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+            ti = tarfile.TarInfo(f"link{kind.decode()}/--56QUhyDQM_000185.flac")
+            ti.type, ti.linkname = kind, "/etc/passwd"
+            t.addfile(ti)
+    before = sorted(p for p in tmp_path.rglob("*") if "source-index" not in str(p))
+    os.environ["AVSETS_SOURCE_CACHE"] = str(tmp_path / "source-index")
+    try:
+        si = index_source(Source(str(arc), "tar"))
+    finally:
+        del os.environ["AVSETS_SOURCE_CACHE"]
+    assert [m.relpath for m in si.members] == ["ok/--0PQM4-hqg_000030.flac"] and si.stats.unsafe == 2
+    assert read_media_bytes(si.members[0].locator) == payload
+    assert sorted(p for p in tmp_path.rglob("*") if "source-index" not in str(p)) == before
 
 
 # ------------------------------------------------------------------------------------------ no shell

@@ -94,7 +94,9 @@ _case("sr48k", 0, "{y}_{s:06d}.flac", "ok")
 _case("six_channels", 0, "{y}_{s:06d}.flac", "ok")
 _case("vfr_video", 0, "{y}_{s:06d}.mp4", "video_only")
 _case("past_end", 0, "{y}_{s:06d}.flac", "short")
-_case("start_beyond_end", 30, "{y}.flac", "bad")  # whole-file naming: cut [30, 40) of a 5-s file
+# whole-file naming: cut [30, 40) of a 12-s file (longer than the segment + 0.5 s, so it is read as the whole
+# video; a file of 10.5 s or less named by id alone is the segment itself, see avsets.sources.clip_or_video)
+_case("start_beyond_end", 30, "{y}.flac", "bad")
 _case("no_file", 0, None, "missing")
 
 
@@ -135,7 +137,7 @@ def matrix(tmp_path_factory):
         elif name == "past_end":
             write_audio(path, seconds=4.0, sr=SR)
         elif name == "start_beyond_end":
-            write_audio(path, seconds=5.0, sr=SR)
+            write_audio(path, seconds=12.0, sr=SR)
     with open(meta / "vggsound.csv", "w", newline="") as f:
         for ytid, start, _, _ in CASES.values():
             f.write(f"{ytid},{int(start)},{LABEL},train\r\n")

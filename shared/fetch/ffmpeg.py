@@ -40,8 +40,11 @@ def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary that ``imageio-ffmpeg`` ships (set-up error with an install hint)."""
     try:
         import imageio_ffmpeg
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise RuntimeError("avsets fetch needs an ffmpeg binary: pip install 'avsets[fetch]' (imageio-ffmpeg)") from e
+    except ImportError:  # pragma: no cover - depends on the environment
+        from .checks import FetchSetupError
+
+        raise FetchSetupError("avsets fetch needs an ffmpeg binary: pip install 'avsets[fetch]' (imageio-ffmpeg)"
+                              ) from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 

@@ -200,6 +200,9 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
     options = options or FetchOptions()
     check_options(options)
     check_output_folder(out_dir)
+    from .ffmpeg import ffmpeg_exe
+
+    ffmpeg_exe()  # no ffmpeg binary is a set-up error, said before anything is written
     items = _checked_items(items, options)
     target = Target(out_dir)
     try:

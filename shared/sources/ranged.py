@@ -2,7 +2,8 @@
 
 Every random-access reader (zip, tar, Parquet) goes through :class:`RangeReader`, so "how many requests and
 how many bytes" has one answer: ``read(start, end)`` is one ranged request (one ``pread`` locally), and
-:class:`RangeFile` is the seekable file object that ``zipfile``, ``tarfile`` and pyarrow read through.
+:class:`RangeFile` is the seekable file object the zip, tar and Parquet readers read through (it opens no
+archive itself).
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _warn_no_range(url: str) -> None:
 
 
 class RangeFile(io.RawIOBase):
-    """A read-only seekable file over a :class:`RangeReader`, for ``zipfile``/``tarfile``/pyarrow.
+    """A read-only seekable file over a :class:`RangeReader`, for the zip, tar and Parquet readers.
 
     ``block``: reads smaller than this fetch a whole block (tar headers: one request serves the headers of
     many small members).  ``tail``: bytes from the end fetched once up front (zip: the end record, the
