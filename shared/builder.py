@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import datasets
@@ -36,6 +37,18 @@ from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sou
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
 
 logger = logging.getLogger("avsets")
+
+
+def _noted(tables: Iterator[pa.Table], passed: list[tuple]) -> Iterator[pa.Table]:
+    """Pass ``tables`` through, noting each one's size and first/last key cell in ``passed`` (cheap: two
+    cells), so a notice about this pass can tell another shard with the same counts from a later epoch."""
+    for t in tables:
+        if t.num_rows and t.num_columns:
+            col = t.column(0)
+            passed.append((t.num_rows, str(col[0].as_py()), str(col[t.num_rows - 1].as_py())))
+        else:
+            passed.append((t.num_rows,))
+        yield t
 
 
 def _stop_if_orphaned(owner: int | None) -> None:
@@ -148,7 +161,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         total = self.stats[split] = ResolveStats()
         owner = getattr(self, "_prepare_owner", None)
         keep = None if self.config.only_ids is None else pa.array(self.config.only_ids, pa.string())
-        for i, table in enumerate(batch_tables(self._read_shard(spec) for spec in shards)):
+        passed: list[tuple] = []  # which rows this pass read: the notice below is said once per shard, not per epoch
+        for i, table in enumerate(batch_tables(_noted((self._read_shard(spec) for spec in shards), passed))):
             table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media,
                                           keep_ids=keep)
             total.add(stats)
@@ -157,7 +171,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         _stop_if_orphaned(owner)
         if index is not None and total.missing and shards and not getattr(self, "quiet_missing", False):
             warn_once(
-                logger, (self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing),
+                logger, (self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing,
+                         tuple(passed)),
                 "%s/%s %s: %d of %d rows have no media (on_missing=%r)%s; `avsets verify` lists them",
                 self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing,
                 ", dropped" if self.config.on_missing == "skip" else "", kind=MISSING_MEDIA,
