@@ -3,6 +3,8 @@
 The media-source tests and ``bench/bench_sources.py`` serve archives from it: "at most N requests, at most
 member + 64 KiB moved" are claims about real HTTP traffic, so they are checked on a real socket.
 Serves the files of one folder; ``HEAD`` answers ``Content-Length``, ``ETag`` and ``Last-Modified``.
+``chunk`` and ``delay`` make a slow mirror (so a test can kill a run mid-way); ``cut[relpath] = n`` hangs up
+after byte ``n`` (a truncated transfer).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import re
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,6 +35,9 @@ class RangeServer(ThreadingHTTPServer):
         self.bytes_sent: dict[str, int] = defaultdict(int)
         self.log: list[tuple[str, str, str]] = []  # (method, path, range)
         self.honour_range = True  # False: answer every GET with the whole file (servers that ignore Range)
+        self.cut: dict[str, int] = {}
+        self.chunk = 1 << 20
+        self.delay = 0.0  # seconds slept before each chunk
 
     @property
     def base_url(self) -> str:
@@ -51,13 +57,19 @@ class RangeServer(ThreadingHTTPServer):
         with self.lock:
             return sum(self.requests.values()), sum(self.bytes_sent.values())
 
-    def __enter__(self) -> RangeServer:
+    def start(self) -> RangeServer:
         threading.Thread(target=self.serve_forever, name="range-server", daemon=True).start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def __enter__(self) -> RangeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 status = 206
         length = end - start + 1
+        limit = min(length, max(0, srv.cut[rel] - start)) if rel in srv.cut else length
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
@@ -113,20 +126,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        if limit < length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if head:
             return
         with path.open("rb") as f:
             f.seek(start)
-            remaining = length
+            remaining = limit
             while remaining > 0:
-                chunk = f.read(min(1 << 20, remaining))
+                chunk = f.read(min(srv.chunk, remaining))
                 if not chunk:
                     break
+                if srv.delay:
+                    time.sleep(srv.delay)
                 with srv.lock:  # counted before the write: a client may read it and ask before we return
                     srv.bytes_sent[rel] += len(chunk)
                 try:
                     self.wfile.write(chunk)
                 except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
                     return
                 remaining -= len(chunk)
+
+
+def serve_folder(root: str | Path) -> RangeServer:
+    """Start serving ``root`` on an ephemeral loopback port (stop it with ``.stop()``)."""
+    return RangeServer(root).start()

@@ -9,8 +9,8 @@ import os
 
 import numpy as np
 import pytest
+from range_server import serve_folder
 from source_fixtures import audioset_mirrors, vggsound_mirror
-from source_server import serve_folder
 
 from avsets import load_dataset
 from avsets.decoding import decode_audio, decode_video

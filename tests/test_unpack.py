@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fetch_server import FPS, make_video, read_marker
+from range_server import serve_folder
 from source_fixtures import audioset_mirrors, vggsound_mirror
-from source_server import serve_folder
 
 from avsets.cli import main
 from avsets.sources.members import public_url
