@@ -231,4 +231,11 @@ class AVBuilder(datasets.ArrowBasedBuilder):
                 f"{self.CORPUS}: {relpath!r} cannot be downloaded automatically. {how_to_get} "
                 "Put it under a folder and pass data_dir=<that folder>."
             )
-        return dl_manager.download(url)
+        try:
+            return dl_manager.download(url)
+        except OSError as exc:  # offline, DNS, 404: datasets says "No such file or directory: 'https://...'"
+            raise ManualDownloadRequired(
+                f"{self.CORPUS}: could not download {relpath!r} from {url} ({type(exc).__name__}: {exc}). "
+                f"Download it yourself, put it under a folder and pass data_dir=<that folder> "
+                f"(--data-dir on the command line). {how_to_get}".rstrip()
+            ) from exc

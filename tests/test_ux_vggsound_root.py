@@ -72,3 +72,16 @@ def test_neither_layout_is_a_setup_error(tmp_path, present):
     assert p.returncode == 2, p.stderr[-2000:]
     assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
     assert "data/ folder or its root" in p.stderr and "not found in data_dir" in p.stderr
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/{name}", "http://127.0.0.1:9/missing/{name}"])
+def test_unreachable_upstream_is_a_manual_download_error_naming_the_file(tmp_path, monkeypatch, url):
+    """No data_dir and no network: our error names the file, the URL and what to do (not datasets' errno 2)."""
+    import avsets.vggsound.vggsound as vbuilder
+    from avsets.errors import ManualDownloadRequired
+
+    monkeypatch.setattr(vbuilder, "URL", url)  # the builder module's own binding of the upstream URL
+    with pytest.raises(ManualDownloadRequired) as err:
+        avsets.load_dataset("vggsound", split="train", cache_dir=str(tmp_path))
+    text = str(err.value)
+    assert "could not download" in text and "127.0.0.1:9" in text and "data_dir" in text
