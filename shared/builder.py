@@ -232,7 +232,14 @@ class AVBuilder(datasets.ArrowBasedBuilder):
                 "Put it under a folder and pass data_dir=<that folder>."
             )
         try:
-            return dl_manager.download(url)
+            path = dl_manager.download(url)
+            if "://" in str(path):
+                # A streaming download manager hands back the URL and fails later, deep in a reader, with
+                # "No such file or directory: 'https://...'"; metadata files are small: fetch them once here.
+                from datasets.utils.file_utils import cached_path
+
+                path = cached_path(str(path))
+            return path
         except OSError as exc:  # offline, DNS, 404: datasets says "No such file or directory: 'https://...'"
             raise ManualDownloadRequired(
                 f"{self.CORPUS}: could not download {relpath!r} from {url} ({type(exc).__name__}: {exc}). "

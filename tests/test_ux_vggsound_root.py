@@ -85,3 +85,13 @@ def test_unreachable_upstream_is_a_manual_download_error_naming_the_file(tmp_pat
         avsets.load_dataset("vggsound", split="train", cache_dir=str(tmp_path))
     text = str(err.value)
     assert "could not download" in text and "127.0.0.1:9" in text and "data_dir" in text
+
+
+def test_unreachable_upstream_when_streaming_is_the_same_error(tmp_path, monkeypatch):
+    """Streaming hands metadata URLs to the readers; the failure must still be ours, named, up front."""
+    import avsets.vggsound.vggsound as vbuilder
+    from avsets.errors import ManualDownloadRequired
+
+    monkeypatch.setattr(vbuilder, "URL", "http://127.0.0.1:9/{name}")
+    with pytest.raises(ManualDownloadRequired, match="could not download 'stat.csv'"):
+        next(iter(avsets.load_dataset("vggsound", split="train", streaming=True, cache_dir=str(tmp_path))))
