@@ -27,7 +27,7 @@ from typing import Any
 
 import fsspec
 
-from .segments import Segment
+from .segments import Segment, segment_of_key
 
 FORMAT = "avsets-manifest/1"
 #: folder of an export that holds one manifest per config (``manifests/<config>.json``)
@@ -320,16 +320,6 @@ def compare(a: Manifest, b: Manifest) -> Comparison:
             for s, (x, y) in pairs.items()]
     return Comparison(a, b, rows)
 
-
-def segment_of_key(key: str) -> Segment | None:
-    """``{youtube_id}_{start_ms}_{end_ms}`` back to a segment (parsed from the right: ids may hold ``_``)."""
-    parts = key.rsplit("_", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
-        return None
-    try:
-        return Segment(parts[0], int(parts[1]) / 1000.0, int(parts[2]) / 1000.0)
-    except ValueError:
-        return None
 
 
 def write_segments_csv(splits: Mapping[str, Iterable[str]], path: str | os.PathLike[str]) -> int:

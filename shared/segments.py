@@ -182,3 +182,15 @@ def parse_seconds(value: object, *, file: object = None, line: int | None = None
     if not (out >= 0.0) or out == float("inf"):
         raise MetadataError(f"time {value!r} is negative or not finite", file=file, line=line, field=field)
     return out
+
+
+def segment_of_key(key: str) -> Segment | None:
+    """``{youtube_id}_{start_ms}_{end_ms}`` back to a segment (parsed from the right: ids may hold ``_``);
+    ``None`` for anything else (a bare id, an AVMIT path)."""
+    parts = key.rsplit("_", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    try:
+        return Segment(parts[0], int(parts[1]) / 1000.0, int(parts[2]) / 1000.0)
+    except ValueError:
+        return None

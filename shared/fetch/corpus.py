@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..segments import Segment
+from ..segments import Segment, segment_of_key
 from .clip import ClipRequest, WholeVideo
 
 logger = logging.getLogger(__name__)
@@ -94,16 +94,6 @@ def corpus_requests(corpus: str, config: str | None = None, *, data_dir: str | N
         logger.info("%d rows have no YouTube segment and were skipped", stats.without_segment)
 
 
-def _segment_from_key(key: str) -> Segment | None:
-    """``{ytid}_{start_ms}_{end_ms}`` back to a segment (parsed from the right: ids may hold ``_``)."""
-    parts = key.rsplit("_", 2)
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
-        return None
-    try:
-        return Segment(parts[0], int(parts[1]) / 1000.0, int(parts[2]) / 1000.0)
-    except ValueError:
-        return None
-
 
 def file_requests(path: str, *, stats: CorpusStats | None = None) -> Iterator[ClipRequest]:
     """Segments from a CSV file: columns ``youtube_id,start,end`` (plus any others, as template fields), or
@@ -118,7 +108,7 @@ def file_requests(path: str, *, stats: CorpusStats | None = None) -> Iterator[Cl
                 if row.get("youtube_id") and row.get("start") and row.get("end"):
                     seg: Segment | None = Segment(row["youtube_id"], float(row["start"]), float(row["end"]))
                 else:
-                    seg = _segment_from_key(row.get("id") or "")
+                    seg = segment_of_key(row.get("id") or "")
             except ValueError:
                 seg = None
             if seg is None:
