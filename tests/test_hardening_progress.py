@@ -4,19 +4,10 @@ ledger) instead of one line per clip, and a summary that never counts failures a
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
-import struct
-import subprocess
-import sys
-import termios
-import time
-
 import pytest
 from fetch_cli import cli_env, run_cli, segments_csv
 from fetch_server import Behavior, start_server
+from ux_support import run_in_a_terminal
 
 from avsets.fetch import read_ledger
 
@@ -61,28 +52,7 @@ def test_summary_counts_failures_apart_and_names_only_the_first(tmp_path, mirror
 
 def _run_in_a_terminal(argv: list[str], timeout: float = 240) -> tuple[int, str]:
     """Run the CLI with stderr/stdout on a pseudo-terminal (what a user's shell gives it)."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # a terminal has a size
-    proc = subprocess.Popen([sys.executable, "-m", "avsets.cli", *argv], stdin=slave, stdout=slave, stderr=slave,
-                            env=cli_env(COLUMNS="160"), close_fds=True)
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    code = proc.wait(timeout=30)
-    os.close(master)
-    return code, b"".join(chunks).decode("utf-8", "replace")
+    return run_in_a_terminal(argv, timeout=timeout, env=cli_env(COLUMNS="160"))
 
 
 def test_a_terminal_gets_a_bar_with_counts_by_status(tmp_path, mirror, listing):
