@@ -197,22 +197,78 @@ def test_only_ids_limits_the_pass_and_its_missing_count(vgg, caplog):
     assert [r["id"] for r in ds] == other
 
 
-def test_stopping_early_stops_the_archive_reader(vgg):
-    import gc
-    import itertools
+def test_truncated_targz_over_http_is_our_error(vgg):
+    """A remote archive is read ahead by a thread: the cut-off must still be our error, at the right place."""
+    server = serve_folder(vgg.archives[1].parent)
+    name = vgg.archives[1].name
+    server.cut[name] = vgg.archives[1].stat().st_size // 2
+    try:
+        strict = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[server.url(name)],
+                              streaming=True, decode=False, on_missing="error")
+        with pytest.raises(MediaSourceError, match="cut short"):
+            list(strict)
+    finally:
+        server.stop()
+
+
+def _reader_threads() -> list:
     import threading
+
+    return [t for t in threading.enumerate() if t.name == "avsets-archive-reader"]
+
+
+def _wait_no_reader() -> None:
+    import gc
     import time
+
+    gc.collect()
+    deadline = time.time() + 10
+    while time.time() < deadline and _reader_threads():
+        time.sleep(0.05)
+    assert not _reader_threads()
+
+
+def test_stopping_early_stops_the_archive_reader(vgg):
+    import itertools
 
     ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[str(a) for a in vgg.archives],
                       streaming=True, decode=False)
     it = iter(ds)
     assert len(list(itertools.islice(it, 1))) == 1
     del it
-    gc.collect()
-    deadline = time.time() + 10
-    while time.time() < deadline and any(t.name == "avsets-archive-reader" for t in threading.enumerate()):
-        time.sleep(0.05)
-    assert not any(t.name == "avsets-archive-reader" for t in threading.enumerate())
+    _wait_no_reader()
+
+
+def test_stopping_early_on_a_remote_archive_stops_its_read_ahead_thread(vgg, tmp_path, monkeypatch):
+    """A remote archive is read ahead by a thread: leaving the loop must stop it and the download with it."""
+    import io
+
+    import avsets.sources.stream as stream
+
+    monkeypatch.setattr(stream, "_BATCH_ROWS", 1)  # hand over each row at once, not per 16 (7 rows here)
+    import itertools
+    import tarfile
+
+    big = tmp_path / "vggsound_big.tar.gz"
+    with tarfile.open(vgg.archives[0], "r:gz") as src, tarfile.open(big, "w:gz", compresslevel=1) as dst:
+        for info in src:
+            dst.addfile(info, src.extractfile(info) if info.isfile() else None)
+        pad = tarfile.TarInfo("zz/padding.bin")
+        pad.size = 6 << 20
+        dst.addfile(pad, io.BytesIO(os.urandom(pad.size)))  # incompressible: the download takes a while
+    server = serve_folder(tmp_path)
+    server.chunk, server.delay = 64 << 10, 0.02
+    try:
+        ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=[server.url(big.name)],
+                          streaming=True, decode=False)
+        it = iter(ds)
+        assert len(list(itertools.islice(it, 1))) == 1
+        assert _reader_threads()
+        del it
+        _wait_no_reader()
+        assert server.bytes_sent[big.name] < big.stat().st_size / 2
+    finally:
+        server.stop()
 
 
 _HUB_SCRIPT = r"""

@@ -1,7 +1,7 @@
 """Reading a media source front to back, one member at a time: the archive-order half of :mod:`avsets.sources`.
 
 ``.tar.gz`` cannot be read at random, so it is decompressed as a stream (``tarfile`` mode ``r|gz``) over a
-file opened for sequential reads; plain tars and WebDataset shards go the same way (one pass is the
+file opened for sequential reads (read ahead by a thread when remote); plain tars and WebDataset shards go the same way (one pass is the
 cheapest way through them when every member is wanted), Parquet mirrors by row group with only the key and
 media columns, folders by a walk.  Nothing here holds more than one member (or one Parquet batch) in memory.
 
@@ -71,10 +71,99 @@ class ReadStats:
     unsafe_names: list[str] = field(default_factory=list)
 
 
+class _ReadAhead(io.RawIOBase):
+    """A read-only stream over a remote ``raw`` file that a background thread reads ahead in 1-MiB blocks, so
+    network waits overlap with inflating and decoding.
+
+    Only for remote archives: on a local file the thread bought no time and cost CPU (0.1 ms per 300-KB
+    member, measured, mostly fresh pages for blocks in flight), and gunzipping in the thread cost more than it
+    saved, so inflating stays with ``tarfile`` in the caller's thread.  ``count`` is the bytes read so far
+    (for "how far it got"); at most ``depth`` blocks wait.  A read error is raised at the read that reaches it.
+    """
+
+    BLOCK = 1 << 20
+    _EOF = object()
+
+    def __init__(self, raw, *, depth: int = 8) -> None:
+        import queue
+        import threading
+
+        super().__init__()
+        self.raw = raw
+        self.count = 0
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._buf = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="avsets-archive-reader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                chunk = self.raw.read(self.BLOCK)
+                if not chunk:
+                    break
+                self.count += len(chunk)
+                if not self._put(chunk):
+                    return
+            self._put(self._EOF)
+        except OSError as exc:
+            self._put(exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. aiohttp's ClientPayloadError for a cut-off response:
+            self._put(OSError(f"{type(exc).__name__}: {exc}"))  # an I/O error to the caller, as a file's would be
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._buf:
+            if self._done:
+                return 0
+            item = self._q.get()
+            if item is self._EOF:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._buf = memoryview(item)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        """Stop the thread (it finishes its current block read) before the caller closes ``raw``."""
+        import queue
+
+        self._stop.set()
+        waits = 50  # x 0.1 s: a stalled network read is abandoned (the thread is a daemon)
+        while self._thread.is_alive() and waits:
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.1)
+                waits -= 1
+        super().close()
+
+
 class _CountingReader(io.RawIOBase):
     """A read-only stream that counts the compressed bytes handed to ``tarfile`` (for "how far it got")."""
 
     def __init__(self, f) -> None:
+        super().__init__()
         self.f = f
         self.count = 0
 
@@ -82,11 +171,9 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, b) -> int:
-        data = self.f.read(len(b))
-        n = len(data)
-        b[:n] = data
-        self.count += n
-        return n
+        n = self.f.readinto(b)
+        self.count += n or 0
+        return n or 0
 
 
 def _open_sequential(url: str):
@@ -149,17 +236,24 @@ def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaSourc
     return MediaSourceError(msg, source=public_url(source.url))
 
 
+#: ``tarfile``'s stream buffer.  Not bigger: its ``_Stream`` slices the buffer's tail off on every read (a
+#: 512-byte header included), so each read copies the whole buffer: at 1 MiB that tripled the CPU time of a
+#: pass (0.43 vs 0.11 ms per 300-KB member, measured); 64 KiB is as fast as any size (remote files are
+#: read ahead in 1-MiB blocks).
+_TAR_BUFSIZE = 64 << 10
+
+
 def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
-    mode = "r|gz" if source.kind == "tgz" else "r|"
     try:
         raw = _open_sequential(source.url)
     except (OSError, ValueError) as exc:
         raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
-    counter = _CountingReader(raw)
-    reader = io.BufferedReader(counter, buffer_size=1 << 20)
+    remote = "://" in source.url and not source.url.startswith("file://")
+    counter = _ReadAhead(raw) if remote else _CountingReader(raw)
+    reader = io.BufferedReader(counter, buffer_size=_TAR_BUFSIZE)
     try:
         try:
-            tf = tarfile.open(fileobj=reader, mode=mode, bufsize=1 << 20)
+            tf = tarfile.open(fileobj=reader, mode="r|gz" if source.kind == "tgz" else "r|", bufsize=_TAR_BUFSIZE)
         except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
             stats.bytes_read = counter.count
             raise _damaged(source, stats, exc) from None
