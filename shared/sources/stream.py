@@ -432,8 +432,11 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
     pending_bytes = 0
     try:
         groups = iter_groups(iter_members(archive, read, key_column=spec.key_column))
-        # tars read ahead inside their file object (members._ReadAhead); other kinds member by member
-        for group in (groups if archive.kind in ("tar", "tgz") else prefetch(groups)):
+        # A thread reading ahead pays off only on a remote source (it hides the network): on a local file
+        # its hand-overs cost more CPU than the overlap saves (0.1-0.2 ms a member, measured).  Remote tars
+        # read ahead inside their file object (members._ReadAhead), other remote kinds member by member.
+        remote = "://" in archive.url and not archive.url.startswith("file://")
+        for group in (prefetch(groups) if remote and archive.kind not in ("tar", "tgz") else groups):
             got, dup = serve_group(group, p.rows, p.served, want_audio=want_audio, want_video=want_video,
                                    assume_trimmed=spec.assume_trimmed)
             p.duplicates += dup
