@@ -583,24 +583,57 @@ class _FrameWriter:
 
 
 _MMAP_MIN_BYTES = 256 * 1024 * 1024
+_HUGE_PAGE = 2 * 1024 * 1024
+_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux >= 5.14; Python names it from 3.13
+
+
+def _free_huge_bytes() -> int:
+    """Bytes the kernel holds free in blocks of at least 2 MB (``/proc/buddyinfo``, orders 9 and up): what
+    it can hand out as transparent huge pages without compacting memory. 0 where unknown."""
+    try:
+        with open("/proc/buddyinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return 0
+    total = 0
+    for line in lines:
+        counts = line.split()[4:]  # "Node 0, zone Normal c0 c1 ... c10": free blocks of 2**order pages
+        for order, count in enumerate(counts):
+            if order >= 9 and count.isdigit():
+                total += int(count) << order
+    return total * mmap.PAGESIZE
+
+
+def _populated(nbytes: int) -> mmap.mmap:
+    """An anonymous mapping of ``nbytes`` with every page faulted in by one call: on huge pages when the kernel
+    has enough free 2-MB blocks (no compaction), else on ordinary pages (``MAP_POPULATE``)."""
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    madv_huge = getattr(mmap, "MADV_HUGEPAGE", None)
+    if madv_huge is not None and _free_huge_bytes() >= nbytes + 64 * _HUGE_PAGE:
+        m = mmap.mmap(-1, nbytes, flags=flags)
+        try:
+            m.madvise(madv_huge)
+            m.madvise(_MADV_POPULATE_WRITE)
+            return m
+        except OSError:  # an older kernel: fault the pages in on first write instead
+            return m
+    return mmap.mmap(-1, nbytes, flags=flags | mmap.MAP_POPULATE)
 
 
 def _frames_array(count: int, height: int, width: int) -> np.ndarray:
     """An uninitialised ``(count, height, width, 3)`` uint8 array; huge ones mapped and pre-faulted at once.
 
-    Why: first touches of fresh pages dominate an all-frames decode on this kind of VM. NumPy asks for
-    transparent huge pages, which makes them nearly free up to a few hundred MB (250 frames at 360p, 173 MB:
-    150-250 ms of CPU for the whole decode vs ~400 ms on 4-KB pages); for 830 MB (300 frames at 720p) the
-    kernel stalled compacting memory (2.1-2.8 s), while an anonymous ``mmap`` with ``MAP_POPULATE`` (all
-    pages faulted in one call, freed with the array) took the whole decode to 1.06-1.26 s (1.5-1.6 s
-    without ``MAP_POPULATE``; torchcodec 1.19-1.31 s in the same run).
+    Why: first touches of fresh pages dominate an all-frames decode on this kind of VM. 4-KB pages cost
+    ~1.5 us each to fault in (830 MB, 300 frames at 720p: 290 ms of the decode's 820 ms); 2-MB pages cost
+    40 ms for the same 830 MB. NumPy asks for transparent huge pages on its own, but when the kernel has too
+    few free 2-MB blocks it stops to compact memory (2.1-2.8 s measured for 830 MB on a busy machine), so
+    from ``_MMAP_MIN_BYTES`` on we map the array ourselves: huge pages when ``/proc/buddyinfo`` shows enough
+    free ones, else 4-KB pages faulted in by one ``MAP_POPULATE`` call (1.5-1.6 s without it).
     """
     nbytes = count * height * width * 3
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if nbytes < _MMAP_MIN_BYTES or not populate:
+    if nbytes < _MMAP_MIN_BYTES or not getattr(mmap, "MAP_POPULATE", 0):
         return np.empty((count, height, width, 3), np.uint8)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate
-    return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), np.uint8).reshape(count, height, width, 3)
+    return np.frombuffer(_populated(nbytes), np.uint8).reshape(count, height, width, 3)
 
 
 def _check_budget(count: int, width: int, height: int) -> None:
