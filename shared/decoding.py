@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
+import cffi
 import numpy as np
 import soundfile as sf
 from av.video.reformatter import VideoReformatter
@@ -241,6 +242,7 @@ def _anchor(times: list[float], pos: list[int], sr: int, res: float) -> float:
     return (good[0] + good[-1]) / 2.0
 
 
+_FFI = cffi.FFI()
 _PLANE_DTYPES = {"flt": np.float32, "s16": np.int16, "s32": np.int32, "u8": np.uint8, "dbl": np.float64}
 
 
@@ -257,6 +259,16 @@ class _SampleBuffer:
         self.size = 0
         self.hint = max(hint, 1)
 
+    float_rows = False  # planar float32 samples: each plane is one of our rows as it is
+
+    def grow(self, n: int) -> None:
+        """Room for ``n`` more samples: double the capacity (amortised: a few copies per decode)."""
+        assert self.buf is not None
+        ch, cap = self.buf.shape
+        grown = np.empty((ch, max(2 * cap, self.size + n)), np.float32)
+        grown[:, : self.size] = self.buf[:, : self.size]
+        self.buf = grown
+
     def add(self, frame: av.AudioFrame) -> int:
         n = frame.samples
         planes = frame.planes
@@ -268,17 +280,15 @@ class _SampleBuffer:
             self.fmt = fmt.name
             self.dtype = _PLANE_DTYPES.get(self.fmt[:-1] if self.planar else self.fmt)
             self.buf = np.empty((self.ch, max(self.hint, n)), np.float32)
+            self.float_rows = self.dtype is np.float32 and self.planar  # planes = channels: checked per frame
         elif len(planes) != self.nplanes:  # (a decoder fixes its sample format; AAC may change channels)
             raise MediaError(f"the channel count changes mid-stream ({self.ch} -> {len(frame.layout.channels)})")
         elif not self.planar and len(frame.layout.channels) != self.ch:
             raise MediaError(f"the channel count changes mid-stream ({self.ch} -> {len(frame.layout.channels)})")
         ch = self.ch
+        if self.size + n > self.buf.shape[1]:
+            self.grow(n)
         cap = self.buf.shape[1]
-        if self.size + n > cap:
-            grown = np.empty((ch, max(2 * cap, self.size + n)), np.float32)
-            grown[:, : self.size] = self.buf[:, : self.size]
-            self.buf = grown
-            cap = grown.shape[1]
         dtype = self.dtype
         if dtype is np.float32 and (self.planar or ch == 1):
             # float planes are our rows already: one memmove each, no per-frame NumPy objects (this loop
@@ -332,7 +342,8 @@ def _decode_frames(container: Any, stream: Any, stop: float, span: float | None 
     next_t = 0.0
     rate = stream.codec_context.sample_rate or stream.rate or 48000
     samples = _SampleBuffer(int(min(hint_s, 600.0) * rate) + 8192)
-    for frame in container.decode(stream):
+    frames = container.decode(stream)
+    for frame in frames:
         if tb is None and frame.time_base is not None:
             tb = float(frame.time_base)
         t0 = frame.pts * tb if frame.pts is not None and tb is not None else next_t
@@ -347,8 +358,58 @@ def _decode_frames(container: Any, stream: Any, stop: float, span: float | None 
         sizes.append(n)
         next_t = t0 + n / sr
         if next_t >= stop and (span is None or next_t - times[0] >= span):
+            return times, sizes, samples.array(), sr
+        if samples.float_rows and tb is not None:
+            next_t = _decode_float_rows(frames, samples, times, sizes, tb, sr, next_t, stop, span)
             break
     return times, sizes, samples.array(), sr or rate
+
+
+def _decode_float_rows(frames: Any, samples: _SampleBuffer, times: list[float], sizes: list[int], tb: float,
+                       sr: int, next_t: float, stop: float, span: float | None) -> float:
+    """The rest of :func:`_decode_frames` for float samples one row per plane (AAC, Opus, Vorbis, MP3 decode to
+    planar float): the same steps with everything the loop touches in locals and one ``memmove`` per plane.
+
+    Why: per-frame Python was a quarter of a whole 10-s AAC decode (430 frames): attribute lookups and a
+    method call per frame cost more than the copies.
+    """
+    memmove = _FFI.memmove  # takes the plane itself (buffer protocol): half the cost of ctypes.memmove's call
+    add_time, add_size = times.append, sizes.append
+    ch, nplanes = samples.ch, samples.nplanes
+    buf = samples.buf
+    assert buf is not None
+    cap, base, size = buf.shape[1], _FFI.from_buffer(buf), samples.size
+    first = times[0]
+    for frame in frames:
+        n = frame.samples
+        if n == 0:
+            continue
+        pts = frame.pts
+        t0 = pts * tb if pts is not None else next_t
+        rate = frame.sample_rate
+        if rate and rate != sr:
+            samples.size = size
+            raise MediaError(f"the sample rate changes mid-stream ({sr} -> {rate} Hz)")
+        planes = frame.planes
+        if len(planes) != nplanes:
+            samples.size = size
+            raise MediaError(f"the channel count changes mid-stream ({ch} -> {len(frame.layout.channels)})")
+        if size + n > cap:
+            samples.size = size
+            samples.grow(n)
+            buf = samples.buf
+            cap, base = buf.shape[1], _FFI.from_buffer(buf)
+        at = base + 4 * size
+        for c in range(ch):
+            memmove(at + 4 * c * cap, planes[c], 4 * n)
+        size += n
+        add_time(t0)
+        add_size(n)
+        next_t = t0 + n / sr
+        if next_t >= stop and (span is None or next_t - first >= span):
+            break
+    samples.size = size
+    return next_t
 
 
 def _contiguous(pos: list[int], sizes: list[int]) -> bool:
