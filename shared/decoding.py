@@ -684,12 +684,14 @@ def _populated(nbytes: int) -> mmap.mmap:
 def _frames_array(count: int, height: int, width: int) -> np.ndarray:
     """An uninitialised ``(count, height, width, 3)`` uint8 array; huge ones mapped and pre-faulted at once.
 
-    Why: first touches of fresh pages dominate an all-frames decode on this kind of VM. 4-KB pages cost
-    ~1.5 us each to fault in (830 MB, 300 frames at 720p: 290 ms of the decode's 820 ms); 2-MB pages cost
-    40 ms for the same 830 MB. NumPy asks for transparent huge pages on its own, but when the kernel has too
-    few free 2-MB blocks it stops to compact memory (2.1-2.8 s measured for 830 MB on a busy machine), so
-    from ``_MMAP_MIN_BYTES`` on we map the array ourselves: huge pages when ``/proc/buddyinfo`` shows enough
-    free ones, else 4-KB pages faulted in by one ``MAP_POPULATE`` call (1.5-1.6 s without it).
+    Why: first touches of fresh pages dominate an all-frames decode. 4-KB pages cost ~1 us each to fault in
+    (830 MB, 300 frames at 720p: 260-720 ms, a third of the decode), 2-MB huge pages 40-50 ms for the same
+    830 MB, so from ``_MMAP_MIN_BYTES`` on the array is a mapping faulted in by one call, on huge pages when
+    the kernel has enough free 2-MB blocks (``/proc/buddyinfo``: no compaction stall), else on 4-KB pages
+    (``MAP_POPULATE``). Measured caveat, on a VM that hands free memory back to its host (free page
+    reporting, as on our 2-core benchmark machine): the first huge mapping after a pause lands on memory the
+    host must back again (1-2.6 s for 830 MB, once; then 40-50 ms while decodes follow each other). NumPy's
+    own arrays of 4 MB and more ask for huge pages the same way.
     """
     nbytes = count * height * width * 3
     if nbytes < _MMAP_MIN_BYTES or not getattr(mmap, "MAP_POPULATE", 0):
