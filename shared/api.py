@@ -187,11 +187,13 @@ def load_dataset(
     if streaming and num_proc is not None:
         raise NotImplementedError("loading a dataset in streaming mode with num_proc is not supported; "
                                   "use DataLoader workers")
-    if streaming and media_dir is not None and stream_sources(normalize_roots(media_dir)):
+    archives = stream_sources(normalize_roots(media_dir)) if streaming and media_dir is not None else None
+    if archives:
         config_kwargs["_archive_streaming"] = True
     builder = load_dataset_builder(name, config, data_dir=data_dir, media_dir=media_dir, cache_dir=cache_dir,
                                    on_missing=on_missing, **config_kwargs)
     if streaming:
+        builder.stream_sources_found = archives  # the builder need not walk media_dir again (one walk a load)
         ds = builder.as_streaming_dataset(split=split)
     else:
         try:

@@ -87,6 +87,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             features = getattr(self.info, "features", None)  # the row's columns: unknown names fail here, once
             check_pattern(self.config.media_pattern, set(features) if features else None)
         self.stats: dict[str, ResolveStats] = {}
+        # archive sources avsets.load_dataset already found in media_dir (None: not looked yet; [] : none)
+        self.stream_sources_found: list | None = None
 
     # -- hooks for corpora ------------------------------------------------------------------------
     def _corpus_features(self) -> dict:
@@ -126,8 +128,10 @@ class AVBuilder(datasets.ArrowBasedBuilder):
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
         shards = self._split_shards(dl_manager)
-        archives = (stream_sources(self.config.media_dir)
-                    if isinstance(dl_manager, datasets.StreamingDownloadManager) else [])
+        archives: list = []
+        if isinstance(dl_manager, datasets.StreamingDownloadManager):
+            found = self.stream_sources_found
+            archives = list(found) if found is not None else stream_sources(self.config.media_dir)
         if archives:
             # Archive-order streaming (avsets.sources.stream): each archive is a shard; every shard joins its
             # members against all rows of the split (a tuple, so datasets does not shard it).
