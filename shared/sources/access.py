@@ -31,7 +31,7 @@ from .zipsrc import index_zip, read_zip_member
 
 logger = logging.getLogger("avsets")
 
-INDEX_VERSION = "2"
+INDEX_VERSION = "3"  # 3: Parquet locators name the data page of their row
 
 _READERS: dict[str, RangeReader] = {}
 _READERS_LOCK = threading.Lock()

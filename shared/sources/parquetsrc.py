@@ -5,10 +5,13 @@ Indexing reads the footer and only the key columns: a key column (``video_id``, 
 A row becomes a member named by its struct ``path`` (``audio/bal_train/{ytid}.flac``), with the key column's
 value as a second name to match rows by.
 
-Reading one row costs two requests: the footer (its length is in the locator, so exactly that range) and
-the row group's ``bytes`` column chunk.  **Bytes moved are one row group's media column, not one member**:
-a mirror with 100-row row groups moves ~100 members to serve one.  The decoded row group is kept (one per
-process), so reading the rows of a row group in order moves each byte once.
+Reading one row, when the file has a page index (``datasets`` writes one; :mod:`.parquet_pages`): one
+request for the row's data page (a few members at most), plus one for the chunk's dictionary page when
+that page is dictionary-encoded; the page's place is in the locator.  Without a page index: two requests,
+the footer (its length is in the locator, so exactly that range) and the row group's ``bytes`` column
+chunk, so **bytes moved are one row group's media column**: a mirror of 100-row row groups moves ~100
+members to serve one.  That decoded row group is kept (one per process), so reading the rows of a row group
+in order moves each byte once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import MediaError, MediaSourceError, MetadataError
+from .parquet_pages import (
+    PageUnsupported,
+    chunk_plans,
+    dictionary_values,
+    page_locations,
+    page_of_row,
+    row_value,
+)
 from .ranged import RangeFile, RangeReader
 from .records import Member, SourceStats, safe_member_name
 
@@ -74,6 +85,7 @@ def index_parquet(url: str, reader: RangeReader, size: int, *, key_column: str |
     cols = ([key] if key else []) + [f"{c}.path" for c, has_path in mcols if has_path]
     n_url = len(url)
     members: list[Member] = []
+    pages = _page_fields(pf, f, size, footer, [c for c, _ in mcols])
     try:
         for rg in range(md.num_row_groups):
             t = pf.read_row_group(rg, columns=cols)
@@ -99,13 +111,63 @@ def index_parquet(url: str, reader: RangeReader, size: int, *, key_column: str |
                         stats.unsafe += 1
                         continue
                     alias = f"{kv}.{ext}" if kv and kv != rel.rsplit("/", 1)[-1].rsplit(".", 1)[0] else None
+                    extra = pages.get((c, rg))
+                    where = f"{extra[0]},pg={_page_field(extra[1], r)}," if extra else ""
                     members.append(Member(rel, f"avsets:parquet:rg={rg},r={r},col={qc},fs={size},ft={footer},"
-                                               f"n={n_url}:{url}!/{rel}", -1, alias))
+                                               f"{where}n={n_url}:{url}!/{rel}", -1, alias))
     except (pa.ArrowInvalid, OSError) as exc:
         raise MediaSourceError(f"Parquet data is damaged ({exc})", source=url) from None
     finally:
         stats.requests += f.requests
     return members, stats
+
+
+def _page_fields(pf: Any, f: RangeFile, size: int, footer: int, columns: list[str]
+                 ) -> dict[tuple[str, int], tuple[str, list[tuple[int, int, int]]]]:
+    """``{(column, row group): (locator fields, page locations)}`` for each media ``bytes`` column chunk the
+    file's page index describes (two ranged reads: the raw footer and the offset indexes); ``{}`` for files
+    without one, or whose layout the page reader does not handle (the row-group path serves those)."""
+    levels = {}
+    schema = pf.schema
+    for i in range(len(schema)):
+        col = schema.column(i)
+        levels[col.path] = (col.max_definition_level, col.max_repetition_level)
+    wanted = [c for c in columns if levels.get(f"{c}.bytes", (0, 1))[1] == 0]  # known and not repeated
+    md = pf.metadata
+    if not wanted or md.num_row_groups == 0:
+        return {}
+    if not any(md.row_group(0).column(j).has_offset_index for j in range(md.num_columns)):
+        return {}  # no page index: nothing to learn from the raw footer
+    try:
+        f.seek(size - 8 - footer)
+        raw = f.read(footer)
+        plans = {c: chunk_plans(raw, (c, "bytes")) for c in wanted}
+        spans = [(p.index_offset, p.index_offset + p.index_length) for ps in plans.values() for p in ps
+                 if p is not None and p.index_offset >= 0 and p.index_length > 0]
+        if not spans:
+            return {}
+        lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+        if hi > size or hi - lo > 64 << 20:
+            return {}
+        f.seek(lo)
+        region = f.read(hi - lo)
+        out = {}
+        for c, ps in plans.items():
+            max_def = levels[f"{c}.bytes"][0]
+            for rg, p in enumerate(ps):
+                if p is None or p.index_offset < 0 or p.index_length <= 0:
+                    continue
+                locs = page_locations(region[p.index_offset - lo:p.index_offset - lo + p.index_length])
+                if locs:
+                    out[(c, rg)] = (f"cd={p.codec},dl={max_def},dp={p.dict_offset}_{p.dict_length}", locs)
+        return out
+    except (PageUnsupported, OSError, ValueError):
+        return {}
+
+
+def _page_field(pages: list[tuple[int, int, int]], row: int) -> str:
+    off, length, first = page_of_row(pages, row)
+    return f"{off}_{length}_{first}"
 
 
 _LOCK = threading.Lock()
@@ -134,8 +196,45 @@ def _footer(reader: RangeReader, fs: int, ft: int) -> Any:
     return md
 
 
+_DICTS: OrderedDict[tuple[str, int], tuple[bytes, list[tuple[int, int]]]] = OrderedDict()
+
+
+def _read_page_member(reader: RangeReader, fields: dict[str, str]) -> bytes:
+    """The row's value from its data page (and its chunk's dictionary page, when the page needs it)."""
+    off, length, first = (int(x) for x in fields["pg"].split("_"))
+    codec, max_def, row = int(fields["cd"]), int(fields["dl"]), int(fields["r"])
+    raw = reader.read(off, off + length)
+    if len(raw) != length:
+        raise PageUnsupported("the page is shorter than the index says")
+    value = row_value(raw, codec, max_def, row - first)
+    if value == "dictionary":
+        doff, dlen = (int(x) for x in fields["dp"].split("_"))
+        if doff < 0:
+            raise PageUnsupported("a dictionary-encoded page without a dictionary page")
+        key = (reader.url, doff)
+        with _LOCK:
+            words = _DICTS.get(key)
+        if words is None:
+            words = dictionary_values(reader.read(doff, doff + dlen), codec)
+            with _LOCK:
+                _DICTS[key] = words
+                while len(_DICTS) > 4:
+                    _DICTS.popitem(last=False)
+        value = row_value(raw, codec, max_def, row - first, words)
+    if value is None:
+        raise MediaError("the row's media bytes are null")
+    assert isinstance(value, bytes)
+    return value
+
+
 def read_parquet_member(reader: RangeReader, fields: dict[str, str]) -> bytes:
-    """One row's media bytes: the footer (cached per process) and the row group's ``bytes`` column chunk."""
+    """One row's media bytes: from its data page when the locator knows it (:mod:`.parquet_pages`), else
+    through the footer (cached per process) and the row group's ``bytes`` column chunk."""
+    if "pg" in fields:
+        try:
+            return _read_page_member(reader, fields)
+        except PageUnsupported:
+            pass  # a page this reader does not handle: the row group path below reads it
     rg, r, col, fs, ft = int(fields["rg"]), int(fields["r"]), fields["col"], int(fields["fs"]), int(fields["ft"])
     gkey = (reader.url, rg, col)
     with _LOCK:
