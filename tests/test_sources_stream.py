@@ -392,3 +392,48 @@ def test_a_streaming_load_looks_for_archives_in_media_dir_once(vgg, monkeypatch)
                       streaming=True, decode=False)
     assert set(_rows(ds)) == set(vgg.splits["train"]) - vgg.missing["train"]
     assert len(calls) == 1
+
+
+_HUB_REV_SCRIPT = r"""
+import json, sys
+from huggingface_hub import HfApi
+import avsets
+
+args = json.loads(sys.argv[1])
+api = HfApi()
+api.create_repo("me/vgg-rev", repo_type="dataset")
+api.upload_file(path_or_fileobj=args["first"], path_in_repo="tars/vggsound_00.tar.gz", repo_id="me/vgg-rev",
+                repo_type="dataset")
+api.create_branch("me/vgg-rev", branch="v1", repo_type="dataset")
+api.upload_file(path_or_fileobj=args["second"], path_in_repo="tars/vggsound_01.tar.gz", repo_id="me/vgg-rev",
+                repo_type="dataset")
+out = {}
+for name, media in (("v1", "hf://datasets/me/vgg-rev@v1/tars"), ("main", "hf://datasets/me/vgg-rev/tars")):
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=args["meta"], media_dir=media, streaming=True,
+                             decode=False)
+    out[name] = {"num_shards": ds.num_shards, "rows": {r["id"]: r["video"]["path"] for r in ds}}
+print(json.dumps(out))
+"""
+
+
+def test_a_hub_folder_at_a_revision_streams_that_revisions_archives(vgg):
+    """``hf://datasets/<repo>@<rev>/<folder>``: the folder is listed at that revision, so an archive added
+    on ``main`` later is not read from ``v1``."""
+    import json
+    import subprocess
+    import sys
+
+    from hub_server import HubServer
+
+    with HubServer() as hub:
+        env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_TOKEN="hf_test_token_1234",
+                   HF_HUB_OFFLINE="0", HF_DATASETS_OFFLINE="0")
+        arg = json.dumps({"first": str(vgg.archives[0]), "second": str(vgg.archives[1]), "meta": str(vgg.meta)})
+        proc = subprocess.run([sys.executable, "-c", _HUB_REV_SCRIPT, arg], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["v1"]["num_shards"] == 1 and out["main"]["num_shards"] == 2
+    assert set(out["v1"]["rows"]) < set(out["main"]["rows"])
+    assert all("@v1/tars/vggsound_00.tar.gz!/" in p for p in out["v1"]["rows"].values())
+    assert set(out["main"]["rows"]) == set(vgg.splits["train"]) - vgg.missing["train"]
