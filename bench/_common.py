@@ -72,10 +72,23 @@ def print_table(results: list[Result], title: str = "") -> None:
 
 
 def peak_rss_mb() -> float:
-    """This process' peak resident set size in MB (Linux ``ru_maxrss`` is in kB)."""
+    """This process' own peak resident set size in MB: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``getrusage(RUSAGE_SELF).ru_maxrss``: Linux carries the parent's resident size at ``fork`` into the
+    child's ``ru_maxrss`` across ``exec``, so a "fresh subprocess" of a 1-GB benchmark runner reported 1 GB
+    whatever it did (measured: a child that peaked at 11 MB reported 312 MB under a 300-MB parent), and two
+    such children compared equal. ``VmHWM`` is the high-water mark of the process' own address space.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
 
 
 def machine() -> str:

@@ -111,14 +111,15 @@ def ours(data_dir: str, cache_dir: str) -> tuple[float, int]:
 
 def _child(args: argparse.Namespace) -> None:
     """Subprocess entry: prepare (or baseline) once and print JSON with time, rows and peak RSS."""
-    import resource
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _common import peak_rss_mb
 
     if args.child == "ours":
         elapsed, rows = ours(args.data_dir, args.cache_dir)
     else:
         files = sorted(os.path.join(dp, f) for dp, _, fs in os.walk(args.data_dir) for f in fs)
         elapsed, rows = baseline(files, args.cache_dir), -1
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    rss = peak_rss_mb()
     print(json.dumps({"seconds": elapsed, "rows": rows, "peak_rss_mb": rss}))
 
 

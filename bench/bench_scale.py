@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, bench_main  # noqa: E402
+from _common import Result, bench_main, peak_rss_mb  # noqa: E402
 
 # streaming sizes (small, big); rows for the metadata-only prepare (None: skip it)
 SIZES = {"smoke": ((50_000, 200_000), None), "default": ((100_000, 1_000_000), None),
@@ -54,7 +54,6 @@ def make_media(data_dir: str, media: str) -> int:
 
 
 def _child_stream(data_dir: str, media: str, cache: str) -> dict:
-    import resource
 
     import avsets
 
@@ -66,7 +65,7 @@ def _child_stream(data_dir: str, media: str, cache: str) -> dict:
         rows += len(batch["id"])
         with_media += sum(v is not None for v in batch["video"])
     return {"rows": rows, "with_media": with_media, "seconds": time.perf_counter() - t0,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def _child(argv: list[str]) -> dict:
