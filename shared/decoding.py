@@ -370,8 +370,9 @@ def _decode_float_rows(frames: Any, samples: _SampleBuffer, times: list[float], 
     """The rest of :func:`_decode_frames` for float samples one row per plane (AAC, Opus, Vorbis, MP3 decode to
     planar float): the same steps with everything the loop touches in locals and one ``memmove`` per plane.
 
-    Why: per-frame Python was a quarter of a whole 10-s AAC decode (430 frames): attribute lookups and a
-    method call per frame cost more than the copies.
+    Why: per-frame Python was a quarter of a whole 10-s AAC decode (430 frames): attribute lookups, a method
+    call and ``ctypes.memmove``'s 0.74-us call per plane cost more than the copies (``cffi``'s memmove, which
+    takes the plane through the buffer protocol: 0.36 us).
     """
     memmove = _FFI.memmove  # takes the plane itself (buffer protocol): half the cost of ctypes.memmove's call
     add_time, add_size = times.append, sizes.append

@@ -1,9 +1,9 @@
 """Reading a media source front to back, one member at a time: the archive-order half of :mod:`avsets.sources`.
 
 ``.tar.gz`` cannot be read at random, so it is decompressed as a stream (``tarfile`` mode ``r|gz``) over a
-file opened for sequential reads (read ahead by a thread when remote); plain tars and WebDataset shards go the same way (one pass is the
-cheapest way through them when every member is wanted), Parquet mirrors by row group with only the key and
-media columns, folders by a walk.  Nothing here holds more than one member (or one Parquet batch) in memory.
+file opened for sequential reads (read ahead by a thread when remote); plain tars and WebDataset shards go
+the same way (one pass is the cheapest way through them when every member is wanted), Parquet mirrors by
+row group with only the key and media columns, folders by a walk.  Nothing here holds more than one member (or one Parquet batch) in memory.
 
 Member names come from strangers: a name with a ``..`` part or an absolute path is never used (counted as
 ``unsafe``), non-media members are ``junk`` and skipped, and a damaged or cut-off archive ends in our
@@ -75,9 +75,9 @@ class _ReadAhead(io.RawIOBase):
     """A read-only stream over a remote ``raw`` file that a background thread reads ahead in 1-MiB blocks, so
     network waits overlap with inflating and decoding.
 
-    Only for remote archives: on a local file the thread bought no time and cost CPU (0.1 ms per 300-KB
-    member, measured, mostly fresh pages for blocks in flight), and gunzipping in the thread cost more than it
-    saved, so inflating stays with ``tarfile`` in the caller's thread.  ``count`` is the bytes read so far
+    Only for remote archives: on a local file the thread bought no time and cost CPU (0.1-0.2 ms per 300-KB
+    member, measured), and gunzipping in the thread too cost more than it saved (0.24-0.33 vs 0.11 ms per
+    member), so inflating stays with ``tarfile`` in the caller's thread.  ``count`` is the bytes read so far
     (for "how far it got"); at most ``depth`` blocks wait.  A read error is raised at the read that reaches it.
     """
 
