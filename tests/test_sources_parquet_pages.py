@@ -137,25 +137,3 @@ def test_rle_bit_packed_hybrid_runs_and_groups():
     assert _hybrid(data, 0, len(data), 2, 13) == [3] * 5 + group
     with pytest.raises(PageUnsupported):
         _hybrid(data, 0, 1, 2, 20)
-
-
-def test_our_own_export_shards_serve_one_clip_per_page(tmp_path):
-    """``avsets export`` closes a data page after every media cell of 8 KiB or more and writes a page index, so
-    a shard used as a media source later moves one clip (and its page header, and any smaller cells just
-    before it on the same page) per clip."""
-    from avsets.publish.shards import parquet_writer_options
-
-    values = [v for v in _values(40, seed=2) if v is not None]
-    table = pa.Table.from_pylist(_rows(values))
-    with pq.ParquetWriter(str(tmp_path / "train-00000.parquet"), table.schema,
-                          **parquet_writer_options(table.schema, ["audio"])) as w:
-        w.write_table(table, row_group_size=len(values))
-    with RangeServer(tmp_path) as srv:
-        si = index_source(Source(srv.url("train-00000.parquet"), "parquet"), use_cache=False)
-        for m in si.members[::5]:
-            i = int(m.relpath.rsplit("id", 1)[1].split(".")[0])
-            parquetsrc._GROUPS.clear()
-            srv.reset()
-            assert read_media_bytes(m.locator) == values[i]
-            requests, moved = srv.total()
-            assert requests == 1 and len(values[i]) < moved <= len(values[i]) + (8 << 10) + 256
