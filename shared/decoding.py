@@ -9,7 +9,6 @@ MP3 via libsndfile (not sample-aligned, so MP3 goes through PyAV).
 from __future__ import annotations
 
 import bisect
-import ctypes
 import io
 import math
 import mmap
@@ -293,9 +292,9 @@ class _SampleBuffer:
         if dtype is np.float32 and (self.planar or ch == 1):
             # float planes are our rows already: one memmove each, no per-frame NumPy objects (this loop
             # runs ~40 times per second of audio; NumPy's per-call overhead was a fifth of a short decode)
-            base = self.buf.ctypes.data + 4 * self.size
+            base = _FFI.from_buffer(self.buf) + 4 * self.size
             for c in range(ch):
-                ctypes.memmove(base + 4 * c * cap, planes[c].buffer_ptr, 4 * n)
+                _FFI.memmove(base + 4 * c * cap, planes[c], 4 * n)
             self.size += n
             return n
         dst = self.buf[:, self.size:self.size + n]

@@ -11,10 +11,10 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..progress import ClipProgress
 from .clip import FetchOptions
 from .ledger import LedgerRow
 
@@ -128,43 +128,16 @@ def options_from_args(args: argparse.Namespace) -> FetchOptions:
     )
 
 
-class _Progress:
-    """A tqdm bar with counts by status on a terminal; elsewhere (a log file, CI) a count line every
-    ``every`` seconds, so a 200k-clip run shows it is alive without one line per clip.  ``quiet``: neither.
-    Failures are not printed one by one: the summary names the first few, the ledger holds them all."""
+class _Progress(ClipProgress):
+    """Counts by ledger status (:class:`avsets.progress.ClipProgress`). Failures are not printed one by one:
+    the summary names the first few, the ledger holds them all."""
 
     def __init__(self, *, quiet: bool = False, every: float = 30.0):
-        self.every = every
-        self.quiet = quiet
-        self.t0 = self.last = time.monotonic()
-        self.counts: dict[str, int] = {}
-        self.bar: Any = None
-        if not quiet and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(unit="clip", desc="fetch", file=sys.stderr, dynamic_ncols=True, leave=True)
+        super().__init__(quiet=quiet, every=every, desc="fetch")
+        self.open_bar()
 
     def __call__(self, row: LedgerRow) -> None:
-        self.counts[row.status] = self.counts.get(row.status, 0) + 1
-        if self.quiet:
-            return
-        if self.bar is not None:
-            self.bar.set_postfix_str(self._counts(), refresh=False)
-            self.bar.update(1)
-            return
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            done = sum(self.counts.values())
-            print(f"... {done} clips ({self._counts()}), {done / (now - self.t0):.2f} clips/s", file=sys.stderr)
-
-    def _counts(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items()))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.count(row.status)
 
 
 def _fail(message: str) -> int:

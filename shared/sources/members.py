@@ -29,6 +29,7 @@ from ..paths import safe_relpath
 from ..secrets import redact_url
 from ..segments import MEDIA_EXTENSIONS, media_kind
 from .kinds import Source
+from .ranged import is_local, local_path
 
 logger = logging.getLogger("avsets")
 
@@ -71,91 +72,55 @@ class ReadStats:
     unsafe_names: list[str] = field(default_factory=list)
 
 
+def _blocks(raw, size: int = 1 << 20) -> Iterator[bytes]:
+    """``raw`` in blocks of ``size``; a client error that is not an ``OSError`` (aiohttp's
+    ``ClientPayloadError`` for a cut-off response) becomes one, as a file's read error would be."""
+    while True:
+        try:
+            chunk = raw.read(size)
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any fsspec backend's client error
+            raise OSError(f"{type(exc).__name__}: {exc}") from exc
+        if not chunk:
+            return
+        yield chunk
+
+
 class _ReadAhead(io.RawIOBase):
-    """A read-only stream over a remote ``raw`` file that a background thread reads ahead in 1-MiB blocks, so
-    network waits overlap with inflating and decoding.
+    """A read-only stream over a remote ``raw`` file whose 1-MiB blocks a background thread reads ahead
+    (:func:`prefetch`), so network waits overlap with inflating and decoding.
 
     Only for remote archives: on a local file the thread bought no time and cost CPU (0.1-0.2 ms per 300-KB
     member, measured), and gunzipping in the thread too cost more than it saved (0.24-0.33 vs 0.11 ms per
-    member), so inflating stays with ``tarfile`` in the caller's thread.  ``count`` is the bytes read so far
-    (for "how far it got"); at most ``depth`` blocks wait.  A read error is raised at the read that reaches it.
+    member), so inflating stays with ``tarfile`` in the caller's thread.  ``count`` is the bytes handed over
+    so far (for "how far it got").  A read error is raised at the read that reaches it; ``close()`` stops the
+    thread.
     """
 
-    BLOCK = 1 << 20
-    _EOF = object()
-
-    def __init__(self, raw, *, depth: int = 8) -> None:
-        import queue
-        import threading
-
+    def __init__(self, raw) -> None:
         super().__init__()
-        self.raw = raw
         self.count = 0
-        self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
+        self._blocks = prefetch(_blocks(raw))
         self._buf = memoryview(b"")
-        self._done = False
-        self._thread = threading.Thread(target=self._run, name="avsets-archive-reader", daemon=True)
-        self._thread.start()
-
-    def _put(self, item: object) -> bool:
-        import queue
-
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                chunk = self.raw.read(self.BLOCK)
-                if not chunk:
-                    break
-                self.count += len(chunk)
-                if not self._put(chunk):
-                    return
-            self._put(self._EOF)
-        except OSError as exc:
-            self._put(exc)
-        except Exception as exc:  # noqa: BLE001 - e.g. aiohttp's ClientPayloadError for a cut-off response:
-            self._put(OSError(f"{type(exc).__name__}: {exc}"))  # an I/O error to the caller, as a file's would be
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
         while not self._buf:
-            if self._done:
+            block = next(self._blocks, None)
+            if block is None:
                 return 0
-            item = self._q.get()
-            if item is self._EOF:
-                self._done = True
-                return 0
-            if isinstance(item, BaseException):
-                self._done = True
-                raise item
-            self._buf = memoryview(item)
+            self._buf = memoryview(block)
+            self.count += len(block)
         n = min(len(b), len(self._buf))
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
 
     def close(self) -> None:
-        """Stop the thread (it finishes its current block read) before the caller closes ``raw``."""
-        import queue
-
-        self._stop.set()
-        waits = 50  # x 0.1 s: a stalled network read is abandoned (the thread is a daemon)
-        while self._thread.is_alive() and waits:
-            try:
-                self._q.get_nowait()
-            except queue.Empty:
-                self._thread.join(0.1)
-                waits -= 1
+        self._blocks.close()  # stops the reader thread (see prefetch) before the caller closes ``raw``
         super().close()
 
 
@@ -178,8 +143,8 @@ class _CountingReader(io.RawIOBase):
 
 def _open_sequential(url: str):
     """A file for one front-to-back read: a single streamed GET over HTTP, big read-ahead blocks elsewhere."""
-    if "://" not in url or url.startswith("file://"):
-        return open(url[len("file://"):] if url.startswith("file://") else url, "rb")  # noqa: SIM115
+    if is_local(url):
+        return open(local_path(url), "rb")  # noqa: SIM115
     if url.startswith(("http://", "https://")):
         return fsspec.open(url, "rb", block_size=0).open()
     return fsspec.open(url, "rb", block_size=8 << 20, cache_type="readahead").open()
@@ -248,8 +213,7 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
         raw = _open_sequential(source.url)
     except (OSError, ValueError) as exc:
         raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
-    remote = "://" in source.url and not source.url.startswith("file://")
-    counter = _ReadAhead(raw) if remote else _CountingReader(raw)
+    counter = _CountingReader(raw) if is_local(source.url) else _ReadAhead(raw)
     reader = io.BufferedReader(counter, buffer_size=_TAR_BUFSIZE)
     try:
         try:

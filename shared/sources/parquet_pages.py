@@ -16,6 +16,7 @@ decompress.  Anything else (repeated columns, other encodings, a page that does 
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -127,18 +128,18 @@ class ChunkPlan:
     index_length: int
 
 
-def chunk_plans(footer: bytes, path: tuple[str, ...]) -> list[ChunkPlan | None]:
-    """Per row group, the plan of the column chunk at ``path`` (``("audio", "bytes")``), from the raw
-    Thrift ``FileMetaData`` (the footer without its length and magic)."""
+def chunk_plans(footer: bytes, paths: list[tuple[str, ...]]) -> dict[tuple[str, ...], list[ChunkPlan | None]]:
+    """Per column path (``("audio", "bytes")``), the plan of its chunk in each row group, from the raw Thrift
+    ``FileMetaData`` (the footer without its length and magic), parsed once for every path."""
     meta = _Thrift(footer).struct()
-    want = list(path)
-    plans: list[ChunkPlan | None] = []
+    want = {tuple(p) for p in paths}
+    out: dict[tuple[str, ...], list[ChunkPlan | None]] = {tuple(p): [] for p in paths}
     for rg in meta.get(4) or []:
-        plan = None
+        found: dict[tuple[str, ...], ChunkPlan] = {}
         for chunk in rg.get(1) or []:
             md = chunk.get(3) or {}
-            names = [p.decode("utf-8", "replace") if isinstance(p, bytes) else p for p in md.get(3) or []]
-            if names != want:
+            names = tuple(p.decode("utf-8", "replace") if isinstance(p, bytes) else p for p in md.get(3) or [])
+            if names not in want or names in found:
                 continue
             data_off = md.get(9, -1)
             dict_off = md.get(11)
@@ -146,11 +147,11 @@ def chunk_plans(footer: bytes, path: tuple[str, ...]) -> list[ChunkPlan | None]:
                 dict_len = data_off - dict_off
             else:
                 dict_off, dict_len = -1, 0
-            plan = ChunkPlan(codec=md.get(4, 0), dict_offset=dict_off, dict_length=dict_len,
-                             index_offset=chunk.get(4, -1), index_length=chunk.get(5, 0))
-            break
-        plans.append(plan)
-    return plans
+            found[names] = ChunkPlan(codec=md.get(4, 0), dict_offset=dict_off, dict_length=dict_len,
+                                     index_offset=chunk.get(4, -1), index_length=chunk.get(5, 0))
+        for path, plans in out.items():
+            plans.append(found.get(path))
+    return out
 
 
 def page_locations(buf: bytes) -> list[tuple[int, int, int]]:
@@ -160,15 +161,11 @@ def page_locations(buf: bytes) -> list[tuple[int, int, int]]:
 
 
 def page_of_row(pages: list[tuple[int, int, int]], row: int) -> tuple[int, int, int]:
-    """The page holding ``row`` of its row group (pages are in row order)."""
-    found = None
-    for page in pages:
-        if page[2] > row:
-            break
-        found = page
-    if found is None:
+    """The page holding ``row`` of its row group (pages are in row order: a binary search on first rows)."""
+    i = bisect.bisect_right(pages, row, key=lambda page: page[2]) - 1
+    if i < 0:
         raise PageUnsupported(f"no page holds row {row}")
-    return found
+    return pages[i]
 
 
 # ------------------------------------------------------------------------------------------------ pages

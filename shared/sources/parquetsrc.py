@@ -141,7 +141,8 @@ def _page_fields(pf: Any, f: RangeFile, size: int, footer: int, columns: list[st
     try:
         f.seek(size - 8 - footer)
         raw = f.read(footer)
-        plans = {c: chunk_plans(raw, (c, "bytes")) for c in wanted}
+        by_path = chunk_plans(raw, [(c, "bytes") for c in wanted])
+        plans = {c: by_path[(c, "bytes")] for c in wanted}
         spans = [(p.index_offset, p.index_offset + p.index_length) for ps in plans.values() for p in ps
                  if p is not None and p.index_offset >= 0 and p.index_length > 0]
         if not spans:

@@ -39,6 +39,7 @@ from .clip_or_video import TOLERANCE
 from .keys import keys_for_member
 from .kinds import ARCHIVE_KINDS, Source, expand_sources
 from .members import Member, ReadStats, has_loose_media, iter_members, prefetch, public_url, read_json
+from .ranged import is_local
 
 logger = logging.getLogger("avsets")
 
@@ -435,7 +436,7 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
         # A thread reading ahead pays off only on a remote source (it hides the network): on a local file
         # its hand-overs cost more CPU than the overlap saves (0.1-0.2 ms a member, measured).  Remote tars
         # read ahead inside their file object (members._ReadAhead), other remote kinds member by member.
-        remote = "://" in archive.url and not archive.url.startswith("file://")
+        remote = not is_local(archive.url)
         for group in (prefetch(groups) if remote and archive.kind not in ("tar", "tgz") else groups):
             got, dup = serve_group(group, p.rows, p.served, want_audio=want_audio, want_video=want_video,
                                    assume_trimmed=spec.assume_trimmed)
