@@ -1,0 +1,306 @@
+"""Measure one clip in one decode: audio level, silence and clipping; still, black and cut frames; lengths.
+
+The file is demuxed once; audio frames are converted to float and reduced to per-sample power as they
+come, video frames are all decoded (the decoded length is the truth, not the header's) but only a few per
+second (``Thresholds.sample_fps``) are scaled to a small grey picture (``sample_width`` px wide) by the
+decoder's own reformatter and compared in NumPy. This costs less CPU than FFmpeg's freezedetect /
+blackdetect / silencedetect / astats filter graph for the same flags (measured in ``docs/quality.md``).
+
+Other per-clip passes can ride on the same decode: pass ``hooks`` (objects with ``audio(block, sr)``
+and/or ``frame(grey, t)`` methods) and they see the same samples and small frames.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import av
+import numpy as np
+
+from ..decoding import _DECODE_ERRORS
+from ..errors import AvsetsError
+from .table import QUALITY_FLAGS, empty_row
+from .thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+#: the level reported for digital silence (log of zero): below any real recording's noise floor
+FLOOR_DBFS = -120.0
+#: extensions that never hold video: a clip from such a file is not flagged ``no_video``
+AUDIO_ONLY_EXTENSIONS = frozenset({"wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "aac", "wma"})
+WINDOW_S = 0.1  # silence windows (the issue's "100-ms windows")
+_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+class ClipHook(Protocol):
+    """A consumer of the decoded clip (both methods optional): e.g. an audio or video fingerprint."""
+
+    def audio(self, block: np.ndarray, sampling_rate: int) -> None: ...  # (samples, channels) float32
+
+    def frame(self, grey: np.ndarray, t: float) -> None: ...  # (H, sample_width) uint8, t from segment start
+
+
+class QualityMeasureError(AvsetsError):
+    """A clip that holds no audio and no video stream (or could not be opened)."""
+
+
+@dataclass
+class _Audio:
+    sr: int = 0
+    channels: int = 0
+    samples: int = 0
+    power: list[np.ndarray] = field(default_factory=list)  # mean square over channels, per sample
+    peak: float = 0.0
+    clipped: int = 0
+
+
+@dataclass
+class _Video:
+    frames: int = 0
+    first_t: float | None = None
+    last_t: float = 0.0
+    last_dur: float = 0.0
+    width: int | None = None
+    height: int | None = None
+    sampled: int = 0
+    still: int = 0
+    pairs: int = 0
+    black: int = 0
+    cuts: int = 0
+    prev: np.ndarray | None = None
+    next_sample: float = 0.0
+
+
+def _float_block(frame: av.AudioFrame) -> np.ndarray:
+    """An audio frame as (samples, channels) float32 in [-1, 1], whatever its sample format."""
+    arr = frame.to_ndarray()
+    fmt = frame.format
+    channels = len(frame.layout.channels)
+    if fmt.is_planar:
+        arr = arr.T
+    else:
+        arr = arr.reshape(-1, channels)
+    base = fmt.name.rstrip("p")
+    if base in ("flt", "dbl"):
+        return arr.astype(np.float32, copy=False)
+    scale = _INT_SCALE.get(base, 32768.0)
+    if base == "u8":
+        return (arr.astype(np.float32) - 128.0) / scale
+    return arr.astype(np.float32) / np.float32(scale)
+
+
+def _db(power: float) -> float:
+    return max(FLOOR_DBFS, 10.0 * math.log10(power)) if power > 0 else FLOOR_DBFS
+
+
+def _open(src: str | bytes | os.PathLike[str] | io.IOBase) -> Any:
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        src = io.BytesIO(src)
+    return av.open(src if not isinstance(src, os.PathLike) else os.fspath(src), mode="r")
+
+
+def _seek(container: Any, offset: float) -> None:
+    if offset > 0:
+        container.seek(int(offset * av.time_base), backward=True, any_frame=False)
+
+
+def measure_clip(
+    src: str | bytes | os.PathLike[str] | io.IOBase,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    expect_video: bool | None = None,
+    expect_audio: bool = True,
+    hooks: Sequence[Any] = (),
+) -> dict[str, Any]:
+    """Measures and flags of ``[offset, offset + duration)`` of one media file (the whole file by default).
+
+    ``src`` is a path, bytes or a binary file object. ``expect_video``: whether a missing video stream is a
+    defect (``no_video``); None decides by extension (audio-only formats expect none). Raises the decoder's
+    error (or :class:`QualityMeasureError`) when the file cannot be read at all: :func:`measure_row` turns
+    that into a row with ``error`` set.
+    """
+    end = None if duration is None else offset + duration
+    container = _open(src)
+    try:
+        astream = container.streams.audio[0] if container.streams.audio else None
+        vstream = container.streams.video[0] if container.streams.video else None
+        if astream is None and vstream is None:
+            raise QualityMeasureError("no audio and no video stream")
+        _seek(container, offset)
+        audio, video = _Audio(), _Video()
+        t = thresholds
+        audio_hooks = [h.audio for h in hooks if hasattr(h, "audio")]
+        frame_hooks = [h.frame for h in hooks if hasattr(h, "frame")]
+        streams = [s for s in (astream, vstream) if s is not None]
+        done = {s.index: False for s in streams}
+        for packet in container.demux(*streams):
+            if done[packet.stream.index]:
+                continue
+            if packet.stream is astream:
+                for frame in packet.decode():
+                    done[astream.index] = done[astream.index] or _audio_frame(audio, frame, offset, end,
+                                                                              audio_hooks, t)
+            else:
+                for frame in packet.decode():
+                    done[vstream.index] = done[vstream.index] or _video_frame(video, frame, offset, end,
+                                                                              frame_hooks, t)
+            if all(done.values()):
+                break
+    finally:
+        container.close()
+    if expect_video is None:
+        name = src if isinstance(src, str) else ""
+        expect_video = name.rsplit(".", 1)[-1].lower() not in AUDIO_ONLY_EXTENSIONS if "." in name else True
+    return summarize(audio, video, has_audio=astream is not None and audio.samples > 0,
+                     has_video=vstream is not None and video.frames > 0, segment=duration, thresholds=t,
+                     expect_video=expect_video, expect_audio=expect_audio)
+
+
+def _audio_frame(a: _Audio, frame: av.AudioFrame, offset: float, end: float | None, hooks: list, t: Thresholds
+                 ) -> bool:
+    """Add one audio frame's samples inside the segment; True once the segment's end is passed."""
+    if frame.pts is None or frame.time_base is None:
+        start = offset + a.samples / (frame.sample_rate or 1)
+    else:
+        start = float(frame.pts * frame.time_base)
+    sr = frame.sample_rate
+    block = _float_block(frame)
+    lo = max(0, round((offset - start) * sr))
+    hi = block.shape[0] if end is None else min(block.shape[0], round((end - start) * sr))
+    if hi <= lo:
+        return end is not None and start >= end - 1e-9
+    block = block[lo:hi]
+    if not a.sr:
+        a.sr, a.channels = sr, block.shape[1]
+    a.samples += block.shape[0]
+    mag = np.abs(block)
+    a.peak = max(a.peak, float(mag.max()))
+    a.clipped += int(np.count_nonzero(mag >= t.clip_level))
+    a.power.append(np.mean(np.square(block, dtype=np.float32), axis=1, dtype=np.float32))
+    for hook in hooks:
+        hook(block, sr)
+    return False
+
+
+def _video_frame(v: _Video, frame: av.VideoFrame, offset: float, end: float | None, hooks: list, t: Thresholds
+                 ) -> bool:
+    """Count one video frame inside the segment (and measure it when sampled); True once past the end."""
+    if frame.pts is None:
+        return False
+    ts = float(frame.pts * frame.time_base)
+    if end is not None and ts >= end - 1e-6:
+        return True
+    if ts < offset - 1e-6:
+        return False
+    if v.first_t is None:
+        v.first_t = ts
+        v.width, v.height = frame.width, frame.height
+        v.next_sample = ts
+    elif ts > v.last_t:
+        v.last_dur = ts - v.last_t
+    v.last_t = max(v.last_t, ts)
+    v.frames += 1
+    if ts + 1e-6 < v.next_sample:
+        return False
+    v.next_sample += 1.0 / t.sample_fps
+    if v.next_sample <= ts:  # a gap in the video: sample from here on
+        v.next_sample = ts + 1.0 / t.sample_fps
+    w = t.sample_width
+    h = max(2, int(round(frame.height * w / max(1, frame.width) / 2)) * 2)
+    grey = frame.reformat(width=w, height=h, format="gray").to_ndarray()
+    v.sampled += 1
+    dark = np.count_nonzero(grey < t.black_luma * 255.0)
+    if dark >= t.black_pixel_share * grey.size:
+        v.black += 1
+    if v.prev is not None:
+        diff = float(np.mean(np.abs(grey.astype(np.int16) - v.prev)))
+        v.pairs += 1
+        if diff < t.still_threshold:
+            v.still += 1
+        if diff > t.scene_cut:
+            v.cuts += 1
+    v.prev = grey.astype(np.int16)
+    for hook in hooks:
+        hook(grey, ts - offset)
+    return False
+
+
+def summarize(audio: _Audio, video: _Video, *, has_audio: bool, has_video: bool, segment: float | None,
+              thresholds: Thresholds, expect_video: bool, expect_audio: bool) -> dict[str, Any]:
+    """The table row (measures and flags) from what the decode collected."""
+    t = thresholds
+    row = empty_row()
+    row.update(has_audio=has_audio, has_video=has_video)
+    audio_s = video_s = None
+    if has_audio:
+        power = np.concatenate(audio.power)
+        audio_s = audio.samples / audio.sr
+        win = max(1, int(round(WINDOW_S * audio.sr)))
+        full = power.size // win
+        sums = power[: full * win].reshape(full, win).mean(axis=1, dtype=np.float64) if full else np.empty(0)
+        rest = power[full * win:]
+        if rest.size >= win // 2 or full == 0:
+            sums = np.append(sums, rest.mean(dtype=np.float64))
+        floor = 10.0 ** (t.silence_db / 10.0)
+        row.update(
+            rms_dbfs=_db(float(power.mean(dtype=np.float64))),
+            peak_dbfs=_db(audio.peak * audio.peak),
+            silent_fraction=float(np.count_nonzero(sums < floor) / sums.size),
+            clipped_fraction=audio.clipped / (audio.samples * audio.channels),
+            sample_rate=audio.sr, channels=audio.channels,
+        )
+    if has_video:
+        video_s = video.last_t - (video.first_t or 0.0) + (video.last_dur or 0.0)
+        row.update(
+            still_fraction=video.still / video.pairs if video.pairs else 0.0,
+            black_fraction=video.black / video.sampled if video.sampled else 0.0,
+            scene_cuts=video.cuts,
+            fps=(video.frames / video_s) if video_s else None,
+            width=video.width, height=video.height,
+        )
+    lengths = [x for x in (audio_s, video_s) if x is not None]
+    row["duration_s"] = max(lengths) if lengths else 0.0
+    if audio_s is not None and video_s is not None:
+        row["av_length_diff_s"] = audio_s - video_s
+    row.update(flags(row, segment=segment, thresholds=t, expect_video=expect_video, expect_audio=expect_audio))
+    return row
+
+
+def flags(row: dict[str, Any], *, segment: float | None, thresholds: Thresholds, expect_video: bool,
+          expect_audio: bool) -> dict[str, bool]:
+    """The boolean flags of a measured row (see ``Thresholds`` for what each threshold means)."""
+    t = thresholds
+    expected = segment if segment else None
+    duration = row["duration_s"] or 0.0
+    short = duration < t.short_fraction * expected if expected else duration < t.min_duration_s
+    out = {
+        "silent": bool(row["has_audio"]) and (row["silent_fraction"] or 0.0) >= t.silent_fraction,
+        "still": bool(row["has_video"]) and (row["still_fraction"] or 0.0) >= t.still_fraction,
+        "black": bool(row["has_video"]) and (row["black_fraction"] or 0.0) >= t.black_fraction,
+        "short": bool(short),
+        "no_audio": expect_audio and not row["has_audio"],
+        "no_video": expect_video and not row["has_video"],
+        "av_mismatch": row["av_length_diff_s"] is not None and abs(row["av_length_diff_s"]) > t.av_mismatch_s,
+    }
+    assert tuple(out) == QUALITY_FLAGS
+    return out
+
+
+def error_row(message: str) -> dict[str, Any]:
+    """The row of a clip that could not be measured: ``error`` set, measures and flags null."""
+    row = empty_row()
+    row["error"] = message[:500]
+    return row
+
+
+def measure_row(src: str | bytes | os.PathLike[str] | io.IOBase, **kwargs: Any) -> dict[str, Any]:
+    """:func:`measure_clip`, but a clip that cannot be decoded gives a row with ``error`` set, never a raise."""
+    try:
+        return measure_clip(src, **kwargs)
+    except (AvsetsError, *_DECODE_ERRORS) as exc:
+        return error_row(f"{type(exc).__name__}: {exc}")
