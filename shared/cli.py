@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .sources.unpack import add_unpack_subcommand
 
     add_unpack_subcommand(sub)
+    from .quality.cli import add_quality_subcommand
+
+    add_quality_subcommand(sub)
     try:
         from .fetch.cli import add_fetch_subcommands
     except ImportError:

@@ -287,8 +287,31 @@ def flags(row: dict[str, Any], *, segment: float | None, thresholds: Thresholds,
         "no_video": expect_video and not row["has_video"],
         "av_mismatch": row["av_length_diff_s"] is not None and abs(row["av_length_diff_s"]) > t.av_mismatch_s,
     }
-    assert tuple(out) == QUALITY_FLAGS
-    return out
+    return {name: out[name] for name in QUALITY_FLAGS}
+
+
+AUDIO_COLUMNS = ("has_audio", "rms_dbfs", "peak_dbfs", "silent_fraction", "clipped_fraction", "sample_rate",
+                 "channels")
+VIDEO_COLUMNS = ("has_video", "still_fraction", "black_fraction", "scene_cuts", "fps", "width", "height")
+
+
+def summarize_pair(audio_row: dict[str, Any], video_row: dict[str, Any], *, segment: float | None,
+                   thresholds: Thresholds) -> dict[str, Any]:
+    """One row from a clip whose audio and video are two files (each measured by :func:`measure_row`)."""
+    errors = [r["error"] for r in (audio_row, video_row) if r.get("error")]
+    if errors:
+        return error_row("; ".join(errors))
+    row = empty_row()
+    row.update({k: audio_row[k] for k in AUDIO_COLUMNS})
+    row.update({k: video_row[k] for k in VIDEO_COLUMNS})
+    audio_s = audio_row["duration_s"] if audio_row["has_audio"] else None
+    video_s = video_row["duration_s"] if video_row["has_video"] else None
+    lengths = [x for x in (audio_s, video_s) if x is not None]
+    row["duration_s"] = max(lengths) if lengths else 0.0
+    if audio_s is not None and video_s is not None:
+        row["av_length_diff_s"] = audio_s - video_s
+    row.update(flags(row, segment=segment, thresholds=thresholds, expect_video=True, expect_audio=True))
+    return row
 
 
 def error_row(message: str) -> dict[str, Any]:
