@@ -1,0 +1,249 @@
+"""The quality pass end to end: ``avsets quality`` over a VGGSound corpus whose media is a folder, a
+``.tar.gz`` mirror or a ``.zip`` mirror; resume after a kill; reruns that measure only changed clips; exit codes.
+
+Media are encoded here with PyAV (H.264 + AAC) and soundfile (FLAC); one mp4 has no audio stream, one FLAC
+is digital silence and one ``.mp4`` is garbage, so the table must hold their flags and an error row.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import soundfile as sf
+
+from avsets.cli import main
+from avsets.errors import AvsetsError
+from avsets.quality import QUALITY_FLAGS, Thresholds, read_quality_table, table_metadata
+from avsets.quality.run import parts_dir, run_quality
+from avsets.synth import write_audio, write_video
+
+ROWS = [  # ytid, start, split, media kind
+    ("qualAAAAAA0", 1, "train", "mp4"),
+    ("qualBBBBBB1", 11, "train", "mp4"),
+    ("qualCCCCCC2", 21, "train", "mp4-no-audio"),
+    ("qualDDDDDD3", 31, "train", "flac"),
+    ("qualEEEEEE4", 41, "test", "garbage"),
+    ("qualFFFFFF5", 51, "test", "flac-silent"),
+    ("qualGGGGGG6", 61, "test", None),  # no media: not in the table
+]
+EXPECTED_FLAGS = {"qualCCCCCC2": {"no_audio"}, "qualFFFFFF5": {"silent"}}
+
+
+def clip_id(ytid: str, start: int) -> str:
+    return f"{ytid}_{start * 1000}_{(start + 10) * 1000}"
+
+
+def _make_corpus(root: Path) -> tuple[Path, Path]:
+    meta = root / "meta"
+    meta.mkdir(parents=True)
+    shutil.copy(str(importlib.resources.files("avsets.vggsound") / "sample" / "stat.csv"), meta / "stat.csv")
+    (meta / "vggsound.csv").write_text("".join(f"{y},{s},dog barking,{sp}\n" for y, s, sp, _ in ROWS))
+    media = root / "media"
+    (media / "nested").mkdir(parents=True)
+    for ytid, start, _, kind in ROWS:
+        name = media / "nested" / f"{ytid}_{start:06d}"
+        if kind == "mp4":
+            write_video(f"{name}.mp4", seconds=10.0, fps=10, size=(64, 48))
+        elif kind == "mp4-no-audio":
+            write_video(f"{name}.mp4", seconds=10.0, fps=10, size=(64, 48), audio=False)
+        elif kind == "flac":
+            write_audio(f"{name}.flac", seconds=10.0, sr=8000)
+        elif kind == "flac-silent":
+            sf.write(f"{name}.flac", np.zeros(80000, np.int16), 8000)
+        elif kind == "garbage":
+            Path(f"{name}.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 500)
+    return meta, media
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, Path]:
+    return _make_corpus(tmp_path_factory.mktemp("qcorpus"))
+
+
+def _measures(table) -> dict[str, dict]:
+    """Rows by id without the fingerprint and the error text (which name the source), for comparing sources."""
+    return {r["id"]: {k: (bool(v) if k == "error" else v) for k, v in r.items() if k != "fingerprint"}
+            for r in table.to_pylist()}
+
+
+def _check_table(table) -> None:
+    ids = {clip_id(y, s): (y, kind) for y, s, _, kind in ROWS if kind}
+    assert sorted(table.column("id").to_pylist()) == sorted(ids)
+    for row in table.to_pylist():
+        ytid, kind = ids[row["id"]]
+        if kind == "garbage":
+            assert row["error"] and all(row[f] is None for f in QUALITY_FLAGS)
+            continue
+        assert row["error"] is None, row
+        assert {f for f in QUALITY_FLAGS if row[f]} == EXPECTED_FLAGS.get(ytid, set()), row
+        assert abs(row["duration_s"] - 10.0) < 0.2 and row["fingerprint"]
+        assert row["has_video"] is kind.startswith("mp4")
+
+
+def test_cli_folder_writes_the_table(corpus, tmp_path, capsys):
+    meta, media = corpus
+    out = tmp_path / "q.parquet"
+    code = main(["quality", "vggsound", "--data-dir", str(meta), "--media-dir", str(media), "--out", str(out),
+                 "--silence-db", "-55", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1, captured  # one clip could not be decoded: its row says so, the run goes on
+    assert "measured 6" in captured.out and "errors 1" in captured.out
+    table = read_quality_table(out)
+    _check_table(table)
+    meta_doc = table_metadata(out)
+    assert meta_doc["thresholds"] == Thresholds(silence_db=-55.0).to_dict()
+    assert meta_doc["pyav"] and meta_doc["ffmpeg"]["libavcodec"] and meta_doc["avsets"]
+    assert not os.path.exists(parts_dir(str(out)))
+    assert set(table.column("split").to_pylist()) == {"train", "test"}
+
+
+def test_rerun_measures_only_changed_clips(tmp_path):
+    meta, media = _make_corpus(tmp_path / "c")
+    out = str(tmp_path / "q.parquet")
+    first = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=out, quiet=True)
+    assert (first.measured, first.reused, first.errors) == (6, 0, 1)
+    again = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=out, quiet=True)
+    assert (again.measured, again.reused) == (0, 6)
+    # one clip's media changes (now silent): only it is measured again, and its flag follows
+    target = media / "nested" / "qualDDDDDD3_000031.flac"
+    sf.write(str(target), np.zeros(80000, np.int16), 8000)
+    seen: list[str] = []
+    changed = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=out, quiet=True,
+                          on_row=lambda r: seen.append(r["id"]))
+    assert (changed.measured, changed.reused) == (1, 5)
+    rows = {r["id"]: r for r in read_quality_table(out).to_pylist()}
+    assert rows[clip_id("qualDDDDDD3", 31)]["silent"] is True
+    # other thresholds: every clip again (flags depend on them)
+    other = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=out, quiet=True,
+                        thresholds=Thresholds(still_threshold=0.5))
+    assert (other.measured, other.reused) == (6, 0)
+    # a run over one split keeps the other split's rows
+    test_only = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=out, quiet=True,
+                            split="test", thresholds=Thresholds(still_threshold=0.5))
+    assert test_only.reused == 2 and read_quality_table(out).num_rows == 6
+
+
+_KILL_SCRIPT = """
+import sys, time
+from avsets.quality.run import run_quality
+run_quality("vggsound", data_dir=sys.argv[1], media_dir=sys.argv[2], out=sys.argv[3], quiet=True, part_rows=1,
+            on_row=lambda row: time.sleep(1.0))
+"""
+
+
+def test_killed_run_resumes_from_its_parts(tmp_path):
+    """SIGKILL mid-run leaves finished part files (never a half-written table); the next run reuses them."""
+    meta, media = _make_corpus(tmp_path / "c")
+    out = str(tmp_path / "q.parquet")
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(meta), str(media), out])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            parts = [p for p in os.listdir(parts_dir(out)) if p.endswith(".parquet")] \
+                if os.path.isdir(parts_dir(out)) else []
+            if len(parts) >= 2 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert not os.path.exists(out)
+    done = len([p for p in os.listdir(parts_dir(out)) if p.endswith(".parquet")])
+    assert 2 <= done < 6
+    for part in os.listdir(parts_dir(out)):
+        pq.read_table(os.path.join(parts_dir(out), part))  # every part is whole
+    report = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=out, quiet=True)
+    assert report.reused >= done and report.measured == 6 - report.reused
+    _check_table(read_quality_table(out))
+    assert not os.path.exists(parts_dir(out))
+
+
+def _tar_gz(media: Path, dst: Path) -> Path:
+    with tarfile.open(dst, "w:gz") as tf:
+        for f in sorted(media.rglob("*")):
+            if f.is_file():
+                tf.add(str(f), arcname=f"vggsound_00/{f.relative_to(media)}")
+    return dst
+
+
+def _zip(media: Path, dst: Path) -> Path:
+    with zipfile.ZipFile(dst, "w") as zf:
+        for f in sorted(media.rglob("*")):
+            if f.is_file():
+                zf.write(f, arcname=f"clips/{f.relative_to(media)}")
+    return dst
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_cli_on_archive_mirrors_matches_the_folder(corpus, tmp_path, kind, capsys):
+    meta, media = corpus
+    mirror = _tar_gz(media, tmp_path / "vggsound_00.tar.gz") if kind == "tar.gz" else _zip(media, tmp_path / "c.zip")
+    folder_out, mirror_out = tmp_path / "folder.parquet", tmp_path / "mirror.parquet"
+    assert main(["quality", "vggsound", "--data-dir", str(meta), "--media-dir", str(media), "--out",
+                 str(folder_out), "--quiet"]) == 1
+    assert main(["quality", "vggsound", "--data-dir", str(meta), "--media-dir", str(mirror), "--out",
+                 str(mirror_out), "--quiet", *(["--num-proc", "2"] if kind == "zip" else [])]) == 1
+    capsys.readouterr()
+    folder, archived = read_quality_table(folder_out), read_quality_table(mirror_out)
+    _check_table(archived)
+    assert _measures(folder) == _measures(archived)
+    assert all(fp.startswith("b2:") for fp in archived.column("fingerprint").to_pylist() if fp)
+    # the archive did not change: a rerun reuses every clip
+    assert main(["quality", "vggsound", "--data-dir", str(meta), "--media-dir", str(mirror), "--out",
+                 str(mirror_out), "--quiet", "--json"]) == 1
+    assert '"reused": 6' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--media-dir", "{tmp}/nothing-here"], "media"),
+    (["--split", "validation"], "no split validation"),
+    (["--out", "{tmp}"], "is a folder"),
+    (["--num-proc", "0"], "--num-proc"),
+    (["--engine", "dask"], "invalid choice"),
+])
+def test_cli_setup_errors_exit_2_without_traceback(corpus, tmp_path, capsys, argv, says):
+    meta, media = corpus
+    base = {"--media-dir": str(media), "--out": str(tmp_path / "q.parquet")}
+    args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    for flag, value in base.items():
+        if flag not in args:
+            args += [flag, value]
+    try:
+        code = main(["quality", "vggsound", "--data-dir", str(meta), "--quiet", *args])
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert says in err and "Traceback" not in err
+
+
+def test_not_a_quality_table_is_refused(tmp_path):
+    bogus = tmp_path / "x.parquet"
+    pq.write_table(pa.table({"id": ["a"]}), bogus)
+    with pytest.raises(AvsetsError, match="not a quality table"):
+        read_quality_table(bogus)
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_same_table(corpus, tmp_path):
+    pytest.importorskip("ray")
+    meta, media = corpus
+    local = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=str(tmp_path / "l.parquet"),
+                        quiet=True)
+    remote = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=str(tmp_path / "r.parquet"),
+                         quiet=True, engine="ray", num_proc=2)
+    assert (local.measured, local.errors) == (remote.measured, remote.errors)
+    assert _measures(read_quality_table(tmp_path / "l.parquet")) == _measures(read_quality_table(tmp_path / "r.parquet"))
