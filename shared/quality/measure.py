@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ..decoding import _DECODE_ERRORS
 from ..errors import AvsetsError
@@ -49,12 +50,42 @@ class QualityMeasureError(AvsetsError):
 
 @dataclass
 class _Audio:
+    """Running audio statistics: decoded blocks are reduced every ``REDUCE_SAMPLES`` samples, so memory stays
+    bounded by that (not by the clip's length) and NumPy runs on large arrays, not per 1024-sample frame."""
+
     sr: int = 0
     channels: int = 0
     samples: int = 0
-    power: list[np.ndarray] = field(default_factory=list)  # mean square over channels, per sample
     peak: float = 0.0
     clipped: int = 0
+    power_sum: float = 0.0  # sum over samples of the mean square over channels
+    windows: list[np.ndarray] = field(default_factory=list)  # mean power of each full 100-ms window
+    carry: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))  # power of a partial window
+    pending: list[np.ndarray] = field(default_factory=list)  # (channels, n) float32 blocks not reduced yet
+    pending_n: int = 0
+
+    def reduce(self, clip_level: float) -> None:
+        """Fold the pending blocks into peak, clipped count, power sum and 100-ms window means."""
+        if not self.pending:
+            return
+        x = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending, axis=1)
+        self.pending, self.pending_n = [], 0
+        mag = np.abs(x)
+        self.peak = max(self.peak, float(mag.max()))
+        self.clipped += int(np.count_nonzero(mag >= clip_level))
+        power = np.einsum("ij,ij->j", x, x, dtype=np.float32) / np.float32(x.shape[0])
+        self.power_sum += float(power.sum(dtype=np.float64))
+        if self.carry.size:
+            power = np.concatenate([self.carry, power])
+        win = max(1, int(round(WINDOW_S * self.sr)))
+        full = power.size // win
+        if full:
+            self.windows.append(power[: full * win].reshape(full, win).mean(axis=1, dtype=np.float64))
+        self.carry = power[full * win:]
+
+
+#: pending audio samples (per channel) that trigger a reduction: ~6 s at 44.1 kHz
+REDUCE_SAMPLES = 1 << 18
 
 
 @dataclass
@@ -72,17 +103,16 @@ class _Video:
     cuts: int = 0
     prev: np.ndarray | None = None
     next_sample: float = 0.0
+    scaler: VideoReformatter = field(default_factory=VideoReformatter)
 
 
 def _float_block(frame: av.AudioFrame) -> np.ndarray:
-    """An audio frame as (samples, channels) float32 in [-1, 1], whatever its sample format."""
+    """An audio frame as (channels, samples) float32 in [-1, 1], whatever its sample format."""
     arr = frame.to_ndarray()
     fmt = frame.format
     channels = len(frame.layout.channels)
-    if fmt.is_planar:
-        arr = arr.T
-    else:
-        arr = arr.reshape(-1, channels)
+    if not fmt.is_planar:
+        arr = arr.reshape(-1, channels).T
     base = fmt.name.rstrip("p")
     if base in ("flt", "dbl"):
         return arr.astype(np.float32, copy=False)
@@ -171,19 +201,20 @@ def _audio_frame(a: _Audio, frame: av.AudioFrame, offset: float, end: float | No
     sr = frame.sample_rate
     block = _float_block(frame)
     lo = max(0, round((offset - start) * sr))
-    hi = block.shape[0] if end is None else min(block.shape[0], round((end - start) * sr))
+    hi = block.shape[1] if end is None else min(block.shape[1], round((end - start) * sr))
     if hi <= lo:
         return end is not None and start >= end - 1e-9
-    block = block[lo:hi]
+    if lo or hi < block.shape[1]:
+        block = block[:, lo:hi]
     if not a.sr:
-        a.sr, a.channels = sr, block.shape[1]
-    a.samples += block.shape[0]
-    mag = np.abs(block)
-    a.peak = max(a.peak, float(mag.max()))
-    a.clipped += int(np.count_nonzero(mag >= t.clip_level))
-    a.power.append(np.mean(np.square(block, dtype=np.float32), axis=1, dtype=np.float32))
+        a.sr, a.channels = sr, block.shape[0]
+    a.samples += block.shape[1]
+    a.pending.append(block)
+    a.pending_n += block.shape[1]
+    if a.pending_n >= REDUCE_SAMPLES:
+        a.reduce(t.clip_level)
     for hook in hooks:
-        hook(block, sr)
+        hook(block.T, sr)
     return False
 
 
@@ -212,7 +243,9 @@ def _video_frame(v: _Video, frame: av.VideoFrame, offset: float, end: float | No
         v.next_sample = ts + 1.0 / t.sample_fps
     w = t.sample_width
     h = max(2, int(round(frame.height * w / max(1, frame.width) / 2)) * 2)
-    grey = frame.reformat(width=w, height=h, format="gray").to_ndarray()
+    # AREA averages every source pixel into the small picture (codec noise cancels out); swscale's default
+    # bicubic cost 1.2 ms a 640x360 frame here, AREA 0.19 ms, with one reformatter kept for the clip
+    grey = v.scaler.reformat(frame, width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
     v.sampled += 1
     dark = np.count_nonzero(grey < t.black_luma * 255.0)
     if dark >= t.black_pixel_share * grey.size:
@@ -238,17 +271,16 @@ def summarize(audio: _Audio, video: _Video, *, has_audio: bool, has_video: bool,
     row.update(has_audio=has_audio, has_video=has_video)
     audio_s = video_s = None
     if has_audio:
-        power = np.concatenate(audio.power)
+        audio.reduce(t.clip_level)
         audio_s = audio.samples / audio.sr
         win = max(1, int(round(WINDOW_S * audio.sr)))
-        full = power.size // win
-        sums = power[: full * win].reshape(full, win).mean(axis=1, dtype=np.float64) if full else np.empty(0)
-        rest = power[full * win:]
-        if rest.size >= win // 2 or full == 0:
-            sums = np.append(sums, rest.mean(dtype=np.float64))
+        means = list(audio.windows)
+        if audio.carry.size and (audio.carry.size >= win // 2 or not means):
+            means.append(np.array([audio.carry.mean(dtype=np.float64)]))
+        sums = np.concatenate(means)
         floor = 10.0 ** (t.silence_db / 10.0)
         row.update(
-            rms_dbfs=_db(float(power.mean(dtype=np.float64))),
+            rms_dbfs=_db(audio.power_sum / audio.samples),
             peak_dbfs=_db(audio.peak * audio.peak),
             silent_fraction=float(np.count_nonzero(sums < floor) / sums.size),
             clipped_fraction=audio.clipped / (audio.samples * audio.channels),
