@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHAPLIN = ROOT / "tests" / "data" / "real" / "h264_aac_chaplin_6s.mp4"
 SIZES = {  # clips for rows 1-3, repeats, memory row small/big
-    "smoke": (2, 2, 100, 400),
+    "smoke": (2, 1, 100, 400),
     "default": (6, 5, 500, 5000),
     "full": (12, 7, 1000, 10000),
 }
@@ -148,7 +148,7 @@ def measure_ffmpeg(path: str, *, sample: bool = True, silence_db: float = -60.0,
     frozen = black = 0.0
     freeze_at = black_at = None
     cuts = 0
-    for t, f in zip(times, vout, strict=True):
+    for f in vout:
         md = f.metadata
         if "lavfi.freezedetect.freeze_start" in md:
             freeze_at = float(md["lavfi.freezedetect.freeze_start"])
@@ -266,14 +266,16 @@ def run(size: str = "default") -> list:
     r1 = lo["ours"] / lo["decode"]
     mine = measure_clip(clip, duration=10.0)
     theirs = measure_ffmpeg(clip)
-    same = all(abs(mine[k] - theirs[k]) < 0.05 for k in ("silent_fraction", "still_fraction", "black_fraction"))
+    keys = ("silent_fraction", "still_fraction", "black_fraction")
+    gap = max(abs(mine[k] - theirs[k]) for k in keys)
+    same = all((mine[k] >= 0.9) == (theirs[k] >= 0.9) for k in keys)
     rows = [
         Result(f"quality: measure {n} 10-s 640x360 clips vs avsets decode", lo["ours"], lo["decode"], "cpu s", r1,
                "<= 1.5", r1 <= 1.5, f"median {med['ours'] / med['decode']:.2f}x; {n / lo['ours']:.1f} clips/s "
                f"on one core (decode {n / lo['decode']:.1f})"),
         Result("quality: FFmpeg filter graph vs ours (same sampling)", lo["filters"], lo["ours"], "cpu s",
                lo["filters"] / lo["ours"], "info", True,
-               f"median {med['filters'] / med['ours']:.2f}x; fractions agree within 0.05: {same}"),
+               f"median {med['filters'] / med['ours']:.2f}x; same flags: {same}, fractions differ <= {gap:.3f}"),
     ]
     with tempfile.TemporaryDirectory(prefix="avsets-bench-quality-") as tmp_s:
         tmp = Path(tmp_s)
