@@ -70,8 +70,8 @@ def _with_audio(dst: Path, samples: np.ndarray, sr: int = 44100) -> Path:
     return dst
 
 
-def _with_video(dst: Path, picture: np.ndarray, fps: int = 25) -> Path:
-    """``picture`` (H, W, 3) repeated for 6 s as H.264, with chaplin's AAC packets copied."""
+def _with_video(dst: Path, picture: np.ndarray, fps: int = 25, second: np.ndarray | None = None) -> Path:
+    """``picture`` (H, W, 3) repeated for 6 s as H.264 (``second`` from 3 s on), with chaplin's AAC copied."""
     h, w = picture.shape[:2]
     with av.open(str(CHAPLIN)) as inp, av.open(str(dst), "w") as out:
         vs = out.add_stream("libx264", rate=fps)
@@ -79,7 +79,8 @@ def _with_video(dst: Path, picture: np.ndarray, fps: int = 25) -> Path:
         vs.options = {"preset": "ultrafast", "crf": "23"}
         a = out.add_stream_from_template(inp.streams.audio[0])
         for i in range(int(SECONDS * fps)):
-            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            shown = second if second is not None and i >= SECONDS * fps / 2 else picture
+            frame = av.VideoFrame.from_ndarray(shown, format="rgb24")
             frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
             for p in vs.encode(frame):
                 out.mux(p)
@@ -181,6 +182,15 @@ def test_untouched_real_clips_get_no_flag(clean, kind):
     assert flagged(row) == set(), {k: row[k] for k in row if row[k] is not None}
     assert row["has_video"] is video and row["has_audio"] is True
     assert row["rms_dbfs"] > -40 and row["silent_fraction"] < 0.9
+
+
+def test_a_cut_between_two_shots_is_counted(tmp_path):
+    """Two still shots (the first picture, then it upside down): one cut; real footage has none."""
+    picture = _first_picture()
+    row = measure_clip(str(_with_video(tmp_path / "cut.mp4", picture, second=np.ascontiguousarray(picture[::-1]))),
+                       duration=SECONDS)
+    assert row["scene_cuts"] == 1 and row["still"]
+    assert measure_clip(str(CHAPLIN))["scene_cuts"] == 0
 
 
 def test_real_black_silent_webm_is_flagged():
