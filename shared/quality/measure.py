@@ -292,13 +292,13 @@ def summarize(audio: _Audio, video: _Video, *, has_audio: bool, has_video: bool,
             still_fraction=video.still / video.pairs if video.pairs else 0.0,
             black_fraction=video.black / video.sampled if video.sampled else 0.0,
             scene_cuts=video.cuts,
-            fps=(video.frames / video_s) if video_s else None,
+            fps=round(video.frames / video_s, 3) if video_s else None,
             width=video.width, height=video.height,
         )
     lengths = [x for x in (audio_s, video_s) if x is not None]
-    row["duration_s"] = max(lengths) if lengths else 0.0
+    row["duration_s"] = round(max(lengths), 6) if lengths else 0.0  # microseconds: no 10.000000000000002
     if audio_s is not None and video_s is not None:
-        row["av_length_diff_s"] = audio_s - video_s
+        row["av_length_diff_s"] = round(audio_s - video_s, 6)
     row.update(flags(row, segment=segment, thresholds=t, expect_video=expect_video, expect_audio=expect_audio))
     return row
 
