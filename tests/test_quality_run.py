@@ -247,3 +247,21 @@ def test_ray_engine_gives_the_same_table(corpus, tmp_path):
                          quiet=True, engine="ray", num_proc=2)
     assert (local.measured, local.errors) == (remote.measured, remote.errors)
     assert _measures(read_quality_table(tmp_path / "l.parquet")) == _measures(read_quality_table(tmp_path / "r.parquet"))
+
+
+@pytest.mark.slow  # two CLI start-ups in subprocesses
+def test_a_terminal_gets_a_bar_and_a_pipe_none(corpus, tmp_path):
+    """The bar (with counts measured/error) only on a terminal; a pipe gets the summary line alone."""
+    from fetch_cli import run_cli
+    from ux_support import run_in_a_terminal
+
+    meta, media = corpus
+    argv = ["quality", "vggsound", "--data-dir", str(meta), "--media-dir", str(media)]
+    code, text = run_in_a_terminal([*argv, "--out", str(tmp_path / "t.parquet")])
+    assert code == 1, text
+    assert "quality:" in text and "clip" in text and "measured 6" in text and "error 1" in text
+    assert "clip/s" in text or "s/clip" in text  # tqdm's rate: the bar, not only the summary line
+    piped = run_cli(*argv, "--out", str(tmp_path / "p.parquet"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    assert piped.returncode == 1, piped.stderr
+    assert "clip/s" not in piped.stderr and "\r" not in piped.stderr
+    assert "measured 6" in piped.stdout and "Traceback" not in piped.stderr

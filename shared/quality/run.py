@@ -234,8 +234,17 @@ def parts_dir(out: str) -> str:
     return f"{out}.parts"
 
 
-def _previous(out: str, thresholds: Thresholds) -> dict[str, dict[str, Any]]:
-    """Rows of an earlier run (the table, then its leftover parts) made with the same thresholds, by id."""
+@dataclass
+class _Previous:
+    """Rows of an earlier run kept as Arrow (compact: 200k rows are a few MB, not 200k dicts), with an
+    index ``id -> (row, fingerprint, split, failed)``; a later part overrides an earlier row."""
+
+    table: pa.Table | None = None
+    index: dict[str, tuple[int, str | None, str | None, bool]] = field(default_factory=dict)
+
+
+def _previous(out: str, thresholds: Thresholds) -> _Previous:
+    """Rows of an earlier run (the table, then its leftover parts) made with the same thresholds."""
     tables: list[pa.Table] = []
     if os.path.exists(out):
         try:
@@ -254,11 +263,13 @@ def _previous(out: str, thresholds: Thresholds) -> dict[str, dict[str, Any]]:
             continue
         if table_metadata(table).get("thresholds") == thresholds.to_dict():
             tables.append(table)
-    rows: dict[str, dict[str, Any]] = {}
-    for table in tables:
-        for row in table.select(SCHEMA.names).cast(SCHEMA).to_pylist():
-            rows[row["id"]] = row
-    return rows
+    if not tables:
+        return _Previous()
+    table = pa.concat_tables([t.select(SCHEMA.names).cast(SCHEMA).replace_schema_metadata(None) for t in tables])
+    ids, fps, splits = (table.column(c).to_pylist() for c in ("id", "fingerprint", "split"))
+    failed = pc.is_valid(table.column("error")).to_pylist()
+    index = {i: (n, fp, sp, bad) for n, (i, fp, sp, bad) in enumerate(zip(ids, fps, splits, failed, strict=True))}
+    return _Previous(table, index)
 
 
 def run_quality(
@@ -281,7 +292,7 @@ def run_quality(
     """Measure every clip of ``corpus`` that has media into the Parquet table ``out``; see the module doc.
 
     Rows of splits this run does not cover are kept from an earlier table at ``out``. ``on_row`` sees each
-    finished row (tests, custom logging).
+    finished row (tests, custom logging); a reused one as ``{id, split, error (bool), reused: True}``.
     """
     if media_dir is None:
         raise QualitySetupError("the quality pass needs --media-dir (the clips to measure)")
@@ -311,9 +322,10 @@ def run_quality(
     os.makedirs(parts_dir(out), exist_ok=True)
     new_batches: list[pa.Table] = []
     buffer: list[dict[str, Any]] = []
-    reused: list[dict[str, Any]] = []
+    reused: list[int] = []
     last_flush = time.monotonic()
-    part_no = len(glob.glob(os.path.join(parts_dir(out), "part-*.parquet")))
+    part_no = 1 + max((int(os.path.basename(p)[5:-len(".parquet")]) for p in glob.glob(os.path.join(parts_dir(out), "part-[0-9]*.parquet"))),
+                      default=-1)
     eng = _Engine(engine, num_proc or 1, thresholds)
 
     def flush() -> None:
@@ -340,16 +352,16 @@ def run_quality(
     def todo() -> Iterator[_Job]:
         for name in wanted:
             for job, key in _jobs(iter(ds[name]), name):
-                old = previous.get(key["id"])
+                old = previous.index.get(key["id"])
                 if job is None:
                     row = {**error_row(key.pop("error")), **key}
                     buffer.append(row)
                     report.measured += 1
                     finish(row, "measured")
-                elif old is not None and old.get("fingerprint") == key["fingerprint"]:
-                    reused.append(old)
+                elif old is not None and old[1] == key["fingerprint"] and old[2] == name:
+                    reused.append(old[0])
                     report.reused += 1
-                    finish(old, "reused")
+                    finish({"id": key["id"], "split": old[2], "error": old[3], "reused": True}, "reused")
                 else:
                     yield job
 
@@ -368,13 +380,12 @@ def run_quality(
         raise QualitySetupError(f"no clip of {corpus} ({', '.join(wanted)}) has media in {', '.join(map(str, roots))}"
                                 " (check --media-dir and --split)")
     pieces = [*new_batches]
-    if reused:
-        pieces.append(rows_to_table(reused, meta))
-    kept = [r for r in previous.values() if r["split"] not in wanted]
-    if kept:
-        pieces.append(rows_to_table(kept, meta))
+    kept = [n for n, _, sp, _ in previous.index.values() if sp not in wanted]  # other splits' rows stay
+    if previous.table is not None and (reused or kept):
+        pieces.append(previous.table.take(pa.array(reused + kept, pa.int64())))
     table = pa.concat_tables([p.replace_schema_metadata(None) for p in pieces])
     table = table.take(pc.sort_indices(table, [("split", "ascending"), ("id", "ascending")]))
+    meta["splits"] = sorted(set(table.column("split").to_pylist()) - {None})  # kept rows' splits too
     table = table.replace_schema_metadata(rows_to_table([], meta).schema.metadata)
     write_quality_table(table, out)
     for part in glob.glob(os.path.join(parts_dir(out), "part-*.parquet")):
