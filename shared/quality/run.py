@@ -187,7 +187,11 @@ class _Engine:
             self.window = 4 * self.num_proc
         elif kind == "local":
             if self.num_proc > 1:
-                self.pool = cf.ProcessPoolExecutor(self.num_proc, mp_context=multiprocessing.get_context("forkserver"))
+                # workers fork from a server that imported the measuring code once (importing avsets, i.e.
+                # `datasets`, took 6-8 s a process on this VM); never fork this process (its threads)
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(["avsets.quality.measure"])
+                self.pool = cf.ProcessPoolExecutor(self.num_proc, mp_context=ctx)
         else:
             raise QualitySetupError(f"unknown engine {kind!r} (local or ray)")
 
