@@ -113,6 +113,7 @@ def planted(tmp_path_factory) -> dict[str, Path]:
         "black": _with_video(d / "black.mp4", np.zeros((360, 640, 3), np.uint8)),
         "cut_short": _copy(d / "cut_short.mp4", limit_v=2.5, limit_a=2.5),
         "no_audio": _copy(d / "no_audio.mp4", audio=False),
+        "no_video": _copy(d / "no_video.mp4", video=False),  # an .mp4 is a video file: its picture is missing
         "audio_3s_short": _copy(d / "audio_3s_short.mp4", limit_a=SECONDS - 3.0),
     }
 
@@ -125,6 +126,7 @@ EXPECTED = {
     "black": {"black", "still"},
     "cut_short": {"short"},
     "no_audio": {"no_audio"},
+    "no_video": {"no_video"},
     "audio_3s_short": {"av_mismatch"},
 }
 

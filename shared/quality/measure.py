@@ -184,7 +184,7 @@ def measure_clip(
     finally:
         container.close()
     if expect_video is None:
-        name = src if isinstance(src, str) else ""
+        name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else ""
         expect_video = name.rsplit(".", 1)[-1].lower() not in AUDIO_ONLY_EXTENSIONS if "." in name else True
     return summarize(audio, video, has_audio=astream is not None and audio.samples > 0,
                      has_video=vstream is not None and video.frames > 0, segment=duration, thresholds=t,
