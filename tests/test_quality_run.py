@@ -265,3 +265,39 @@ def test_a_terminal_gets_a_bar_and_a_pipe_none(corpus, tmp_path):
     assert piped.returncode == 1, piped.stderr
     assert "clip/s" not in piped.stderr and "\r" not in piped.stderr
     assert "measured 6" in piped.stdout and "Traceback" not in piped.stderr
+
+
+@pytest.fixture(scope="module")
+def audioset(tmp_path_factory):
+    from source_fixtures import audioset_mirrors
+
+    return audioset_mirrors(tmp_path_factory.mktemp("audioset"))
+
+
+@pytest.mark.parametrize("kind", ["parquet", "webdataset", "parquet over HTTP"])
+def test_ascc_over_parquet_and_webdataset_mirrors(audioset, tmp_path, kind):
+    """AudioSet mirrors (FLAC bytes in Parquet cells / WebDataset members; one whole 60-s recording whose
+    segment starts at 30 s), local and on a loopback HTTP server: every row measured on its own segment."""
+    from range_server import serve_folder
+
+    out = str(tmp_path / "q.parquet")
+    if kind == "parquet over HTTP":
+        with serve_folder(audioset.parquet.parent) as srv:
+            report = run_quality("ascc", data_dir=str(audioset.meta), media_dir=srv.url(audioset.parquet.name),
+                                 out=out, quiet=True, cache_dir=str(tmp_path / "cache"))
+            assert srv.total()[0] > 0  # the bytes came over HTTP
+    else:
+        src = audioset.parquet if kind == "parquet" else audioset.webdataset
+        report = run_quality("ascc", data_dir=str(audioset.meta), media_dir=str(src), out=out, quiet=True,
+                             cache_dir=str(tmp_path / "cache"))
+    assert (report.measured, report.errors) == (5, 0)
+    rows = {r["youtube_id"]: r for r in read_quality_table(out).to_pylist()}
+    assert set(rows) == set(audioset.sources)
+    for row in rows.values():
+        assert abs(row["duration_s"] - 10.0) < 0.01, row  # the 60-s recording is cut at its offset
+        assert row["has_audio"] and not row["has_video"] and row["sample_rate"] == 8000
+        assert {f for f in QUALITY_FLAGS if row[f]} == set() and row["fingerprint"].startswith("b2:")
+    again = run_quality("ascc", data_dir=str(audioset.meta),
+                        media_dir=str(audioset.parquet if kind != "webdataset" else audioset.webdataset),
+                        out=out, quiet=True, cache_dir=str(tmp_path / "cache"))
+    assert again.reused == 5  # same bytes, same fingerprints (also when they came over HTTP before)
