@@ -213,6 +213,7 @@ def test_cli_on_archive_mirrors_matches_the_folder(corpus, tmp_path, kind, capsy
     (["--out", "{tmp}"], "is a folder"),
     (["--num-proc", "0"], "--num-proc"),
     (["--engine", "dask"], "invalid choice"),
+    (["--still-fraction", "1.5"], "still_fraction=1.5"),
 ])
 def test_cli_setup_errors_exit_2_without_traceback(corpus, tmp_path, capsys, argv, says):
     meta, media = corpus

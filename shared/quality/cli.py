@@ -12,6 +12,7 @@ import sys
 
 from ..errors import AvsetsError
 from .run import run_quality
+from .table import QUALITY_FLAGS
 from .thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 #: threshold options: (flag, Thresholds field, help)
@@ -39,11 +40,9 @@ def add_quality_subcommand(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "quality", help="measure every clip (level, silence, stills, black frames, lengths) into a Parquet table",
         description="One pass over every clip of CORPUS that has media; writes one row per clip (key `id`) "
-                    "with measures and the flags " + ", ".join(
-                        ("silent", "still", "black", "short", "no_audio", "no_video", "av_mismatch"))
-                    + ". Resumable: a rerun measures only clips whose media changed. See docs/quality.md.")
-    p.add_argument("corpus")
-    p.add_argument("config", nargs="?")
+                    "with measures and the flags " + ", ".join(QUALITY_FLAGS) + ". Resumable: a rerun measures only clips whose media changed. See docs/quality.md.")
+    p.add_argument("corpus", help="vggsound, audiosetzsl, avset10m, avmit or ascc (`avsets list`)")
+    p.add_argument("config", nargs="?", help="the corpus config (default: its first)")
     p.add_argument("--data-dir", help="folder with the corpus' metadata files")
     p.add_argument("--media-dir", action="append", required=True,
                    help="media: folder, archive(s), Parquet, glob or fsspec URL (repeatable; first match wins)")
@@ -57,7 +56,9 @@ def add_quality_subcommand(sub: argparse._SubParsersAction) -> None:
     group = p.add_argument_group("thresholds (defaults in docs/quality.md; stored in the table's metadata)")
     for flag, name, text in THRESHOLD_OPTIONS:
         default = getattr(DEFAULT_THRESHOLDS, name)
-        group.add_argument(flag, dest=f"t_{name}", type=type(default), default=default,
+        unit = "DBFS" if name.endswith("_db") else "S" if name.endswith("_s") else \
+            "PX" if name.endswith("width") else "X"
+        group.add_argument(flag, dest=f"t_{name}", type=type(default), default=default, metavar=unit,
                            help=f"{text} (default {default})")
     p.set_defaults(func=run_quality_command)
 
@@ -82,10 +83,7 @@ class QualityUsageError(AvsetsError, ValueError):
 
 def thresholds_from_args(args: argparse.Namespace) -> Thresholds:
     """The run's thresholds from the ``--...`` options (defaults where not given)."""
-    values = {f.name: getattr(args, f"t_{f.name}") for f in dataclasses.fields(Thresholds)}
-    if not (0 < values["sample_fps"] <= 1000) or not (8 <= values["sample_width"] <= 4096):
-        raise QualityUsageError("--sample-fps must be in (0, 1000] and --sample-width in [8, 4096]")
-    return Thresholds(**values)
+    return Thresholds(**{f.name: getattr(args, f"t_{f.name}") for f in dataclasses.fields(Thresholds)})
 
 
 def run_quality_command(args: argparse.Namespace) -> int:

@@ -10,6 +10,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import AvsetsError
+
+_FRACTIONS = ("silent_fraction", "still_fraction", "black_luma", "black_pixel_share", "black_fraction",
+              "short_fraction")
+
+
+class ThresholdError(AvsetsError, ValueError):
+    """A threshold that cannot mean anything (a share above 1, a negative length...)."""
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -48,6 +57,22 @@ class Thresholds:
     sample_fps: float = 4.0
     #: width in pixels frames are scaled to for the video measures (height follows the aspect ratio).
     sample_width: int = 64
+
+    def __post_init__(self) -> None:
+        bad = [f"{n}={getattr(self, n)!r} (a share in [0, 1])" for n in _FRACTIONS if not 0 <= getattr(self, n) <= 1]
+        if not 0 < self.clip_level <= 1:
+            bad.append(f"clip_level={self.clip_level!r} (in (0, 1])")
+        if self.silence_db > 0:
+            bad.append(f"silence_db={self.silence_db!r} (dBFS, at most 0)")
+        for name in ("still_threshold", "scene_cut", "min_duration_s", "av_mismatch_s"):
+            if getattr(self, name) < 0:
+                bad.append(f"{name}={getattr(self, name)!r} (at least 0)")
+        if not 0 < self.sample_fps <= 1000:
+            bad.append(f"sample_fps={self.sample_fps!r} (in (0, 1000])")
+        if not 8 <= self.sample_width <= 4096:
+            bad.append(f"sample_width={self.sample_width!r} (in [8, 4096])")
+        if bad:
+            raise ThresholdError("invalid quality thresholds: " + "; ".join(bad))
 
     def to_dict(self) -> dict[str, Any]:
         """The thresholds as plain JSON values (stored in the table's metadata)."""
