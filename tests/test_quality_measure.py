@@ -94,6 +94,26 @@ def _with_video(dst: Path, picture: np.ndarray, fps: int = 25, second: np.ndarra
     return dst
 
 
+def _one_frame(dst: Path, picture: np.ndarray) -> Path:
+    """A still-image upload: ONE H.264 frame shown for the whole 6 s (its duration says so), chaplin's AAC."""
+    h, w = picture.shape[:2]
+    with av.open(str(CHAPLIN)) as inp, av.open(str(dst), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        a = out.add_stream_from_template(inp.streams.audio[0])
+        frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+        frame.pts, frame.time_base = 0, fractions.Fraction(1, 25)
+        for p in [*vs.encode(frame), *vs.encode(None)]:
+            p.duration = int(SECONDS * 25)
+            out.mux(p)
+        for pkt in inp.demux(inp.streams.audio[0]):
+            if pkt.dts is None:
+                continue
+            pkt.stream = a
+            out.mux(pkt)
+    return dst
+
+
 def _first_picture() -> np.ndarray:
     with av.open(str(CHAPLIN)) as c:
         return next(c.decode(video=0)).to_ndarray(format="rgb24")
@@ -108,6 +128,7 @@ def planted(tmp_path_factory) -> dict[str, Path]:
     noise *= np.float32(10 ** (-70 / 20))  # RMS -70 dBFS
     return {
         "still": _with_video(d / "still.mp4", _first_picture()),
+        "one_frame": _one_frame(d / "one_frame.mp4", _first_picture()),
         "muted_zero": _with_audio(d / "muted_zero.mp4", np.zeros((n, 2), np.float32)),
         "muted_noise": _with_audio(d / "muted_noise.mp4", noise),
         "black": _with_video(d / "black.mp4", np.zeros((360, 640, 3), np.uint8)),
@@ -121,6 +142,7 @@ def planted(tmp_path_factory) -> dict[str, Path]:
 # what each planted clip must be flagged with; a black picture repeated is also a still one
 EXPECTED = {
     "still": {"still"},
+    "one_frame": {"still"},  # one picture held: still, and not a video 6 s shorter than its sound
     "muted_zero": {"silent"},
     "muted_noise": {"silent"},
     "black": {"black", "still"},
@@ -147,6 +169,8 @@ def test_planted_measures_have_the_right_values(planted):
     assert 2.3 < short["duration_s"] < 2.7  # decoded length, not the 6 s the row asks for
     lag = measure_clip(str(planted["audio_3s_short"]), duration=SECONDS)
     assert -3.2 < lag["av_length_diff_s"] < -2.8 and abs(lag["duration_s"] - SECONDS) < 0.1
+    one = measure_clip(str(planted["one_frame"]), duration=SECONDS)
+    assert one["still_fraction"] == 1.0 and abs(one["av_length_diff_s"]) < 0.1 and one["fps"] < 0.2
     black = measure_clip(str(planted["black"]), duration=SECONDS)
     assert black["black_fraction"] == 1.0 and black["width"] == 640 and black["height"] == 360
 

@@ -104,6 +104,8 @@ class _Video:
     prev: np.ndarray | None = None
     next_sample: float = 0.0
     scaler: VideoReformatter = field(default_factory=VideoReformatter)
+    prev_black: bool = False
+    last_end: float = 0.0  # when the last picture stops being shown (from frame durations), segment-capped
 
 
 def _float_block(frame: av.AudioFrame) -> np.ndarray:
@@ -235,11 +237,15 @@ def _video_frame(v: _Video, frame: av.VideoFrame, offset: float, end: float | No
     elif ts > v.last_t:
         v.last_dur = ts - v.last_t
     v.last_t = max(v.last_t, ts)
+    if frame.duration:  # how long this picture is shown (a still-image upload: one frame for the whole clip)
+        shown = ts + float(frame.duration * frame.time_base)
+        v.last_end = max(v.last_end, shown if end is None else min(shown, end))
     v.frames += 1
+    _hold(v, ts, t)
     if ts + 1e-6 < v.next_sample:
         return False
     v.next_sample += 1.0 / t.sample_fps
-    if v.next_sample <= ts:  # a gap in the video: sample from here on
+    if v.next_sample <= ts:  # cannot happen after _hold; kept as a guard against a backwards timestamp
         v.next_sample = ts + 1.0 / t.sample_fps
     w = t.sample_width
     h = max(2, int(round(frame.height * w / max(1, frame.width) / 2)) * 2)
@@ -258,9 +264,24 @@ def _video_frame(v: _Video, frame: av.VideoFrame, offset: float, end: float | No
         if diff > t.scene_cut:
             v.cuts += 1
     v.prev = grey.astype(np.int16)
+    v.prev_black = dark >= t.black_pixel_share * grey.size
     for hook in hooks:
         hook(grey, ts - offset)
     return False
+
+
+def _hold(v: _Video, until: float, t: Thresholds) -> None:
+    """Sample times that no new frame reached before ``until`` still show the previous picture: each is a
+    still pair (and black when that picture was). A video of one picture held for 10 s (a frame rate far
+    below ``sample_fps``) is then as still as the same picture repeated at 25 fps."""
+    step = 1.0 / t.sample_fps
+    # grid point g is held when no new picture arrived within a step after it (at 25 fps one always does)
+    while v.prev is not None and v.next_sample + step <= until + 1e-6:
+        v.sampled += 1
+        v.pairs += 1
+        v.still += 1
+        v.black += int(v.prev_black)
+        v.next_sample += step
 
 
 def summarize(audio: _Audio, video: _Video, *, has_audio: bool, has_video: bool, segment: float | None,
@@ -287,7 +308,9 @@ def summarize(audio: _Audio, video: _Video, *, has_audio: bool, has_video: bool,
             sample_rate=audio.sr, channels=audio.channels,
         )
     if has_video:
-        video_s = video.last_t - (video.first_t or 0.0) + (video.last_dur or 0.0)
+        video_end = max(video.last_end, video.last_t + video.last_dur)
+        _hold(video, video_end, t)
+        video_s = video_end - (video.first_t or 0.0)
         row.update(
             still_fraction=video.still / video.pairs if video.pairs else 0.0,
             black_fraction=video.black / video.sampled if video.sampled else 0.0,
