@@ -1,5 +1,10 @@
 """Clip quality: one pass over a corpus' media measures every clip (level, silence, stills, black frames,
-cuts, lengths) and writes a Parquet table of measures and flags keyed by clip id (``avsets quality``)."""
+cuts, lengths) and writes a Parquet table of measures and flags keyed by clip id (``avsets quality``).
+
+This package root holds only the table contract and the thresholds, which the loader (``load_dataset(
+quality=...)``), export and report import; the pass itself (``avsets.quality.run.run_quality``) and the
+measures (``avsets.quality.measure.measure_clip``) import the loader, so importing them here would make a cycle.
+"""
 
 from __future__ import annotations
 
