@@ -2,8 +2,8 @@
 cuts, lengths) and writes a Parquet table of measures and flags keyed by clip id (``avsets quality``).
 
 This package root holds only the table contract and the thresholds, which the loader (``load_dataset(
-quality=...)``), export and report import; the pass itself (``avsets.quality.run.run_quality``) and the
-measures (``avsets.quality.measure.measure_clip``) import the loader, so importing them here would make a cycle.
+quality=...)``), export and report import; the pass (``avsets.quality.run.run_quality``) imports the loader, so importing it here
+would make a cycle. The measures of one clip are ``avsets.quality.measure.measure_clip``.
 """
 
 from __future__ import annotations
