@@ -249,6 +249,8 @@ def test_corrupt_and_truncated_clips_give_error_rows(tmp_path):
     row = measure_row(str(cut), duration=SECONDS)
     assert row["error"] and set(row) == set(SCHEMA.names)
     assert measure_row(str(tmp_path / "missing.mp4"))["error"]
+    signed = measure_row("http://user:hunter2@127.0.0.1:9/x.mp4?X-Amz-Signature=s3cr3t")["error"]
+    assert signed and "hunter2" not in signed and "s3cr3t" not in signed  # redacted before it is stored
 
 
 def test_hooks_see_the_same_decode():

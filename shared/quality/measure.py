@@ -25,6 +25,7 @@ from av.video.reformatter import VideoReformatter
 
 from ..decoding import _DECODE_ERRORS
 from ..errors import AvsetsError
+from ..secrets import redact_text
 from .table import QUALITY_FLAGS, empty_row
 from .thresholds import DEFAULT_THRESHOLDS, Thresholds
 
@@ -372,7 +373,7 @@ def summarize_pair(audio_row: dict[str, Any], video_row: dict[str, Any], *, segm
 def error_row(message: str) -> dict[str, Any]:
     """The row of a clip that could not be measured: ``error`` set, measures and flags null."""
     row = empty_row()
-    row["error"] = message[:500]
+    row["error"] = (redact_text(message) or "")[:500]  # a signed URL in an error never lands in the table
     return row
 
 
