@@ -139,34 +139,41 @@ def test_rerun_measures_only_changed_clips(tmp_path):
 _KILL_SCRIPT = """
 import sys, time
 from avsets.quality.run import run_quality
-run_quality("vggsound", data_dir=sys.argv[1], media_dir=sys.argv[2], out=sys.argv[3], quiet=True, part_rows=1,
-            on_row=lambda row: time.sleep(1.0))
+
+def seen(row):
+    with open(sys.argv[4], "a") as f:
+        f.write(row["id"] + "\\n")
+    time.sleep(1.0)
+
+run_quality("vggsound", data_dir=sys.argv[1], media_dir=sys.argv[2], out=sys.argv[3], quiet=True,
+            part_rows=int(sys.argv[5]), on_row=seen)
 """
 
 
-def test_killed_run_resumes_from_its_parts(tmp_path):
-    """SIGKILL mid-run leaves finished part files (never a half-written table); the next run reuses them."""
+@pytest.mark.parametrize("sig, part_rows", [(signal.SIGKILL, 1), (signal.SIGINT, 1000)], ids=["SIGKILL", "Ctrl-C"])
+def test_killed_run_resumes_from_its_parts(tmp_path, sig, part_rows):
+    """SIGKILL mid-run leaves the part files already written (one a clip here), Ctrl-C writes what finished;
+    never a half-written table; the next run reuses them and measures only the rest."""
     meta, media = _make_corpus(tmp_path / "c")
     out = str(tmp_path / "q.parquet")
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(meta), str(media), out])
+    seen = tmp_path / "seen.txt"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(meta), str(media), out, str(seen),
+                             str(part_rows)])
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            parts = [p for p in os.listdir(parts_dir(out)) if p.endswith(".parquet")] \
-                if os.path.isdir(parts_dir(out)) else []
-            if len(parts) >= 2 or proc.poll() is not None:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if seen.exists() and len(seen.read_text().splitlines()) >= 3:
                 break
             time.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
     finally:
-        proc.wait(30)
+        proc.wait(60)
     assert not os.path.exists(out)
-    done = len([p for p in os.listdir(parts_dir(out)) if p.endswith(".parquet")])
-    assert 2 <= done < 6
-    for part in os.listdir(parts_dir(out)):
-        pq.read_table(os.path.join(parts_dir(out), part))  # every part is whole
+    parts = [p for p in os.listdir(parts_dir(out)) if p.endswith(".parquet")]
+    kept = sum(pq.read_table(os.path.join(parts_dir(out), p)).num_rows for p in parts)  # every part is whole
+    assert 2 <= kept < 6, kept
     report = run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=out, quiet=True)
-    assert report.reused >= done and report.measured == 6 - report.reused
+    assert report.reused == kept and report.measured == 6 - kept
     _check_table(read_quality_table(out))
     assert not os.path.exists(parts_dir(out))
 

@@ -377,6 +377,9 @@ def run_quality(
             if len(buffer) >= part_rows or time.monotonic() - last_flush >= PART_SECONDS:
                 flush()
         flush()
+    except BaseException:  # Ctrl-C or a set-up error mid-run: keep what finished for the next run
+        flush()
+        raise
     finally:
         eng.close()
         progress.close()
