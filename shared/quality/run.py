@@ -6,9 +6,10 @@ remote): rows arrive with ``{bytes, path}`` cells and ``media_offset``, archives
 
 Resumable: each result is keyed by clip id plus a media fingerprint (size + mtime of a local file, else a
 BLAKE2 hash of the bytes, plus the segment cut from it). Results are written as part files next to the
-output (``OUT.parts/part-NNNNN.parquet``, each written under a temporary name and renamed), so a killed run
-loses at most the clips in flight; the next run reuses every part and the previous table's rows whose
-fingerprint still matches, measures the rest, writes the table atomically and removes the parts.
+output (``OUT.parts/part-NNNNN.parquet``, each under a temporary name, then renamed; Ctrl-C writes what
+finished), so a killed run loses at most one part's worth of clips; the next run reuses every part and the
+previous table's rows whose fingerprint still matches, measures the rest, writes the table atomically and
+removes the parts.
 """
 
 from __future__ import annotations
