@@ -272,3 +272,17 @@ def test_hooks_see_the_same_decode():
     assert abs(hook.samples / 44100 - SECONDS) < 0.1 and row["duration_s"] > 5.9
     assert len(hook.frames) == 24 and hook.frames[0][0] == (36, 64)
     assert [round(t, 2) for _, t in hook.frames[:3]] == [0.0, 0.28, 0.52]
+
+
+def test_audio_and_video_in_two_files_are_joined(planted):
+    """A corpus row whose audio and video cells name two files: each is measured, the row joins them."""
+    from avsets.quality.run import ClipJob, measure_job
+
+    key = {"id": "x_0_6000", "split": "train", "youtube_id": "x", "start": 0.0, "end": 6.0, "fingerprint": "f"}
+    job = ClipJob(key, str(REAL / "pcm_s16_example_2s.wav"), str(planted["no_audio"]), 0.0, SECONDS, "x")
+    row = measure_job(job, Thresholds())
+    assert row["has_audio"] and row["has_video"] and row["sample_rate"] == 44100 and row["width"] == 640
+    assert abs(row["av_length_diff_s"] + 4.0) < 0.1 and flagged(row) == {"av_mismatch"}
+    assert row["id"] == "x_0_6000" and row["error"] is None
+    broken = measure_job(ClipJob(key, os.urandom(100), str(planted["no_audio"]), 0.0, SECONDS, "x"), Thresholds())
+    assert broken["error"] and broken["id"] == "x_0_6000"

@@ -112,7 +112,7 @@ def _cell_source(cell: dict[str, Any] | None) -> tuple[Any, str | None]:
 
 
 @dataclass
-class _Job:
+class ClipJob:
     """One clip to measure: picklable (sent to a worker process or a Ray task)."""
 
     key: dict[str, Any]
@@ -123,7 +123,7 @@ class _Job:
     name: str
 
 
-def measure_job(job: _Job, thresholds: Thresholds) -> dict[str, Any]:
+def measure_job(job: ClipJob, thresholds: Thresholds) -> dict[str, Any]:
     """The table row of one job: keys + measures (+ ``error``); never raises for a bad clip."""
     common = {"offset": job.offset, "duration": job.duration, "thresholds": thresholds}
     if job.video is not None and (job.audio is None or job.audio is job.video or job.audio == job.video):
@@ -138,7 +138,7 @@ def measure_job(job: _Job, thresholds: Thresholds) -> dict[str, Any]:
     return row
 
 
-def _jobs(rows: Iterator[dict[str, Any]], split: str) -> Iterator[tuple[_Job | None, dict[str, Any]]]:
+def _jobs(rows: Iterator[dict[str, Any]], split: str) -> Iterator[tuple[ClipJob | None, dict[str, Any]]]:
     """(job, key) for each row with media; a row whose media cannot be read gives (None, error key)."""
     for r in rows:
         audio_cell, video_cell = r.get("audio"), r.get("video")
@@ -162,7 +162,7 @@ def _jobs(rows: Iterator[dict[str, Any]], split: str) -> Iterator[tuple[_Job | N
             yield None, {**key, "error": f"{type(exc).__name__}: {exc}"[:500]}
             continue
         key["fingerprint"] = "|".join(fps) + f"@{offset:.3f}+{duration if duration is not None else -1:.3f}"
-        yield _Job(key, audio, video, offset, duration, str(name)), key
+        yield ClipJob(key, audio, video, offset, duration, str(name)), key
 
 
 # ----------------------------------------------------------------------------------------------- engines
@@ -196,12 +196,12 @@ class _Engine:
         else:
             raise QualitySetupError(f"unknown engine {kind!r} (local or ray)")
 
-    def run(self, jobs: Iterator[_Job]) -> Iterator[dict[str, Any]]:
+    def run(self, jobs: Iterator[ClipJob]) -> Iterator[dict[str, Any]]:
         if self.kind == "local" and self.pool is None:
             for job in jobs:
                 yield measure_job(job, self.thresholds)
             return
-        pending: dict[Any, _Job] = {}
+        pending: dict[Any, ClipJob] = {}
         for job in jobs:
             pending[self._submit(job)] = job
             while len(pending) >= self.window:
@@ -209,12 +209,12 @@ class _Engine:
         while pending:
             yield from self._drain(pending, first=True)
 
-    def _submit(self, job: _Job) -> Any:
+    def _submit(self, job: ClipJob) -> Any:
         if self.kind == "ray":
             return self.remote.remote(job, self.thresholds)
         return self.pool.submit(measure_job, job, self.thresholds)
 
-    def _drain(self, pending: dict[Any, _Job], first: bool) -> Iterator[dict[str, Any]]:
+    def _drain(self, pending: dict[Any, ClipJob], first: bool) -> Iterator[dict[str, Any]]:
         if self.kind == "ray":
             done, _ = self.ray.wait(list(pending), num_returns=1)
         else:
@@ -354,7 +354,7 @@ def run_quality(
         if on_row is not None:
             on_row(row)
 
-    def todo() -> Iterator[_Job]:
+    def todo() -> Iterator[ClipJob]:
         for name in wanted:
             for job, key in _jobs(iter(ds[name]), name):
                 old = previous.index.get(key["id"])
