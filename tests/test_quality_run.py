@@ -309,3 +309,12 @@ def test_ascc_over_parquet_and_webdataset_mirrors(audioset, tmp_path, kind):
                         media_dir=str(audioset.parquet if kind != "webdataset" else audioset.webdataset),
                         out=out, quiet=True, cache_dir=str(tmp_path / "cache"))
     assert again.reused == 5  # same bytes, same fingerprints (also when they came over HTTP before)
+
+
+def test_the_table_contract_the_readers_import():
+    """``load_dataset(quality=)``, export and report import these names: they must describe the schema."""
+    from avsets.quality.table import KEY_COLUMNS, MEASURE_COLUMNS, SCHEMA
+
+    assert SCHEMA.names == [*KEY_COLUMNS, *MEASURE_COLUMNS, *QUALITY_FLAGS, "error"]
+    assert all(SCHEMA.field(f).type == pa.bool_() for f in QUALITY_FLAGS)
+    assert SCHEMA.field("id").type == pa.string() and QUALITY_FLAGS[0] == "silent"
