@@ -26,13 +26,14 @@ from av.video.reformatter import VideoReformatter
 from ..decoding import _DECODE_ERRORS
 from ..errors import AvsetsError
 from ..secrets import redact_text
+from ..segments import AUDIO_EXTENSIONS
 from .table import QUALITY_FLAGS, empty_row
 from .thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 #: the level reported for digital silence (log of zero): below any real recording's noise floor
 FLOOR_DBFS = -120.0
 #: extensions that never hold video: a clip from such a file is not flagged ``no_video``
-AUDIO_ONLY_EXTENSIONS = frozenset({"wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "aac", "wma"})
+AUDIO_ONLY_EXTENSIONS = AUDIO_EXTENSIONS | {"oga", "aac", "wma"}
 WINDOW_S = 0.1  # silence windows (the "100-ms windows")
 _INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
