@@ -89,6 +89,14 @@ class MissingStreamError(MediaError):
     """
 
 
+class MemberTooLargeError(MediaError):
+    """An archive member inflates past the size its archive declares (a zip bomb, or damage).
+
+    Reading stops at the declared size: memory per member is bounded by what the archive says, and the
+    member is named so one bad member costs that member only.
+    """
+
+
 class MissingMediaError(MediaError):
     """``on_missing="error"`` and a row's media is absent."""
 

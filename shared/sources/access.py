@@ -21,6 +21,7 @@ import fsspec
 import pyarrow as pa
 
 from ..errors import MediaError, MediaSourceError, MetadataError, StreamingOnlySourceError
+from ..secrets import redact_text, redact_url
 from .kinds import Source
 from .locator import is_member, parse_locator
 from .parquetsrc import index_parquet, read_parquet_member
@@ -66,11 +67,11 @@ def read_media_bytes(path: str) -> bytes:
             if loc.kind == "tar":
                 return read_tar_member(reader, loc.fields)
             return read_parquet_member(reader, loc.fields)
-        except MediaError as exc:
-            raise MediaError(exc.reason, path=f"{loc.archive} member {loc.member}") from None
+        except MediaError as exc:  # the same class (a zip bomb stays a MemberTooLargeError), named by member
+            raise type(exc)(exc.reason, path=f"{redact_url(loc.archive)} member {loc.member}") from None
         except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
-            raise MediaError(f"cannot read member: {type(exc).__name__}: {exc}",
-                             path=f"{loc.archive} member {loc.member}") from None
+            raise MediaError(f"cannot read member: {type(exc).__name__}: {redact_text(str(exc))}",
+                             path=f"{redact_url(loc.archive)} member {loc.member}") from None
     if is_local(path):
         with open(local_path(path), "rb") as f:
             return f.read()
