@@ -149,7 +149,8 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
         try:
             return _read_cache(path, source, info)
         except (OSError, pa.ArrowInvalid, ValueError, KeyError) as exc:
-            logger.warning("avsets: damaged source index %s (%s); indexing %s again", path, exc, source.url)
+            logger.warning("avsets: damaged source index %s (%s); indexing %s again", path, exc,
+                           redact_url(source.url))
     try:
         if source.kind == "zip":
             members, stats = index_zip(source.url, reader, info.size)
@@ -185,7 +186,7 @@ def _write_cache(path: str, si: SourceIndex) -> None:
             w.write_table(table)
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache costs a re-index next time, nothing else
-        logger.warning("avsets: cannot cache the index of %s in %s (%s)", si.source.url, path, exc)
+        logger.warning("avsets: cannot cache the index of %s in %s (%s)", redact_url(si.source.url), path, exc)
         try:
             os.unlink(tmp)
         except OSError:

@@ -9,12 +9,15 @@ archive itself).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+
+from ..secrets import redact_url
 
 
 def is_local(url: str) -> bool:
@@ -128,10 +131,9 @@ _WARNED: set[str] = set()
 def _warn_no_range(url: str) -> None:
     if url not in _WARNED:
         _WARNED.add(url)
-        import logging
-
         logging.getLogger("avsets").warning("%s: the server ignores Range requests, so every read downloads the "
-                                            "whole file; use a server or mirror that supports them", url)
+                                            "whole file; use a server or mirror that supports them",
+                                            redact_url(url))
 
 
 class RangeFile(io.RawIOBase):

@@ -11,9 +11,11 @@ and state the indexed size, which catches an archive that changed under a stale 
 
 from __future__ import annotations
 
+import logging
 import tarfile
 
 from ..errors import MediaError, MediaSourceError
+from ..secrets import redact_url
 from .keys import member_kind
 from .ranged import RangeFile, RangeReader
 from .records import Member, SourceStats, safe_member_name
@@ -69,10 +71,8 @@ def index_tar(url: str, reader: RangeReader, size: int) -> tuple[list[Member], S
 
 
 def _warn_truncated(url: str, exc: Exception) -> None:
-    import logging
-
     logging.getLogger("avsets").warning("%s: the tar archive ends inside a header (%s); members after it are "
-                                        "not indexed", url, exc)
+                                        "not indexed", redact_url(url), exc)
 
 
 def read_tar_member(reader: RangeReader, fields: dict[str, str]) -> bytes:
