@@ -427,9 +427,9 @@ class SourceResolver:
         self._inconclusive = 0
 
     def ranged(self, inp: Input) -> Input:
-        """``inp``, marked ``ranged=False`` when its server ignores ``Range`` (then it is downloaded whole and
-        cut locally: :func:`download_whole`; asked once per origin,
-        with one 1-byte request; said once in the log)."""
+        """``inp``, marked ``ranged=False`` when its server ignores ``Range`` (the caller then downloads it
+        whole and cuts it locally: :func:`download_whole`); asked once per origin with one 1-byte request,
+        said once in the log."""
         if not inp.network or not inp.ranged:
             return inp
         parts = urllib.parse.urlsplit(inp.url)
