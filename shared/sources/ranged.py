@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,12 +152,15 @@ class RangeFile(io.RawIOBase):
         self._buf_start, self._buf = 0, b""
         self.requests = 0
         self.bytes_read = 0
+        self.fills: list[tuple[int, float]] = []  # (bytes, seconds) of each request: latency and bandwidth
         if tail:
             start = max(0, size - tail)
             self._fill(start, size)
 
     def _fill(self, start: int, end: int) -> None:
+        t0 = time.perf_counter()
         self._buf_start, self._buf = start, self.reader.read(start, end)
+        self.fills.append((len(self._buf), time.perf_counter() - t0))
         self.requests += 1
         self.bytes_read += len(self._buf)
 
