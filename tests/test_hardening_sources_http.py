@@ -2,8 +2,8 @@
 
 The server is the real standard-library one, run as a user runs it (a subprocess on loopback); in Python
 3.11 it answers a ranged GET with 200 and the whole file, which this test checks first.  The mp4s are
-written by PyAV with its default muxer options, so their index (``moov``) comes after the media data, as in
-ffmpeg's default output: such a file cannot be cut from a one-pass stream, so fetch must download it to a
+written by PyAV and by the ffmpeg binary with their default mp4 options, so their index (``moov``) comes
+after the media data: such a file cannot be cut from a one-pass stream, so fetch must download it to a
 temporary file (removed afterwards) and cut that.
 """
 
@@ -21,6 +21,7 @@ import pytest
 from fetch_cli import run_cli, segments_csv
 
 from avsets.fetch import read_ledger
+from avsets.fetch.ffmpeg import ffmpeg_exe
 
 SECONDS = 12
 RATE = 16000
@@ -51,11 +52,21 @@ def default_mp4(path: Path, seconds: int = SECONDS) -> Path:
     return path
 
 
+def ffmpeg_default_mp4(path: Path, seconds: int = SECONDS) -> Path:
+    """The same content written by the ffmpeg binary with its default mp4 options (``moov`` last)."""
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"testsrc=size=64x48:rate={FPS}", "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={RATE}",
+                    "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", str(path)], check=True, timeout=120)
+    return path
+
+
 @pytest.fixture(scope="module")
 def stdlib_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("plain-mirror")
     for ytid in ("plainAAAAA0", "plainBBBBB1"):
         default_mp4(root / f"{ytid}.mp4")
+    ffmpeg_default_mp4(root / "ffmpegCCCC2.mp4")
     proc = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
                              "--directory", str(root)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
@@ -70,8 +81,10 @@ def stdlib_server(tmp_path_factory):
 
 def test_the_stdlib_server_ignores_range_and_the_files_have_moov_last(stdlib_server):
     root, base = stdlib_server
+    for name in ("plainAAAAA0.mp4", "ffmpegCCCC2.mp4"):
+        data = (root / name).read_bytes()
+        assert data.index(b"mdat") < data.index(b"moov"), f"{name} must keep its index at the end"
     data = (root / "plainAAAAA0.mp4").read_bytes()
-    assert data.index(b"mdat") < data.index(b"moov"), "the mp4 must keep its index at the end"
     req = urllib.request.Request(f"{base}/plainAAAAA0.mp4", headers={"Range": "bytes=0-0"})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(req, timeout=10) as resp:
@@ -83,13 +96,14 @@ def test_the_stdlib_server_ignores_range_and_the_files_have_moov_last(stdlib_ser
 @pytest.mark.parametrize("flags", [["--audio", "--video"], ["--audio", "--video", "--exact"]])
 def test_every_clip_from_a_plain_http_server_mirror_is_cut(stdlib_server, tmp_path, flags):
     _, base = stdlib_server
-    segs = [("plainAAAAA0", 1.0, 4.0), ("plainAAAAA0", 7.5, 10.5), ("plainBBBBB1", 0.0, 3.0)]
+    segs = [("plainAAAAA0", 1.0, 4.0), ("plainAAAAA0", 7.5, 10.5), ("plainBBBBB1", 0.0, 3.0),
+            ("ffmpegCCCC2", 5.0, 8.0)]
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": y, "start": s, "end": e} for y, s, e in segs])
     out = tmp_path / "out"
     proc = run_cli("fetch", "--segments", str(listing), "--out", str(out), *flags, "--workers", "2",
                    "--source-url-template", base + "/{youtube_id}.mp4")
     assert proc.returncode == 0, proc.stderr
-    assert [r.status for r in read_ledger(out)] == ["ok"] * 3, [r.reason for r in read_ledger(out)]
+    assert [r.status for r in read_ledger(out)] == ["ok"] * len(segs), [r.reason for r in read_ledger(out)]
     assert proc.stderr.count("ignores Range requests") == 1, proc.stderr
     for ytid, s, e in segs:
         stem = f"{ytid}_{int(s * 1000)}_{int(e * 1000)}"
