@@ -197,11 +197,11 @@ def test_mutated_real_indexes_and_pages_give_a_result_or_page_unsupported(real_p
 # ------------------------------------------------------------------- real files with a lying offset index
 
 
-def _rewrite_index(path, rg: int, locs: list[tuple[int, int, int]]) -> None:
+def _rewrite_index(path, rg: int, locs: list[tuple[int, int, int]] | bytes) -> None:
     """Replace row group ``rg``'s offset index in place (same length: zero padding after the STOP)."""
     data, plans = _plans(path)
     p = plans[rg]
-    new = offset_index(locs)
+    new = locs if isinstance(locs, bytes) else offset_index(locs)
     assert len(new) <= p.index_length, "the crafted index must fit where the real one was"
     buf = bytearray(data)
     buf[p.index_offset:p.index_offset + p.index_length] = new + b"\x00" * (p.index_length - len(new))
@@ -214,9 +214,12 @@ LIES = {
     "a page one byte past the end": lambda off, size: [(off, size - off + 1, 0)],
     "a negative offset": lambda off, size: [(-5, 100, 0)],
     "first rows out of order": lambda off, size: [(off, 50, 3), (off + 50, 50, 0)],
+    "a list of 2**62 doubles": lambda off, size: CRAFTED["2**62 doubles"][:12],
+    "a list of 2**62 page locations": lambda off, size: CRAFTED["2**62 structs"][:12],
 }
 
 
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("lie", list(LIES))
 def test_an_offset_index_pointing_outside_the_file_serves_every_row_by_row_group(tmp_path, lie):
     values = _values(24, seed=5)
