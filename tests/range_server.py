@@ -40,6 +40,7 @@ class RangeServer(ThreadingHTTPServer):
         self.chunk = 1 << 20
         self.delay = 0.0  # seconds slept before each chunk
         self.latency = 0.0  # seconds slept before answering each request (a distant mirror's round trip)
+        self.refuse_head = False  # True: 403 to every HEAD (a URL presigned for GET only, as S3 and GCS sign)
 
     @property
     def base_url(self) -> str:
@@ -82,6 +83,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet."""
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+        if self.server.refuse_head:
+            with self.server.lock:
+                self.server.log.append(("HEAD", unquote(self.path.split("?", 1)[0]).lstrip("/"), ""))
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self._serve(head=True)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming

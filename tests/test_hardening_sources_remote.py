@@ -161,3 +161,21 @@ def test_remote_ledger_url_keeps_the_query_of_a_signed_folder():
     assert remote_ledger_url("https://h/out?sig=1") == "https://h/out/avsets-ledger.sqlite?sig=1"
     assert remote_ledger_url("https://h/clips.zip" + QUERY) is None
     assert remote_ledger_url("s3://bucket/out/") == "s3://bucket/out/avsets-ledger.sqlite"
+
+
+def test_a_url_signed_for_get_only_is_indexed_without_downloading_it(mirrors, server):
+    """S3 and GCS presigned URLs refuse HEAD; fsspec's fallback was a GET of the whole archive."""
+    size = (mirrors.root / "clips.zip").stat().st_size
+    server.refuse_head = True
+    try:
+        server.reset()
+        si = index_source(Source(server.url("clips.zip") + QUERY, "zip"), use_cache=False)
+        requests, moved = server.total()
+        head_refused = [m for m, p, _ in server.log if m == "HEAD"]
+    finally:
+        server.refuse_head = False
+    assert head_refused and len(si.members) > 0
+    assert moved <= 64 * 1024 + 200 < size, f"{moved:,} of {size:,} bytes to index"
+    assert not any(m == "GET" and not r for m, _, r in server.log), server.log
+    assert si.info.size == size
+    assert read_media_bytes(si.members[0].locator)

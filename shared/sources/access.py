@@ -141,7 +141,8 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
     except FileNotFoundError:
         raise MediaSourceError("does not exist", source=source.url) from None
     except Exception as exc:  # noqa: BLE001 - any fsspec backend's client error: one named error
-        raise MediaSourceError(f"cannot be reached: {type(exc).__name__}: {exc}", source=source.url) from None
+        raise MediaSourceError(f"cannot be reached: {type(exc).__name__}: {redact_text(str(exc))}",
+                               source=source.url) from None
     key = hashlib.sha256("\0".join([INDEX_VERSION, source.kind, source.url, str(info.size), info.identity,
                                     key_column or ""]).encode()).hexdigest()[:32]
     path = os.path.join(cache_dir(), f"{key}.arrow")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from fsspec.asyn import sync
 
 from ..secrets import redact_url
 
@@ -72,7 +73,8 @@ class RangeReader:
             st = os.stat(local_path(self.url))
             return RemoteInfo(st.st_size, f"mtime_ns={st.st_mtime_ns}")
         fs, path = self._fs_path()
-        info = fs.info(path)
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        info = sync(fs.loop, _http_info, fs, path) if protocol in ("http", "https") else fs.info(path)
         marks = []
         for key in _IDENTITY_KEYS:
             value = info.get(key)
@@ -124,6 +126,38 @@ class RangeReader:
         r = http_backoff("GET", self._hf_url, headers=headers, timeout=constants.HF_HUB_DOWNLOAD_TIMEOUT)
         hf_raise_for_status(r)
         return r.content
+
+
+_HTTP_KEYS = ("ETag", "Last-Modified", "Content-MD5")  # what fsspec's HTTP ``info`` kept (headers ignore case)
+
+
+async def _http_info(fs: Any, path: str) -> dict[str, Any]:
+    """Size and change markers of an HTTP source with at most two requests and no body.
+
+    Why not ``fs.info``: when HEAD fails, fsspec falls back to a GET of the whole file, and a URL signed for
+    GET only (an S3 or GCS presigned URL) always refuses HEAD, so every index of a presigned archive began
+    by downloading it.  Here the fallback is a GET of its first byte, whose ``Content-Range`` says the size;
+    no body is read either way."""
+    session = await fs.set_session()
+    url = fs.encode_url(path)
+    kw = dict(fs.kwargs)
+    headers = {**kw.pop("headers", {}), "Accept-Encoding": "identity"}
+    kw.pop("allow_redirects", None)
+    out: dict[str, Any] = {}
+    async with session.head(url, allow_redirects=True, headers=headers, **kw) as r:
+        if r.status < 400 and r.headers.get("Content-Length") and r.headers.get("Content-Encoding", "identity") in (
+                "identity", ""):
+            out = {k: r.headers[k] for k in _HTTP_KEYS if k in r.headers}
+            return {**out, "size": int(r.headers["Content-Length"])}
+    async with session.get(url, allow_redirects=True, headers={**headers, "Range": "bytes=0-0"}, **kw) as r:
+        if r.status in (404, 410):
+            raise FileNotFoundError(redact_url(url))
+        r.raise_for_status()
+        out = {k: r.headers[k] for k in _HTTP_KEYS if k in r.headers}
+        total = r.headers.get("Content-Range", "").rsplit("/", 1)[-1]
+        if r.status == 206 and total.isdigit():
+            return {**out, "size": int(total)}
+        return {**out, "size": int(r.headers.get("Content-Length") or 0)}  # Range ignored: its length, unread
 
 
 _WARNED: set[str] = set()
