@@ -9,18 +9,26 @@ truncates would pass them off as good).  Every path that reads zip members is at
 
 from __future__ import annotations
 
+import io
 import struct
+import tarfile
 import tracemalloc
 import zipfile
 import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from range_server import RangeServer
 
 from avsets.errors import AvsetsError, MediaError, MediaSourceError, MemberTooLargeError
 from avsets.sources import Source, index_source, read_media_bytes
+from avsets.sources.locator import parse_locator
 from avsets.sources.members import ReadStats, iter_members
+from avsets.sources.ranged import RangeReader
+from avsets.sources.tarsrc import index_tar, read_tar_member
+from avsets.sources.zipsrc import index_zip, read_zip_member
 
 DECLARED = 100_000
 ACTUAL = 32 << 20
@@ -142,3 +150,62 @@ def test_a_directory_entry_whose_data_runs_past_the_end_is_not_indexed(tmp_path)
     assert [m.relpath for m in si.members] == ["b.flac"]
     assert si.stats.truncated == 1
     assert read_media_bytes(si.members[0].locator) == b"fLaC" * 100
+
+
+# ---------------------------------------------------------------------- fuzzing the directory and headers
+
+
+def _seed_archives() -> dict[str, bytes]:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, method in enumerate((zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2)):
+            zf.writestr(zipfile.ZipInfo(f"d/c{i}_0_10000.flac"), b"fLaC" + bytes(range(256)) * (i + 1),
+                        compress_type=method)
+    tbuf = io.BytesIO()
+    with tarfile.open(fileobj=tbuf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for i in range(3):
+            data = b"fLaC" + bytes(range(256)) * (i + 1)
+            ti = tarfile.TarInfo(f"d/{'x' * 120}{i}_0_10000.flac")  # a GNU long name
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return {"zip": buf.getvalue(), "tar": tbuf.getvalue()}
+
+
+SEEDS = _seed_archives()
+
+
+@pytest.mark.timeout(180)
+@settings(max_examples=300, deadline=3000, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(data=st.data(), kind=st.sampled_from(["zip", "tar"]))
+def test_mutated_archives_give_members_or_named_errors(tmp_path, data, kind):
+    """Every length and offset the zip directory and tar headers hold, mutated: indexing gives members or a
+    :class:`MediaSourceError`, reading each member its bytes or a :class:`MediaError`; nothing else, no
+    read larger than the archive (a huge pread would be a ``MemoryError``)."""
+    buf = bytearray(SEEDS[kind])
+    for _ in range(data.draw(st.integers(1, 4))):
+        if len(buf) < 8:
+            break
+        at = data.draw(st.integers(0, len(buf) - 4))
+        what = data.draw(st.sampled_from(["byte", "u32", "cut"]))
+        if what == "byte":
+            buf[at] = data.draw(st.integers(0, 255))
+        elif what == "u32":
+            buf[at:at + 4] = data.draw(st.sampled_from([0xFFFFFFFF, 0x7FFFFFFF, 1 << 30, 0])).to_bytes(4, "little")
+        else:
+            del buf[at:]
+    path = tmp_path / f"fuzz.{kind}"
+    path.write_bytes(bytes(buf))
+    reader = RangeReader(str(path))
+    try:
+        members, _ = (index_zip if kind == "zip" else index_tar)(str(path), reader, len(buf))
+    except MediaSourceError:
+        return
+    for m in members:
+        loc = parse_locator(m.locator)
+        try:
+            out = (read_zip_member(reader, loc.fields, loc.member) if kind == "zip"
+                   else read_tar_member(reader, loc.fields))
+        except MediaError:
+            continue
+        assert len(out) <= max(m.size, 0) or m.size < 0
