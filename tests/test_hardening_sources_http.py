@@ -21,7 +21,9 @@ import pytest
 from fetch_cli import run_cli, segments_csv
 
 from avsets.fetch import read_ledger
-from avsets.fetch.ffmpeg import ffmpeg_exe
+from avsets.fetch.ffmpeg import Input, ffmpeg_exe
+from avsets.fetch.sources import download_whole
+from avsets.fetch.status import FetchFailure
 
 SECONDS = 12
 RATE = 16000
@@ -115,3 +117,18 @@ def test_every_clip_from_a_plain_http_server_mirror_is_cut(stdlib_server, tmp_pa
             assert abs(seconds - (e - s)) < 0.01
     leftovers = [p.name for p in out.iterdir() if p.name.endswith(".part") or p.name.startswith(".")]
     assert leftovers == [], leftovers  # the downloaded copies are gone
+
+
+def test_the_temporary_copy_is_bounded_and_removed_on_failure(stdlib_server, tmp_path):
+    _, base = stdlib_server
+    inp = Input(f"{base}/plainAAAAA0.mp4")
+    dest = tmp_path / ".copy.part"
+    size = len(urllib.request.build_opener(urllib.request.ProxyHandler({})).open(inp.url, timeout=10).read())
+    with pytest.raises(FetchFailure, match="limit"):
+        download_whole(inp, dest, proxy=None, timeout=10, limit=size - 1)
+    assert not dest.exists()
+    with pytest.raises(FetchFailure) as exc:
+        download_whole(Input(f"{base}/no-such-video.mp4"), dest, proxy=None, timeout=10)
+    assert exc.value.status == "unavailable" and not dest.exists()
+    local = download_whole(inp, dest, proxy=None, timeout=10, limit=size)
+    assert local.url == "file:" + str(dest) and dest.stat().st_size == size
