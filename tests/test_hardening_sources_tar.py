@@ -75,7 +75,7 @@ def test_large_members_far_away_are_skipped_not_downloaded(tmp_path):
 
 
 def test_where_round_trips_are_cheap_large_members_cost_2_kib_each(tmp_path):
-    n = 200
+    n = 100  # few enough that header by header stays the cheaper walk even on a loaded machine
     with tarfile.open(tmp_path / "big.tar", "w") as t:
         for i in range(n):
             ti = tarfile.TarInfo(f"clips/c{i:05d}_0_10000.flac")
