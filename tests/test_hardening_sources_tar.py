@@ -86,3 +86,21 @@ def test_where_round_trips_are_cheap_large_members_cost_2_kib_each(tmp_path):
         requests, moved = srv.total()
     assert len(si.members) == n
     assert moved <= n * 2048 + 64 * 1024, f"{moved:,} bytes for {n} headers"
+
+
+def test_a_far_but_slow_mirror_of_large_clips_stays_header_by_header(tmp_path):
+    """40 ms away but ~3 MB/s: moving a 512-KB clip costs more than a round trip, so reading through would
+    lose (120 headers: ~6 s one by one, ~20 s through); the walk measures the bandwidth (a guess from small
+    reads is corrected by the next, larger one) and keeps to the headers."""
+    n = 120
+    with tarfile.open(tmp_path / "slow.tar", "w") as t:
+        for i in range(n):
+            ti = tarfile.TarInfo(f"clips/c{i:05d}_0_10000.mp4")
+            ti.size = 512 * 1024
+            t.addfile(ti, io.BytesIO(bytes(ti.size)))
+    with RangeServer(tmp_path) as srv:
+        srv.latency, srv.chunk, srv.delay = 0.04, 32 * 1024, 0.01
+        si = index_source(Source(srv.url("slow.tar"), "tar"), use_cache=False)
+        requests, moved = srv.total()
+    assert len(si.members) == n
+    assert moved <= n * 2048 + (1 << 20), f"{moved:,} bytes for {n} headers in {requests} requests"
