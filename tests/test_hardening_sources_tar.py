@@ -88,6 +88,7 @@ def test_where_round_trips_are_cheap_large_members_cost_2_kib_each(tmp_path):
     assert moved <= n * 2048 + 64 * 1024, f"{moved:,} bytes for {n} headers"
 
 
+@pytest.mark.slow
 def test_a_far_but_slow_mirror_of_large_clips_stays_header_by_header(tmp_path):
     """40 ms away but ~3 MB/s: moving a 512-KB clip costs more than a round trip, so reading through would
     lose (120 headers: ~6 s one by one, ~20 s through); the walk measures the bandwidth (a guess from small
