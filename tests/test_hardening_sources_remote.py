@@ -161,6 +161,7 @@ def test_remote_ledger_url_keeps_the_query_of_a_signed_folder():
     assert remote_ledger_url("https://h/out?sig=1") == "https://h/out/avsets-ledger.sqlite?sig=1"
     assert remote_ledger_url("https://h/clips.zip" + QUERY) is None
     assert remote_ledger_url("s3://bucket/out/") == "s3://bucket/out/avsets-ledger.sqlite"
+    assert remote_ledger_url("s3://bucket/l.sqlite?versionId=3") == "s3://bucket/l.sqlite?versionId=3"
 
 
 def test_a_url_signed_for_get_only_is_indexed_without_downloading_it(mirrors, server):

@@ -407,7 +407,7 @@ def remote_ledger_url(url: str) -> str | None:
     suffix is the ledger itself; an archive or media file holds no ledger; anything else is a folder whose
     ledger is ``<folder>/avsets-ledger.sqlite``."""
     name = url_path(url).rstrip("/").rsplit("/", 1)[-1].lower()
-    if name.endswith(LEDGER_SUFFIXES):
+    if name.endswith(LEDGER_SUFFIXES) or name.split("?", 1)[0].endswith(LEDGER_SUFFIXES):
         return url
     if source_kind(url) is not None or ("." in name and name.rsplit(".", 1)[-1] in MEDIA_EXTENSIONS):
         return None
