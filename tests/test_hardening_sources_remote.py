@@ -25,6 +25,7 @@ from avsets.fetch.ledger import Ledger, LedgerRow, read_ledger, remote_ledger_ur
 from avsets.report import _default_ledgers
 from avsets.sources import Source, expand_sources, index_source, read_media_bytes, source_kind
 from avsets.sources import ranged as ranged_mod
+from avsets.sources.members import ReadStats, iter_members
 from avsets.verify import verify
 
 SIG = "s3cr3tSIGNATUREvalue0123456789"
@@ -180,3 +181,17 @@ def test_a_url_signed_for_get_only_is_indexed_without_downloading_it(mirrors, se
     assert not any(m == "GET" and not r for m, _, r in server.log), server.log
     assert si.info.size == size
     assert read_media_bytes(si.members[0].locator)
+
+
+def test_archive_order_over_a_get_only_url_reads_the_archive_once(mirrors, server):
+    size = (mirrors.root / "clips.zip").stat().st_size
+    plain = [m.name for m in iter_members(Source(str(mirrors.root / "clips.zip"), "zip"), ReadStats())]
+    server.refuse_head = True
+    try:
+        server.reset()
+        names = [m.name for m in iter_members(Source(server.url("clips.zip") + QUERY, "zip"), ReadStats())]
+        moved = server.total()[1]
+    finally:
+        server.refuse_head = False
+    assert names == plain
+    assert moved <= size + 1024, f"{moved:,} bytes for a {size:,}-byte archive"

@@ -29,7 +29,7 @@ from ..paths import safe_relpath
 from ..secrets import redact_url
 from ..segments import MEDIA_EXTENSIONS, media_kind
 from .kinds import Source
-from .ranged import is_local, local_path
+from .ranged import is_local, local_path, open_seekable
 from .zipsrc import read_local_member
 
 logger = logging.getLogger("avsets")
@@ -256,7 +256,7 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
 
 def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
     try:
-        f = fsspec.open(source.url, "rb").open() if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
+        f = open_seekable(source.url) if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
     except (OSError, ValueError) as exc:
         raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
     try:

@@ -231,3 +231,13 @@ class RangeFile(io.RawIOBase):
         data = self.read(len(b))
         b[:len(data)] = data
         return len(data)
+
+
+def open_seekable(url: str) -> Any:
+    """A seekable fsspec file for reads in any order (``zipfile`` over a remote zip).  Over HTTP its size
+    comes from :meth:`RangeReader.info` (HEAD, else a 1-byte GET): fsspec's own lookup GETs the whole file
+    when HEAD is refused, as it is for URLs presigned for GET only."""
+    if url.startswith(("http://", "https://")):
+        fs, path = fsspec.core.url_to_fs(url)
+        return fs.open(path, "rb", size=RangeReader(url).info().size)
+    return fsspec.open(url, "rb").open()
