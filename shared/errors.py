@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .secrets import redact_text, redact_url
+
 MAX_REASON = 600  # a 100 kB field quoted in full makes an error (and every log line) unreadable
 
 
@@ -75,7 +77,7 @@ class MediaError(AvsetsError):
         if clip_id is not None:
             where.append(f"clip {clip_id}")
         if path is not None:
-            where.append(f"({path})")
+            where.append(f"({redact_text(path)})")  # a presigned or password URL never reaches a message
         prefix = f"{' '.join(where)}: " if where else ""
         super().__init__(f"{prefix}{message}")
         self.reason = message
@@ -86,6 +88,14 @@ class MissingStreamError(MediaError):
 
     The row keeps its other modality: DESIGN's "a row has media when at least one requested modality
     resolves".
+    """
+
+
+class MemberTooLargeError(MediaError):
+    """An archive member inflates past the size its archive declares (a zip bomb, or damage).
+
+    Reading stops at the declared size: memory per member is bounded by what the archive says, and the
+    member is named so one bad member costs that member only.
     """
 
 
@@ -131,7 +141,7 @@ class MediaSourceError(AvsetsError):
     def __init__(self, message: str, *, source: str | None = None):
         self.source = source
         self.reason = message
-        super().__init__(f"{source}: {message}" if source else message)
+        super().__init__(f"{redact_url(source)}: {message}" if source else message)
 
 
 class StreamingOnlySourceError(MediaSourceError):

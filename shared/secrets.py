@@ -36,9 +36,11 @@ _SECRET_PREFIXES = ("x-amz-", "x-goog-", "x-ms-")
 
 # A URL inside free text (an error message, ffmpeg's stderr): a scheme, then everything up to whitespace or
 # a quote/bracket that commonly closes it.
-_URL_IN_TEXT = re.compile(r"""(?i)\b([a-z][a-z0-9+.\-]{1,15}://[^\s'"<>()\[\]{}]+)""")
+# An archive member locator (``...:https://host/a.zip?sig=X!/member.flac``) ends the URL at ``!/``: the member
+# name after it is no secret and says which clip failed.
+_URL_IN_TEXT = re.compile(r"""(?i)\b([a-z][a-z0-9+.\-]{1,15}://(?:(?!!/)[^\s'"<>()\[\]{}])+)""")
 # ``?name=value`` / ``&name=value`` anywhere (a URL that the pattern above cut short at a brace or bracket).
-_PARAM_IN_TEXT = re.compile(r"([?&;#])([A-Za-z0-9_.\-]+)=([^&;#\s'\"]*)")
+_PARAM_IN_TEXT = re.compile(r"([?&;#])([A-Za-z0-9_.\-]+)=((?:(?!!/)[^&;#\s'\"])*)")
 # ``user:pass@host`` that lost its scheme (``-http_proxy`` echo, a bare host), kept conservative.
 _BARE_USERINFO = re.compile(r"(?<![\w/@])([A-Za-z0-9._~%!$&'*+,;=-]+:[^\s/@]+)@(?=[A-Za-z0-9.\-\[])")
 

@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 
 from .api import load_dataset_builder
 from .decoding import probe_media
+from .secrets import redact_text
 from .sources.kinds import expand_sources
+from .sources.locator import public_path
 from .sources.stream import probe_member
 
 
@@ -190,7 +192,7 @@ def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,
             for clip_id in cov.missing_ids:
                 w.writerow([cov.split, clip_id, "missing", "", "", *why(clip_id)])
             for clip_id, p, reason in cov.corrupt_ids:
-                w.writerow([cov.split, clip_id, "corrupt", p, reason, *why(clip_id)])
+                w.writerow([cov.split, clip_id, "corrupt", public_path(p), redact_text(reason), *why(clip_id)])
 
 
 def format_table(report: list[SplitCoverage]) -> str:

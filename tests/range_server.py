@@ -3,8 +3,9 @@
 The media-source tests and ``bench/bench_sources.py`` serve archives from it: "at most N requests, at most
 member + 64 KiB moved" are claims about real HTTP traffic, so they are checked on a real socket.
 Serves the files of one folder; ``HEAD`` answers ``Content-Length``, ``ETag`` and ``Last-Modified``.
-``chunk`` and ``delay`` make a slow mirror (so a test can kill a run mid-way); ``cut[relpath] = n`` hangs up
-after byte ``n`` (a truncated transfer).
+``chunk`` and ``delay`` make a slow mirror (so a test can kill a run mid-way); ``latency`` is slept before
+answering each request (a mirror far away: round trips, not bandwidth, bound it); ``cut[relpath] = n``
+hangs up after byte ``n`` (a truncated transfer).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class RangeServer(ThreadingHTTPServer):
         self.cut: dict[str, int] = {}
         self.chunk = 1 << 20
         self.delay = 0.0  # seconds slept before each chunk
+        self.latency = 0.0  # seconds slept before answering each request (a distant mirror's round trip)
+        self.refuse_head = False  # True: 403 to every HEAD (a URL presigned for GET only, as S3 and GCS sign)
 
     @property
     def base_url(self) -> str:
@@ -80,6 +83,13 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet."""
 
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib naming
+        if self.server.refuse_head:
+            with self.server.lock:
+                self.server.log.append(("HEAD", unquote(self.path.split("?", 1)[0]).lstrip("/"), ""))
+            self.send_response(403)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self._serve(head=True)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
@@ -88,6 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, head: bool) -> None:
         rel = unquote(self.path.split("?", 1)[0]).lstrip("/")
         srv = self.server
+        if srv.latency:
+            time.sleep(srv.latency)
         path = (srv.root / rel).resolve()
         with srv.lock:
             srv.requests[rel] += 1

@@ -21,7 +21,7 @@ from . import ffmpeg
 from .ffmpeg import CutOptions, Input
 from .ledger import CONFLICT, ERROR, OK, RATE_LIMITED, LedgerRow, pid_alive, utc_now
 from .politeness import Backoff, Politeness, RateLimiter, RefusalBreaker
-from .sources import SourceConfig, SourceResolver
+from .sources import SourceConfig, SourceResolver, download_whole
 from .status import FetchFailure, Interrupted, classify_http, http_status_from_ffmpeg
 from .target import Target
 
@@ -385,7 +385,9 @@ class ClipFetcher:
             raise Interrupted()
         parts: dict[str, Path] = {ext: part_path(self.out_dir, req.key, ext) for ext in exts}
         new: list[KeptFile] = []
+        copies: list[Path] = []
         try:
+            inputs = self._seekable(inputs, req.key, copies)
             self._cut(inputs, seg, parts, exact=opts.exact)
             durations = self._verify(inputs, seg, parts)
             token = part_token()
@@ -395,9 +397,23 @@ class ClipFetcher:
                 self.target.commit(tmp, name, token)
                 new.append(KeptFile(name, digest, size, durations.get(ext)))
         finally:
-            for tmp in parts.values():
+            for tmp in [*parts.values(), *copies]:
                 tmp.unlink(missing_ok=True)
         return new, durations, url
+
+    def _seekable(self, inputs: list[Input], key: str, copies: list[Path]) -> list[Input]:
+        """``inputs`` with each one whose server ignores Range replaced by a local copy (``copies`` lists
+        them for removal; a killed fetcher's copy is a ``.part`` file that ``cleanup_partials`` removes)."""
+        out = []
+        for inp in inputs:
+            inp = self.resolver.ranged(inp)
+            if inp.network and not inp.ranged:
+                dest = part_path(self.out_dir, key, "src")
+                copies.append(dest)
+                inp = download_whole(inp, dest, proxy=self.options.proxy, timeout=self.options.timeout,
+                                     stop=self.stop)
+            out.append(inp)
+        return out
 
     def _cut(self, inputs: list[Input], seg: Segment | WholeVideo, parts: Mapping[str, Path], *, exact: bool) -> None:
         cut = self.options.cut_options(exact=exact)

@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +32,8 @@ from pathlib import Path
 
 from ..errors import AvsetsError
 from ..secrets import redact_text, redact_url
+from ..segments import MEDIA_EXTENSIONS
+from ..sources.kinds import source_kind, url_path
 
 LEDGER_NAME = "avsets-ledger.sqlite"
 
@@ -393,6 +396,27 @@ def _row(values: Sequence[object], columns: Sequence[str] = _COLUMNS) -> LedgerR
     return LedgerRow(**d)  # type: ignore[arg-type]
 
 
+LEDGER_SUFFIXES = (".sqlite", ".sqlite3", ".db")
+
+
+def remote_ledger_url(url: str) -> str | None:
+    """Where the ledger of a remote root is, decided by its name alone, or ``None`` when it holds none.
+
+    Why by name: a remote ``--media-dir`` is often an archive (``https://.../clips.zip``), and asking a
+    server whether a URL is a folder or what a file holds costs a download of it.  A name ending in a ledger
+    suffix is the ledger itself; an archive or media file holds no ledger; anything else is a folder whose
+    ledger is ``<folder>/avsets-ledger.sqlite``."""
+    name = url_path(url).rstrip("/").rsplit("/", 1)[-1].lower()
+    if name.endswith(LEDGER_SUFFIXES) or name.split("?", 1)[0].endswith(LEDGER_SUFFIXES):
+        return url
+    if source_kind(url) is not None or ("." in name and name.rsplit(".", 1)[-1] in MEDIA_EXTENSIONS):
+        return None
+    if url_path(url) != url:  # http(s): the ledger goes on the path; a query (a signature) is kept
+        parts = urllib.parse.urlsplit(url)
+        return urllib.parse.urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + LEDGER_NAME))
+    return url.rstrip("/") + "/" + LEDGER_NAME
+
+
 def _local_ledger_file(path: str | os.PathLike[str]) -> tuple[Path, Path | None]:
     """The ledger file for a file, a folder or an fsspec URL (downloaded to a temporary copy, returned as
     the second value so the caller can delete it)."""
@@ -402,14 +426,20 @@ def _local_ledger_file(path: str | os.PathLike[str]) -> tuple[Path, Path | None]
 
         import fsspec
 
-        fs, p = fsspec.core.url_to_fs(text)
-        if fs.isdir(p):
-            p = p.rstrip("/") + "/" + LEDGER_NAME
-        if not fs.exists(p):
-            raise FileNotFoundError(f"no fetch ledger at {text}")
+        where = remote_ledger_url(text)
+        if where is None:
+            raise FileNotFoundError(f"no fetch ledger at {redact_url(text)} (a media file or archive holds none)")
+        fs, p = fsspec.core.url_to_fs(where)
         fd, tmp = tempfile.mkstemp(suffix=".sqlite")
         os.close(fd)
-        fs.get_file(p, tmp)
+        try:  # one request: no ``exists``/``isdir`` first (over HTTP fsspec answers both with a GET)
+            fs.get_file(p, tmp)
+        except FileNotFoundError:
+            os.unlink(tmp)
+            raise FileNotFoundError(f"no fetch ledger at {redact_url(where)}") from None
+        except BaseException:
+            os.unlink(tmp)
+            raise
         return Path(tmp), Path(tmp)
     local = Path(text[len("file://"):] if text.startswith("file://") else text)
     if local.is_dir():

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..secrets import redact_url
+from ..secrets import redact_text, redact_url
 from ..segments import MEDIA_EXTENSIONS, Segment
 from ..templates import Template, Value, parse, plain_values, segment_values
 from .ffmpeg import Input
 from .ledger import ERROR, UNAVAILABLE
-from .status import FetchFailure, classify_http, classify_message
+from .status import FetchFailure, Interrupted, classify_http, classify_message
 
 logger = logging.getLogger(__name__)
 
@@ -367,6 +367,49 @@ def probe_range(url: str, headers: Mapping[str, str], *, proxy: str | None, time
         return None
 
 
+#: The most one clip downloads whole from a mirror that ignores Range (then its copy is cut locally).
+WHOLE_FILE_LIMIT = 8 << 30
+
+
+def download_whole(inp: Input, dest: Path, *, proxy: str | None, timeout: float, limit: int = WHOLE_FILE_LIMIT,
+                   stop: threading.Event | None = None) -> Input:
+    """``inp`` downloaded whole to ``dest``, returned as a local input: for a server that ignores ``Range``.
+
+    Why: without Range, ffmpeg can only read a file once from its start, and an mp4 whose index (``moov``)
+    comes last (ffmpeg's and PyAV's default output) cannot be cut that way ("Invalid data found"); a
+    local copy can be read like any file.  Bounded: a file over ``limit`` bytes (by its ``Content-Length``
+    or as it arrives) is refused, and ``dest`` is removed on any failure (the caller removes it after the
+    cut).  ``stop`` (Ctrl-C) abandons the download."""
+    req = urllib.request.Request(inp.url, headers=dict(inp.headers))
+    handlers = [urllib.request.ProxyHandler({"http": proxy, "https": proxy})] if proxy else []
+    opener = urllib.request.build_opener(*handlers)
+    too_big = (f"media: the server ignores Range, so the file is downloaded whole to be cut, and it is over the "
+               f"{limit:,}-byte limit")
+    try:
+        with opener.open(req, timeout=timeout) as resp, open(dest, "wb") as f:
+            length = resp.headers.get("Content-Length")
+            if length and length.isdigit() and int(length) > limit:
+                raise FetchFailure(ERROR, f"{too_big} ({int(length):,} bytes)", transient=False)
+            got = 0
+            while chunk := resp.read(1 << 20):
+                if stop is not None and stop.is_set():
+                    raise Interrupted()
+                got += len(chunk)
+                if got > limit:
+                    raise FetchFailure(ERROR, too_big, transient=False)
+                f.write(chunk)
+    except urllib.error.HTTPError as exc:
+        dest.unlink(missing_ok=True)
+        raise classify_http(exc.code, what="media") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        dest.unlink(missing_ok=True)
+        raise FetchFailure(ERROR, f"media: download failed: {redact_text(str(exc))}") from None
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return Input("file:" + str(dest.absolute()), streams=inp.streams)
+
+
 class SourceResolver:
     """Clip -> ffmpeg inputs, by the kind of source its rendered URL is."""
 
@@ -384,8 +427,9 @@ class SourceResolver:
         self._inconclusive = 0
 
     def ranged(self, inp: Input) -> Input:
-        """``inp``, marked for one streamed read when its server ignores ``Range`` (asked once per origin,
-        with one 1-byte request; said once in the log)."""
+        """``inp``, marked ``ranged=False`` when its server ignores ``Range`` (the caller then downloads it
+        whole and cuts it locally: :func:`download_whole`); asked once per origin with one 1-byte request,
+        said once in the log."""
         if not inp.network or not inp.ranged:
             return inp
         parts = urllib.parse.urlsplit(inp.url)
@@ -405,8 +449,8 @@ class SourceResolver:
                 first = origin not in self._range_support
                 self._range_support[origin] = known
             if first and not known:
-                logger.warning("%s ignores Range requests (answers 200, not 206): reading each file in one "
-                               "streamed pass from its start, which moves more bytes", redact_url(origin))
+                logger.warning("%s ignores Range requests (answers 200, not 206): downloading each file whole "
+                               "to a temporary copy to cut it, which moves more bytes", redact_url(origin))
         return inp if known else dataclasses.replace(inp, ranged=False)
 
     def url_for(self, segment: Segment | Any, extra: Mapping[str, object] | None = None) -> str:

@@ -21,6 +21,7 @@ import fsspec
 import pyarrow as pa
 
 from ..errors import MediaError, MediaSourceError, MetadataError, StreamingOnlySourceError
+from ..secrets import redact_text, redact_url
 from .kinds import Source
 from .locator import is_member, parse_locator
 from .parquetsrc import index_parquet, read_parquet_member
@@ -66,11 +67,11 @@ def read_media_bytes(path: str) -> bytes:
             if loc.kind == "tar":
                 return read_tar_member(reader, loc.fields)
             return read_parquet_member(reader, loc.fields)
-        except MediaError as exc:
-            raise MediaError(exc.reason, path=f"{loc.archive} member {loc.member}") from None
+        except MediaError as exc:  # the same class (a zip bomb stays a MemberTooLargeError), named by member
+            raise type(exc)(exc.reason, path=f"{redact_url(loc.archive)} member {loc.member}") from None
         except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
-            raise MediaError(f"cannot read member: {type(exc).__name__}: {exc}",
-                             path=f"{loc.archive} member {loc.member}") from None
+            raise MediaError(f"cannot read member: {type(exc).__name__}: {redact_text(str(exc))}",
+                             path=f"{redact_url(loc.archive)} member {loc.member}") from None
     if is_local(path):
         with open(local_path(path), "rb") as f:
             return f.read()
@@ -140,7 +141,8 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
     except FileNotFoundError:
         raise MediaSourceError("does not exist", source=source.url) from None
     except Exception as exc:  # noqa: BLE001 - any fsspec backend's client error: one named error
-        raise MediaSourceError(f"cannot be reached: {type(exc).__name__}: {exc}", source=source.url) from None
+        raise MediaSourceError(f"cannot be reached: {type(exc).__name__}: {redact_text(str(exc))}",
+                               source=source.url) from None
     key = hashlib.sha256("\0".join([INDEX_VERSION, source.kind, source.url, str(info.size), info.identity,
                                     key_column or ""]).encode()).hexdigest()[:32]
     path = os.path.join(cache_dir(), f"{key}.arrow")
@@ -148,7 +150,8 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
         try:
             return _read_cache(path, source, info)
         except (OSError, pa.ArrowInvalid, ValueError, KeyError) as exc:
-            logger.warning("avsets: damaged source index %s (%s); indexing %s again", path, exc, source.url)
+            logger.warning("avsets: damaged source index %s (%s); indexing %s again", path, exc,
+                           redact_url(source.url))
     try:
         if source.kind == "zip":
             members, stats = index_zip(source.url, reader, info.size)
@@ -184,7 +187,7 @@ def _write_cache(path: str, si: SourceIndex) -> None:
             w.write_table(table)
         os.replace(tmp, path)
     except OSError as exc:  # a read-only cache costs a re-index next time, nothing else
-        logger.warning("avsets: cannot cache the index of %s in %s (%s)", si.source.url, path, exc)
+        logger.warning("avsets: cannot cache the index of %s in %s (%s)", redact_url(si.source.url), path, exc)
         try:
             os.unlink(tmp)
         except OSError:

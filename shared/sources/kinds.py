@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -37,13 +38,25 @@ class Source:
     kind: SourceKind
 
 
+def url_path(url: str) -> str:
+    """The part of a source text that names the file: for an ``http(s)://`` URL its path, without the query
+    (``?X-Amz-Signature=...`` of a presigned URL) or fragment; any other text as it is (a ``?`` in a local
+    or ``s3://`` name is a glob character, in an HTTP URL it starts the query)."""
+    if url[:8].lower().startswith(("http://", "https://")):
+        try:
+            return urllib.parse.urlsplit(url).path
+        except ValueError:
+            return url.split("?", 1)[0].split("#", 1)[0]
+    return url
+
+
 def source_kind(url: str) -> SourceKind | None:
     """The archive kind a file name announces, or ``None`` for anything else (a folder, a media file).
 
     Decided by the name alone: a remote listing costs a request, and mirrors name their files honestly
     (``vggsound_00.tar.gz``, ``train-00000-of-00042.parquet``).
     """
-    name = url.rstrip("/").rsplit("/", 1)[-1].lower()
+    name = url_path(url).rstrip("/").rsplit("/", 1)[-1].lower()
     for suffix, kind in _SUFFIXES:
         if name.endswith(suffix):
             return kind
@@ -51,7 +64,7 @@ def source_kind(url: str) -> SourceKind | None:
 
 
 def _is_glob(text: str) -> bool:
-    return any(ch in text for ch in "*?[")
+    return any(ch in url_path(text) for ch in "*?[")
 
 
 def expand_sources(roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Source]:

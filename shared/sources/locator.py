@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from ..secrets import redact_text, redact_url
+
 PREFIX = "avsets:"
 KINDS = ("zip", "tar", "parquet")
 _SEP = "!/"
@@ -71,3 +73,15 @@ def parse_locator(path: str) -> Locator:
     except (ValueError, KeyError) as exc:
         raise ValueError(f"{path[:200]!r} is not a valid avsets member locator ({exc})") from None
     return Locator(kind, archive, member, fields)
+
+
+def public_path(path: str) -> str:
+    """A media path as it may be written or shown: an archive URL's credentials masked
+    (:func:`avsets.secrets.redact_url`), a locator still valid and still naming its member."""
+    if is_member(path):
+        try:
+            loc = parse_locator(path)
+        except ValueError:
+            return redact_text(path) or ""
+        return make_locator(loc.kind, redact_url(loc.archive) or "", loc.member, loc.fields)
+    return redact_url(path) or ""

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 
 import fsspec
 
-from ..errors import MediaSourceError, MetadataError, UnsafePathError
+from ..errors import MediaError, MediaSourceError, MetadataError, UnsafePathError
 from ..paths import safe_relpath
 from ..secrets import redact_url
 from ..segments import MEDIA_EXTENSIONS, media_kind
 from .kinds import Source
-from .ranged import is_local, local_path
+from .ranged import is_local, local_path, open_seekable
+from .zipsrc import read_local_member
 
 logger = logging.getLogger("avsets")
 
@@ -255,7 +256,7 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
 
 def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
     try:
-        f = fsspec.open(source.url, "rb").open() if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
+        f = open_seekable(source.url) if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
     except (OSError, ValueError) as exc:
         raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
     try:
@@ -275,8 +276,12 @@ def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
             if got is None:
                 continue
             try:
-                data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
+                if info.flag_bits & 1 or info.compress_type not in (0, 8, 12):
+                    data = zf.read(info)
+                else:  # bounded by the declared size: a zip bomb stops there, named (zipsrc.inflate)
+                    data = read_local_member(zf.fp, info.header_offset, info.compress_size, info.compress_type,
+                                             info.file_size, info.CRC, name)
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, MediaError) as exc:
                 raise _damaged(source, stats, exc) from None
             stats.bytes_read += info.compress_size
             stats.media += got[1] in MEDIA_EXTENSIONS

@@ -158,7 +158,10 @@ def _page_fields(pf: Any, f: RangeFile, size: int, footer: int, columns: list[st
             for rg, p in enumerate(ps):
                 if p is None or p.index_offset < 0 or p.index_length <= 0:
                     continue
-                locs = page_locations(region[p.index_offset - lo:p.index_offset - lo + p.index_length])
+                try:
+                    locs = page_locations(region[p.index_offset - lo:p.index_offset - lo + p.index_length], size)
+                except PageUnsupported:
+                    continue  # this chunk's index is not trusted: its rows are read by row group
                 if locs:
                     out[(c, rg)] = (f"cd={p.codec},dl={max_def},dp={p.dict_offset}_{p.dict_length}", locs)
         return out
@@ -200,10 +203,18 @@ def _footer(reader: RangeReader, fs: int, ft: int) -> Any:
 _DICTS: OrderedDict[tuple[str, int], tuple[bytes, list[tuple[int, int]]]] = OrderedDict()
 
 
+def _inside(offset: int, length: int, file_size: int) -> None:
+    """A page range from the file's own index must lie inside the file before anything is read (a crafted
+    size would otherwise ask ``os.pread`` or the server for gigabytes): else the row group serves the row."""
+    if offset < 0 or length <= 0 or offset + length > file_size:
+        raise PageUnsupported(f"page range {offset}+{length} lies outside the {file_size}-byte file")
+
+
 def _read_page_member(reader: RangeReader, fields: dict[str, str]) -> bytes:
     """The row's value from its data page (and its chunk's dictionary page, when the page needs it)."""
     off, length, first = (int(x) for x in fields["pg"].split("_"))
-    codec, max_def, row = int(fields["cd"]), int(fields["dl"]), int(fields["r"])
+    codec, max_def, row, fs = int(fields["cd"]), int(fields["dl"]), int(fields["r"]), int(fields["fs"])
+    _inside(off, length, fs)
     raw = reader.read(off, off + length)
     if len(raw) != length:
         raise PageUnsupported("the page is shorter than the index says")
@@ -212,6 +223,7 @@ def _read_page_member(reader: RangeReader, fields: dict[str, str]) -> bytes:
         doff, dlen = (int(x) for x in fields["dp"].split("_"))
         if doff < 0:
             raise PageUnsupported("a dictionary-encoded page without a dictionary page")
+        _inside(doff, dlen, fs)
         key = (reader.url, doff)
         with _LOCK:
             words = _DICTS.get(key)

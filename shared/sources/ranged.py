@@ -9,12 +9,17 @@ archive itself).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+from fsspec.asyn import sync
+
+from ..secrets import redact_url
 
 
 def is_local(url: str) -> bool:
@@ -68,7 +73,8 @@ class RangeReader:
             st = os.stat(local_path(self.url))
             return RemoteInfo(st.st_size, f"mtime_ns={st.st_mtime_ns}")
         fs, path = self._fs_path()
-        info = fs.info(path)
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        info = sync(fs.loop, _http_info, fs, path) if protocol in ("http", "https") else fs.info(path)
         marks = []
         for key in _IDENTITY_KEYS:
             value = info.get(key)
@@ -122,16 +128,47 @@ class RangeReader:
         return r.content
 
 
+_HTTP_KEYS = ("ETag", "Last-Modified", "Content-MD5")  # what fsspec's HTTP ``info`` kept (headers ignore case)
+
+
+async def _http_info(fs: Any, path: str) -> dict[str, Any]:
+    """Size and change markers of an HTTP source with at most two requests and no body.
+
+    Why not ``fs.info``: when HEAD fails, fsspec falls back to a GET of the whole file, and a URL signed for
+    GET only (an S3 or GCS presigned URL) always refuses HEAD, so every index of a presigned archive began
+    by downloading it.  Here the fallback is a GET of its first byte, whose ``Content-Range`` says the size;
+    no body is read either way."""
+    session = await fs.set_session()
+    url = fs.encode_url(path)
+    kw = dict(fs.kwargs)
+    headers = {**kw.pop("headers", {}), "Accept-Encoding": "identity"}
+    kw.pop("allow_redirects", None)
+    out: dict[str, Any] = {}
+    async with session.head(url, allow_redirects=True, headers=headers, **kw) as r:
+        if r.status < 400 and r.headers.get("Content-Length") and r.headers.get("Content-Encoding", "identity") in (
+                "identity", ""):
+            out = {k: r.headers[k] for k in _HTTP_KEYS if k in r.headers}
+            return {**out, "size": int(r.headers["Content-Length"])}
+    async with session.get(url, allow_redirects=True, headers={**headers, "Range": "bytes=0-0"}, **kw) as r:
+        if r.status in (404, 410):
+            raise FileNotFoundError(redact_url(url))
+        r.raise_for_status()
+        out = {k: r.headers[k] for k in _HTTP_KEYS if k in r.headers}
+        total = r.headers.get("Content-Range", "").rsplit("/", 1)[-1]
+        if r.status == 206 and total.isdigit():
+            return {**out, "size": int(total)}
+        return {**out, "size": int(r.headers.get("Content-Length") or 0)}  # Range ignored: its length, unread
+
+
 _WARNED: set[str] = set()
 
 
 def _warn_no_range(url: str) -> None:
     if url not in _WARNED:
         _WARNED.add(url)
-        import logging
-
         logging.getLogger("avsets").warning("%s: the server ignores Range requests, so every read downloads the "
-                                            "whole file; use a server or mirror that supports them", url)
+                                            "whole file; use a server or mirror that supports them",
+                                            redact_url(url))
 
 
 class RangeFile(io.RawIOBase):
@@ -149,12 +186,15 @@ class RangeFile(io.RawIOBase):
         self._buf_start, self._buf = 0, b""
         self.requests = 0
         self.bytes_read = 0
+        self.fills: list[tuple[int, float]] = []  # (bytes, seconds) of each request: latency and bandwidth
         if tail:
             start = max(0, size - tail)
             self._fill(start, size)
 
     def _fill(self, start: int, end: int) -> None:
+        t0 = time.perf_counter()
         self._buf_start, self._buf = start, self.reader.read(start, end)
+        self.fills.append((len(self._buf), time.perf_counter() - t0))
         self.requests += 1
         self.bytes_read += len(self._buf)
 
@@ -191,3 +231,13 @@ class RangeFile(io.RawIOBase):
         data = self.read(len(b))
         b[:len(data)] = data
         return len(data)
+
+
+def open_seekable(url: str) -> Any:
+    """A seekable fsspec file for reads in any order (``zipfile`` over a remote zip).  Over HTTP its size
+    comes from :meth:`RangeReader.info` (HEAD, else a 1-byte GET): fsspec's own lookup GETs the whole file
+    when HEAD is refused, as it is for URLs presigned for GET only."""
+    if url.startswith(("http://", "https://")):
+        fs, path = fsspec.core.url_to_fs(url)
+        return fs.open(path, "rb", size=RangeReader(url).info().size)
+    return fsspec.open(url, "rb").open()

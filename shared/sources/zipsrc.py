@@ -15,8 +15,9 @@ from __future__ import annotations
 import bz2
 import struct
 import zlib
+from typing import BinaryIO
 
-from ..errors import MediaError, MediaSourceError
+from ..errors import MediaError, MediaSourceError, MemberTooLargeError
 from ..segments import MEDIA_EXTENSIONS
 from .ranged import RangeReader
 from .records import Member, SourceStats, safe_member_name
@@ -105,6 +106,9 @@ def index_zip(url: str, reader: RangeReader, size: int) -> tuple[list[Member], S
         if flags & 1:
             stats.encrypted += 1
             continue
+        if offset + concat + 30 + csize > size:  # its data would run past the archive: never asked for
+            stats.truncated += 1
+            continue
         members.append(Member(rel, f"avsets:zip:o={offset + concat},c={csize},m={method},s={usize},crc={crc},"
                                    f"n={n_url}:{url}!/{rel}", usize))
     return members, stats
@@ -147,17 +151,52 @@ def read_zip_member(reader: RangeReader, fields: dict[str, str], member: str) ->
         data += reader.read(o + start + len(data), o + start + c)
     if len(data) < c:
         raise MediaError(f"zip member cut short ({len(data)} of {c} bytes): the archive is truncated")
-    try:
-        if m == 0:
-            out = data
-        elif m == 8:
-            out = zlib.decompressobj(-15).decompress(data)
-        elif m == 12:
-            out = bz2.decompress(data)
-        else:
-            raise MediaError(f"zip compression method {m} is not supported (stored, deflate and bzip2 are)")
-    except (zlib.error, OSError, ValueError) as exc:
-        raise MediaError(f"zip member does not decompress: {exc}") from None
-    if len(out) != s or zlib.crc32(out) != crc:
+    out = inflate(data, m, s, member)
+    if zlib.crc32(out) != crc:
         raise MediaError("zip member fails its CRC/size check: damaged archive")
+    return out
+
+
+def inflate(data: bytes, method: int, size: int, member: str) -> bytes:
+    """A zip member's bytes from its compressed ``data``, never more than its declared ``size``.
+
+    Why a limit: a member declared at 100 KB can inflate to gigabytes (a zip bomb); inflating it whole
+    before checking its size would cost that memory on every read.  Inflation stops one byte past the
+    declared size, and a member that reaches it is refused by name (:class:`MemberTooLargeError`).
+    """
+    try:
+        if method == 0:
+            out = data
+        elif method == 8:
+            out = zlib.decompressobj(-15).decompress(data, size + 1)
+        elif method == 12:
+            out = bz2.BZ2Decompressor().decompress(data, max_length=size + 1)
+        else:
+            raise MediaError(f"zip compression method {method} is not supported (stored, deflate and bzip2 are)")
+    except (zlib.error, OSError, ValueError, EOFError) as exc:
+        raise MediaError(f"zip member does not decompress: {exc}") from None
+    if len(out) > size:
+        raise MemberTooLargeError(f"zip member {member!r} inflates past its declared {size:,} bytes (a zip bomb "
+                                  "or a damaged archive); not read further")
+    if len(out) != size:
+        raise MediaError(f"zip member holds {len(out):,} bytes, its directory says {size:,}: damaged archive")
+    return out
+
+
+def read_local_member(f: BinaryIO, offset: int, csize: int, method: int, size: int, crc: int, member: str) -> bytes:
+    """A member read in archive order from an open zip file (``zipfile`` would inflate a bomb whole: its
+    ``read`` asks zlib for up to 2 GiB per call and bzip2 for everything): its local header at ``offset``,
+    then :func:`inflate` bounded by the declared ``size`` and the CRC check."""
+    f.seek(offset)
+    head = f.read(_LFH.size)
+    if len(head) < _LFH.size or head[:4] != b"PK\x03\x04":
+        raise MediaError(f"zip local header of {member!r} not found where the central directory says")
+    nlen, elen = _LFH.unpack_from(head, 0)[-2:]
+    f.seek(offset + _LFH.size + nlen + elen)
+    data = f.read(csize)
+    if len(data) < csize:
+        raise MediaError(f"zip member {member!r} cut short ({len(data)} of {csize} bytes): the archive is truncated")
+    out = inflate(data, method, size, member)
+    if zlib.crc32(out) != crc:
+        raise MediaError(f"zip member {member!r} fails its CRC check: damaged archive")
     return out
