@@ -202,7 +202,46 @@ def load_dataset(
     Decode options (``sampling_rate``, ``mono``, ``num_frames``, ``fps``, ``size``) shape the decoded
     arrays and never the cache.  With ``decode=False`` media columns hold ``{bytes, path}`` and rows carry
     ``media_offset`` so callers can cut themselves.
+
+    Filters (:mod:`avsets.filters`; they run in this order, each counted per split and logged):
+
+    * ``only_ids``: keep just these clip ids (a manifest, a CSV of ids, a text file, or the ids);
+    * ``exclude``: drop these clip ids (a dups/overlap CSV of ``avsets duplicates`` / ``avsets overlap``,
+      whose ``id_a``/``id_b`` both go, or the same kinds as ``only_ids``);
+    * ``quality="q.parquet"`` (``avsets quality``) adds its measures and flags as columns, joined by ``id``
+      (``quality_missing=True`` on rows it has no result for); ``overlays=["vggsounder"]`` /
+      ``["audioset_qa"]`` join other projects' judgements the same way (:mod:`avsets.overlays`);
+    * ``drop=["silent", "still", ...]``: remove rows whose flag is true (quality, overlay or boolean corpus
+      flags; an unknown name is an error listing the known ones);
+    * ``on_missing``: what happens to rows without media, last.
     """
+    return load_with_builder(
+        name, config, split, data_dir=data_dir, media_dir=media_dir, streaming=streaming, decode=decode,
+        on_missing=on_missing, cache_dir=cache_dir, num_proc=num_proc, download_mode=download_mode,
+        verification_mode=verification_mode, keep_in_memory=keep_in_memory, storage_options=storage_options,
+        **config_kwargs)[0]
+
+
+def load_with_builder(
+    name: str,
+    config: str | None = None,
+    split: str | datasets.Split | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    media_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    streaming: bool = False,
+    decode: bool = True,
+    on_missing: str = "skip",
+    cache_dir: str | os.PathLike | None = None,
+    num_proc: int | None = None,
+    download_mode: datasets.DownloadMode | str | None = None,
+    verification_mode: datasets.VerificationMode | str | None = None,
+    keep_in_memory: bool | None = None,
+    storage_options: dict | None = None,
+    **config_kwargs: Any,
+) -> tuple[Any, datasets.DatasetBuilder]:
+    """:func:`load_dataset` that also returns the builder (its ``cache_dir`` holds the filter counts that
+    ``avsets export`` writes on the card)."""
     decode_opts = {k: config_kwargs.pop(k) for k in DECODE_OPTIONS if k in config_kwargs}
     if streaming and num_proc is not None:
         raise NotImplementedError("loading a dataset in streaming mode with num_proc is not supported; "
@@ -234,7 +273,7 @@ def load_dataset(
         _check_matches(builder)
     if decode and media_dir is not None:
         ds = decode_step(ds, on_error=on_missing, **decode_opts)
-    return ds
+    return ds, builder
 
 
 def _check_matches(builder: datasets.DatasetBuilder) -> None:

@@ -416,3 +416,39 @@ def cached_counts(cache_dir: str) -> dict[str, FilterCounts]:
         with open(os.path.join(folder, name), encoding="utf-8") as f:
             out.setdefault(split, FilterCounts()).add(FilterCounts.from_dict(json.load(f)))
     return out
+
+
+@dataclass
+class FilterSummary:
+    """What an export's card says about the filters of the load it published."""
+
+    counts: dict[str, FilterCounts]
+    only_ids: str | None = None  # where the ids came from ("list of N ids" or a file name)
+    exclude: str | None = None
+    quality: str | None = None  # the quality table's file name
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    overlays: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    on_missing: str = "skip"
+
+    @property
+    def active(self) -> bool:
+        return bool(self.only_ids or self.exclude or self.quality or self.overlays or self.drop)
+
+
+def summarize(builder: Any) -> FilterSummary:
+    """The filters of a prepared builder and their counts (read from beside its cache)."""
+    cfg = builder.config
+    counts = cached_counts(builder.cache_dir) or dict(getattr(builder, "filter_counts", {}))
+    only = None
+    if cfg.only_ids is not None:
+        only = f"{len(cfg.only_ids)} ids"
+    exclude = None
+    if cfg.exclude is not None:
+        src = cfg.exclude.source
+        exclude = f"{len(cfg.exclude.ids)} ids" + ("" if src == "list" else f" from `{os.path.basename(src)}`")
+    return FilterSummary(
+        counts=counts, only_ids=only, exclude=exclude,
+        quality=os.path.basename(cfg.quality) if cfg.quality else None,
+        thresholds=quality_thresholds(cfg.quality) if cfg.quality else {},
+        overlays=tuple(cfg.overlays), drop=tuple(cfg.drop), on_missing=cfg.on_missing)
