@@ -10,11 +10,12 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from source_fixtures import make_flac
+from source_fixtures import make_flac, vggsound_mirror
 
 import avsets
 from avsets.errors import AvsetsError
@@ -175,3 +176,41 @@ def test_exclude_reads_every_kind_of_id_source(vgg_sample_dir, sample_ids, tmp_p
     ds = avsets.load_dataset("vggsound", "default", split="train", data_dir=vgg_sample_dir,
                              cache_dir=tmp_path / "c", exclude=tmp_path / "ids.txt")
     assert len(ds) == 868 - 3 and not set(ids) & set(ds["id"])
+
+
+def test_archive_streaming_applies_the_same_filters(tmp_path, caplog):
+    """A ``.tar.gz`` mirror streams in archive order (its own row pass): quality, exclude and drop apply
+    there too, before the pass counts rows without a member."""
+    vgg = vggsound_mirror(tmp_path / "vgg")
+    served = sorted(vgg.sources)  # rows with a member
+    train_served = [i for i in served if i in vgg.splits["train"]]
+    q = write_quality(tmp_path / "q.parquet", served, silent={train_served[0]})
+    caplog.set_level(logging.WARNING, logger="avsets")
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=str(vgg.meta), streaming=True, decode=False,
+                             media_dir=[str(a) for a in vgg.archives], quality=q, drop=["silent"],
+                             exclude=[train_served[1]])
+    rows = list(ds)
+    assert sorted(r["id"] for r in rows) == sorted(train_served[2:])
+    assert all(r["quality_missing"] is False and r["silent"] is False for r in rows)
+    assert "vggsound/default train: drop silent removed 1 of 7 rows" in caplog.text
+    assert "exclude removed 1 of 7 rows" in caplog.text
+    # on_missing comes after: the 7 train rows less the 2 filtered leave 5, of which 2 have no member
+    assert "2 of 5 rows have no member" in caplog.text
+
+
+def test_counts_of_num_proc_workers_add_up(vgg_sample_dir, sample_ids, tmp_path):
+    """Under ``num_proc`` every generating job writes its own counts beside the cache; they sum to the
+    counts of a one-process prepare."""
+    train = sample_ids["train"]
+    q = write_quality(tmp_path / "q.parquet", train[:300], silent=set(train[:300:7]))
+    kw = dict(data_dir=vgg_sample_dir, quality=q, drop=["silent"], exclude=train[:50:5], rows_per_shard=100,
+              on_missing="skip")
+    one = avsets.load_dataset_builder("vggsound", cache_dir=tmp_path / "one", **kw)
+    one.download_and_prepare()
+    two = avsets.load_dataset_builder("vggsound", cache_dir=tmp_path / "two", **kw)
+    two.download_and_prepare(num_proc=2)
+    a, b = cached_counts(one.cache_dir), cached_counts(two.cache_dir)
+    assert len(os.listdir(os.path.join(two.cache_dir, "avsets_filters"))) > len(a)  # several jobs wrote
+    assert {s: c.to_dict() | {"sample": []} for s, c in a.items()} == {
+        s: c.to_dict() | {"sample": []} for s, c in b.items()}
+    assert a["train"].drop["silent"] == len([i for i in train[:300:7] if i not in train[:50:5]])
