@@ -172,7 +172,7 @@ def test_exclude_reads_every_kind_of_id_source(vgg_sample_dir, sample_ids, tmp_p
     Manifest({"train": ids}).write(tmp_path / "m.json")
     for src in (tmp_path / "ids.txt", str(tmp_path / "ids.csv"), tmp_path / "m.json", ids):
         ex = read_exclude(src)
-        assert ex.ids == tuple(sorted(ids)) and ex.into == ()
+        assert ex.ids == tuple(sorted(ids)) and ex.into == []
     ds = avsets.load_dataset("vggsound", "default", split="train", data_dir=vgg_sample_dir,
                              cache_dir=tmp_path / "c", exclude=tmp_path / "ids.txt")
     assert len(ds) == 868 - 3 and not set(ids) & set(ds["id"])
