@@ -39,7 +39,7 @@ VGGSOUNDER_COMMIT = "b54eb3abc2450d39e4bf9b37ad05f0aa1e0f44f2"
 VGGSOUNDER_FILE = "vggsounder+background-music.csv"
 VGGSOUNDER_URL = (f"https://raw.githubusercontent.com/Bizilizi/VGGSounder/{VGGSOUNDER_COMMIT}/vggsounder/data/"
                   f"{VGGSOUNDER_FILE}")
-AUDIOSET_QA_URL = "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/qa/{name}"
+AUDIOSET_QA_URL = "https://storage.googleapis.com/us_audioset/youtube_corpus/v1/qa/{name}"
 VGGSOUNDER_FLAGS = ("static_image", "voice_over", "background_music")
 
 

@@ -51,7 +51,7 @@ def filters_block(config: str, summary: FilterSummary, exported: dict[str, int],
     head += [f"removed by drop `{d}`" for d in summary.drop]
     head += ["exported", "manifest hash"]
     lines += ["", "| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 2) + " --- |"]
-    for split in sorted(set(summary.counts) | set(exported)):
+    for split in sorted(exported):  # an export of one split (--split) speaks of that split only
         c = summary.counts.get(split)
         cells = [split, str(c.rows) if c else "-"]
         if summary.only_ids:
@@ -61,7 +61,7 @@ def filters_block(config: str, summary: FilterSummary, exported: dict[str, int],
         cells += [str(c.drop.get(d, 0)) if c else "-" for d in summary.drop]
         cells += [str(exported.get(split, 0)), f"`{hashes[split]}`" if split in hashes else "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    leaks = [(split, where, n) for split, c in sorted(summary.counts.items())
+    leaks = [(split, where, n) for split, c in sorted(summary.counts.items()) if split in exported
              for where, n in sorted(c.exclude_into.items())]
     if leaks:
         lines += ["", "Rows removed by `exclude` because the same clip sits in another corpus/split:", ""]
