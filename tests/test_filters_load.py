@@ -19,7 +19,8 @@ from source_fixtures import make_flac, vggsound_mirror
 
 import avsets
 from avsets.errors import AvsetsError
-from avsets.filters import QUALITY_FLAGS, cached_counts, read_exclude
+from avsets.cli import main
+from avsets.filters import QUALITY_FLAGS, cached_counts, id_kind, mismatch_text, read_exclude
 from avsets.manifest import Manifest
 
 
@@ -214,3 +215,27 @@ def test_counts_of_num_proc_workers_add_up(vgg_sample_dir, sample_ids, tmp_path)
     assert {s: c.to_dict() | {"sample": []} for s, c in a.items()} == {
         s: c.to_dict() | {"sample": []} for s, c in b.items()}
     assert a["train"].drop["silent"] == len([i for i in train[:300:7] if i not in train[:50:5]])
+
+
+def test_overlap_csv_and_id_kinds(tmp_path):
+    """``avsets overlap``'s CSV excludes both sides like ``dups.csv``; the warning text names each kind."""
+    path = tmp_path / "overlap.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["corpus_a", "split_a", "id_a", "corpus_b", "split_b", "id_b", "youtube_id", "overlap_s"])
+        w.writerow(["vggsound", "test", "abcdefghijk_30000_40000", "audiosetzsl", "train", "abcdefghijk_25000_35000",
+                    "abcdefghijk", "5.0"])
+    ex = read_exclude(path)
+    assert ex.ids == ("abcdefghijk_25000_35000", "abcdefghijk_30000_40000")
+    assert ex.into == [("abcdefghijk_25000_35000", "vggsound/test"), ("abcdefghijk_30000_40000", "audiosetzsl/train")]
+    assert id_kind("abcdefghijk_000030") == "youtube+seconds" and id_kind("abcdefghijk") == "youtube"
+    assert id_kind("abcdefghijk_30000_40000") == "clip" and id_kind("label/clip.mp4") == "other"
+    text = mismatch_text(["abcdefghijk_000030"], ["abcdefghijk_30000_40000"])
+    assert "VGGSound file stems" in text and "rows are keyed by clip ids" in text
+
+
+def test_cli_unknown_drop_flag_is_a_usage_error(vgg_sample_dir, tmp_path, capsys):
+    code = main(["export", "vggsound", "--data-dir", vgg_sample_dir, "--out", str(tmp_path / "o"), "--drop", "bogus"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown flag(s) bogus" in err and "quality flags: silent, still" in err
+    assert "Traceback" not in err
