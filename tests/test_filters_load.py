@@ -18,8 +18,8 @@ import pytest
 from source_fixtures import make_flac, vggsound_mirror
 
 import avsets
-from avsets.errors import AvsetsError
 from avsets.cli import main
+from avsets.errors import AvsetsError
 from avsets.filters import QUALITY_FLAGS, cached_counts, id_kind, mismatch_text, read_exclude
 from avsets.manifest import Manifest
 
