@@ -135,3 +135,19 @@ def test_sample_package_data_is_untouched():
     """The overlay fixtures live in tests/data; the package's VGGSound sample holds no overlay file."""
     sample = importlib.resources.files("avsets.vggsound") / "sample"
     assert not (sample / VGGSOUNDER.name).is_file()
+
+
+def test_audioset_qa_on_avset10m_labels(tmp_path):
+    root = make_dir(tmp_path / "d", [dump(viewer_records(), "array")])
+    shutil.copy(DATA / "audioset_qa" / "qa_true_counts.csv", os.path.join(root, "qa_true_counts.csv"))
+    ds = avsets.load_dataset("avset10m", "700k", split="train", data_dir=root, overlays="audioset_qa",
+                             cache_dir=os.path.join(root, "..", "cache"))
+    names = ds.features["labels"].feature.names
+    shares = {"Speech": 0.98, "Male speech, man speaking": 0.91, "Music": 0.95, "Vehicle": 0.5}
+    seen = 0
+    for r in ds:
+        rated = [shares[names[i]] for i in r["labels"] if names[i] in shares]
+        assert r["label_quality"] == (pytest.approx(min(rated)) if rated else None)
+        assert r["rerated"] is None  # rerated_video_ids.txt is optional and absent here
+        seen += bool(rated)
+    assert seen >= 5
