@@ -151,11 +151,12 @@ class Exclusion:
     # 4,000 small tuples cost 0.25 s there, two tuples of strings a fraction of that
     into_ids: tuple[str, ...] = ()
     into_where: tuple[str, ...] = ()
+    source: str = "list"
 
     @property
     def into(self) -> list[tuple[str, str]]:
+        """The ``(id, "corpus/split")`` pairs."""
         return list(zip(self.into_ids, self.into_where, strict=True))
-    source: str = "list"
 
 
 def read_exclude(value: Any) -> Exclusion:
