@@ -53,6 +53,8 @@ from .shards import (
 logger = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
+#: ``load_dataset`` keywords that make an export a filtered one (its card gets a "Filters" section)
+FILTER_KEYWORDS = ("only_ids", "exclude", "quality", "overlays", "drop")
 #: rows handed to the pool per round; a few rounds are in flight, so this bounds memory (videos are bigger)
 _ROUND_ROWS = 64
 _ROUND_ROWS_VIDEO = 8
@@ -506,13 +508,17 @@ def export(
     kwargs.setdefault("on_missing", "keep")
     if config is None:
         config = avsets.get_dataset_config_names(corpus)[0]
+    summary = rows = None
     with quiet(MISSING_MEDIA):  # the export's summary and card count the rows without media
-        dsd, builder = avsets.api.load_with_builder(corpus, config, split=split, decode=False, **kwargs)
-    summary = summarize(builder)
-    # with filters, "rows in metadata" counts the rows before any filter (the card's filter table says
-    # where the others went)
-    rows = {s: c.rows for s, c in summary.counts.items()} if summary.active and summary.counts else None
+        if any(k in kwargs for k in FILTER_KEYWORDS):
+            # the builder's cache holds the filters' counts; with filters "rows in metadata" counts the rows
+            # before any filter (the card's filter table says where the others went)
+            dsd, builder = avsets.api.load_with_builder(corpus, config, split=split, decode=False, **kwargs)
+            summary = summarize(builder)
+            rows = {s: c.rows for s, c in summary.counts.items()} or None
+        else:
+            dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
     return export_dataset(dsd, corpus, config, out, video=video, audio_format=audio_format,
                           max_shard_size=max_shard_size, num_proc=num_proc, engine=engine, metadata_rows=rows,
                           overwrite=overwrite, storage_options=storage_options, progress=progress,
-                          filters=summary if summary.active else None)
+                          filters=summary)
