@@ -10,7 +10,6 @@ from collections import Counter
 import numpy as np
 import pytest
 from browser import Page, file_url, find_chromium
-from PIL import Image
 from test_filters_load import write_quality
 
 import avsets
@@ -65,9 +64,6 @@ def test_every_format_carries_the_section(setup, tmp_path):
     html = render_html(rep, charts={"quality": chart})
     assert 'data-chart="quality"' in html
     assert 'data-k="train.quality.silent">10<' in html and 'data-k="test.quality.flagged">2<' in html
-    png_path, _ = write_report(rep, tmp_path / "r.png")  # the summary and every chart stacked, quality's too
-    with Image.open(png_path) as im:
-        assert im.height > 600
     paths = write_report(rep, tmp_path / "r.json")
     data = json.loads(open(paths[0]).read())
     assert data["quality"]["splits"]["test"]["flags"]["silent"] == 2
