@@ -156,7 +156,7 @@ class AVMIT(AVBuilder):
         self.embedding_stats.setdefault(split, EmbeddingStats()).add(stats)
         return table
 
-    def _generate_tables(self, shards: list, split: str):
+    def _generate_tables(self, shards: list, split: str, **kwargs):
         self.embedding_stats[split] = EmbeddingStats()
-        yield from super()._generate_tables(shards, split)
+        yield from super()._generate_tables(shards, split, **kwargs)
         report_embeddings(f"avmit/{self.config.name} {split}", self.embedding_stats.get(split), self.config.on_missing)

@@ -117,9 +117,9 @@ class AVSET10M(AVBuilder):
         log_row_errors(f"avset10m {path}", row_errors)
         return table
 
-    def _generate_tables(self, shards: list, split: str):
+    def _generate_tables(self, shards: list, split: str, **kwargs):
         self.skipped_files = []
-        yield from super()._generate_tables(shards, split)
+        yield from super()._generate_tables(shards, split, **kwargs)
         if self.skipped_files:
             logger.warning("avset10m/%s: %d of %d files skipped (errors='skip'): %s", self.config.name,
                            len(self.skipped_files), len(shards), "; ".join(self.skipped_files[:5]))

@@ -20,6 +20,8 @@ import pyarrow as pa
 
 from . import __version__
 from .errors import AvsetsError
+from .filters import FilterError, cached_counts, check_ids, file_digest, read_exclude, warn_no_match
+from .manifest import read_ids
 from .media_index import MediaIndex, normalize_roots, register_index
 from .sources.stream import stream_sources
 from .transform import decode as decode_step
@@ -111,9 +113,18 @@ def load_dataset_builder(
     media_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
     cache_dir: str | os.PathLike | None = None,
     on_missing: str | None = None,
+    only_ids: Any = None,
+    exclude: Any = None,
+    quality: str | os.PathLike | None = None,
+    drop: str | Sequence[str] | None = None,
+    overlays: str | Sequence[str] | None = None,
     **config_kwargs: Any,
 ) -> datasets.DatasetBuilder:
-    """A ready builder whose cache key covers the code, the metadata files and the media index."""
+    """A ready builder whose cache key covers the code, the metadata files, the media index and the filters.
+
+    ``only_ids``, ``exclude``, ``quality``, ``drop`` and ``overlays`` are the filters of
+    :func:`load_dataset`; the quality file's *content* is part of the cache key.
+    """
     cls = builder_class(name)
     # archive-order streaming reads its archives itself (avsets.sources.stream): no index to scan
     archive_streaming = config_kwargs.pop("_archive_streaming", False)
@@ -130,13 +141,26 @@ def load_dataset_builder(
         kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
     if on_missing is not None:
         kwargs["on_missing"] = on_missing
-    if "only_ids" in kwargs:
-        kwargs["only_ids"] = _only_ids(kwargs["only_ids"])
+    if only_ids is not None:
+        kwargs["only_ids"] = _only_ids(only_ids)
+    if exclude is not None:
+        kwargs["exclude"] = read_exclude(exclude)
+    quality_key = "no-quality"
+    if quality is not None:
+        kwargs["quality"] = os.path.abspath(os.path.expanduser(os.fspath(quality)))
+        if not os.path.isfile(kwargs["quality"]):
+            raise FilterError(f"quality={os.fspath(quality)!r}: no such file (make one with `avsets quality`)")
+        quality_key = file_digest(kwargs["quality"])
+    if drop is not None:
+        kwargs["drop"] = (tuple(x.strip() for x in drop.split(",") if x.strip()) if isinstance(drop, str)
+                          else tuple(check_ids(drop, "drop")))
+    if overlays is not None:
+        kwargs["overlays"] = (overlays,) if isinstance(overlays, str) else tuple(overlays)
     if isinstance(kwargs.get("modalities"), list):
         kwargs["modalities"] = tuple(kwargs["modalities"])
     fingerprint = hashlib.sha256(
         "\0".join([_source_hash(cls), metadata_fingerprint(kwargs.get("data_dir")),
-                   index.fingerprint if index is not None else "no-media"]).encode()
+                   index.fingerprint if index is not None else "no-media", quality_key]).encode()
     ).hexdigest()[:16]
     return cls(
         config_name=config,
@@ -148,15 +172,11 @@ def load_dataset_builder(
 
 
 def _only_ids(value: Any) -> tuple[str, ...]:
-    """``only_ids``: a manifest / CSV of ids / ``--segments`` CSV / ledger path, or the ids themselves."""
+    """``only_ids``: a manifest / CSV of ids / ``--segments`` CSV / ledger path, or the ids themselves (a
+    non-string element is an error naming it, never a ``TypeError`` from sorting)."""
     if isinstance(value, (str, os.PathLike)):
-        from .manifest import read_ids
-
         return tuple(sorted(read_ids(value)))
-    ids = tuple(sorted(set(value)))
-    if not all(isinstance(i, str) for i in ids):
-        raise ValueError("only_ids takes a file (manifest, CSV of ids) or an iterable of clip id strings")
-    return ids
+    return check_ids(value, "only_ids")
 
 
 def load_dataset(
@@ -182,7 +202,46 @@ def load_dataset(
     Decode options (``sampling_rate``, ``mono``, ``num_frames``, ``fps``, ``size``) shape the decoded
     arrays and never the cache.  With ``decode=False`` media columns hold ``{bytes, path}`` and rows carry
     ``media_offset`` so callers can cut themselves.
+
+    Filters (:mod:`avsets.filters`; they run in this order, each counted per split and logged):
+
+    * ``only_ids``: keep just these clip ids (a manifest, a CSV of ids, a text file, or the ids);
+    * ``exclude``: drop these clip ids (a dups/overlap CSV of ``avsets duplicates`` / ``avsets overlap``,
+      whose ``id_a``/``id_b`` both go, or the same kinds as ``only_ids``);
+    * ``quality="q.parquet"`` (``avsets quality``) adds its measures and flags as columns, joined by ``id``
+      (``quality_missing=True`` on rows it has no result for); ``overlays=["vggsounder"]`` /
+      ``["audioset_qa"]`` join other projects' judgements the same way (:mod:`avsets.overlays`);
+    * ``drop=["silent", "still", ...]``: remove rows whose flag is true (quality, overlay or boolean corpus
+      flags; an unknown name is an error listing the known ones);
+    * ``on_missing``: what happens to rows without media, last.
     """
+    return load_with_builder(
+        name, config, split, data_dir=data_dir, media_dir=media_dir, streaming=streaming, decode=decode,
+        on_missing=on_missing, cache_dir=cache_dir, num_proc=num_proc, download_mode=download_mode,
+        verification_mode=verification_mode, keep_in_memory=keep_in_memory, storage_options=storage_options,
+        **config_kwargs)[0]
+
+
+def load_with_builder(
+    name: str,
+    config: str | None = None,
+    split: str | datasets.Split | None = None,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    media_dir: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+    streaming: bool = False,
+    decode: bool = True,
+    on_missing: str = "skip",
+    cache_dir: str | os.PathLike | None = None,
+    num_proc: int | None = None,
+    download_mode: datasets.DownloadMode | str | None = None,
+    verification_mode: datasets.VerificationMode | str | None = None,
+    keep_in_memory: bool | None = None,
+    storage_options: dict | None = None,
+    **config_kwargs: Any,
+) -> tuple[Any, datasets.DatasetBuilder]:
+    """:func:`load_dataset` that also returns the builder (its ``cache_dir`` holds the filter counts that
+    ``avsets export`` writes on the card)."""
     decode_opts = {k: config_kwargs.pop(k) for k in DECODE_OPTIONS if k in config_kwargs}
     if streaming and num_proc is not None:
         raise NotImplementedError("loading a dataset in streaming mode with num_proc is not supported; "
@@ -211,9 +270,27 @@ def load_dataset(
                                          verification_mode=verification_mode, num_proc=num_proc,
                                          storage_options=storage_options)
             ds = _as_dataset(builder, split, keep_in_memory)
+        _check_matches(builder)
     if decode and media_dir is not None:
         ds = decode_step(ds, on_error=on_missing, **decode_opts)
-    return ds
+    return ds, builder
+
+
+def _check_matches(builder: datasets.DatasetBuilder) -> None:
+    """Warn when ``only_ids`` or ``exclude`` matched no row of any split (DESIGN "No silent miss")."""
+    cfg = builder.config
+    if getattr(cfg, "only_ids", None) is None and getattr(cfg, "exclude", None) is None:
+        return
+    counts = cached_counts(builder.cache_dir)
+    if not counts:
+        return
+    rows = sum(c.rows for c in counts.values())
+    sample = [i for c in counts.values() for i in c.sample][:3]
+    where = f"{builder.name}/{cfg.name}"
+    if cfg.only_ids is not None and rows and rows == sum(c.only_ids for c in counts.values()):
+        warn_no_match("only_ids", cfg.only_ids, sample, where)
+    if cfg.exclude is not None and cfg.exclude.ids and not sum(c.exclude for c in counts.values()):
+        warn_no_match("exclude", cfg.exclude.ids, sample, where)
 
 
 def _reraise_own(exc: BaseException) -> None:

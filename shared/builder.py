@@ -24,19 +24,37 @@ from typing import Any
 
 import datasets
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from datasets.builder import Key
 
 from .card import read_card
 from .config import AVConfig
 from .errors import ManualDownloadRequired, StreamingOnlySourceError
+from .filters import (
+    QUALITY_FLAGS,
+    FilterCounts,
+    FilterError,
+    FilterPlan,
+    apply_filters,
+    id_kind,
+    log_counts,
+    quality_columns,
+    quality_features,
+    warn_no_match,
+    write_counts,
+)
 from .media_index import check_pattern, get_index
 from .notices import MISSING_MEDIA, warn_once
-from .resolve import ResolveOptions, ResolveStats, ensure_ids
+from .overlays import OverlayFile, bind, overlay_features, overlay_flags, overlay_names
+from .resolve import ResolveOptions, ResolveStats
 from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
 
 logger = logging.getLogger("avsets")
+
+
+def _schema_of(path: str) -> pa.Schema:
+    return pq.read_schema(path)
 
 
 def _noted(tables: Iterator[pa.Table], passed: list[tuple]) -> Iterator[pa.Table]:
@@ -86,7 +104,10 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         if self.config.media_pattern:
             features = getattr(self.info, "features", None)  # the row's columns: unknown names fail here, once
             check_pattern(self.config.media_pattern, set(features) if features else None)
+        self._check_drop()
         self.stats: dict[str, ResolveStats] = {}
+        #: what the filters removed per split in this process (map-style counts also sit beside the cache)
+        self.filter_counts: dict[str, FilterCounts] = {}
         # archive sources avsets.load_dataset already found in media_dir (None: not looked yet; [] : none)
         self.stream_sources_found: list | None = None
 
@@ -100,12 +121,69 @@ class AVBuilder(datasets.ArrowBasedBuilder):
     def _read_shard(self, spec: Any) -> pa.Table:
         raise NotImplementedError
 
+    # -- filters (avsets.filters) -----------------------------------------------------------------
+    def _filtered_features(self) -> dict:
+        """The corpus' columns, plus the quality table's and the overlays' when asked for."""
+        feats = dict(self._corpus_features())
+        names = overlay_names(self.config.overlays, self.CORPUS)
+        feats.update({k: v for k, v in overlay_features(names).items() if k not in feats})
+        if self.config.quality:
+            feats.update(quality_features(self.config.quality, taken=feats))
+        return feats
+
+    def _check_drop(self) -> None:
+        """``drop`` names only flags this load has: unknown names fail here, listing the known ones."""
+        if not self.config.drop:
+            return
+        features = self.info.features
+        known = [n for n, f in features.items() if isinstance(f, datasets.Value) and f.dtype == "bool"]
+        bad = [d for d in self.config.drop if d not in known]
+        if bad:
+            hint = ""
+            if any(b in QUALITY_FLAGS for b in bad) and not self.config.quality:
+                hint = " (quality flags need quality='q.parquet')"
+            elif any(b in overlay_flags(("vggsounder", "audioset_qa")) for b in bad):
+                hint = " (overlay flags need overlays=[...])"
+            raise FilterError(f"{self.CORPUS}: drop={list(self.config.drop)!r}: unknown flag(s) {', '.join(bad)}"
+                              f"{hint}; known here: {', '.join(known) or 'none'}; quality flags: "
+                              f"{', '.join(QUALITY_FLAGS)}")
+
+    def filter_plan(self, dl_manager: Any) -> FilterPlan:
+        """The picklable plan of this load's filters; overlay files are found (or downloaded) here."""
+        names = overlay_names(self.config.overlays, self.CORPUS)
+
+        def find(f: OverlayFile) -> str | None:
+            return self.metadata_file(dl_manager, f.relpath, f.url, required=f.required)
+
+        quality_fields: tuple[str, ...] = ()
+        if self.config.quality:
+            corpus = set(self._corpus_features()) | set(overlay_features(names))
+            quality_fields = tuple(f.name for f in quality_columns(_schema_of(self.config.quality), corpus))
+        return FilterPlan(only_ids=self.config.only_ids, exclude=self.config.exclude, quality=self.config.quality,
+                          quality_fields=quality_fields, overlays=bind(names, find, self.info.features),
+                          drop=self.config.drop)
+
+    def _filters_done(self, split: str, plan: FilterPlan, counts: FilterCounts, key: Any = None) -> None:
+        """Log the counts of one pass, say when an id list matched nothing, keep the counts."""
+        where = f"{self.CORPUS}/{self.config.name}"
+        log_counts(where, split, counts, plan, key)
+        for what, given, matched in (("only_ids", plan.only_ids, counts.rows - counts.only_ids),
+                                     ("exclude", plan.exclude.ids if plan.exclude else None, counts.exclude)):
+            # a split may hold none of the ids (test ids, train split): only a different kind of id is
+            # certain to be a mistake here; a load that matches nothing at all is told by load_dataset
+            sample = counts.sample
+            if given and counts.rows and not matched and sample and id_kind(given[0]) != id_kind(sample[0]):
+                warn_no_match(what, given, sample, where)
+        self.filter_counts.setdefault(split, FilterCounts()).add(counts)
+        if getattr(self, "_prepare_owner", None):
+            write_counts(self._output_dir, split, counts)
+
     # -- datasets hooks ---------------------------------------------------------------------------
     def _info(self) -> datasets.DatasetInfo:
         card = read_card(self.CORPUS)
         return datasets.DatasetInfo(
             description=card.get("description", ""),
-            features=common_features(self._corpus_features()),
+            features=common_features(self._filtered_features()),
             homepage=card.get("homepage", ""),
             license=card.get("license", ""),
             citation=card.get("citation", ""),
@@ -128,6 +206,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
         shards = self._split_shards(dl_manager)
+        plan = self.filter_plan(dl_manager)
         archives: list = []
         if isinstance(dl_manager, datasets.StreamingDownloadManager):
             found = self.stream_sources_found
@@ -138,18 +217,19 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             return [
                 datasets.SplitGenerator(name=split, gen_kwargs={"shards": list(archives), "split": split,
                                                                 "row_specs": tuple(specs),
-                                                                "all_archives": tuple(archives)})
+                                                                "all_archives": tuple(archives), "plan": plan})
                 for split, specs in shards.items()
             ]
         return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"shards": list(specs), "split": split})
+            datasets.SplitGenerator(name=split, gen_kwargs={"shards": list(specs), "split": split, "plan": plan})
             for split, specs in shards.items()
         ]
 
     def _generate_tables(self, shards: list, split: str, row_specs: tuple | None = None,
-                         all_archives: tuple = ()):
+                         all_archives: tuple = (), plan: FilterPlan | None = None):
+        plan = plan if plan is not None else FilterPlan(only_ids=self.config.only_ids)
         if row_specs is not None:
-            yield from self._generate_archive_tables(shards, split, row_specs, all_archives)
+            yield from self._generate_archive_tables(shards, split, row_specs, all_archives, plan)
             return
         index = get_index(self.config.media_dir, id_named=self.config.id_named,
                           key_column=self.config.media_key_column, on_missing=self.config.on_missing) \
@@ -164,15 +244,19 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         # counts of this pass only (streaming runs one pass per shard and epoch): the log line is exact
         total = self.stats[split] = ResolveStats()
         owner = getattr(self, "_prepare_owner", None)
-        keep = None if self.config.only_ids is None else pa.array(self.config.only_ids, pa.string())
+        counts = FilterCounts()
         passed: list[tuple] = []  # which rows this pass read: the notice below is said once per shard, not per epoch
         for i, table in enumerate(batch_tables(_noted((self._read_shard(spec) for spec in shards), passed))):
-            table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media,
-                                          keep_ids=keep)
+            table = apply_filters(table, plan, counts)
+            table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media)
             total.add(stats)
+            counts.on_missing += stats.missing if self.config.on_missing == "skip" and index is not None else 0
+            counts.kept += table.num_rows
             _stop_if_orphaned(owner)
             yield Key(i, 0), table
         _stop_if_orphaned(owner)
+        if plan.active and shards:
+            self._filters_done(split, plan, counts, key=tuple(passed))
         if index is not None and total.missing and shards and not getattr(self, "quiet_missing", False):
             warn_once(
                 logger, (self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing,
@@ -182,7 +266,8 @@ class AVBuilder(datasets.ArrowBasedBuilder):
                 ", dropped" if self.config.on_missing == "skip" else "", kind=MISSING_MEDIA,
             )
 
-    def _generate_archive_tables(self, archives: list, split: str, row_specs: tuple, all_archives: tuple):
+    def _generate_archive_tables(self, archives: list, split: str, row_specs: tuple, all_archives: tuple,
+                                 plan: FilterPlan):
         spec = StreamSpec(
             corpus=self.CORPUS, config_name=self.config.name, split=split, archives=all_archives,
             modalities=tuple(self.config.modalities), media_pattern=self.config.media_pattern,
@@ -199,10 +284,11 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             ensure_index(self.config.media_dir)
             tables = [self._read_shard(s) for s in row_specs]
             table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-            if self.config.only_ids is None:
-                return table
-            table = ensure_ids(table)
-            return table.filter(pc.is_in(table.column("id"), value_set=pa.array(self.config.only_ids, pa.string())))
+            counts = FilterCounts()
+            table = apply_filters(table, plan, counts)
+            if plan.active:
+                self._filters_done(split, plan, counts)
+            return table
 
         n = 0
         for archive in archives:

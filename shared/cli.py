@@ -182,7 +182,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 2
     rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
                        ledger=args.ledger or None, probe=not args.no_probe, probe_limit=args.probe_limit,
-                       progress=True, **_config_kwargs(args.option))
+                       progress=True, quality=args.quality, **_config_kwargs(args.option))
     paths = write_report(rep, args.out, args.format)
     print("\n".join(summary_lines(rep, paths)))
     return 0
@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "corrupt files are counted only when every file is opened")
     p.add_argument("--no-probe", action="store_true", help="open no file (existence only)")
     p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
+    p.add_argument("--quality", metavar="Q.PARQUET",
+                   help="quality table (avsets quality): add flag counts, measure histograms, most flagged classes")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="clips two copies share: manifests, ledgers, exports or Hub repos")

@@ -7,6 +7,8 @@ from typing import Literal
 
 import datasets
 
+from .filters import Exclusion
+
 OnMissing = Literal["skip", "keep", "error"]
 OnError = Literal["raise", "skip"]
 
@@ -33,6 +35,13 @@ class AVConfig(datasets.BuilderConfig):
             first of ``video_id``, ``youtube_id``, ``ytid``, ``id``, plus the stem of the media ``path``).
         only_ids: keep just these clip ids (sorted; ``load_dataset(only_ids=FILE)`` reads them from a
             manifest or CSV), so two labs evaluate on exactly the same clips; part of the cache key.
+        exclude: clip ids to leave out (read by :func:`avsets.filters.read_exclude`: a dups/overlap CSV of
+            the leakage audit, a CSV of ids, a manifest, a text file or the ids); runs after ``only_ids``.
+        quality: path of a quality table (``avsets quality``): its measures and flags become columns, joined
+            by ``id``; rows without a result get ``quality_missing=True``.  Its content is part of the cache key.
+        overlays: names of overlays to join (:mod:`avsets.overlays`: ``"vggsounder"``, ``"audioset_qa"``).
+        drop: flags whose true rows are removed (quality flags, overlay flags, boolean corpus columns),
+            counted per flag and split; runs after ``exclude`` and before ``on_missing``.
     """
 
     media_dir: str | tuple[str, ...] | None = None
@@ -45,6 +54,10 @@ class AVConfig(datasets.BuilderConfig):
     id_named: str = "auto"
     media_key_column: str | None = None
     only_ids: tuple[str, ...] | None = None
+    exclude: Exclusion | None = None
+    quality: str | None = None
+    overlays: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -64,5 +77,11 @@ class AVConfig(datasets.BuilderConfig):
             raise ValueError(f"id_named must be 'auto', 'segment' or 'video', not {self.id_named!r}")
         if self.only_ids is not None:
             self.only_ids = tuple(sorted(set(self.only_ids)))
+        if isinstance(self.drop, str):
+            self.drop = tuple(x.strip() for x in self.drop.split(",") if x.strip())
+        self.drop = tuple(dict.fromkeys(self.drop))
+        if isinstance(self.overlays, str):
+            self.overlays = (self.overlays,)
+        self.overlays = tuple(self.overlays)
         if self.rows_per_shard < 1:
             raise ValueError("rows_per_shard must be >= 1")

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .manifest import Manifest
+from .report_quality import QualitySection, quality_section
 from .tables import label_names_of
 from .verify import SplitCoverage, add_probe_targets, count_corrupt, split_coverage, split_tables
 
@@ -105,6 +106,7 @@ class CoverageReport:
     history: str = "none"  # "runs": per-run history; "fetched_at": dates of last outcomes; "none"
     corrupt_checked: bool = True
     notes: list[str] = field(default_factory=list)
+    quality: QualitySection | None = None  # with ``quality=``: the quality section (avsets.report_quality)
 
     @property
     def coverage(self) -> list[SplitCoverage]:
@@ -282,13 +284,15 @@ def build_report(
     probe_limit: int = DEFAULT_PROBE_LIMIT,
     progress: bool = False,
     workers: int = 4,
+    quality: str | os.PathLike[str] | None = None,
     **config_kwargs: Any,
 ) -> CoverageReport:
     """Gather the coverage report of ``corpus``/``config`` (see module doc).
 
     ``ledger``: ledger files or fetched folders (default: a ledger found in a ``media_dir`` root).  When
     more than ``probe_limit`` files are present, corrupt files are not counted (``verify`` does that) and
-    the histograms come from an evenly spaced sample of ``probe_limit`` files.
+    the histograms come from an evenly spaced sample of ``probe_limit`` files.  ``quality`` (a quality table
+    of ``avsets quality``) adds the quality section: flags per split, measure histograms, most flagged classes.
     """
     media_dirs = [media_dir] if isinstance(media_dir, (str, os.PathLike)) else list(media_dir or [])
     media_dirs = [os.fspath(m) for m in media_dirs]
@@ -334,6 +338,10 @@ def build_report(
 
     if not probe:
         rep.corrupt_checked = False
+    if quality is not None:
+        tables = {cov.split: pa.concat_tables(cols["tables"]) if cols["tables"] else
+                  pa.table({"id": pa.array([], pa.string())}) for cov, cols in gathered}
+        rep.quality = quality_section(quality, tables, next(iter(label_names.values()), None))
     for cov, cols in gathered:
         rep.splits.append(_split_report(cov, cols, label_names, facts, probe, probe_limit, workers))
     if facts is not None:

@@ -8,7 +8,6 @@ are shown with credentials and query strings removed.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -20,11 +19,12 @@ from typing import Any
 
 from .manifest import manifest_hash, write_text_atomic
 from .report import CoverageReport
+from .report_charts import data_uri, figure, png
+from .report_quality import chart_quality, quality_dict, quality_html, quality_md
 
 FORMATS = ("html", "md", "json", "png")
 #: classes shown in the per-class chart of each split (the rest are in the CSV download)
 MAX_CLASS_BARS = 30
-_DPI = 80
 
 
 def _redact(text: str) -> str:
@@ -51,21 +51,8 @@ def _pct(n: int, d: int) -> str:
 # --- charts ----------------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Any:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as e:  # the optional extra
-        raise ImportError("avsets report draws its charts with matplotlib: pip install 'avsets[report]'") from e
-
-    return Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-
-
-def _png(fig: Any) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    buf = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buf)
-    return buf.getvalue()
+_figure = figure
+_png = png
 
 
 def chart_classes(rep: CoverageReport) -> bytes | None:
@@ -182,9 +169,7 @@ def classes_csv(rep: CoverageReport) -> str:
     return buf.getvalue()
 
 
-def _data_uri(mime: str, data: bytes | str) -> str:
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
+_data_uri = data_uri
 
 
 # --- formats ---------------------------------------------------------------------------------------------
@@ -212,6 +197,7 @@ def to_dict(rep: CoverageReport) -> dict[str, Any]:
             "present_files": s.present_files, "probed_files": s.probed_files,
             "durations": s.durations, "sample_rates": s.sample_rates,
         } for s in rep.splits},
+        "quality": quality_dict(rep.quality) if rep.quality is not None else None,
     }
 
 
@@ -252,6 +238,8 @@ def render_md(rep: CoverageReport) -> str:
         out += ["", "## Fetch runs", "", "| finished | this run | ledger after the run |", "| --- | --- | --- |"]
         for r in rep.runs:
             out.append(f"| {r.finished_at or r.started_at} | {_counts(r.counts)} | {_counts(r.totals)} |")
+    if rep.quality is not None:
+        out += quality_md(rep.quality)
     out += ["", *[f"> {n}" for n in rep.notes]] if rep.notes else []
     return "\n".join(out) + "\n"
 
@@ -318,6 +306,9 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
             p.append(f"<h2>{title}</h2>")
             p.append(f'<img alt="{e(title)}" data-chart="{key}" src="{_data_uri("image/png", png)}">')
 
+    if rep.quality is not None:
+        p += quality_html(rep.quality, charts.get("quality"))
+
     if rep.runs:
         p.append("<h2>Fetch runs</h2><table><tr><th>started</th><th>finished</th><th>this run</th>"
                  "<th>ledger after the run</th></tr>")
@@ -342,7 +333,8 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
 
 
 def all_charts(rep: CoverageReport) -> dict[str, bytes | None]:
-    return {"classes": chart_classes(rep), "time": chart_over_time(rep), "media": chart_media(rep)}
+    return {"classes": chart_classes(rep), "time": chart_over_time(rep), "media": chart_media(rep),
+            "quality": chart_quality(rep.quality) if rep.quality is not None else None}
 
 
 def render_png(rep: CoverageReport) -> bytes:

@@ -23,6 +23,7 @@ from datasets.splits import SplitDict, SplitInfo
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..filters import FilterSummary
 from .card_body import (
     CONFIGS_END,
     CONFIGS_START,
@@ -38,6 +39,7 @@ from .card_body import (
     replace_region,
     split_sections,
 )
+from .card_filters import FILTERS_END, FILTERS_START, filters_block, filters_blocks, filters_section
 
 AVAIL_START = "<!-- avsets:availability:start -->"
 AVAIL_END = "<!-- avsets:availability:end -->"
@@ -125,7 +127,7 @@ def _availability(existing_body: str, config: str, splits: dict[str, SplitStats]
 def _strip_generated(body: str) -> str:
     """``body`` without the parts generated from the exported data (availability, manifest, configs, loading)."""
     for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (CONFIGS_START, CONFIGS_END),
-                       (LOADING_START, LOADING_END), (TAKEDOWNS_START, TAKEDOWNS_END)):
+                       (LOADING_START, LOADING_END), (TAKEDOWNS_START, TAKEDOWNS_END), (FILTERS_START, FILTERS_END)):
         if start in body and end in body:
             head, rest = body.split(start, 1)
             body = head + rest.split(end, 1)[1]
@@ -133,9 +135,10 @@ def _strip_generated(body: str) -> str:
 
 
 def _strip_tables(body: str) -> str:
-    """``body`` without the availability and manifest tables and the takedowns note (merge_cards appends
-    merged ones)."""
-    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (TAKEDOWNS_START, TAKEDOWNS_END)):
+    """``body`` without the availability, filters and manifest tables and the takedowns note (merge_cards
+    appends merged ones)."""
+    for start, end in ((AVAIL_START, AVAIL_END), (MANIFEST_START, MANIFEST_END), (TAKEDOWNS_START, TAKEDOWNS_END),
+                       (FILTERS_START, FILTERS_END)):
         if start in body and end in body:
             head, rest = body.split(start, 1)
             body = head + rest.split(end, 1)[1]
@@ -226,12 +229,14 @@ def build_card(
     description: str | None = None,
     load_target: str | None = None,
     manifest: dict[str, tuple[int, str]] | None = None,
+    filters: FilterSummary | None = None,
 ) -> str:
     """Return the merged README.md text for an export of ``corpus``/``config`` (see module doc).
 
     ``load_target`` is what the card's loading example passes to ``load_dataset``: the export folder for a
     local card (``push`` puts the repo id there). ``manifest`` (``{split: (clips, hash)}``) adds the manifest
-    table; other configs' rows are kept.
+    table; other configs' rows are kept. ``filters`` adds this config's block of the "Filters" section
+    (:mod:`card_filters`).
     """
     data, old_body = _parse(existing)
     corpus_data, corpus_body = _parse(corpus_card if corpus_card is not None else load_corpus_card(corpus))
@@ -275,6 +280,12 @@ def build_card(
     if citation and citation.strip() and "## Citation" not in text_source and citation.strip() not in text_source:
         parts.append("## Citation\n\n```bibtex\n" + citation.strip() + "\n```")
     parts.append(_availability(old_body, config, splits))
+    fblocks = {k: v for k, v in filters_blocks(old_body).items() if k in declared and k != config}
+    if filters is not None and filters.active:
+        fblocks[config] = filters_block(config, filters, {s: st.num_examples for s, st in splits.items()},
+                                        {s: h for s, (_, h) in (manifest or {}).items()})
+    if fblocks:
+        parts.append(filters_section(fblocks))
     mrows = {k: v for k, v in _manifest_rows(old_body).items() if k[0] != config}
     mrows.update({(config, s): v for s, v in (manifest or {}).items()})
     if mrows:
@@ -316,6 +327,10 @@ def merge_cards(base: str | None, update: str) -> str:
     _media_metadata(data)
     body = replace_region(upd_body, CONFIGS_START, CONFIGS_END, configs_section(blocks))
     body = _strip_tables(body).strip() + "\n\n" + _avail_table(rows)
+    fblocks = {k: v for k, v in filters_blocks(base_body).items() if k not in mine} | filters_blocks(upd_body)
+    fblocks = {k: v for k, v in fblocks.items() if k in declared}
+    if fblocks:
+        body += "\n\n" + filters_section(fblocks)
     new_m = _manifest_rows(upd_body)
     mine_m = mine | {cfg for cfg, _ in new_m}
     m_rows = {k: v for k, v in _manifest_rows(base_body).items() if k[0] not in mine_m} | new_m

@@ -33,9 +33,28 @@ def _common(p: argparse.ArgumentParser, *, corpus_required: bool) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="restart an unfinished export made with other input or options")
     p.add_argument("--option", action="append", help="extra corpus config option key=value (repeatable)")
+    add_filter_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress bar (there is none either when stderr is not a terminal: a count line "
                         "every 30 s instead)")
+
+
+def add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    """``--only-ids``, ``--exclude``, ``--quality``, ``--overlay``, ``--drop``: the filters of ``load_dataset``."""
+    p.add_argument("--only-ids", metavar="FILE", help="keep only these clips (manifest, CSV of ids, .txt)")
+    p.add_argument("--exclude", metavar="FILE",
+                   help="leave these clips out: a dups/overlap CSV (id_a and id_b), a CSV of ids, a manifest, a .txt")
+    p.add_argument("--quality", metavar="Q.PARQUET", help="quality table (avsets quality): publish its measures")
+    p.add_argument("--overlay", action="append", metavar="NAME",
+                   help="join an overlay by id: vggsounder, audioset_qa (repeatable)")
+    p.add_argument("--drop", metavar="FLAGS", help="remove rows whose flag is true, e.g. silent,still,static_image")
+
+
+def filter_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The filter options given on the command line, as ``load_dataset`` keywords."""
+    out = {"only_ids": args.only_ids, "exclude": args.exclude, "quality": args.quality,
+           "overlays": args.overlay or None, "drop": args.drop}
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def _progress(args: argparse.Namespace) -> Any:
@@ -57,6 +76,7 @@ def _export_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from ..cli import _config_kwargs  # the main CLI's --option parser (imported late: it imports us)
 
     kw.update(_config_kwargs(args.option))
+    kw.update(filter_kwargs(args))
     return kw
 
 

@@ -258,15 +258,36 @@ def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str,
     and the takedowns note."""
     card = DatasetCard(text)
     data = card.data
-    per_split: dict[tuple[str, str], tuple[int, int]] = {}  # (config, split) -> (rows removed, bytes delta)
+    per_split = _removed_per_split(plan)
+    emptied = _emptied_splits(plan, per_split)
+    gone_configs = _update_infos(data, per_split, emptied)
+    if emptied:
+        _update_configs(data, emptied, gone_configs)
+    body = _update_body(card.text.strip(), per_split, manifest_rows, total_removed=total_removed, day=day)
+    return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
+
+
+def _removed_per_split(plan: SyncPlan) -> dict[tuple[str, str], tuple[int, int]]:
+    """``(config, split) -> (rows removed, bytes delta)`` of the plan's shard changes."""
+    per_split: dict[tuple[str, str], tuple[int, int]] = {}
     for c in plan.changes:
         n, b = per_split.get((c.config, c.split), (0, 0))
         per_split[(c.config, c.split)] = (n + len(c.removed), b + (c.bytes_after or 0) - c.bytes_before)
-    # a split whose every shard was deleted has no file left: its glob would match nothing and stock
-    # `datasets` would fail, so it leaves the card (and a config left with no split leaves it too)
+    return per_split
+
+
+def _emptied_splits(plan: SyncPlan, per_split: dict[tuple[str, str], tuple[int, int]]) -> set[tuple[str, str]]:
+    """Splits whose every shard is deleted: their glob would match nothing and stock `datasets` would fail,
+    so they leave the card (and a config left with no split leaves it too)."""
     deleted = {c.path for c in plan.changes if not c.bytes_after}
     remaining = {shard_key(p) for p in plan.files if shard_key(p) and p not in deleted}
-    emptied = {k for k in per_split if k not in remaining}
+    return {k for k in per_split if k not in remaining}
+
+
+def _update_infos(data: Any, per_split: dict[tuple[str, str], tuple[int, int]],
+                  emptied: set[tuple[str, str]]) -> set[str]:
+    """``dataset_info``: split sizes, config sizes and the size category after the removals; returns the
+    configs left with no split."""
     infos = data.get("dataset_info")
     single = isinstance(infos, dict)
     infos = _as_list(infos)
@@ -294,18 +315,26 @@ def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str,
         data["dataset_info"] = infos[0] if single else infos
         largest = max(sum(int(s.get("num_examples") or 0) for s in i.get("splits") or []) for i in infos)
         data["size_categories"] = [size_category(largest)]
-    if emptied:
-        configs = []
-        for cfg in _as_list(data.get("configs")):
-            files = cfg.get("data_files")
-            if isinstance(files, list):
-                cfg["data_files"] = [f for f in files
-                                     if not (isinstance(f, dict) and (cfg.get("config_name"), f.get("split")) in emptied)]
-            if cfg.get("config_name") not in gone_configs:
-                configs.append(cfg)
-        data["configs"] = configs
+    return gone_configs
 
-    body = card.text.strip()
+
+def _update_configs(data: Any, emptied: set[tuple[str, str]], gone_configs: set[str]) -> None:
+    """``configs``: the data files of emptied splits and the configs left with none go."""
+    configs = []
+    for cfg in _as_list(data.get("configs")):
+        files = cfg.get("data_files")
+        if isinstance(files, list):
+            cfg["data_files"] = [f for f in files
+                                 if not (isinstance(f, dict) and (cfg.get("config_name"), f.get("split")) in emptied)]
+        if cfg.get("config_name") not in gone_configs:
+            configs.append(cfg)
+    data["configs"] = configs
+
+
+def _update_body(body: str, per_split: dict[tuple[str, str], tuple[int, int]],
+                 manifest_rows: dict[tuple[str, str], tuple[int, str]] | None, *, total_removed: int,
+                 day: str) -> str:
+    """The card's text: availability rows, manifest hashes and the takedowns note after the removals."""
     rows = _avail_rows(body)
     for (cfg, sp), (n, _) in per_split.items():
         if (cfg, sp) in rows:
@@ -325,10 +354,8 @@ def update_card(text: str, plan: SyncPlan, *, total_removed: int, day: str,
             f"{day} with [avsets](https://pypi.org/project/avsets/).\n{TD_END}")
     if TD_START in body and TD_END in body:
         head, rest = body.split(TD_START, 1)
-        body = head + note + rest.split(TD_END, 1)[1]
-    else:
-        body = body + "\n\n" + note
-    return f"---\n{data.to_yaml()}\n---\n\n{body.strip()}\n"
+        return head + note + rest.split(TD_END, 1)[1]
+    return body + "\n\n" + note
 
 
 def _update_manifests(copy: Copy, plan: SyncPlan, day: str) -> dict[str, Manifest]:
