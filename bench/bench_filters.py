@@ -16,6 +16,7 @@ Run: ``python bench/bench_filters.py [--smoke|--full]``.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import sys
@@ -62,7 +63,7 @@ def make_inputs(root: str, n: int) -> tuple[str, str, str, list[str]]:
         cols[f] = pa.array([(f == "silent" and i % 20 == 0) or (f == "still" and i % 20 == 1) for i in range(m)])
     cols["error"] = pa.nulls(m, pa.string())
     q = os.path.join(root, "q.parquet")
-    pq.write_table(pa.table(cols), q)
+    pq.write_table(pa.table(cols).replace_schema_metadata({"avsets.quality": json.dumps({"thresholds": {}})}), q)
     dups = os.path.join(root, "dups.csv")
     with open(dups, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

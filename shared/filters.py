@@ -43,17 +43,11 @@ import pyarrow.parquet as pq
 from .errors import AvsetsError
 from .manifest import read_ids
 from .notices import warn_once
+from .quality.table import MEASURE_COLUMNS, QUALITY_FLAGS, read_quality_table, table_metadata
 from .resolve import ensure_ids
 
 logger = logging.getLogger("avsets")
 
-#: the boolean flags of a quality table (``avsets quality``), in the order the docs list them
-QUALITY_FLAGS: tuple[str, ...] = ("silent", "still", "black", "short", "no_audio", "no_video", "av_mismatch")
-#: the measure columns of a quality table (units in docs/filters.md)
-MEASURE_COLUMNS: tuple[str, ...] = (
-    "duration_s", "has_audio", "has_video", "av_length_diff_s", "rms_dbfs", "peak_dbfs", "silent_fraction",
-    "clipped_fraction", "still_fraction", "black_fraction", "scene_cuts", "fps", "width", "height",
-)
 #: True on a row the quality table has no result for (the row is kept)
 QUALITY_MISSING = "quality_missing"
 #: names of the filters, in the order they run (``on_missing`` runs last, in :mod:`avsets.resolve`)
@@ -72,35 +66,12 @@ class FilterError(AvsetsError, ValueError):
 # --- reading the inputs ----------------------------------------------------------------------------------
 
 
-def read_quality_table(path: str | os.PathLike[str]) -> pa.Table:
-    """The quality table at ``path`` (the one place that reads it: point it at ``avsets.quality`` later)."""
-    try:
-        table = pq.read_table(os.fspath(path))
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise FilterError(f"quality={os.fspath(path)!r}: not a readable Parquet quality table ({exc})") from exc
-    if "id" not in table.column_names:
-        raise FilterError(f"quality={os.fspath(path)!r}: no 'id' column (has {', '.join(table.column_names)})")
-    return table
-
-
 def quality_thresholds(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The thresholds and versions a quality table says it was made with (its Parquet key-value metadata)."""
-    meta = pq.read_schema(os.fspath(path)).metadata or {}
-    out: dict[str, Any] = {}
-    for key, value in meta.items():
-        k = key.decode("utf-8", "replace")
-        if k in ("ARROW:schema", "pandas", "huggingface"):
-            continue
-        text = value.decode("utf-8", "replace")
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError:
-            parsed = text
-        if isinstance(parsed, dict) and k in ("avsets", "avsets.quality", "quality"):
-            out.update(parsed)
-        else:
-            out[k] = parsed
-    return out
+    """The thresholds and versions a quality table says it was made with (its ``avsets.quality`` metadata).
+
+    Only what says how the table was made goes on a card: never the media paths it was measured from."""
+    meta = table_metadata(path)
+    return {k: meta[k] for k in ("thresholds", "avsets", "pyav", "ffmpeg", "version") if k in meta}
 
 
 def quality_columns(schema: pa.Schema, taken: Iterable[str] = ()) -> list[pa.Field]:

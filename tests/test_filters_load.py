@@ -48,7 +48,8 @@ def write_quality(path, ids: list[str], *, silent: set[str] = frozenset(), still
     cols["error"] = pa.array([None] * n, pa.string())
     cols["media_size"] = pa.array([1000] * n, pa.int64())  # bookkeeping: not published as a row column
     table = pa.table(cols).replace_schema_metadata(
-        {"avsets": json.dumps({"thresholds": {"silence_dbfs": threshold, "still_fraction": 0.9}, "avsets": "x"})})
+        {"avsets.quality": json.dumps({"thresholds": {"silence_dbfs": threshold, "still_fraction": 0.9},
+                                       "avsets": "x"})})
     pq.write_table(table, path)
     return str(path)
 
