@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from .errors import AvsetsError
 from .manifest import read_ids
 from .notices import warn_once
-from .quality.table import MEASURE_COLUMNS, QUALITY_FLAGS, read_quality_table, table_metadata
+from .quality.table import MEASURE_COLUMNS, read_quality_table, table_metadata
 from .resolve import ensure_ids
 
 logger = logging.getLogger("avsets")
