@@ -3,7 +3,8 @@
 ``media_dir`` may name folders, ``.zip``, ``.tar``, ``.tar.gz``/``.tgz`` (WebDataset shards are tars),
 Parquet files with a media struct column, or folders / globs holding any mix of them, local or as fsspec
 URLs (``https://``, ``s3://``, ``hf://datasets/<repo>[@rev]/<path>``).  This package answers "which bytes
-serve this row" for all of them:
+serve this row" for all of them, through one interface, :class:`~.base.MediaSource` (one class per kind,
+chosen in one registry, :mod:`.registry`); see ``docs/architecture-sources.md``:
 
 - :mod:`.kinds` classifies a root and expands folders and globs into sources (shared by every caller);
 - :mod:`.keys` turns a member name into the index keys rows are matched by (``keys_for_member``);
@@ -16,11 +17,22 @@ serve this row" for all of them:
 """
 
 from .access import SourceIndex, index_source, open_media, read_media_bytes
+from .base import (
+           FolderSource,
+           MediaSource,
+           ParquetSource,
+           TarGzSource,
+           TarSource,
+           ZipSource,
+           media_source,
+           media_sources,
+)
 from .clip_or_video import ID_NAMED
 from .keys import keys_for_member, member_kind
 from .kinds import ARCHIVE_KINDS, Source, expand_sources, source_kind
 from .locator import is_member, make_locator, parse_locator
 
-__all__ = ["ARCHIVE_KINDS", "ID_NAMED", "Source", "SourceIndex", "expand_sources", "index_source", "is_member",
+__all__ = ["ARCHIVE_KINDS", "FolderSource", "MediaSource", "ParquetSource", "TarGzSource", "TarSource", "ZipSource",
+           "media_source", "media_sources", "ID_NAMED", "Source", "SourceIndex", "expand_sources", "index_source", "is_member",
            "keys_for_member", "make_locator", "member_kind", "open_media", "parse_locator", "read_media_bytes",
            "source_kind"]

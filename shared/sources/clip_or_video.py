@@ -22,6 +22,8 @@ import logging
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from .access import open_media
+
 logger = logging.getLogger("avsets")
 
 SEGMENT_SECONDS = 10.0
@@ -93,8 +95,6 @@ def decide(durations: Sequence[float | None], option: str, where: str, *,
 def probe_many(paths: Sequence[str]) -> list[float | None]:
     """Durations of the given media paths, reading headers only where the source allows (members are read
     whole: one ranged request each); a read failure is a None vote."""
-    from .access import open_media
-
     out = []
     for p in paths:
         try:

@@ -19,17 +19,17 @@ import os
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 
 import fsspec
 
-from ..errors import MediaSourceError, MetadataError, UnsafePathError
-from ..paths import safe_relpath
+from ..errors import MediaSourceError, MetadataError
 from ..secrets import redact_url
-from ..segments import MEDIA_EXTENSIONS, media_kind
+from ..segments import MEDIA_EXTENSIONS
+from .folder import walk
 from .kinds import Source
 from .ranged import is_local, local_path
+from .records import Member, SourceStats, group_of, safe_member_name
 
 logger = logging.getLogger("avsets")
 
@@ -44,32 +44,12 @@ def public_url(url: str) -> str:
     return redact_url(url) or ""
 
 
-@dataclass
-class Member:
-    """One usable member: its safe relative name, its bytes, and its WebDataset group (``dir/stem``)."""
-
-    name: str
-    data: bytes  # or a zero-copy ``pyarrow.Buffer`` (Parquet): anything with the buffer protocol
-    group: str
-    ext: str
-    key_hint: str | None = None  # a Parquet key-column value (the clip's id or YouTube id)
-
-    @property
-    def kind(self) -> str | None:
-        return media_kind(self.ext)
-
-
-@dataclass
-class ReadStats:
-    """What one pass through a source saw."""
-
-    members: int = 0
-    media: int = 0
-    junk: int = 0
-    unsafe: int = 0
-    bytes_read: int = 0
-    error: str | None = None
-    unsafe_names: list[str] = field(default_factory=list)
+#: The archive-order pass' stats are the one :class:`~.records.SourceStats` type.
+ReadStats = SourceStats
+#: ``want(member)``: whether to read a member's bytes (the member has its name, size and group, no data).
+Want = Callable[[Member], bool]
+#: A ``.json`` side member larger than this is not read (WebDataset metadata is a few hundred bytes).
+MAX_SIDE_BYTES = 1 << 20
 
 
 def _blocks(raw, size: int = 1 << 20) -> Iterator[bytes]:
@@ -153,23 +133,19 @@ def _open_sequential(url: str):
 def _group_of(name: str) -> tuple[str, str]:
     """``(group, ext)``: WebDataset's ``__key__`` (the path up to the first dot of the file name) and the
     extension after the last dot."""
-    folder, _, base = name.rpartition("/")
-    stem, _, _rest = base.partition(".")
+    base = name.rpartition("/")[2]
     ext = base.rsplit(".", 1)[-1].lower() if "." in base else ""
-    return (f"{folder}/{stem}" if folder else stem), ext
+    return group_of(name), ext
 
 
-def _safe_name(raw: str, stats: ReadStats) -> str | None:
-    try:
-        return safe_relpath(raw, what="archive member")
-    except UnsafePathError:
-        stats.unsafe += 1
-        if len(stats.unsafe_names) < 20:
-            stats.unsafe_names.append(raw[:200])
-        return None
+def _safe_name(raw: str, stats: SourceStats) -> str | None:
+    name = safe_member_name(raw)
+    if name is None:
+        stats.note_unsafe(raw)
+    return name
 
 
-def _wanted(name: str, stats: ReadStats) -> tuple[str, str] | None:
+def _wanted(name: str, stats: SourceStats) -> tuple[str, str] | None:
     group, ext = _group_of(name)
     if ext in MEDIA_EXTENSIONS or ext in SIDE_EXTENSIONS:
         return group, ext
@@ -177,22 +153,34 @@ def _wanted(name: str, stats: ReadStats) -> tuple[str, str] | None:
     return None
 
 
-def iter_members(source: Source, stats: ReadStats, *, key_column: str | None = None) -> Iterator[Member]:
-    """Every usable member of ``source`` in stored order.  A damaged archive raises :class:`MediaSourceError`
-    after the members before the damage were yielded; ``stats`` says how far the read got."""
+def _asked(want: Want | None, member: Member, ext: str) -> bool:
+    """Side members are always read (they may name the clip of their group); media only when wanted."""
+    if ext in SIDE_EXTENSIONS:
+        return 0 <= member.size <= MAX_SIDE_BYTES
+    return want is None or want(member)
+
+
+def iter_members(source: Source, stats: SourceStats, *, key_column: str | None = None,
+                 want: Want | None = None) -> Iterator[Member]:
+    """Every usable member of ``source`` in stored order, its bytes in ``data``; media members that
+    ``want`` refuses are skipped without being read (a tar's data is skipped over, a zip's never fetched).
+
+    A member that is damaged on its own (a zip member failing its CRC) is counted and named in ``stats``
+    and the pass goes on; damage that ends the archive (a cut ``.tar.gz``) raises
+    :class:`MediaSourceError` after every member read in full before it was yielded."""
     if source.kind in ("tgz", "tar"):
-        yield from _iter_tar(source, stats)
+        yield from _iter_tar(source, stats, want)
     elif source.kind == "zip":
-        yield from _iter_zip(source, stats)
+        yield from _iter_zip(source, stats, want)
     elif source.kind == "parquet":
-        yield from _iter_parquet(source, stats, key_column)
+        yield from _iter_parquet(source, stats, key_column, want)
     elif source.kind == "folder":
-        yield from _iter_folder(source, stats)
+        yield from _iter_folder(source, stats, want)
     else:  # pragma: no cover - kinds.py lists every kind
         raise MediaSourceError(f"unknown media source kind {source.kind!r}", source=public_url(source.url))
 
 
-def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaSourceError:
+def _damaged(source: Source, stats: SourceStats, exc: BaseException) -> MediaSourceError:
     what = "a gzip-compressed tar" if source.kind == "tgz" else source.kind
     msg = (f"archive is damaged or cut short after {stats.members} members ({stats.bytes_read:,} bytes read; "
            f"{type(exc).__name__}: {str(exc)[:200]}); members past this point are unreadable "
@@ -208,7 +196,7 @@ def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaSourc
 _TAR_BUFSIZE = 64 << 10
 
 
-def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
+def _iter_tar(source: Source, stats: SourceStats, want: Want | None) -> Iterator[Member]:
     try:
         raw = _open_sequential(source.url)
     except (OSError, ValueError) as exc:
@@ -238,6 +226,9 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
                     got = _wanted(name, stats)
                     if got is None:
                         continue
+                    bare = Member(name, "", info.size, group=got[0])
+                    if not _asked(want, bare, got[1]):
+                        continue  # tarfile skips its data at the next header: never held
                     f = tf.extractfile(info)
                     data = f.read() if f is not None else b""
                     if len(data) != info.size:
@@ -247,13 +238,13 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
                     raise _damaged(source, stats, exc) from None
                 stats.media += got[1] in MEDIA_EXTENSIONS
                 stats.bytes_read = counter.count
-                yield Member(name, data, got[0], got[1])
+                yield bare._replace(data=data)
     finally:
         reader.close()
         raw.close()
 
 
-def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
+def _iter_zip(source: Source, stats: SourceStats, want: Want | None) -> Iterator[Member]:
     try:
         f = fsspec.open(source.url, "rb").open() if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
     except (OSError, ValueError) as exc:
@@ -274,13 +265,23 @@ def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
             got = _wanted(name, stats)
             if got is None:
                 continue
+            bare = Member(name, "", info.file_size, group=got[0])
+            if not _asked(want, bare, got[1]):
+                continue
             try:
                 data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
+            except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError) as exc:
+                # this member's bytes are bad (CRC, inflate, method): it alone is lost, counted and named;
+                # the central directory still says where every later member is
+                stats.note_damaged(name)
+                logger.warning("avsets: %s!/%s is damaged (%s: %s); skipped, the archive's other members are "
+                               "read", public_url(source.url), name, type(exc).__name__, str(exc)[:200])
+                continue
+            except OSError as exc:  # the file itself failed (network, I/O): the pass cannot go on
                 raise _damaged(source, stats, exc) from None
             stats.bytes_read += info.compress_size
             stats.media += got[1] in MEDIA_EXTENSIONS
-            yield Member(name, data, got[0], got[1])
+            yield bare._replace(data=data)
     finally:
         f.close()
 
@@ -299,7 +300,8 @@ def media_struct_columns(schema) -> list[str]:
     return out
 
 
-def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> Iterator[Member]:
+def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, want: Want | None
+                  ) -> Iterator[Member]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -343,7 +345,7 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
                     row_no += 1
                     for col, byts, paths in cols:  # one Parquet row is one group: its audio and its video
                         member = _parquet_member(stats, k, byts[i], paths[i], col, row_no)
-                        if member is not None:
+                        if member is not None and (want is None or want(member)):
                             yield member
         except (pa.ArrowException, OSError) as exc:
             raise _damaged(source, stats, exc) from None
@@ -377,24 +379,30 @@ def _buffers_of(data) -> list:
     return out
 
 
-def _parquet_member(stats: ReadStats, key: object, data, path: str | None, column: str,
+def _parquet_member(stats: SourceStats, key: object, data, path: str | None, column: str,
                     row_no: int) -> Member | None:
+    """One Parquet cell as a member named by its struct ``path``; a path that is unsafe as a file name
+    (``/home/...``, ``C:\\...``) or absent gives way to the key column's value: the key still names the clip
+    (the same rule as :func:`avsets.sources.parquetsrc.index_parquet`)."""
     stats.members += 1
     if data is None:
         stats.junk += 1
         return None
     stats.bytes_read += len(data)
-    name = _safe_name(path, stats) if path else None
-    if path and name is None:
+    name = safe_member_name(path) if path else None
+    if path and name is None and key is None:
+        stats.note_unsafe(path)
         return None
     if name is None:
         name = f"{key if key is not None else 'row'}.{_guess_ext(data, column)}"
+        name = safe_member_name(name) or f"row{row_no}.{_guess_ext(data, column)}"
     ext = _group_of(name)[1]
     if ext not in MEDIA_EXTENSIONS:
         ext = _guess_ext(data, column)
         name = f"{name}.{ext}"
     stats.media += 1
-    return Member(name, data, f"\0row{row_no}", ext, key_hint=None if key is None else str(key))
+    alias = f"{key}.{ext}" if key is not None else None
+    return Member(name, "", len(data), alias, (), data, f"\0row{row_no}")
 
 
 def _guess_ext(data, column: str) -> str:
@@ -415,16 +423,16 @@ def _guess_ext(data, column: str) -> str:
     return "flac" if column == "audio" else "mp4"
 
 
-def _iter_folder(source: Source, stats: ReadStats) -> Iterator[Member]:
-    from ..media_index import _walk
-
+def _iter_folder(source: Source, stats: SourceStats, want: Want | None) -> Iterator[Member]:
     try:
-        files = list(_walk(source.url))
+        files = list(walk(source.url))
     except FileNotFoundError:
         return
-    for relpath, path, _size, _mtime in files:
+    for relpath, path, size, _mtime in files:
         stats.members += 1
-        group, ext = _group_of(relpath)
+        bare = Member(relpath, path, size)
+        if want is not None and not want(bare):
+            continue
         try:
             if "://" in path:
                 with fsspec.open(path, "rb") as f:
@@ -437,7 +445,7 @@ def _iter_folder(source: Source, stats: ReadStats) -> Iterator[Member]:
             continue
         stats.bytes_read += len(data)
         stats.media += 1
-        yield Member(relpath, data, group, ext)
+        yield bare._replace(data=data)
 
 
 def has_loose_media(url: str) -> bool:
