@@ -20,7 +20,7 @@ import pyarrow as pa
 from .errors import MediaSourceError, MetadataError
 from .segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .sources.access import SourceIndex
-from .sources.base import FolderSource, MediaSource, media_source, media_sources
+from .sources.base import FolderSource, MediaSource, archive_order_sources, media_source, media_sources
 from .sources.clip_or_video import decide, pick_probes, probe_many
 from .sources.keys import keys_for_member
 
@@ -280,25 +280,47 @@ from .templates import (  # noqa: E402, F401 - re-exported for modules that impo
 )
 
 # ---------------------------------------------------------------------------------------------------
-# one scan per load: the API scans (for the cache fingerprint) and registers; builders look it up here,
-# including forked DataLoader workers, which inherit it.
-
-_INDEXES: dict[tuple[str, ...], MediaIndex] = {}
+# the plan: what one load reads its media from, decided once (by avsets.load_dataset) and handed to the
+# builder as an argument.  It is part of the builder, so forked and pickled workers carry it with them.
 
 
-def register_index(index: MediaIndex) -> MediaIndex:
-    """Make ``index`` the one builders in this process use for its roots."""
-    _INDEXES[index.roots] = index
-    return index
+@dataclass
+class SourcePlan:
+    """Where one load's media come from: the roots, the random-access index of them, and (streaming) the
+    sources read in archive order, one streaming shard each.
+
+    ``archives`` is ``None`` when the load did not decide it (a map-style builder asked to stream by
+    ``verify``): the builder then lists them itself.  ``quiet``: the caller (``avsets verify``/``report``)
+    prints the missing-media counts itself.
+    """
+
+    roots: tuple[str, ...] = ()
+    index: MediaIndex | None = None
+    archives: tuple | None = None
+    quiet: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        """What the cache key takes from the media: the index's fingerprint (names, sizes, versions)."""
+        return self.index.fingerprint if self.index is not None else "no-media"
+
+    @property
+    def streaming_only(self) -> list:
+        """Sources that only archive order can read (``.tar.gz``), found by the index."""
+        return list(self.index.stream_sources) if self.index is not None else []
 
 
-def get_index(roots: str | os.PathLike | Sequence[str | os.PathLike] | None, *, id_named: str | None = None,
-              key_column: str | None = None, on_missing: str = "skip") -> MediaIndex:
-    """The registered index for ``roots``, scanning once if this process has none yet (or, when the
-    caller states source options, none made with those options)."""
-    key = tuple(normalize_roots(roots))
-    index = _INDEXES.get(key)
-    if index is None or (id_named is not None and index.options != (id_named, key_column)):
-        index = register_index(MediaIndex.scan(list(key), id_named=id_named or "auto", key_column=key_column,
-                                               on_missing=on_missing))
-    return index
+def plan_sources(media_dir: str | os.PathLike | Sequence[str | os.PathLike] | None, *, streaming: bool = False,
+                 id_named: str = "auto", key_column: str | None = None, on_missing: str = "skip",
+                 quiet: bool = False) -> SourcePlan:
+    """The :class:`SourcePlan` of a load: with ``streaming`` and any archive among the roots, archive-order
+    streaming reads the archives itself (no index is scanned: a scan would list remote roots for nothing);
+    otherwise one :meth:`MediaIndex.scan`."""
+    roots = tuple(normalize_roots(media_dir))
+    if not roots:
+        return SourcePlan(quiet=quiet)
+    archives = tuple(archive_order_sources(list(roots))) if streaming else ()
+    if archives:
+        return SourcePlan(roots, MediaIndex(roots=roots), archives, quiet)
+    index = MediaIndex.scan(list(roots), id_named=id_named, key_column=key_column, on_missing=on_missing)
+    return SourcePlan(roots, index, archives if streaming else None, quiet)

@@ -383,11 +383,11 @@ def test_parquet_member_bytes_are_the_cells_nulls_and_slices_included(typ):
 def test_a_streaming_load_looks_for_archives_in_media_dir_once(vgg, monkeypatch):
     """``load_dataset`` finds the archives and hands them to the builder: a folder of 200k clips is not
     walked once more by the builder for the same answer."""
-    import avsets.sources.stream as stream
+    import avsets.sources.base as base
 
     calls = []
-    real = stream.expand_sources
-    monkeypatch.setattr(stream, "expand_sources", lambda roots: calls.append(roots) or real(roots))
+    real = base.expand_sources
+    monkeypatch.setattr(base, "expand_sources", lambda roots: calls.append(roots) or real(roots))
     ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=str(vgg.archives[0].parent),
                       streaming=True, decode=False)
     assert set(_rows(ds)) == set(vgg.splits["train"]) - vgg.missing["train"]

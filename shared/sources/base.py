@@ -33,7 +33,7 @@ from .access import SourceIndex, index_source, read_media_bytes
 from .folder import walk
 from .keys import keys_for_member, side_keys
 from .kinds import Source, expand_sources, source_kind
-from .members import Want, iter_members, public_url
+from .members import Want, has_loose_media, iter_members, public_url
 from .parquetsrc import index_parquet, read_parquet_member
 from .ranged import RangeReader, RemoteInfo, is_local, local_path
 from .records import Member, SourceStats, member_keys
@@ -225,3 +225,14 @@ def media_sources(roots: str | os.PathLike | Sequence[str | os.PathLike] | None,
                   key_column: str | None = None) -> list[MediaSource]:
     """Every source the roots name, in order (see :func:`.kinds.expand_sources`)."""
     return [media_source(s, key_column=key_column) for s in expand_sources(roots)]
+
+
+def archive_order_sources(roots: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Source]:
+    """The sources archive-order streaming reads, in order, when the roots hold any archive or Parquet file
+    (each is one streaming shard); ``[]`` when they name folders of files only (the random-access index
+    serves those).  A folder is a shard of its own only when it holds loose media files, so
+    ``media_dir="hub_copy/"`` with twenty ``.tar.gz`` files has exactly twenty shards."""
+    sources = media_sources(roots)
+    if all(isinstance(s, FolderSource) for s in sources):
+        return []
+    return [s.source for s in sources if not isinstance(s, FolderSource) or has_loose_media(s.url)]
