@@ -31,8 +31,9 @@ from .clip_or_video import ID_NAMED
 from .keys import keys_for_member, member_kind
 from .kinds import ARCHIVE_KINDS, Source, expand_sources, source_kind
 from .locator import is_member, make_locator, parse_locator
+from .records import Member, SourceStats
 
 __all__ = ["ARCHIVE_KINDS", "FolderSource", "MediaSource", "ParquetSource", "TarGzSource", "TarSource", "ZipSource",
-           "media_source", "media_sources", "ID_NAMED", "Source", "SourceIndex", "expand_sources", "index_source", "is_member",
+           "Member", "SourceStats", "media_source", "media_sources", "ID_NAMED", "Source", "SourceIndex", "expand_sources", "index_source", "is_member",
            "keys_for_member", "make_locator", "member_kind", "open_media", "parse_locator", "read_media_bytes",
            "source_kind"]

@@ -51,6 +51,8 @@ class MediaSource:
 
     kind: ClassVar[str] = ""
     random_access: ClassVar[bool] = True
+    #: a folder of files (which may also hold side files such as a fetch ledger), not one archive file
+    is_folder: ClassVar[bool] = False
 
     def __init__(self, url: str, *, key_column: str | None = None) -> None:
         self.url = url
@@ -147,6 +149,7 @@ class FolderSource(MediaSource):
     archives below the folder (``archives``, sorted), which are sources of their own."""
 
     kind = "folder"
+    is_folder = True
 
     def __init__(self, url: str, *, key_column: str | None = None) -> None:
         super().__init__(url, key_column=key_column)

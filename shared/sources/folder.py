@@ -86,7 +86,8 @@ def walk_fsspec(root: str) -> Iterable[tuple[str, str, int, float]]:
         ext = rel.rsplit(".", 1)[-1].lower() if "." in rel else ""
         if ext not in MEDIA_EXTENSIONS:
             continue
-        yield rel, _join(root, rel), int(info.get("size") or 0), _stable_mtime(info)
+        size = info.get("size")  # an HTTP listing states no size: unknown (-1) is not empty (0)
+        yield rel, _join(root, rel), -1 if size is None else int(size), _stable_mtime(info)
 
 
 def _stable_mtime(info: dict) -> float:

@@ -345,7 +345,7 @@ def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, wa
                     row_no += 1
                     for col, byts, paths in cols:  # one Parquet row is one group: its audio and its video
                         member = _parquet_member(stats, k, byts[i], paths[i], col, row_no)
-                        if member is not None and (want is None or want(member)):
+                        if member is not None and (want is None or want(member._replace(data=None))):
                             yield member
         except (pa.ArrowException, OSError) as exc:
             raise _damaged(source, stats, exc) from None
