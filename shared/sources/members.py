@@ -181,7 +181,7 @@ def iter_members(source: Source, stats: SourceStats, *, key_column: str | None =
 
 
 def _damaged(source: Source, stats: SourceStats, exc: BaseException) -> MediaSourceError:
-    what = "a gzip-compressed tar" if source.kind == "tgz" else source.kind
+    what = "gzip-compressed tar" if source.kind == "tgz" else source.kind
     msg = (f"archive is damaged or cut short after {stats.members} members ({stats.bytes_read:,} bytes read; "
            f"{type(exc).__name__}: {str(exc)[:200]}); members past this point are unreadable "
            f"(is it a complete {what}? download it again)")
@@ -214,6 +214,7 @@ def _iter_tar(source: Source, stats: SourceStats, want: Want | None) -> Iterator
                 try:
                     info = tf.next()
                     if info is None:
+                        _check_gzip_end(tf)
                         break
                     tf.members = []  # stream mode keeps every header otherwise: memory grows with the archive
                     stats.members += 1
@@ -242,6 +243,19 @@ def _iter_tar(source: Source, stats: SourceStats, want: Want | None) -> Iterator
     finally:
         reader.close()
         raw.close()
+
+
+def _check_gzip_end(tf: tarfile.TarFile) -> None:
+    """``tarfile`` ends a stream quietly when it is cut inside a header: for a gzip-compressed tar, the
+    deflate stream must have reached its end, else the archive was cut (an ``EOFError``, counted as damage)."""
+    stream = tf.fileobj
+    cmp = getattr(stream, "cmp", None)
+    if cmp is None or not hasattr(cmp, "eof"):
+        return
+    while stream.read(_TAR_BUFSIZE):  # the end-of-archive blocks and padding
+        pass
+    if not cmp.eof:
+        raise EOFError("the gzip stream ends before its end: the archive is cut short")
 
 
 def _iter_zip(source: Source, stats: SourceStats, want: Want | None) -> Iterator[Member]:
