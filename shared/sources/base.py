@@ -53,6 +53,8 @@ class MediaSource:
     random_access: ClassVar[bool] = True
     #: a folder of files (which may also hold side files such as a fetch ledger), not one archive file
     is_folder: ClassVar[bool] = False
+    #: its archive-order pass reads a remote file ahead itself (a tar's stream): no second read-ahead thread
+    reads_ahead: ClassVar[bool] = False
 
     def __init__(self, url: str, *, key_column: str | None = None) -> None:
         self.url = url
@@ -194,6 +196,7 @@ class TarSource(MediaSource):
     """An uncompressed tar or WebDataset shard: header index, one ranged read per member."""
 
     kind = "tar"
+    reads_ahead = True
     build_index = staticmethod(lambda url, reader, size, *, key_column=None: index_tar(url, reader, size))
     read_located = staticmethod(lambda reader, fields, member: read_tar_member(reader, fields))
 

@@ -403,7 +403,7 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
         # its hand-overs cost more CPU than the overlap saves (0.1-0.2 ms a member, measured).  Remote tars
         # read ahead inside their file object (members._ReadAhead), other remote kinds member by member.
         remote = not is_local(archive.url)
-        for group in (prefetch(groups) if remote and archive.kind not in ("tar", "tgz") else groups):
+        for group in (prefetch(groups) if remote and not source.reads_ahead else groups):
             got, dup = serve_group(group, p.rows, p.served, want_audio=want_audio, want_video=want_video,
                                    assume_trimmed=spec.assume_trimmed)
             p.duplicates += dup
