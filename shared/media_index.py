@@ -284,6 +284,12 @@ from .templates import (  # noqa: E402, F401 - re-exported for modules that impo
 # builder as an argument.  It is part of the builder, so forked and pickled workers carry it with them.
 
 
+#: indexes of plans pickled by this process, for forked children to take instead of unpickling a copy
+#: (a cache of what the plan holds, never a way to hand state to a builder: the plan is its argument)
+_FORK_SHARED: dict[str, MediaIndex] = {}
+_SHARE_AT = 10_000  # media files; smaller indexes pickle in milliseconds
+
+
 @dataclass
 class SourcePlan:
     """Where one load's media come from: the roots, the random-access index of them, and (streaming) the
@@ -298,6 +304,24 @@ class SourcePlan:
     index: MediaIndex | None = None
     archives: tuple | None = None
     quiet: bool = False
+
+    def __getstate__(self) -> dict:
+        """Pickled for ``num_proc`` jobs and DataLoader workers with the builder: a big index (200k rows:
+        26 MB, ~2 s to pickle and load) is left in this process' fork-shared table instead, and a forked
+        child takes it from there; a process that does not have it (spawned) plans again on first use
+        (:meth:`avsets.builder.AVBuilder.media_index`)."""
+        state = dict(self.__dict__)
+        if self.index is not None and len(self.index) >= _SHARE_AT:
+            key = f"{self.index.fingerprint}\0{self.index.options}\0{chr(0).join(self.roots)}"
+            _FORK_SHARED[key] = self.index
+            state["index"], state["_shared_key"] = None, key
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        key = state.pop("_shared_key", None)
+        self.__dict__.update(state)
+        if key is not None:
+            self.index = _FORK_SHARED.get(key)
 
     @property
     def fingerprint(self) -> str:

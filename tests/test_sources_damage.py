@@ -175,3 +175,31 @@ def test_a_folder_mixing_a_zip_and_a_targz_serves_map_style_from_the_zip(tmp_pat
                                  cache_dir=str(tmp_path / "cache"))
     assert set(dd["train"]["id"]) | set(dd["test"]["id"]) == {vgg_row_id(i) for i in in_zip}
     assert "vggsound_01.tar.gz" in caplog.text and "archive order" in caplog.text
+
+
+def test_the_builder_receives_its_plan_as_an_argument(tmp_path, monkeypatch):
+    """Issue 18: no process-global index registry and no attributes set on the builder from outside; a
+    pickled plan leaves a big index to forked children and a process without it plans again."""
+    import pickle
+
+    vgg = vggsound_mirror(tmp_path / "vgg")
+    folder = tmp_path / "zipped"
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "clips.zip", "w") as zf:
+        for rid, path in vgg.sources.items():
+            zf.write(path, f"{rid}.mp4")
+    assert not hasattr(media_index, "_INDEXES") and not hasattr(media_index, "get_index")
+    builder = avsets.load_dataset_builder("vggsound", data_dir=str(vgg.meta), media_dir=str(folder),
+                                         cache_dir=str(tmp_path / "cache"))
+    plan = builder.plan
+    assert plan.index is not None and len(plan.index) == len(vgg.sources)
+    assert builder.media_index() is plan.index  # no second scan
+    monkeypatch.setattr(media_index, "_SHARE_AT", 1)
+    monkeypatch.setattr(media_index, "_FORK_SHARED", {})
+    blob = pickle.dumps(builder)
+    assert len(blob) < 20_000  # the index stayed behind
+    assert pickle.loads(blob).plan.index is plan.index  # a forked child finds it
+    media_index._FORK_SHARED.clear()  # a spawned process does not: it plans again, to the same index
+    again = pickle.loads(blob)
+    assert again.plan.index is None
+    assert again.media_index().fingerprint == plan.index.fingerprint
