@@ -4,6 +4,7 @@ mirror, and a folder mixing a zip and a ``.tar.gz`` serves map-style what random
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 import os
@@ -203,3 +204,22 @@ def test_the_builder_receives_its_plan_as_an_argument(tmp_path, monkeypatch):
     again = pickle.loads(blob)
     assert again.plan.index is None
     assert again.media_index().fingerprint == plan.index.fingerprint
+
+
+def test_a_member_declared_larger_than_a_row_can_hold_is_never_read(tmp_path):
+    """Issue 19 item 3: what the archive declares bounds what one member may occupy."""
+    ok = os.urandom(5000)
+    head = tarfile.TarInfo(NAMES[0])
+    head.size = len(ok)
+    huge = tarfile.TarInfo(NAMES[1])
+    huge.size = 3 << 30  # 3 GiB declared, a few KB present
+    raw = head.tobuf() + ok + b"\0" * (-len(ok) % 512) + huge.tobuf() + os.urandom(4096)
+    path = tmp_path / "bomb.tar.gz"
+    path.write_bytes(gzip.compress(raw))
+    stats = SourceStats()
+    got = []
+    with pytest.raises(MediaSourceError):
+        for m in media_source(str(path)).iter_members(stats):
+            got.append(m.relpath)
+    assert got == [NAMES[0]]
+    assert stats.damaged_names == [NAMES[1]]

@@ -50,6 +50,9 @@ ReadStats = SourceStats
 Want = Callable[[Member], bool]
 #: A ``.json`` side member larger than this is not read (WebDataset metadata is a few hundred bytes).
 MAX_SIDE_BYTES = 1 << 20
+#: A media member declared larger than this is never read into memory (an Arrow binary cell holds < 2 GiB,
+#: so such a member could not be served anyway): counted as damaged, named, skipped.
+MAX_MEMBER_BYTES = (1 << 31) - 1
 
 
 def _blocks(raw, size: int = 1 << 20) -> Iterator[bytes]:
@@ -153,10 +156,17 @@ def _wanted(name: str, stats: SourceStats) -> tuple[str, str] | None:
     return None
 
 
-def _asked(want: Want | None, member: Member, ext: str) -> bool:
-    """Side members are always read (they may name the clip of their group); media only when wanted."""
+def _asked(want: Want | None, member: Member, ext: str, stats: SourceStats | None = None) -> bool:
+    """Side members are always read (they may name the clip of their group); media only when wanted and
+    no larger than ``MAX_MEMBER_BYTES`` (what the archive declares bounds what a member may occupy)."""
     if ext in SIDE_EXTENSIONS:
         return 0 <= member.size <= MAX_SIDE_BYTES
+    if member.size > MAX_MEMBER_BYTES:
+        if stats is not None:
+            stats.note_damaged(member.relpath)
+        logger.warning("avsets: member %s declares %d bytes, more than a row can hold; skipped", member.relpath,
+                       member.size)
+        return False
     return want is None or want(member)
 
 
@@ -228,7 +238,7 @@ def _iter_tar(source: Source, stats: SourceStats, want: Want | None) -> Iterator
                     if got is None:
                         continue
                     bare = Member(name, "", info.size, group=got[0])
-                    if not _asked(want, bare, got[1]):
+                    if not _asked(want, bare, got[1], stats):
                         continue  # tarfile skips its data at the next header: never held
                     f = tf.extractfile(info)
                     data = f.read() if f is not None else b""
@@ -280,7 +290,7 @@ def _iter_zip(source: Source, stats: SourceStats, want: Want | None) -> Iterator
             if got is None:
                 continue
             bare = Member(name, "", info.file_size, group=got[0])
-            if not _asked(want, bare, got[1]):
+            if not _asked(want, bare, got[1], stats):
                 continue
             try:
                 data = zf.read(info)
