@@ -162,7 +162,7 @@ def test_archive_order_reads_only_wanted_members(kind, where, mirror, server):
 
     got = [m.relpath for m in src.iter_members(want=want)]
     assert got == [wanted]
-    assert sorted(asked) == sorted(mirror[1])
+    assert set(asked) == set(mirror[1])  # every member was asked (a Parquet file may ask twice)
 
 
 @pytest.mark.parametrize(("kind", "where"), PARAMS)

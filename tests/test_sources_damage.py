@@ -223,3 +223,20 @@ def test_a_member_declared_larger_than_a_row_can_hold_is_never_read(tmp_path):
             got.append(m.relpath)
     assert got == [NAMES[0]]
     assert stats.damaged_names == [NAMES[1]]
+
+
+def test_archive_order_over_a_local_parquet_reads_only_row_groups_it_wants(tmp_path):
+    """Issue 19 item 3 for Parquet mirrors: row groups whose keys no row wants are judged from their key and
+    path columns, and their media bytes are never read."""
+    ytids = [f"rowgrp{i:04d}x" for i in range(8)]
+    blobs = [os.urandom(100_000) for _ in ytids]
+    pq.write_table(pa.table({
+        "video_id": ytids,
+        "audio": pa.array([{"bytes": b, "path": f"audio/{y}.flac"} for b, y in zip(blobs, ytids, strict=True)],
+                          pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+    }), tmp_path / "m.parquet", row_group_size=1, compression="none")
+    rows = RowIndex.build(pa.table({"youtube_id": [ytids[5]], "start": [0.0], "end": [10.0]}))
+    stats = SourceStats()
+    got = [bytes(m.data) for m in media_source(str(tmp_path / "m.parquet")).iter_members(stats, want=rows.wants)]
+    assert got == [blobs[5]]
+    assert stats.bytes_read == 100_000  # one row group's media of eight

@@ -355,7 +355,11 @@ def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, wa
         columns = ([key] if key else []) + media_cols
         row_no = 0
         try:
-            for batch in pf.iter_batches(columns=columns, batch_size=64):
+            # locally, row groups no row wants are skipped (their key columns are read by pread, a few KB);
+            # remotely a file is read in 8-MiB blocks, so a first pass over the key columns would move the
+            # file twice: every row group is read once instead
+            groups = None if want is None or "://" in source.url else _wanted_row_groups(pf, key, media_cols, want)
+            for batch in pf.iter_batches(columns=columns, batch_size=64, row_groups=groups):
                 keys = batch.column(key).to_pylist() if key else [None] * batch.num_rows
                 cols = []
                 for col in media_cols:
@@ -375,6 +379,38 @@ def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, wa
             raise _damaged(source, stats, exc) from None
     finally:
         f.close()
+
+
+def _wanted_row_groups(pf, key: str | None, media_cols: list[str], want: Want) -> list[int]:
+    """Row groups holding at least one member ``want`` accepts, judged from the key column and the struct
+    ``path`` leaves alone: the media bytes of the other row groups are never read."""
+    paths_of = [c for c in media_cols if "path" in {f.name for f in pf.schema_arrow.field(c).type}]
+    cols = ([key] if key else []) + [f"{c}.path" for c in paths_of]
+    out = []
+    for rg in range(pf.num_row_groups):
+        if not cols:  # nothing names the rows without their bytes: read them all
+            return list(range(pf.num_row_groups))
+        t = pf.read_row_group(rg, columns=cols)
+        keys = t.column(key).to_pylist() if key else [None] * t.num_rows
+        named = [[s.get("path") if s else None for s in t.column(c).to_pylist()] for c in paths_of]
+        for i, k in enumerate(keys):
+            names = [p[i] for p in named] or [None]
+            if any(want(_bare_parquet_member(k, p, c)) for p, c in zip(names, paths_of or media_cols, strict=False)):
+                out.append(rg)
+                break
+    return out
+
+
+def _bare_parquet_member(key: object, path: str | None, column: str) -> Member:
+    """The member a cell will be, named as :func:`_parquet_member` names it, before its bytes are read."""
+    ext = "mp4" if "video" in column.lower() else "flac"
+    name = safe_member_name(path) if path else None
+    if name is None:
+        name = safe_member_name(f"{key}.{ext}") if key is not None else None
+    name = name or f"row.{ext}"
+    if _group_of(name)[1] not in MEDIA_EXTENSIONS:
+        name = f"{name}.{ext}"
+    return Member(name, "", -1, f"{key}.{_group_of(name)[1]}" if key is not None else None)
 
 
 def _buffers_of(data) -> list:
