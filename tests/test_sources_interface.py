@@ -1,6 +1,7 @@
-"""Issue 19 items 6, 10, 12 and the mixed-folder friction, through the one MediaSource interface: damage
-costs only the damaged member, an unsafe Parquet path is still a key, clip-or-video is decided once per
-mirror, and a folder mixing a zip and a ``.tar.gz`` serves map-style what random access can."""
+"""Issue 19 items 3, 6, 7, 10, 12 and the mixed-folder friction, through the one MediaSource interface:
+damage costs only the damaged member, members nobody wants are not read, looking for a ledger costs no
+media bytes, an unsafe Parquet path is still a key, clip-or-video is decided once per mirror, a folder
+mixing a zip and a ``.tar.gz`` serves map-style what random access can; and the builder's plan (issue 18)."""
 
 from __future__ import annotations
 
@@ -240,3 +241,18 @@ def test_archive_order_over_a_local_parquet_reads_only_row_groups_it_wants(tmp_p
     got = [bytes(m.data) for m in media_source(str(tmp_path / "m.parquet")).iter_members(stats, want=rows.wants)]
     assert got == [blobs[5]]
     assert stats.bytes_read == 100_000  # one row group's media of eight
+
+
+def test_looking_for_a_ledger_in_a_remote_archive_costs_no_request(tmp_path):
+    """Issue 19 item 7: ``report --media-dir https://.../clips.zip`` took the archive for a ledger and
+    downloaded it (twice); only a folder can hold a ledger."""
+    from range_server import RangeServer
+
+    from avsets.report import _default_ledgers
+
+    _write = zipfile.ZipFile(tmp_path / "clips.zip", "w")
+    _write.writestr(NAMES[0], os.urandom(50_000))
+    _write.close()
+    with RangeServer(tmp_path) as srv:
+        assert _default_ledgers([srv.url("clips.zip")]) == []
+        assert srv.total() == (0, 0)
