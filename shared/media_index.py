@@ -20,7 +20,7 @@ import pyarrow as pa
 from .errors import MediaSourceError, MetadataError
 from .segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .sources.access import SourceIndex
-from .sources.base import FolderSource, MediaSource, archive_order_sources, media_source, media_sources
+from .sources.base import FolderSource, MediaSource, archive_order_sources, media_sources
 from .sources.clip_or_video import decide, pick_probes, probe_many
 from .sources.keys import keys_for_member
 
@@ -113,8 +113,7 @@ class MediaIndex:
                     index.skipped_sources.append(src.url)
                     lines.append(f"skipped\0{src.url}")
                     continue
-                pending.extendleft(media_source(a, key_column=key_column)
-                                   for a in reversed(getattr(src, "archives", ())))  # a folder's archives next
+                pending.extendleft(reversed(src.nested()))  # a folder's archives follow its loose files
                 id_only = [m.locator for m in si.members if any(k[0] == "w" for k in m.keys)]
                 if id_only and verdict is None:
                     verdict = _decide_once(src, si, id_only, id_named, root)

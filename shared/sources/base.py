@@ -110,6 +110,10 @@ class MediaSource:
         """One member's bytes from its locator fields (the low-level reader of this kind)."""
         raise MediaError("this source kind has no member locators")
 
+    def nested(self) -> list[MediaSource]:
+        """Sources found inside this one by its :meth:`index` (a folder's archives); none for an archive."""
+        return []
+
     # -- archive order --------------------------------------------------------------------------
     def iter_members(self, stats: SourceStats | None = None, *, want: Want | None = None) -> Iterator[Member]:
         """Members with their bytes (``data``), in stored order; see :func:`.members.iter_members`."""
@@ -171,6 +175,10 @@ class FolderSource(MediaSource):
         stats = SourceStats(members=len(members))
         return SourceIndex(self.source, RemoteInfo(0, digest.hexdigest()[:16]), members, stats,
                            extra={"keyed": True, "side_keys": True})
+
+    def nested(self) -> list[MediaSource]:
+        """The archives below the folder, sorted by path, found by the last :meth:`index` walk (local)."""
+        return [media_source(path, key_column=self.key_column) for path in self.archives]
 
     def read(self, member: Member) -> bytes:
         if member.data is not None:
