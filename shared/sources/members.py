@@ -16,12 +16,17 @@ import io
 import json
 import logging
 import os
+import queue
 import tarfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 
 import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..errors import MediaSourceError, MetadataError
 from ..secrets import redact_url
@@ -312,8 +317,6 @@ def _iter_zip(source: Source, stats: SourceStats, want: Want | None) -> Iterator
 
 def media_struct_columns(schema) -> list[str]:
     """Columns of a Parquet/Arrow schema that hold ``{bytes, path}`` media structs."""
-    import pyarrow as pa
-
     out = []
     for fld in schema:
         t = fld.type
@@ -326,9 +329,6 @@ def media_struct_columns(schema) -> list[str]:
 
 def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, want: Want | None
                   ) -> Iterator[Member]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     url = public_url(source.url)
     try:
         # a local file through Arrow's own reader: a Python file object made Arrow call back into Python
@@ -416,9 +416,6 @@ def _bare_parquet_member(key: object, path: str | None, column: str) -> Member:
 def _buffers_of(data) -> list:
     """Each value of a binary Arrow array as a zero-copy ``pyarrow.Buffer`` (None when null), sliced from the
     array's one data buffer: a scalar per value cost as much as reading the row group."""
-    import numpy as np
-    import pyarrow as pa
-
     if pa.types.is_large_binary(data.type):
         width = np.int64
     elif pa.types.is_binary(data.type):
@@ -539,9 +536,6 @@ def prefetch(items: Iterator, depth: int = 8) -> Iterator:
     An exception in the reader is raised here, at the item where it happened; closing this generator stops
     the reader at its next item.
     """
-    import queue
-    import threading
-
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import av
 import numpy as np
 import pyarrow as pa
+import soundfile as sf
 
+from ..decoding import probe_media
 from ..errors import MediaSourceError, MissingMediaError, UnsafePathError
 from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
@@ -180,12 +184,8 @@ def member_duration(data: bytes, ext: str) -> float | None:
             return seconds
     try:
         if ext in ("flac", "wav", "ogg"):
-            import soundfile as sf
-
             info = sf.info(io.BytesIO(data))
             return float(info.frames) / float(info.samplerate) if info.samplerate else None
-        import av
-
         with av.open(io.BytesIO(data)) as c:
             if c.duration:
                 return c.duration / 1_000_000
@@ -462,10 +462,6 @@ def _end_of_pass(spec: StreamSpec, p: Pass, schema: pa.Schema,
 def probe_member(data: bytes, path: str) -> str | None:
     """:func:`avsets.decoding.probe_media` for bytes already in hand (a streamed member): None when
     readable, else the reason.  ``avsets verify`` on a ``.tar.gz`` probes this way, never by path."""
-    import soundfile as sf
-
-    from ..decoding import probe_media
-
     ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     if not data:
         return "empty member (0 bytes)"
@@ -474,8 +470,6 @@ def probe_member(data: bytes, path: str) -> str | None:
             return None if sf.info(io.BytesIO(data)).frames > 0 else "no audio samples"
         except sf.LibsndfileError:
             pass
-    import tempfile
-
     with tempfile.NamedTemporaryFile(suffix=f".{ext or 'bin'}") as f:  # probe_media opens paths
         f.write(data)
         f.flush()
