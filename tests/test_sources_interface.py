@@ -256,3 +256,28 @@ def test_looking_for_a_ledger_in_a_remote_archive_costs_no_request(tmp_path):
     with RangeServer(tmp_path) as srv:
         assert _default_ledgers([srv.url("clips.zip")]) == []
         assert srv.total() == (0, 0)
+
+
+def test_unpack_of_a_zip_with_one_damaged_member_writes_the_others_and_names_it(tmp_path):
+    """Issue 19 item 6 end to end: the intact members after a CRC-damaged one are written (they used to be
+    reported "not in the sources"), the damaged one is named in the summary."""
+    from avsets.sources.unpack import unpack_rows
+
+    flacs = [make_flac(tmp_path / f"{i}.flac", 0.5, seed=i).read_bytes() for i in range(4)]
+    path = tmp_path / "clips.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in zip(NAMES, flacs, strict=True):
+            zf.writestr(name, data)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(NAMES[1])
+    raw = bytearray(path.read_bytes())
+    raw[info.header_offset + 30 + len(NAMES[1]) + 200] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    table = pa.table({"youtube_id": [n[:11] for n in NAMES], "start": [float(i) for i in range(4)],
+                      "end": [float(i + 10) for i in range(4)]})
+    report = unpack_rows(table, [str(path)], tmp_path / "out", quiet=True)
+    assert report.written == 3 and report.missing == 1
+    assert report.damaged == [f"{path}!/{NAMES[1]}"]
+    assert f"{NAMES[1]}" in report.summary()
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.flac")) == sorted(
+        f"{n[:11]}_{i * 1000}_{(i + 10) * 1000}.flac" for i, n in enumerate(NAMES) if i != 1)

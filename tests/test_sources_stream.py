@@ -155,6 +155,17 @@ def test_webdataset_shard_serves_ascc_rows(aset, caplog):
     assert "1 of 6 rows have no member" in caplog.text
 
 
+def test_webdataset_shard_serves_the_same_rows_map_style(aset, tmp_path, monkeypatch):
+    """Issue 19 item 11: the sample named only by its ``.json`` is found by the random-access index too
+    (map-style, ``verify``, ``report`` counted it missing while streaming and ``unpack`` served it)."""
+    monkeypatch.setenv("AVSETS_SOURCE_CACHE", str(tmp_path / "idx"))
+    ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=str(aset.webdataset), decode=False,
+                      cache_dir=str(tmp_path / "cache"))
+    assert set(ds["youtube_id"]) == set(aset.sources)
+    row = next(r for r in ds if r["youtube_id"] == aset.ids[3])
+    assert row["audio"]["path"].endswith("!/sample000003.flac") and row["media_offset"] == 0.0
+
+
 def test_parquet_mirror_over_http_serves_ascc_rows(aset):
     server = serve_folder(aset.parquet.parent)
     try:
