@@ -20,7 +20,7 @@ import pyarrow as pa
 from .errors import MediaSourceError, MetadataError
 from .segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .sources.access import SourceIndex
-from .sources.base import FolderSource, MediaSource, archive_order_sources, media_sources
+from .sources.base import MediaSource, archive_order_sources, media_sources
 from .sources.clip_or_video import decide, pick_probes, probe_many
 from .sources.keys import keys_for_member
 
@@ -209,7 +209,7 @@ def _root_sources(root: str, key_column: str | None) -> list[MediaSource]:
     """The sources of one root: a local folder alone (its walk finds its archives), else what
     :func:`avsets.sources.media_sources` expands the root to (globs, remote folders, archive files)."""
     if "://" not in root and os.path.isdir(root) and not any(ch in root for ch in "*?["):
-        return [FolderSource(root, key_column=key_column)]
+        return [media_source(root, key_column=key_column)]  # a folder: its walk finds its archives
     return media_sources([root], key_column=key_column)
 
 

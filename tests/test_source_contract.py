@@ -232,3 +232,24 @@ def test_a_webdataset_member_named_by_its_json_matches_in_both_halves(tmp_path, 
         for group in iter_groups(media_source(str(path)).iter_members(want=rows.wants)):
             serve_group(group, rows, served, want_audio=True, want_video=False)
         assert served == {0}, name
+
+
+def test_no_caller_outside_the_sources_package_tests_a_source_kind():
+    """Callers loop over sources (issue 18): a kind string compared, or a kind's class named, outside
+    ``avsets.sources`` means a second place decides what a kind can do."""
+    import re
+
+    import avsets
+
+    root = Path(avsets.__file__).parent
+    kinds = "|".join(k.name for k in KINDS)
+    compare = re.compile(rf"""(source|src|archive|s)\.kind\s*(==|!=|in\b|not in\b)|["']({kinds})["']\s*(==|!=|in\b)""")
+    named = re.compile(r"\b(ZipSource|TarSource|TarGzSource|ParquetSource|FolderSource)\b")
+    hits = []
+    for path in root.rglob("*.py"):
+        if "sources" in path.relative_to(root).parts[:1]:
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if compare.search(line) or named.search(line):
+                hits.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert not hits, hits
