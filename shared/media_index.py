@@ -20,7 +20,7 @@ import pyarrow as pa
 from .errors import MediaSourceError, MetadataError
 from .segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .sources.access import SourceIndex
-from .sources.base import MediaSource, archive_order_sources, media_sources
+from .sources.base import MediaSource, archive_order_sources, media_source, media_sources
 from .sources.clip_or_video import decide, pick_probes, probe_many
 from .sources.keys import keys_for_member
 
