@@ -55,6 +55,8 @@ class MediaSource:
     is_folder: ClassVar[bool] = False
     #: its archive-order pass reads a remote file ahead itself (a tar's stream): no second read-ahead thread
     reads_ahead: ClassVar[bool] = False
+    #: it may hold WebDataset ``.json`` side members that name the clip of their group
+    side_members: ClassVar[bool] = True
 
     def __init__(self, url: str, *, key_column: str | None = None) -> None:
         self.url = url
@@ -128,7 +130,7 @@ class MediaSource:
         nothing else; the result is cached with the index."""
         si.extra["side_keys"] = True
         keyless = {m.group_key for m in si.members if not m.keys}
-        if not keyless or not self.random_access or self.kind == "parquet":
+        if not keyless or not self.random_access or not self.side_members:
             return True
         logger.info("avsets: %s: %d member(s) have no clip name; reading their .json side members",
                     self.shown, len(keyless))
@@ -156,6 +158,7 @@ class FolderSource(MediaSource):
 
     kind = "folder"
     is_folder = True
+    side_members = False
 
     def __init__(self, url: str, *, key_column: str | None = None) -> None:
         super().__init__(url, key_column=key_column)
@@ -223,6 +226,7 @@ class ParquetSource(MediaSource):
     matched by its struct ``path`` and by its key column (``video_id``...)."""
 
     kind = "parquet"
+    side_members = False  # a row's key column names it
     build_index = staticmethod(index_parquet)
     read_located = staticmethod(lambda reader, fields, member: read_parquet_member(reader, fields))
 
