@@ -283,10 +283,27 @@ from .templates import (  # noqa: E402, F401 - re-exported for modules that impo
 # builder as an argument.  It is part of the builder, so forked and pickled workers carry it with them.
 
 
-#: indexes of plans pickled by this process, for forked children to take instead of unpickling a copy
-#: (a cache of what the plan holds, never a way to hand state to a builder: the plan is its argument)
+#: big indexes of the latest plans, for children forked after planning to take instead of unpickling a
+#: copy (a cache of what a plan holds, never a way to hand state to a builder: the plan is its argument)
 _FORK_SHARED: dict[str, MediaIndex] = {}
 _SHARE_AT = 10_000  # media files; smaller indexes pickle in milliseconds
+_SHARE_MAX = 4  # plans kept shared (the oldest is dropped: pickling it then copies it, as for small ones)
+
+
+def _share_key(index: MediaIndex) -> str | None:
+    if len(index) < _SHARE_AT:
+        return None
+    return f"{index.fingerprint}\0{index.options}\0{chr(0).join(index.roots)}"
+
+
+def _share(index: MediaIndex) -> None:
+    key = _share_key(index)
+    if key is None:
+        return
+    _FORK_SHARED.pop(key, None)
+    _FORK_SHARED[key] = index
+    while len(_FORK_SHARED) > _SHARE_MAX:
+        _FORK_SHARED.pop(next(iter(_FORK_SHARED)))
 
 
 @dataclass
@@ -306,13 +323,12 @@ class SourcePlan:
 
     def __getstate__(self) -> dict:
         """Pickled for ``num_proc`` jobs and DataLoader workers with the builder: a big index (200k rows:
-        26 MB, ~2 s to pickle and load) is left in this process' fork-shared table instead, and a forked
-        child takes it from there; a process that does not have it (spawned) plans again on first use
-        (:meth:`avsets.builder.AVBuilder.media_index`)."""
+        26 MB, ~2 s to pickle and load) that :func:`plan_sources` shared is left out; a child forked after
+        planning (``num_proc`` pools, DataLoader workers) takes it from the fork-shared table, and a process
+        that does not have it (spawned) plans again on first use (:meth:`avsets.builder.AVBuilder.media_index`)."""
         state = dict(self.__dict__)
-        if self.index is not None and len(self.index) >= _SHARE_AT:
-            key = f"{self.index.fingerprint}\0{self.index.options}\0{chr(0).join(self.roots)}"
-            _FORK_SHARED[key] = self.index
+        key = _share_key(self.index) if self.index is not None else None
+        if key is not None and _FORK_SHARED.get(key) is self.index:
             state["index"], state["_shared_key"] = None, key
         return state
 
@@ -346,4 +362,5 @@ def plan_sources(media_dir: str | os.PathLike | Sequence[str | os.PathLike] | No
     if archives:
         return SourcePlan(roots, MediaIndex(roots=roots), archives, quiet)
     index = MediaIndex.scan(list(roots), id_named=id_named, key_column=key_column, on_missing=on_missing)
+    _share(index)  # before any worker is forked: pickling the plan then leaves the index out
     return SourcePlan(roots, index, archives if streaming else None, quiet)

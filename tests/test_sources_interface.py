@@ -8,7 +8,9 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import multiprocessing
 import os
+import pickle
 import shutil
 import tarfile
 import zipfile
@@ -197,8 +199,6 @@ def test_a_folder_mixing_a_zip_and_a_targz_serves_map_style_from_the_zip(tmp_pat
 def test_the_builder_receives_its_plan_as_an_argument(tmp_path, monkeypatch):
     """Issue 18: no process-global index registry and no attributes set on the builder from outside; a
     pickled plan leaves a big index to forked children and a process without it plans again."""
-    import pickle
-
     vgg = vggsound_mirror(tmp_path / "vgg")
     folder = tmp_path / "zipped"
     folder.mkdir()
@@ -206,16 +206,18 @@ def test_the_builder_receives_its_plan_as_an_argument(tmp_path, monkeypatch):
         for rid, path in vgg.sources.items():
             zf.write(path, f"{rid}.mp4")
     assert not hasattr(media_index, "_INDEXES") and not hasattr(media_index, "get_index")
+    monkeypatch.setattr(media_index, "_SHARE_AT", 1)  # share even this small index
+    monkeypatch.setattr(media_index, "_FORK_SHARED", {})
     builder = avsets.load_dataset_builder("vggsound", data_dir=str(vgg.meta), media_dir=str(folder),
                                          cache_dir=str(tmp_path / "cache"))
     plan = builder.plan
     assert plan.index is not None and len(plan.index) == len(vgg.sources)
     assert builder.media_index() is plan.index  # no second scan
-    monkeypatch.setattr(media_index, "_SHARE_AT", 1)
-    monkeypatch.setattr(media_index, "_FORK_SHARED", {})
     blob = pickle.dumps(builder)
     assert len(blob) < 20_000  # the index stayed behind
-    assert pickle.loads(blob).plan.index is plan.index  # a forked child finds it
+    assert pickle.loads(blob).plan.index is plan.index  # this process finds it
+    with multiprocessing.get_context("fork").Pool(1) as pool:  # a child forked after planning: no copy, no scan
+        assert pool.apply(_planned_size_in_child, (blob,)) == len(vgg.sources)
     media_index._FORK_SHARED.clear()  # a spawned process does not: it plans again, to the same index
     again = pickle.loads(blob)
     assert again.plan.index is None
@@ -296,3 +298,10 @@ def test_unpack_of_a_zip_with_one_damaged_member_writes_the_others_and_names_it(
     assert f"{NAMES[1]}" in report.summary()
     assert sorted(p.name for p in (tmp_path / "out").glob("*.flac")) == sorted(
         f"{n[:11]}_{i * 1000}_{(i + 10) * 1000}.flac" for i, n in enumerate(NAMES) if i != 1)
+
+
+def _planned_size_in_child(blob: bytes) -> int | None:
+    """In a forked worker: the builder's index size, if it came without a copy or a scan."""
+    media_index.MediaIndex.scan = None  # any scan here would fail loudly
+    plan = pickle.loads(blob).plan
+    return None if plan.index is None else len(plan.index)
