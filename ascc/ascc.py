@@ -21,7 +21,6 @@ from avsets.ascc.metadata import (
 )
 from avsets.builder import AVBuilder
 from avsets.config import AVConfig
-from avsets.media_index import get_index
 from avsets.metadata import RowErrors, log_row_errors
 from avsets.notices import warn_once
 from avsets.shards import table_slices
@@ -98,5 +97,5 @@ class ASCC(AVBuilder):
         return {"train": table_slices(table, cfg.rows_per_shard)}
 
     def _read_shard(self, spec: pa.Table) -> pa.Table:
-        index = get_index(self.config.media_dir) if self.config.media_dir else None
+        index = self.media_index()
         return add_trimmed_candidates(spec, index)

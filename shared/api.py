@@ -22,8 +22,7 @@ from . import __version__
 from .errors import AvsetsError
 from .filters import FilterError, cached_counts, check_ids, file_digest, read_exclude, warn_no_match
 from .manifest import read_ids
-from .media_index import MediaIndex, normalize_roots, register_index
-from .sources.stream import stream_sources
+from .media_index import SourcePlan, normalize_roots, plan_sources
 from .transform import decode as decode_step
 
 logger = logging.getLogger("avsets")
@@ -118,25 +117,29 @@ def load_dataset_builder(
     quality: str | os.PathLike | None = None,
     drop: str | Sequence[str] | None = None,
     overlays: str | Sequence[str] | None = None,
+    plan: SourcePlan | None = None,
+    quiet_missing: bool = False,
     **config_kwargs: Any,
 ) -> datasets.DatasetBuilder:
     """A ready builder whose cache key covers the code, the metadata files, the media index and the filters.
 
     ``only_ids``, ``exclude``, ``quality``, ``drop`` and ``overlays`` are the filters of
-    :func:`load_dataset`; the quality file's *content* is part of the cache key.
+    :func:`load_dataset`; the quality file's *content* is part of the cache key.  ``plan``: where the media
+    come from (:func:`avsets.media_index.plan_sources`), handed to the builder as an argument; made here (one
+    index scan) when the caller has none.  ``quiet_missing``: the caller (``avsets verify``/``report``) prints
+    the missing-media counts itself.
     """
     cls = builder_class(name)
-    # archive-order streaming reads its archives itself (avsets.sources.stream): no index to scan
-    archive_streaming = config_kwargs.pop("_archive_streaming", False)
     kwargs: dict[str, Any] = {k: v for k, v in config_kwargs.items() if v is not None}
-    index: MediaIndex | None = None
     if media_dir is not None:
         roots = normalize_roots(media_dir)
-        if not archive_streaming:
-            index = register_index(MediaIndex.scan(roots, id_named=kwargs.get("id_named", "auto"),
-                                                   key_column=kwargs.get("media_key_column"),
-                                                   on_missing=on_missing or "skip"))
+        if plan is None:
+            plan = plan_sources(roots, id_named=kwargs.get("id_named", "auto"),
+                                key_column=kwargs.get("media_key_column"), on_missing=on_missing or "skip",
+                                quiet=quiet_missing)
         kwargs["media_dir"] = tuple(roots)
+    elif plan is None:
+        plan = SourcePlan(quiet=quiet_missing)
     if data_dir is not None:
         kwargs["data_dir"] = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
     if on_missing is not None:
@@ -160,13 +163,14 @@ def load_dataset_builder(
         kwargs["modalities"] = tuple(kwargs["modalities"])
     fingerprint = hashlib.sha256(
         "\0".join([_source_hash(cls), metadata_fingerprint(kwargs.get("data_dir")),
-                   index.fingerprint if index is not None else "no-media", quality_key]).encode()
+                   plan.fingerprint, quality_key]).encode()
     ).hexdigest()[:16]
     return cls(
         config_name=config,
         cache_dir=None if cache_dir is None else os.fspath(cache_dir),
         hash=fingerprint,
         dataset_name=name,
+        plan=plan,
         **kwargs,
     )
 
@@ -246,13 +250,13 @@ def load_with_builder(
     if streaming and num_proc is not None:
         raise NotImplementedError("loading a dataset in streaming mode with num_proc is not supported; "
                                   "use DataLoader workers")
-    archives = stream_sources(normalize_roots(media_dir)) if streaming and media_dir is not None else None
-    if archives:
-        config_kwargs["_archive_streaming"] = True
+    # one plan a load: streaming over archives reads them in archive order (no index scan), else one scan
+    plan = plan_sources(media_dir, streaming=streaming, id_named=config_kwargs.get("id_named") or "auto",
+                        key_column=config_kwargs.get("media_key_column"), on_missing=on_missing) \
+        if media_dir is not None else None
     builder = load_dataset_builder(name, config, data_dir=data_dir, media_dir=media_dir, cache_dir=cache_dir,
-                                   on_missing=on_missing, **config_kwargs)
+                                   on_missing=on_missing, plan=plan, **config_kwargs)
     if streaming:
-        builder.stream_sources_found = archives  # the builder need not walk media_dir again (one walk a load)
         ds = builder.as_streaming_dataset(split=split)
     else:
         try:

@@ -43,11 +43,13 @@ from .filters import (
     warn_no_match,
     write_counts,
 )
-from .media_index import check_pattern, get_index
+from .media_index import MediaIndex, SourcePlan, check_pattern, plan_sources
 from .notices import MISSING_MEDIA, warn_once
 from .overlays import OverlayFile, bind, overlay_features, overlay_flags, overlay_names
 from .resolve import ResolveOptions, ResolveStats
-from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
+from .secrets import redact_url
+from .sources.base import archive_order_sources
+from .sources.stream import StreamSpec, stream_archive
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
 
 logger = logging.getLogger("avsets")
@@ -88,7 +90,9 @@ class AVBuilder(datasets.ArrowBasedBuilder):
     # Video) made 600k tiny writes for 200k rows.
     DEFAULT_WRITER_BATCH_SIZE = 10_000
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, plan: SourcePlan | None = None, **kwargs: Any) -> None:
+        # where the media come from, decided by avsets.load_dataset (None: planned on first use, see media_index)
+        self.plan = plan
         try:
             super().__init__(*args, **kwargs)
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
@@ -108,8 +112,21 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         self.stats: dict[str, ResolveStats] = {}
         #: what the filters removed per split in this process (map-style counts also sit beside the cache)
         self.filter_counts: dict[str, FilterCounts] = {}
-        # archive sources avsets.load_dataset already found in media_dir (None: not looked yet; [] : none)
-        self.stream_sources_found: list | None = None
+
+    def media_index(self) -> MediaIndex | None:
+        """The random-access index of this load's media: the plan's (one scan per load), or one scan now for a
+        builder made without a plan.  Corpora's ``_read_shard`` may call it too."""
+        if not self.config.media_dir:
+            return None
+        if self.plan is None or self.plan.index is None:
+            self.plan = plan_sources(self.config.media_dir, id_named=self.config.id_named,
+                                     key_column=self.config.media_key_column, on_missing=self.config.on_missing,
+                                     quiet=self.plan.quiet if self.plan is not None else False)
+        return self.plan.index
+
+    @property
+    def _quiet_missing(self) -> bool:
+        return self.plan is not None and self.plan.quiet
 
     # -- hooks for corpora ------------------------------------------------------------------------
     def _corpus_features(self) -> dict:
@@ -192,13 +209,19 @@ class AVBuilder(datasets.ArrowBasedBuilder):
     def _download_and_prepare(self, *args: Any, **kwargs: Any) -> Any:
         # num_proc workers get a pickled copy: they compare it with their parent (see _stop_if_orphaned)
         self._prepare_owner = os.getpid()
-        if self.config.media_dir:  # map-style only: a .tar.gz source cannot serve random access
-            index = get_index(self.config.media_dir, id_named=self.config.id_named,
-                              key_column=self.config.media_key_column, on_missing=self.config.on_missing)
-            if index.stream_sources:
+        index = self.media_index()  # map-style only: a .tar.gz source cannot serve random access
+        only = self.plan.streaming_only if self.plan is not None else []
+        if index is not None and only:
+            if len(index) == 0:  # nothing to serve at random: say how to read it at all
                 raise StreamingOnlySourceError(
                     "a .tar.gz cannot be read at random (map-style). Load with streaming=True, or extract the "
-                    "clips your rows need once with `avsets unpack`", source=index.stream_sources[0].url)
+                    "clips your rows need once with `avsets unpack`", source=redact_url(only[0].url))
+            # serve what random access can; the rows only those archives hold are named as missing below
+            warn_once(logger, ("stream-only", self.CORPUS, tuple(s.url for s in only)),
+                      "%s: %s can only be read in archive order; the other sources serve the rows they hold, "
+                      "rows held only there count as missing (`avsets verify` lists them). Load with "
+                      "streaming=True, or extract those clips once with `avsets unpack`", self.CORPUS,
+                      ", ".join(redact_url(s.url) for s in only))
         try:
             return super()._download_and_prepare(*args, **kwargs)
         finally:
@@ -208,9 +231,9 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         shards = self._split_shards(dl_manager)
         plan = self.filter_plan(dl_manager)
         archives: list = []
-        if isinstance(dl_manager, datasets.StreamingDownloadManager):
-            found = self.stream_sources_found
-            archives = list(found) if found is not None else stream_sources(self.config.media_dir)
+        if isinstance(dl_manager, datasets.StreamingDownloadManager) and self.config.media_dir:
+            found = self.plan.archives if self.plan is not None else None
+            archives = list(found) if found is not None else archive_order_sources(self.config.media_dir)
         if archives:
             # Archive-order streaming (avsets.sources.stream): each archive is a shard; every shard joins its
             # members against all rows of the split (a tuple, so datasets does not shard it).
@@ -231,9 +254,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         if row_specs is not None:
             yield from self._generate_archive_tables(shards, split, row_specs, all_archives, plan)
             return
-        index = get_index(self.config.media_dir, id_named=self.config.id_named,
-                          key_column=self.config.media_key_column, on_missing=self.config.on_missing) \
-            if self.config.media_dir else None
+        index = self.media_index()
         opts = ResolveOptions(
             modalities=self.config.modalities,
             media_pattern=self.config.media_pattern,
@@ -257,7 +278,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
         _stop_if_orphaned(owner)
         if plan.active and shards:
             self._filters_done(split, plan, counts, key=tuple(passed))
-        if index is not None and total.missing and shards and not getattr(self, "quiet_missing", False):
+        if index is not None and total.missing and shards and not self._quiet_missing:
             warn_once(
                 logger, (self.CORPUS, self.config.name, split, total.missing, total.rows, self.config.on_missing,
                          tuple(passed)),
@@ -275,13 +296,12 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             assume_trimmed={"segment": True, "video": False}.get(self.config.id_named),
             key_column=self.config.media_key_column,
             scope=f"{self.config_id}|{getattr(self, 'hash', '')}",
-            quiet=getattr(self, "quiet_missing", False),
+            quiet=self._quiet_missing,
         )
         schema = self.info.features.arrow_schema
         stats = self.stats.setdefault(split, ResolveStats())
 
         def read_rows() -> pa.Table:
-            ensure_index(self.config.media_dir)
             tables = [self._read_shard(s) for s in row_specs]
             table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
             counts = FilterCounts()

@@ -153,6 +153,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             from .fetch import ledger_summary
         except ImportError:
             break
+        from .sources.base import media_source  # the CLI imports a command's modules when it runs
+
+        if not media_source(root).is_folder:  # an archive holds no ledger: looking must cost no media bytes
+            continue
         try:
             summary = ledger_summary(root)
         except (OSError, ValueError):

@@ -25,6 +25,9 @@ import soundfile as sf
 from av.video.reformatter import VideoReformatter
 
 from .errors import MediaError, MissingStreamError
+from .sources.access import read_media_bytes
+from .sources.locator import is_member
+from .sources.ranged import is_local, local_path
 
 # What a damaged file can make a decoder raise; AttributeError/TypeError included because a damaged header
 # can leave PyAV with a stream that has no codec context (found by fuzzing real files with flipped bytes).
@@ -57,22 +60,10 @@ def open_source(path: str | None, data: bytes | None) -> Any:
         return io.BytesIO(data)
     if path is None:
         raise MediaError("no bytes and no path")
-    # -- media sources (issue 11): an archive member locator is read through avsets.sources ----------
-    from .sources.locator import is_member
-
-    if is_member(path):
-        from .sources.access import open_media
-
-        return open_media(path)
-    # -- end media sources ----------------------------------------------------------------------------
-    if "://" in path and not path.startswith("file://"):
-        import fsspec
-
-        with fsspec.open(path, "rb") as f:
-            return io.BytesIO(f.read())
-    if path.startswith("file://"):
-        path = path[len("file://"):]
-    return path
+    # every media path a media source produced (a member locator, a remote file) is read through it
+    if is_member(path) or not is_local(path):
+        return io.BytesIO(read_media_bytes(path))
+    return local_path(path)
 
 
 # ---------------------------------------------------------------------------------------------------- audio

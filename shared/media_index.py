@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import zlib
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import fsspec
 import pyarrow as pa
 
-from .segments import AUDIO_EXTENSIONS, MEDIA_EXTENSIONS, VIDEO_EXTENSIONS
+from .errors import MediaSourceError, MetadataError
+from .segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+from .sources.access import SourceIndex
+from .sources.base import MediaSource, archive_order_sources, media_source, media_sources
+from .sources.clip_or_video import decide, pick_probes, probe_many
 from .sources.keys import keys_for_member
-from .sources.kinds import source_kind
 
 logger = logging.getLogger(__name__)
 
@@ -78,93 +80,55 @@ class MediaIndex:
     @classmethod
     def scan(cls, roots: str | os.PathLike | Sequence[str | os.PathLike] | None, *, id_named: str = "auto",
              key_column: str | None = None, on_missing: str = "skip") -> MediaIndex:
-        """Walk every root once: folders (any depth, local or fsspec) and the archives they hold.
+        """Index every media source the roots name, through the one :class:`~avsets.sources.MediaSource`
+        interface: a folder is its loose media files (one walk, which also finds the archives below it),
+        then each zip/tar/Parquet below it; archive members are stored with a member locator as their
+        ``path``.  Sources without random access (``.tar.gz``) are listed in ``stream_sources``.
 
-        Roots are expanded by :func:`avsets.sources.expand_sources`: a folder is its loose media files, then
-        each zip/tar/Parquet below it.  Archive members are indexed through their central directory, header
-        index or key columns (cached) and stored with a member locator as their ``path``.  ``.tar.gz``
-        sources are listed in ``stream_sources`` (streaming only).  An unreadable archive raises
+        Clip or whole video (:mod:`avsets.sources.clip_or_video`) is decided **once per root** (a mirror:
+        a folder or repo of archives), from the first source under it with files named by id alone; its
+        probes are cached with that source's index.  An unreadable archive raises
         :class:`~avsets.errors.MediaSourceError` with ``on_missing="error"``; otherwise it is logged and
         counted in ``skipped_sources``.
         """
-        from .sources import Source, expand_sources
-        from .sources.clip_or_video import decide, pick_probes, probe_many
-
         root_list = normalize_roots(roots)
         index = cls(roots=tuple(root_list), options=(id_named, key_column))
         lines: list[str] = [f"id_named\0{id_named}\0{key_column or ''}"]
-        sources: list[Source] = []
-        for root in root_list:
-            if "://" not in root and os.path.isdir(root) and not any(ch in root for ch in "*?["):
-                sources.append(Source(root, "folder"))  # walked once below; its archives are found then
-            else:
-                sources.extend(expand_sources([root]))
         done: set[str] = set()
-
-        def add_archive(src: Source) -> None:
-            if src.url in done:
-                return
-            done.add(src.url)
-            index._dups_in_last = 0
-            if src.kind == "tgz":
-                index.stream_sources.append(src)
-                lines.append(f"stream\0{src.url}")
-                return
-            si = _index_archive(src, key_column, on_missing)
-            if si is None:
-                index.skipped_sources.append(src.url)
-                lines.append(f"skipped\0{src.url}")
-                return
-            changed = si.ensure_keys()
-            id_only = [m.locator for m in si.members if any(k[0] == "w" for k in m.keys)]
-            if id_only and id_named == "auto" and "durations" not in si.extra:
-                si.extra["durations"] = probe_many(pick_probes(id_only))
-                changed = True
-            if changed:
-                si.save_extra()
-            verdict = decide(si.extra.get("durations", []) if id_only else [], id_named, src.url)
-            lines.append(f"{src.kind}\0{src.url}\0{si.info.size}\0{si.info.identity}\0{verdict}")
-            seen: set[str] = set()
-            add_keyed = index._add_keyed
-            for m in si.members:
-                keys = m.keys if verdict != "segment" else tuple("i" + k[1:] if k[0] == "w" else k for k in m.keys)
-                add_keyed(m.locator, m.relpath, m.size, 0.0, keys, seen)
-            if id_only:
-                index.id_named_verdicts[src.url] = verdict
-            si.stats.duplicates = index._dups_in_last
-            index.source_stats[src.url] = si.stats
-            _log_source(src.url, si)
-
-        for src in sources:
-            if src.kind != "folder":
-                add_archive(src)
-                continue
-            if src.url in done:
-                continue
-            done.add(src.url)
-            lines.append(f"root\0{src.url}")
-            archives: list[str] = []
-            files = list(_walk(src.url, archives))
-            lines.extend(f"{rel}\0{size}\0{mtime}" for rel, _, size, mtime in files)
-            keyed = []
-            for rel, path, size, mtime in files:
-                kind, keys = keys_for_member(rel)
-                if kind is not None:
-                    keyed.append((path, rel, size, mtime, keys, kind))
-            id_only = [k[0] for k in keyed if k[4] and k[4][0][0] == "w"]
-            verdict = decide(probe_many(pick_probes(id_only)) if id_only and id_named == "auto" else [],
-                             id_named, src.url)
-            add_keyed = index._add_keyed
-            for path, rel, size, mtime, keys, kind in keyed:
-                if verdict == "segment" and keys and keys[0][0] == "w":
-                    keys = ["i" + keys[0][1:]]
-                add_keyed(path, rel, size, mtime, keys, None, kind)
-            if id_only:
-                index.id_named_verdicts[src.url] = verdict
-            for path in sorted(archives):  # a folder's archives follow its loose files (expand_sources' order)
-                add_archive(Source(path, source_kind(path)))  # type: ignore[arg-type]
-        # In listing order: a file system lists an unchanged folder the same way, and a changed order can
-        # only cost a spurious cache miss, never a stale hit.  (Sorting 200k names cost ~0.3 s.)
+        for root in root_list:
+            verdict: str | None = None  # one clip-or-video decision per mirror
+            pending = deque(_root_sources(root, key_column))
+            while pending:
+                src = pending.popleft()
+                if src.url in done:
+                    continue
+                done.add(src.url)
+                index._dups_in_last = 0
+                if not src.random_access:
+                    index.stream_sources.append(src.source)
+                    lines.append(f"stream\0{src.url}")
+                    continue
+                si = _index_source(src, on_missing)
+                if si is None:
+                    index.skipped_sources.append(src.url)
+                    lines.append(f"skipped\0{src.url}")
+                    continue
+                pending.extendleft(reversed(src.nested()))  # a folder's archives follow its loose files
+                id_only = [m.locator for m in si.members if any(k[0] == "w" for k in m.keys)]
+                if id_only and verdict is None:
+                    verdict = _decide_once(src, si, id_only, id_named, root)
+                here = verdict if id_only else decide([], id_named, src.url)
+                lines.append(f"{src.kind}\0{src.url}\0{si.info.size}\0{si.info.identity}\0{here}")
+                seen: set[str] = set()
+                add_keyed = index._add_keyed
+                for m in si.members:
+                    keys = m.keys if here != "segment" else tuple("i" + k[1:] if k[0] == "w" else k for k in m.keys)
+                    add_keyed(m.locator, m.relpath, m.size, 0.0, keys, seen)
+                if id_only:
+                    index.id_named_verdicts[src.url] = here
+                si.stats.duplicates = index._dups_in_last
+                index.source_stats[src.url] = si.stats
+                _log_source(src.url, si)
         digest = hashlib.sha256("\n".join(lines).encode("utf-8", "surrogatepass")).hexdigest()
         index.fingerprint = digest[:16] if root_list else "empty"
         return index
@@ -241,12 +205,17 @@ class MediaIndex:
         return self.num_files
 
 
-def _index_archive(src, key_column: str | None, on_missing: str):
-    from .errors import MediaSourceError, MetadataError
-    from .sources.access import index_source
+def _root_sources(root: str, key_column: str | None) -> list[MediaSource]:
+    """The sources of one root: a local folder alone (its walk finds its archives), else what
+    :func:`avsets.sources.media_sources` expands the root to (globs, remote folders, archive files)."""
+    if "://" not in root and os.path.isdir(root) and not any(ch in root for ch in "*?["):
+        return [media_source(root, key_column=key_column)]  # a folder: its walk finds its archives
+    return media_sources([root], key_column=key_column)
 
+
+def _index_source(src: MediaSource, on_missing: str) -> SourceIndex | None:
     try:
-        return index_source(src, key_column=key_column)
+        return src.index()
     except MetadataError:
         raise
     except MediaSourceError as exc:
@@ -254,6 +223,20 @@ def _index_archive(src, key_column: str | None, on_missing: str):
             raise
         logger.warning("%s; its media count as missing (on_missing=%r)", exc, on_missing)
         return None
+
+
+def _decide_once(src: MediaSource, si: SourceIndex, id_only: list[str], id_named: str, root: str) -> str:
+    """The root's clip-or-video verdict from this source's files named by id alone: probed once (three
+    files), cached with an archive's index so a warm load reads no media."""
+    if id_named != "auto":
+        return decide([], id_named, root)
+    durations = si.extra.get("durations")
+    if durations is None:
+        durations = probe_many(pick_probes(id_only))
+        if si.cache_path:  # an archive's index is cached: so are its probes
+            si.extra["durations"] = durations
+            si.save_extra()
+    return decide(durations, id_named, root)
 
 
 def _log_source(url: str, si) -> None:
@@ -283,94 +266,6 @@ def normalize_roots(roots: str | os.PathLike | Sequence[str | os.PathLike] | Non
     return out
 
 
-def _join(root: str, relpath: str) -> str:
-    if "://" in root:
-        return root + "/" + relpath
-    return os.path.join(root, *relpath.split("/"))
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _walk(root: str, archives: list[str] | None = None) -> Iterable[tuple[str, str, int, float]]:
-    """Yield ``(relpath, path, size, mtime)`` for every media file under ``root``; archives and Parquet
-    files met on the way are appended to ``archives`` (one walk serves both)."""
-    if "://" in root:
-        yield from _walk_fsspec(root)
-        return
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"media_dir {root!r} is not a folder")
-    real_root = os.path.realpath(root)
-    stack = [("", root)]
-    while stack:
-        prefix, folder = stack.pop()
-        try:
-            it = os.scandir(folder)
-        except OSError as exc:  # unreadable folder: say so, keep going
-            logger.warning("cannot read media folder %s: %s", folder, exc)
-            continue
-        with it:
-            for entry in it:
-                name = entry.name
-                rel = prefix + name
-                if not name.isascii() and not _utf8(name):
-                    # os gives undecodable bytes as surrogates, which no Arrow string or decoder accepts
-                    logger.warning("ignoring %r: its name is not valid UTF-8 (rename it to use it)", entry.path)
-                    continue
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((rel + "/", entry.path))
-                        continue
-                    if entry.is_symlink():
-                        # A link may point anywhere; only follow it when its target stays in the root.
-                        target = os.path.realpath(entry.path)
-                        if os.path.commonpath([target, real_root]) != real_root:
-                            logger.warning("ignoring %s: symlink leaves the media root", entry.path)
-                            continue
-                        if os.path.isdir(target):
-                            continue
-                    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-                    if ext not in MEDIA_EXTENSIONS or name.startswith("."):
-                        if archives is not None and not name.startswith(".") and source_kind(name) is not None:
-                            archives.append(entry.path)
-                        continue
-                    st = entry.stat(follow_symlinks=True)
-                except OSError:
-                    continue
-                yield rel, entry.path, st.st_size, st.st_mtime
-
-
-def _walk_fsspec(root: str) -> Iterable[tuple[str, str, int, float]]:
-    fs, path = fsspec.core.url_to_fs(root)
-    base = path.rstrip("/")
-    for full, info in fs.find(base, detail=True).items():
-        rel = full[len(base):].lstrip("/")
-        ext = rel.rsplit(".", 1)[-1].lower() if "." in rel else ""
-        if ext not in MEDIA_EXTENSIONS:
-            continue
-        yield rel, _join(root, rel), int(info.get("size") or 0), _stable_mtime(info)
-
-
-def _stable_mtime(info: dict) -> float:
-    """A file system's modification time as float seconds, the same in every process.
-
-    Object stores report ``datetime`` objects or text; ``hash()`` of text is salted per process, which
-    would change the cache fingerprint on every run, so text falls back to a CRC instead.
-    """
-    mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified") or 0
-    if hasattr(mtime, "timestamp"):
-        return float(mtime.timestamp())
-    try:
-        return float(mtime)
-    except (TypeError, ValueError):
-        return float(zlib.crc32(str(mtime).encode()))
-
-
 # ---------------------------------------------------------------------------------------------------
 # user templates: the one template language lives in ``templates``; these names stay importable from here.
 
@@ -384,25 +279,88 @@ from .templates import (  # noqa: E402, F401 - re-exported for modules that impo
 )
 
 # ---------------------------------------------------------------------------------------------------
-# one scan per load: the API scans (for the cache fingerprint) and registers; builders look it up here,
-# including forked DataLoader workers, which inherit it.
-
-_INDEXES: dict[tuple[str, ...], MediaIndex] = {}
+# the plan: what one load reads its media from, decided once (by avsets.load_dataset) and handed to the
+# builder as an argument.  It is part of the builder, so forked and pickled workers carry it with them.
 
 
-def register_index(index: MediaIndex) -> MediaIndex:
-    """Make ``index`` the one builders in this process use for its roots."""
-    _INDEXES[index.roots] = index
-    return index
+#: big indexes of the latest plans, for children forked after planning to take instead of unpickling a
+#: copy (a cache of what a plan holds, never a way to hand state to a builder: the plan is its argument)
+_FORK_SHARED: dict[str, MediaIndex] = {}
+_SHARE_AT = 10_000  # media files; smaller indexes pickle in milliseconds
+_SHARE_MAX = 4  # plans kept shared (the oldest is dropped: pickling it then copies it, as for small ones)
 
 
-def get_index(roots: str | os.PathLike | Sequence[str | os.PathLike] | None, *, id_named: str | None = None,
-              key_column: str | None = None, on_missing: str = "skip") -> MediaIndex:
-    """The registered index for ``roots``, scanning once if this process has none yet (or, when the
-    caller states source options, none made with those options)."""
-    key = tuple(normalize_roots(roots))
-    index = _INDEXES.get(key)
-    if index is None or (id_named is not None and index.options != (id_named, key_column)):
-        index = register_index(MediaIndex.scan(list(key), id_named=id_named or "auto", key_column=key_column,
-                                               on_missing=on_missing))
-    return index
+def _share_key(index: MediaIndex) -> str | None:
+    if len(index) < _SHARE_AT:
+        return None
+    return f"{index.fingerprint}\0{index.options}\0{chr(0).join(index.roots)}"
+
+
+def _share(index: MediaIndex) -> None:
+    key = _share_key(index)
+    if key is None:
+        return
+    _FORK_SHARED.pop(key, None)
+    _FORK_SHARED[key] = index
+    while len(_FORK_SHARED) > _SHARE_MAX:
+        _FORK_SHARED.pop(next(iter(_FORK_SHARED)))
+
+
+@dataclass
+class SourcePlan:
+    """Where one load's media come from: the roots, the random-access index of them, and (streaming) the
+    sources read in archive order, one streaming shard each.
+
+    ``archives`` is ``None`` when the load did not decide it (a map-style builder asked to stream by
+    ``verify``): the builder then lists them itself.  ``quiet``: the caller (``avsets verify``/``report``)
+    prints the missing-media counts itself.
+    """
+
+    roots: tuple[str, ...] = ()
+    index: MediaIndex | None = None
+    archives: tuple | None = None
+    quiet: bool = False
+
+    def __getstate__(self) -> dict:
+        """Pickled for ``num_proc`` jobs and DataLoader workers with the builder: a big index (200k rows:
+        26 MB, ~2 s to pickle and load) that :func:`plan_sources` shared is left out; a child forked after
+        planning (``num_proc`` pools, DataLoader workers) takes it from the fork-shared table, and a process
+        that does not have it (spawned) plans again on first use (:meth:`avsets.builder.AVBuilder.media_index`)."""
+        state = dict(self.__dict__)
+        key = _share_key(self.index) if self.index is not None else None
+        if key is not None and _FORK_SHARED.get(key) is self.index:
+            state["index"], state["_shared_key"] = None, key
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        key = state.pop("_shared_key", None)
+        self.__dict__.update(state)
+        if key is not None:
+            self.index = _FORK_SHARED.get(key)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the cache key takes from the media: the index's fingerprint (names, sizes, versions)."""
+        return self.index.fingerprint if self.index is not None else "no-media"
+
+    @property
+    def streaming_only(self) -> list:
+        """Sources that only archive order can read (``.tar.gz``), found by the index."""
+        return list(self.index.stream_sources) if self.index is not None else []
+
+
+def plan_sources(media_dir: str | os.PathLike | Sequence[str | os.PathLike] | None, *, streaming: bool = False,
+                 id_named: str = "auto", key_column: str | None = None, on_missing: str = "skip",
+                 quiet: bool = False) -> SourcePlan:
+    """The :class:`SourcePlan` of a load: with ``streaming`` and any archive among the roots, archive-order
+    streaming reads the archives itself (no index is scanned: a scan would list remote roots for nothing);
+    otherwise one :meth:`MediaIndex.scan`."""
+    roots = tuple(normalize_roots(media_dir))
+    if not roots:
+        return SourcePlan(quiet=quiet)
+    archives = tuple(archive_order_sources(list(roots))) if streaming else ()
+    if archives:
+        return SourcePlan(roots, MediaIndex(roots=roots), archives, quiet)
+    index = MediaIndex.scan(list(roots), id_named=id_named, key_column=key_column, on_missing=on_missing)
+    _share(index)  # before any worker is forked: pickling the plan then leaves the index out
+    return SourcePlan(roots, index, archives if streaming else None, quiet)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from .manifest import Manifest
 from .report_quality import QualitySection, quality_section
+from .sources.base import media_source
 from .tables import label_names_of
 from .verify import SplitCoverage, add_probe_targets, count_corrupt, split_coverage, split_tables
 
@@ -226,6 +227,8 @@ def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
 
     out = []
     for root in media_dirs:
+        if not media_source(root).is_folder:  # an archive is no ledger: looking inside it must cost no media bytes
+            continue
         try:
             _, tmp = _local_ledger_file(root)
         except (FileNotFoundError, OSError, ValueError):

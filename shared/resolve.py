@@ -16,10 +16,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .coerce import clip_ids
 from .errors import MissingMediaError, UnsafePathError
 from .media_index import MediaIndex, pattern_is_trimmed, render_template, template_values
 from .paths import safe_relpath
+from .sources.keys import NAMING_RULES, clip_keys, row_keys
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,6 @@ class ResolveStats:
         room = 1000 - len(self.missing_ids)
         if room > 0:
             self.missing_ids.extend(other.missing_ids[:room])
-
-
-def clip_keys(table: pa.Table) -> pa.Array:
-    """``{youtube_id}_{start_ms}_{end_ms}`` per row, vectorized; the bare id where a row has no segment."""
-    ytid = table.column("youtube_id")
-    return pc.coalesce(clip_ids(ytid, table.column("start"), table.column("end")), ytid)
 
 
 def ensure_ids(table: pa.Table) -> pa.Table:
@@ -154,35 +148,15 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
 def _builtin_hits(table: pa.Table, index: MediaIndex) -> list[tuple[tuple[list, object], np.ndarray]]:
     """For each naming present in the index: ``((slots, offset rule), position per row or -1)``.
 
-    The offset rule is ``0.0`` for trimmed names and ``"start"`` for whole videos.
+    The row keys and each naming's rule come from :func:`avsets.sources.keys.row_keys` (the rule archive-order
+    streaming matches by too); the offset rule is ``0.0`` for trimmed names and ``"start"`` for whole videos.
     """
-    cols = table.column_names
-    if "youtube_id" not in cols:
-        return []
-    ytid = table.column("youtube_id")
-    have_seg = "start" in cols and "end" in cols
-    out = []
-    if have_seg and "ms" in index.namings:
-        out.append((("ms", 0.0), clip_keys(table)))
-    if have_seg and "s" in index.namings:
-        start_col = table.column("start").cast(pa.float64())
-        whole = pc.equal(pc.floor(start_col), start_col)
-        text = pc.binary_join_element_wise(ytid, start_col.cast(pa.int64(), safe=False).cast(pa.string()), "_")
-        out.append((("s", 0.0), pc.if_else(whole, text, None)))
-    if "start" in cols and "t" in index.namings:  # {ytid}_{start:.3f}: matches rows with that start
-        start_ms = pc.round(pc.multiply(table.column("start").cast(pa.float64()), 1000.0))
-        out.append((("t", 0.0), pc.binary_join_element_wise(
-            ytid, start_ms.cast(pa.int64(), safe=False).cast(pa.string()), "_")))
-    if "i" in index.namings:  # named by id alone, judged to hold the segment itself (sources.clip_or_video)
-        out.append((("i", 0.0), ytid))
-    if "w" in index.namings:
-        out.append((("w", "start"), ytid))
     hits = []
-    for (naming, rule), keys in out:
+    for naming, keys in row_keys(table, index.namings):
         names, slots = index.naming_table(naming)
         pos = pc.index_in(keys, value_set=names).to_numpy(zero_copy_only=False)
         pos = np.where(np.isnan(pos), -1, pos).astype(np.int64) if pos.dtype.kind == "f" else pos.astype(np.int64)
-        hits.append(((slots, rule), pos))
+        hits.append(((slots, 0.0 if NAMING_RULES[naming] == "trimmed" else "start"), pos))
     return hits
 
 

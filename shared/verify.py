@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 from .api import load_dataset_builder
 from .decoding import probe_media
 from .secrets import redact_text
-from .sources.kinds import expand_sources
 from .sources.locator import public_path
 from .sources.stream import probe_member
 
@@ -73,11 +72,10 @@ def split_tables(
     ``verify`` and ``avsets report`` both count from these tables, so their numbers agree by construction.
     """
     builder = load_dataset_builder(corpus, config, data_dir=data_dir, media_dir=media_dir, on_missing="keep",
-                                   **config_kwargs)
-    builder.quiet_missing = True  # the caller prints these counts itself
-    # zip, tar and Parquet sources are read at random through the media index (avsets.sources), like a
-    # map-style load; only a .tar.gz needs the archive-order streaming pass
-    streamed = any(s.kind == "tgz" for s in expand_sources(builder.config.media_dir))
+                                   quiet_missing=True, **config_kwargs)  # the caller prints these counts itself
+    # sources with random access are read through the media index, like a map-style load; only sources
+    # without it (a .tar.gz) need the archive-order streaming pass
+    streamed = bool(builder.plan is not None and builder.plan.streaming_only)
     manager = StreamingDownloadManager if streamed else DownloadManager
     dl_manager = manager(base_path=None, download_config=None, dataset_name=corpus, data_dir=builder.config.data_dir)
     for gen in builder._split_generators(dl_manager):

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -41,6 +41,8 @@ class RangeServer(ThreadingHTTPServer):
         self.delay = 0.0  # seconds slept before each chunk
         self.latency = 0.0  # seconds slept before answering each request (a distant mirror's round trip)
         self.refuse_head = False  # True: 403 to every HEAD (a URL presigned for GET only, as S3 and GCS sign)
+
+        self.listing = False  # True: a GET of a folder answers with a page of links (what fsspec's HTTP ls reads)
 
     @property
     def base_url(self) -> str:
@@ -95,6 +97,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._serve(head=False)
 
+    def _list(self, path: Path, rel: str, *, head: bool) -> None:
+        base = "/" + rel.strip("/") + "/" if rel.strip("/") else "/"
+        links = "".join(f'<a href="{base}{quote(p.name)}{"/" if p.is_dir() else ""}">{p.name}</a>\n'
+                        for p in sorted(path.iterdir()))
+        body = f"<html><body>\n{links}</body></html>\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
     def _serve(self, *, head: bool) -> None:
         rel = unquote(self.path.split("?", 1)[0]).lstrip("/")
         srv = self.server
@@ -104,6 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.requests[rel] += 1
             srv.log.append((self.command, rel, self.headers.get("Range") or ""))
+        if srv.listing and (path == srv.root or srv.root in path.parents) and path.is_dir():
+            self._list(path, rel, head=head)  # a folder as http.server lists it: a page of links
+            return
         if srv.root not in path.parents or not path.is_file():
             self.send_response(404)
             self.send_header("Content-Length", "0")

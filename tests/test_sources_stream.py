@@ -155,6 +155,17 @@ def test_webdataset_shard_serves_ascc_rows(aset, caplog):
     assert "1 of 6 rows have no member" in caplog.text
 
 
+def test_webdataset_shard_serves_the_same_rows_map_style(aset, tmp_path, monkeypatch):
+    """Issue 19 item 11: the sample named only by its ``.json`` is found by the random-access index too
+    (map-style, ``verify``, ``report`` counted it missing while streaming and ``unpack`` served it)."""
+    monkeypatch.setenv("AVSETS_SOURCE_CACHE", str(tmp_path / "idx"))
+    ds = load_dataset("ascc", split="train", data_dir=str(aset.meta), media_dir=str(aset.webdataset), decode=False,
+                      cache_dir=str(tmp_path / "cache"))
+    assert set(ds["youtube_id"]) == set(aset.sources)
+    row = next(r for r in ds if r["youtube_id"] == aset.ids[3])
+    assert row["audio"]["path"].endswith("!/sample000003.flac") and row["media_offset"] == 0.0
+
+
 def test_parquet_mirror_over_http_serves_ascc_rows(aset):
     server = serve_folder(aset.parquet.parent)
     try:
@@ -383,11 +394,11 @@ def test_parquet_member_bytes_are_the_cells_nulls_and_slices_included(typ):
 def test_a_streaming_load_looks_for_archives_in_media_dir_once(vgg, monkeypatch):
     """``load_dataset`` finds the archives and hands them to the builder: a folder of 200k clips is not
     walked once more by the builder for the same answer."""
-    import avsets.sources.stream as stream
+    import avsets.sources.base as base
 
     calls = []
-    real = stream.expand_sources
-    monkeypatch.setattr(stream, "expand_sources", lambda roots: calls.append(roots) or real(roots))
+    real = base.expand_sources
+    monkeypatch.setattr(base, "expand_sources", lambda roots: calls.append(roots) or real(roots))
     ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=str(vgg.archives[0].parent),
                       streaming=True, decode=False)
     assert set(_rows(ds)) == set(vgg.splits["train"]) - vgg.missing["train"]

@@ -24,11 +24,9 @@ from ..errors import MediaError, MediaSourceError, MetadataError, StreamingOnlyS
 from ..secrets import redact_text, redact_url
 from .kinds import Source
 from .locator import is_member, parse_locator
-from .parquetsrc import index_parquet, read_parquet_member
 from .ranged import RangeReader, RemoteInfo, is_local, local_path
 from .records import Member, SourceStats, member_keys
-from .tarsrc import index_tar, read_tar_member
-from .zipsrc import index_zip, read_zip_member
+from .registry import source_class
 
 logger = logging.getLogger("avsets")
 
@@ -62,11 +60,7 @@ def read_media_bytes(path: str) -> bytes:
             raise MediaError(str(exc), path=path[:300]) from None
         reader = _reader(loc.archive)
         try:
-            if loc.kind == "zip":
-                return read_zip_member(reader, loc.fields, loc.member)
-            if loc.kind == "tar":
-                return read_tar_member(reader, loc.fields)
-            return read_parquet_member(reader, loc.fields)
+            return source_class(loc.kind).read_located(reader, loc.fields, loc.member)
         except MediaError as exc:  # the same class (a zip bomb stays a MemberTooLargeError), named by member
             raise type(exc)(exc.reason, path=f"{redact_url(loc.archive)} member {loc.member}") from None
         except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
@@ -129,9 +123,11 @@ def cache_dir() -> str:
 def index_source(source: Source, *, key_column: str | None = None, use_cache: bool = True) -> SourceIndex:
     """Members of a zip/tar/Parquet source: from the cache when the source is unchanged, else read.
 
-    ``.tar.gz`` cannot be indexed without reading it whole: :class:`StreamingOnlySourceError`.
+    ``.tar.gz`` cannot be indexed without reading it whole: :class:`StreamingOnlySourceError`.  The
+    low-level indexer is the kind's (:mod:`.registry`); callers go through :meth:`MediaSource.index`.
     """
-    if source.kind == "tgz":
+    cls = source_class(source.kind)
+    if not cls.random_access:
         raise StreamingOnlySourceError(
             "a .tar.gz cannot be read at random (map-style). Load it with streaming=True, or extract the "
             "clips your rows need once with `avsets unpack`", source=source.url)
@@ -153,14 +149,7 @@ def index_source(source: Source, *, key_column: str | None = None, use_cache: bo
             logger.warning("avsets: damaged source index %s (%s); indexing %s again", path, exc,
                            redact_url(source.url))
     try:
-        if source.kind == "zip":
-            members, stats = index_zip(source.url, reader, info.size)
-        elif source.kind == "tar":
-            members, stats = index_tar(source.url, reader, info.size)
-        elif source.kind == "parquet":
-            members, stats = index_parquet(source.url, reader, info.size, key_column=key_column)
-        else:
-            raise MediaSourceError(f"is not an archive source (kind {source.kind!r})", source=source.url)
+        members, stats = cls.build_index(source.url, reader, info.size, key_column=key_column)
     except (MediaSourceError, MetadataError):
         raise
     except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error

@@ -22,6 +22,8 @@ import logging
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from .access import open_media
+
 logger = logging.getLogger("avsets")
 
 SEGMENT_SECONDS = 10.0
@@ -55,6 +57,13 @@ def probe_duration(f: BinaryIO) -> float | None:
     return None
 
 
+def holds_segment(duration: float | None, segment_seconds: float = SEGMENT_SECONDS) -> bool:
+    """The one clip-or-video rule: a file named by id alone holds the segment itself when it lasts at most
+    the segment plus ``TOLERANCE``; unknown durations do not (read as whole videos).  Used per mirror by the
+    index (:func:`decide`) and per member, from bytes already in hand, by archive-order streaming."""
+    return duration is not None and duration <= segment_seconds + TOLERANCE
+
+
 def pick_probes(items: Sequence) -> list:
     """First, middle and last of a listing: three files that are unlikely to share one odd origin."""
     if len(items) <= PROBES:
@@ -69,7 +78,7 @@ def decide(durations: Sequence[float | None], option: str, where: str, *,
         raise ValueError(f"id_named must be one of {ID_NAMED}, not {option!r}")
     known = [d for d in durations if d is not None]
     limit = segment_seconds + TOLERANCE
-    looks = None if not known else ("segment" if max(known) <= limit else "video")
+    looks = None if not known else ("segment" if holds_segment(max(known), segment_seconds) else "video")
     if option != "auto":
         if looks is not None and looks != option:
             logger.warning("%s: id_named=%r, but files named by id alone probe at %s s (segment is %.1f s); "
@@ -93,8 +102,6 @@ def decide(durations: Sequence[float | None], option: str, where: str, *,
 def probe_many(paths: Sequence[str]) -> list[float | None]:
     """Durations of the given media paths, reading headers only where the source allows (members are read
     whole: one ranged request each); a read failure is a None vote."""
-    from .access import open_media
-
     out = []
     for p in paths:
         try:

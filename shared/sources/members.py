@@ -16,20 +16,25 @@ import io
 import json
 import logging
 import os
+import queue
 import tarfile
+import threading
 import zipfile
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 
 import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from ..errors import MediaError, MediaSourceError, MetadataError, UnsafePathError
-from ..paths import safe_relpath
+from ..errors import MediaError, MediaSourceError, MetadataError
 from ..secrets import redact_url
-from ..segments import MEDIA_EXTENSIONS, media_kind
+from ..segments import MEDIA_EXTENSIONS
+from .folder import walk
 from .kinds import Source
 from .ranged import is_local, local_path, open_seekable
+from .records import Member, SourceStats, group_of, safe_member_name
 from .zipsrc import read_local_member
 
 logger = logging.getLogger("avsets")
@@ -45,32 +50,15 @@ def public_url(url: str) -> str:
     return redact_url(url) or ""
 
 
-@dataclass
-class Member:
-    """One usable member: its safe relative name, its bytes, and its WebDataset group (``dir/stem``)."""
-
-    name: str
-    data: bytes  # or a zero-copy ``pyarrow.Buffer`` (Parquet): anything with the buffer protocol
-    group: str
-    ext: str
-    key_hint: str | None = None  # a Parquet key-column value (the clip's id or YouTube id)
-
-    @property
-    def kind(self) -> str | None:
-        return media_kind(self.ext)
-
-
-@dataclass
-class ReadStats:
-    """What one pass through a source saw."""
-
-    members: int = 0
-    media: int = 0
-    junk: int = 0
-    unsafe: int = 0
-    bytes_read: int = 0
-    error: str | None = None
-    unsafe_names: list[str] = field(default_factory=list)
+#: The archive-order pass' stats are the one :class:`~.records.SourceStats` type.
+ReadStats = SourceStats
+#: ``want(member)``: whether to read a member's bytes (the member has its name, size and group, no data).
+Want = Callable[[Member], bool]
+#: A ``.json`` side member larger than this is not read (WebDataset metadata is a few hundred bytes).
+MAX_SIDE_BYTES = 1 << 20
+#: A media member declared larger than this is never read into memory (an Arrow binary cell holds < 2 GiB,
+#: so such a member could not be served anyway): counted as damaged, named, skipped.
+MAX_MEMBER_BYTES = (1 << 31) - 1
 
 
 def _blocks(raw, size: int = 1 << 20) -> Iterator[bytes]:
@@ -154,23 +142,19 @@ def _open_sequential(url: str):
 def _group_of(name: str) -> tuple[str, str]:
     """``(group, ext)``: WebDataset's ``__key__`` (the path up to the first dot of the file name) and the
     extension after the last dot."""
-    folder, _, base = name.rpartition("/")
-    stem, _, _rest = base.partition(".")
+    base = name.rpartition("/")[2]
     ext = base.rsplit(".", 1)[-1].lower() if "." in base else ""
-    return (f"{folder}/{stem}" if folder else stem), ext
+    return group_of(name), ext
 
 
-def _safe_name(raw: str, stats: ReadStats) -> str | None:
-    try:
-        return safe_relpath(raw, what="archive member")
-    except UnsafePathError:
-        stats.unsafe += 1
-        if len(stats.unsafe_names) < 20:
-            stats.unsafe_names.append(raw[:200])
-        return None
+def _safe_name(raw: str, stats: SourceStats) -> str | None:
+    name = safe_member_name(raw)
+    if name is None:
+        stats.note_unsafe(raw)
+    return name
 
 
-def _wanted(name: str, stats: ReadStats) -> tuple[str, str] | None:
+def _wanted(name: str, stats: SourceStats) -> tuple[str, str] | None:
     group, ext = _group_of(name)
     if ext in MEDIA_EXTENSIONS or ext in SIDE_EXTENSIONS:
         return group, ext
@@ -178,23 +162,42 @@ def _wanted(name: str, stats: ReadStats) -> tuple[str, str] | None:
     return None
 
 
-def iter_members(source: Source, stats: ReadStats, *, key_column: str | None = None) -> Iterator[Member]:
-    """Every usable member of ``source`` in stored order.  A damaged archive raises :class:`MediaSourceError`
-    after the members before the damage were yielded; ``stats`` says how far the read got."""
+def _asked(want: Want | None, member: Member, ext: str, stats: SourceStats | None = None) -> bool:
+    """Side members are always read (they may name the clip of their group); media only when wanted and
+    no larger than ``MAX_MEMBER_BYTES`` (what the archive declares bounds what a member may occupy)."""
+    if ext in SIDE_EXTENSIONS:
+        return 0 <= member.size <= MAX_SIDE_BYTES
+    if member.size > MAX_MEMBER_BYTES:
+        if stats is not None:
+            stats.note_damaged(member.relpath)
+        logger.warning("avsets: member %s declares %d bytes, more than a row can hold; skipped", member.relpath,
+                       member.size)
+        return False
+    return want is None or want(member)
+
+
+def iter_members(source: Source, stats: SourceStats, *, key_column: str | None = None,
+                 want: Want | None = None) -> Iterator[Member]:
+    """Every usable member of ``source`` in stored order, its bytes in ``data``; media members that
+    ``want`` refuses are skipped without being read (a tar's data is skipped over, a zip's never fetched).
+
+    A member that is damaged on its own (a zip member failing its CRC) is counted and named in ``stats``
+    and the pass goes on; damage that ends the archive (a cut ``.tar.gz``) raises
+    :class:`MediaSourceError` after every member read in full before it was yielded."""
     if source.kind in ("tgz", "tar"):
-        yield from _iter_tar(source, stats)
+        yield from _iter_tar(source, stats, want)
     elif source.kind == "zip":
-        yield from _iter_zip(source, stats)
+        yield from _iter_zip(source, stats, want)
     elif source.kind == "parquet":
-        yield from _iter_parquet(source, stats, key_column)
+        yield from _iter_parquet(source, stats, key_column, want)
     elif source.kind == "folder":
-        yield from _iter_folder(source, stats)
+        yield from _iter_folder(source, stats, want)
     else:  # pragma: no cover - kinds.py lists every kind
         raise MediaSourceError(f"unknown media source kind {source.kind!r}", source=public_url(source.url))
 
 
-def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaSourceError:
-    what = "a gzip-compressed tar" if source.kind == "tgz" else source.kind
+def _damaged(source: Source, stats: SourceStats, exc: BaseException) -> MediaSourceError:
+    what = "gzip-compressed tar" if source.kind == "tgz" else source.kind
     msg = (f"archive is damaged or cut short after {stats.members} members ({stats.bytes_read:,} bytes read; "
            f"{type(exc).__name__}: {str(exc)[:200]}); members past this point are unreadable "
            f"(is it a complete {what}? download it again)")
@@ -209,7 +212,7 @@ def _damaged(source: Source, stats: ReadStats, exc: BaseException) -> MediaSourc
 _TAR_BUFSIZE = 64 << 10
 
 
-def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
+def _iter_tar(source: Source, stats: SourceStats, want: Want | None) -> Iterator[Member]:
     try:
         raw = _open_sequential(source.url)
     except (OSError, ValueError) as exc:
@@ -227,6 +230,7 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
                 try:
                     info = tf.next()
                     if info is None:
+                        _check_gzip_end(tf)
                         break
                     tf.members = []  # stream mode keeps every header otherwise: memory grows with the archive
                     stats.members += 1
@@ -239,6 +243,9 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
                     got = _wanted(name, stats)
                     if got is None:
                         continue
+                    bare = Member(name, "", info.size, group=got[0])
+                    if not _asked(want, bare, got[1], stats):
+                        continue  # tarfile skips its data at the next header: never held
                     f = tf.extractfile(info)
                     data = f.read() if f is not None else b""
                     if len(data) != info.size:
@@ -248,13 +255,26 @@ def _iter_tar(source: Source, stats: ReadStats) -> Iterator[Member]:
                     raise _damaged(source, stats, exc) from None
                 stats.media += got[1] in MEDIA_EXTENSIONS
                 stats.bytes_read = counter.count
-                yield Member(name, data, got[0], got[1])
+                yield bare._replace(data=data)
     finally:
         reader.close()
         raw.close()
 
 
-def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
+def _check_gzip_end(tf: tarfile.TarFile) -> None:
+    """``tarfile`` ends a stream quietly when it is cut inside a header: for a gzip-compressed tar, the
+    deflate stream must have reached its end, else the archive was cut (an ``EOFError``, counted as damage)."""
+    stream = tf.fileobj
+    cmp = getattr(stream, "cmp", None)
+    if cmp is None or not hasattr(cmp, "eof"):
+        return
+    while stream.read(_TAR_BUFSIZE):  # the end-of-archive blocks and padding
+        pass
+    if not cmp.eof:
+        raise EOFError("the gzip stream ends before its end: the archive is cut short")
+
+
+def _iter_zip(source: Source, stats: SourceStats, want: Want | None) -> Iterator[Member]:
     try:
         f = open_seekable(source.url) if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
     except (OSError, ValueError) as exc:
@@ -275,25 +295,33 @@ def _iter_zip(source: Source, stats: ReadStats) -> Iterator[Member]:
             got = _wanted(name, stats)
             if got is None:
                 continue
+            bare = Member(name, "", info.file_size, group=got[0])
+            if not _asked(want, bare, got[1], stats):
+                continue
             try:
                 if info.flag_bits & 1 or info.compress_type not in (0, 8, 12):
                     data = zf.read(info)
                 else:  # bounded by the declared size: a zip bomb stops there, named (zipsrc.inflate)
                     data = read_local_member(zf.fp, info.header_offset, info.compress_size, info.compress_type,
                                              info.file_size, info.CRC, name)
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError, MediaError) as exc:
+            except (zipfile.BadZipFile, EOFError, zlib.error, ValueError, NotImplementedError, MediaError) as exc:
+                # this member's bytes are bad (CRC, inflate, method, past its declared size): it alone is lost,
+                # counted and named; the central directory still says where every later member is
+                stats.note_damaged(name)
+                logger.warning("avsets: %s!/%s is damaged (%s: %s); skipped, the archive's other members are "
+                               "read", public_url(source.url), name, type(exc).__name__, str(exc)[:200])
+                continue
+            except OSError as exc:  # the file itself failed (network, I/O): the pass cannot go on
                 raise _damaged(source, stats, exc) from None
             stats.bytes_read += info.compress_size
             stats.media += got[1] in MEDIA_EXTENSIONS
-            yield Member(name, data, got[0], got[1])
+            yield bare._replace(data=data)
     finally:
         f.close()
 
 
 def media_struct_columns(schema) -> list[str]:
     """Columns of a Parquet/Arrow schema that hold ``{bytes, path}`` media structs."""
-    import pyarrow as pa
-
     out = []
     for fld in schema:
         t = fld.type
@@ -304,10 +332,8 @@ def media_struct_columns(schema) -> list[str]:
     return out
 
 
-def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> Iterator[Member]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, want: Want | None
+                  ) -> Iterator[Member]:
     url = public_url(source.url)
     try:
         # a local file through Arrow's own reader: a Python file object made Arrow call back into Python
@@ -334,7 +360,11 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
         columns = ([key] if key else []) + media_cols
         row_no = 0
         try:
-            for batch in pf.iter_batches(columns=columns, batch_size=64):
+            # locally, row groups no row wants are skipped (their key columns are read by pread, a few KB);
+            # remotely a file is read in 8-MiB blocks, so a first pass over the key columns would move the
+            # file twice: every row group is read once instead
+            groups = None if want is None or "://" in source.url else _wanted_row_groups(pf, key, media_cols, want)
+            for batch in pf.iter_batches(columns=columns, batch_size=64, row_groups=groups):
                 keys = batch.column(key).to_pylist() if key else [None] * batch.num_rows
                 cols = []
                 for col in media_cols:
@@ -348,7 +378,7 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
                     row_no += 1
                     for col, byts, paths in cols:  # one Parquet row is one group: its audio and its video
                         member = _parquet_member(stats, k, byts[i], paths[i], col, row_no)
-                        if member is not None:
+                        if member is not None and (want is None or want(member._replace(data=None))):
                             yield member
         except (pa.ArrowException, OSError) as exc:
             raise _damaged(source, stats, exc) from None
@@ -356,12 +386,41 @@ def _iter_parquet(source: Source, stats: ReadStats, key_column: str | None) -> I
         f.close()
 
 
+def _wanted_row_groups(pf, key: str | None, media_cols: list[str], want: Want) -> list[int]:
+    """Row groups holding at least one member ``want`` accepts, judged from the key column and the struct
+    ``path`` leaves alone: the media bytes of the other row groups are never read."""
+    paths_of = [c for c in media_cols if "path" in {f.name for f in pf.schema_arrow.field(c).type}]
+    cols = ([key] if key else []) + [f"{c}.path" for c in paths_of]
+    out = []
+    for rg in range(pf.num_row_groups):
+        if not cols:  # nothing names the rows without their bytes: read them all
+            return list(range(pf.num_row_groups))
+        t = pf.read_row_group(rg, columns=cols)
+        keys = t.column(key).to_pylist() if key else [None] * t.num_rows
+        named = [[s.get("path") if s else None for s in t.column(c).to_pylist()] for c in paths_of]
+        for i, k in enumerate(keys):
+            names = [p[i] for p in named] or [None]
+            if any(want(_bare_parquet_member(k, p, c)) for p, c in zip(names, paths_of or media_cols, strict=False)):
+                out.append(rg)
+                break
+    return out
+
+
+def _bare_parquet_member(key: object, path: str | None, column: str) -> Member:
+    """The member a cell will be, named as :func:`_parquet_member` names it, before its bytes are read."""
+    ext = "mp4" if "video" in column.lower() else "flac"
+    name = safe_member_name(path) if path else None
+    if name is None:
+        name = safe_member_name(f"{key}.{ext}") if key is not None else None
+    name = name or f"row.{ext}"
+    if _group_of(name)[1] not in MEDIA_EXTENSIONS:
+        name = f"{name}.{ext}"
+    return Member(name, "", -1, f"{key}.{_group_of(name)[1]}" if key is not None else None)
+
+
 def _buffers_of(data) -> list:
     """Each value of a binary Arrow array as a zero-copy ``pyarrow.Buffer`` (None when null), sliced from the
     array's one data buffer: a scalar per value cost as much as reading the row group."""
-    import numpy as np
-    import pyarrow as pa
-
     if pa.types.is_large_binary(data.type):
         width = np.int64
     elif pa.types.is_binary(data.type):
@@ -382,24 +441,30 @@ def _buffers_of(data) -> list:
     return out
 
 
-def _parquet_member(stats: ReadStats, key: object, data, path: str | None, column: str,
+def _parquet_member(stats: SourceStats, key: object, data, path: str | None, column: str,
                     row_no: int) -> Member | None:
+    """One Parquet cell as a member named by its struct ``path``; a path that is unsafe as a file name
+    (``/home/...``, ``C:\\...``) or absent gives way to the key column's value: the key still names the clip
+    (the same rule as :func:`avsets.sources.parquetsrc.index_parquet`)."""
     stats.members += 1
     if data is None:
         stats.junk += 1
         return None
     stats.bytes_read += len(data)
-    name = _safe_name(path, stats) if path else None
-    if path and name is None:
+    name = safe_member_name(path) if path else None
+    if path and name is None and key is None:
+        stats.note_unsafe(path)
         return None
     if name is None:
         name = f"{key if key is not None else 'row'}.{_guess_ext(data, column)}"
+        name = safe_member_name(name) or f"row{row_no}.{_guess_ext(data, column)}"
     ext = _group_of(name)[1]
     if ext not in MEDIA_EXTENSIONS:
         ext = _guess_ext(data, column)
         name = f"{name}.{ext}"
     stats.media += 1
-    return Member(name, data, f"\0row{row_no}", ext, key_hint=None if key is None else str(key))
+    alias = f"{key}.{ext}" if key is not None else None
+    return Member(name, "", len(data), alias, (), data, f"\0row{row_no}")
 
 
 def _guess_ext(data, column: str) -> str:
@@ -420,16 +485,16 @@ def _guess_ext(data, column: str) -> str:
     return "flac" if column == "audio" else "mp4"
 
 
-def _iter_folder(source: Source, stats: ReadStats) -> Iterator[Member]:
-    from ..media_index import _walk
-
+def _iter_folder(source: Source, stats: SourceStats, want: Want | None) -> Iterator[Member]:
     try:
-        files = list(_walk(source.url))
+        files = list(walk(source.url))
     except FileNotFoundError:
         return
-    for relpath, path, _size, _mtime in files:
+    for relpath, path, size, _mtime in files:
         stats.members += 1
-        group, ext = _group_of(relpath)
+        bare = Member(relpath, path, size)
+        if want is not None and not want(bare):
+            continue
         try:
             if "://" in path:
                 with fsspec.open(path, "rb") as f:
@@ -442,7 +507,7 @@ def _iter_folder(source: Source, stats: ReadStats) -> Iterator[Member]:
             continue
         stats.bytes_read += len(data)
         stats.media += 1
-        yield Member(relpath, data, group, ext)
+        yield bare._replace(data=data)
 
 
 def has_loose_media(url: str) -> bool:
@@ -476,9 +541,6 @@ def prefetch(items: Iterator, depth: int = 8) -> Iterator:
     An exception in the reader is raised here, at the item where it happened; closing this generator stops
     the reader at its next item.
     """
-    import queue
-    import threading
-
     q: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()

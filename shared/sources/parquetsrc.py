@@ -107,6 +107,8 @@ def index_parquet(url: str, reader: RangeReader, size: int, *, key_column: str |
                     if name is None:
                         continue
                     rel = safe_member_name(name)
+                    if rel is None and kv:  # a path unsafe as a file name (/home/..., C:\\...) is still named
+                        rel = safe_member_name(f"{kv}.{ext}")  # by the row's key column: served under that
                     if rel is None:
                         stats.unsafe += 1
                         continue

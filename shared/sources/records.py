@@ -1,32 +1,76 @@
-"""The small records every source reader returns: members found and what was skipped (and why)."""
+"""The small records every media source returns: members found and what was skipped (and why).
+
+There is one :class:`Member` type and one :class:`SourceStats` type for both halves of a source (random
+access and archive order, see :mod:`.base`): an indexed member carries its locator and no bytes; a member
+read in archive order carries its bytes in ``data`` as well.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
 
 from ..errors import UnsafePathError
 from ..paths import safe_relpath
+from ..segments import media_kind
+from .keys import keys_for_member
 
 
 class Member(NamedTuple):
-    """One media member: its name inside the source, its locator, its size (-1 when unknown).
+    """One member of a media source (a NamedTuple: 100k of them are made per index).
 
-    ``alias``: a second name to match rows by (a Parquet row's key column, when the struct's ``path`` is
-    named otherwise).  ``keys``: what :func:`member_keys` made of both, stored in the index cache so a warm
-    load parses no name.
+    ``relpath``: its safe name inside the source; ``locator``: what :meth:`MediaSource.read` takes (a
+    member locator, or the file's own path for folders; ``""`` for a member read in archive order only);
+    ``size``: bytes when known, else -1.  ``alias``: a second name to match rows by (a Parquet row's key
+    column, a WebDataset ``.json`` side member).  ``keys``: what :func:`member_keys` made of both, cached
+    with the index so a warm load parses no name.  ``data``: the bytes, for members read in archive order
+    (``bytes`` or a zero-copy ``pyarrow.Buffer``).  ``group``: the WebDataset group (``dir/stem`` up to the
+    first dot; one Parquet row) that members of one clip share; ``""`` means "derive it from the name".
     """
 
     relpath: str
     locator: str
     size: int
     alias: str | None = None
-    keys: tuple[str, ...] = ()  # index keys (``keys_for_member``, id-only names as ``w:``), cached with the index
+    keys: tuple[str, ...] = ()
+    data: Any = None
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.relpath
+
+    @property
+    def ext(self) -> str:
+        base = self.relpath.rsplit("/", 1)[-1]
+        return base.rsplit(".", 1)[-1].lower() if "." in base else ""
+
+    @property
+    def kind(self) -> str | None:
+        """``"audio"``/``"video"`` by extension; None for side members (``.json``) and junk."""
+        return media_kind(self.ext)
+
+    @property
+    def group_key(self) -> str:
+        return self.group or group_of(self.relpath)
+
+
+def group_of(name: str) -> str:
+    """WebDataset's ``__key__``: the path up to the first dot of the file name."""
+    folder, _, base = name.rpartition("/")
+    stem = base.partition(".")[0]
+    return f"{folder}/{stem}" if folder else stem
 
 
 @dataclass
 class SourceStats:
-    """Counts of one source's indexing, logged once and kept in the index cache."""
+    """What indexing or reading one source saw and skipped; logged once, kept in the index cache.
+
+    One type for both halves: indexing fills ``members``/``unsafe``/``encrypted``/``truncated``/
+    ``duplicates``/``requests``; an archive-order pass fills ``members`` (entries seen), ``media``, ``junk``,
+    ``bytes_read``, ``damaged`` (members lost to damage, each named in ``damaged_names``) and ``error`` (why
+    the pass ended early).
+    """
 
     members: int = 0
     unsafe: int = 0  # names with ``..`` or absolute: never used
@@ -34,9 +78,30 @@ class SourceStats:
     truncated: int = 0  # members whose data runs past the end of the archive
     duplicates: int = 0  # a second member for a key one already serves (first wins)
     requests: int = 0  # requests the indexing took (0 when the cache answered)
+    media: int = 0
+    junk: int = 0
+    bytes_read: int = 0
+    damaged: int = 0  # members that failed their CRC / could not be inflated: lost alone, named below
+    error: str | None = None
+    unsafe_names: list[str] = field(default_factory=list)
+    damaged_names: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def note_unsafe(self, raw: str) -> None:
+        self.unsafe += 1
+        if len(self.unsafe_names) < 20:
+            self.unsafe_names.append(raw[:200])
+
+    def note_damaged(self, name: str) -> None:
+        self.damaged += 1
+        if len(self.damaged_names) < 100:
+            self.damaged_names.append(name[:300])
+
+
+#: The archive-order pass' name for the same record (kept for callers of round 2).
+ReadStats = SourceStats
 
 
 def safe_member_name(name: str) -> str | None:
@@ -57,8 +122,6 @@ def safe_member_name(name: str) -> str | None:
 def member_keys(relpath: str, alias: str | None) -> tuple[str, ...]:
     """Index keys of a member's name and its alias (id-only names as ``w:``; the per-source clip-or-video
     verdict turns them into ``i:`` when the index is built)."""
-    from .keys import keys_for_member
-
     keys = keys_for_member(relpath)[1]
     if alias is not None:
         keys = keys + [k for k in keys_for_member(alias)[1] if k not in keys]

@@ -23,23 +23,28 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+import av
 import numpy as np
 import pyarrow as pa
+import soundfile as sf
 
+from ..decoding import probe_media
 from ..errors import MediaSourceError, MissingMediaError, UnsafePathError
 from ..paths import safe_relpath
 from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
-from ..segments import to_ms
 from ..templates import pattern_is_trimmed, render_template, template_values
-from .clip_or_video import TOLERANCE
-from .keys import keys_for_member
-from .kinds import ARCHIVE_KINDS, Source, expand_sources
-from .members import Member, ReadStats, has_loose_media, iter_members, prefetch, public_url, read_json
+from .base import archive_order_sources, media_source
+from .clip_or_video import TOLERANCE, holds_segment
+from .keys import NAMING_RULES, keys_for_member, row_keys, side_keys
+from .kinds import Source
+from .members import SIDE_EXTENSIONS, ReadStats, prefetch, public_url
 from .ranged import is_local
+from .records import Member
 
 logger = logging.getLogger("avsets")
 
@@ -54,17 +59,8 @@ _BATCH_BYTES = 32 << 20
 # ------------------------------------------------------------------------------------------- sources
 
 
-def stream_sources(media_dir: str | Sequence[str] | None) -> list[Source]:
-    """The sources archive-order streaming reads, in order, when ``media_dir`` holds any archive or Parquet
-    file; ``[]`` when it names folders of files only (the folder resolver serves those as before).
-
-    A folder root lists itself first; it becomes a shard of its own only when it holds loose media files,
-    so ``media_dir="hub_copy/"`` with twenty ``.tar.gz`` files has exactly twenty shards.
-    """
-    sources = expand_sources(media_dir)
-    if not any(s.kind in ARCHIVE_KINDS for s in sources):
-        return []
-    return [s for s in sources if s.kind in ARCHIVE_KINDS or has_loose_media(s.url)]
+#: Kept under its round-2 name: the sources archive-order streaming reads (:func:`.base.archive_order_sources`).
+stream_sources = archive_order_sources
 
 
 # ------------------------------------------------------------------------------------------- joining rows
@@ -72,16 +68,16 @@ def stream_sources(media_dir: str | Sequence[str] | None) -> list[Source]:
 
 @dataclass
 class RowIndex:
-    """A split's rows keyed by YouTube id (one dict entry per video, not one per naming: 200k rows cost tens of
-    MB, not hundreds), with each row's segment in milliseconds to tell which naming a member matches."""
+    """A split's rows, keyed the way the random-access resolver keys them (:func:`.keys.row_keys`): one dict
+    per naming, built the first time a member of that naming is met (a mirror uses one or two namings, so
+    200k rows cost one or two dicts, not five), plus each row's segment for the offset."""
 
     table: pa.Table
     starts: list[float | None]
     ends: list[float | None]
-    start_ms: list[int | None] = field(default_factory=list)
-    end_ms: list[int | None] = field(default_factory=list)
-    by_ytid: dict[str, int | list[int]] = field(default_factory=dict)
     by_rel: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # relpath -> (row, rule)
+    _by_naming: dict[str, dict[str, int | list[int]]] = field(default_factory=dict, repr=False)
+    _namings: dict[str, object] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, table: pa.Table, *, media_pattern: str | None = None,
@@ -89,23 +85,10 @@ class RowIndex:
         table = ensure_ids(table)
         cols = table.column_names
         n = table.num_rows
-        ytids = table.column("youtube_id").to_pylist() if "youtube_id" in cols else [None] * n
         starts = table.column("start").to_pylist() if "start" in cols else [None] * n
         ends = table.column("end").to_pylist() if "end" in cols else [None] * n
-        index = cls(table=table, starts=starts, ends=ends,
-                    start_ms=[None if x is None else to_ms(x) for x in starts],
-                    end_ms=[None if x is None else to_ms(x) for x in ends])
-        by = index.by_ytid
-        for i, ytid in enumerate(ytids):
-            if not ytid:
-                continue
-            hit = by.get(ytid)
-            if hit is None:
-                by[ytid] = i
-            elif isinstance(hit, int):
-                by[ytid] = [hit, i]
-            else:
-                hit.append(i)
+        index = cls(table=table, starts=starts, ends=ends)
+        index._namings = dict(row_keys(table))
         rel = index.by_rel.setdefault
         if media_pattern:
             rule = TRIMMED if pattern_is_trimmed(media_pattern) else WHOLE
@@ -128,29 +111,34 @@ class RowIndex:
     def __len__(self) -> int:
         return self.table.num_rows
 
+    def _table_of(self, naming: str) -> dict[str, int | list[int]]:
+        by = self._by_naming.get(naming)
+        if by is None:
+            by = self._by_naming[naming] = {}
+            keys = self._namings.get(naming)
+            for i, key in enumerate(keys.to_pylist() if keys is not None else ()):  # type: ignore[attr-defined]
+                if key is None:
+                    continue
+                hit = by.get(key)
+                if hit is None:
+                    by[key] = i
+                elif isinstance(hit, int):
+                    by[key] = [hit, i]
+                else:
+                    hit.append(i)
+        return by
+
     def _rows_of(self, key: str) -> list[tuple[int, str]]:
-        """Rows an index key (``keys_for_member``'s ``w:``/``s:``/``t:``/``ms:`` text) names, with the rule."""
-        prefix, _, rest = key.partition(":")
-        ytid, nums = rest[:11], rest[12:].split("_") if len(rest) > 11 else []
-        hit = self.by_ytid.get(ytid)
+        """Rows an index key (``keys_for_member``'s ``naming:text``) names, with its rule: a ``w`` name (id
+        alone) is ``auto``, decided by the member's duration (:func:`offset_for`)."""
+        naming, _, text = key.partition(":")
+        if naming not in NAMING_RULES:
+            return []
+        hit = self._table_of(naming).get(text)
         if hit is None:
             return []
-        rows = [hit] if isinstance(hit, int) else hit
-        if prefix in ("w", "i"):
-            return [(i, AUTO if prefix == "w" else TRIMMED) for i in rows]
-        try:
-            a = int(nums[0])
-            b = int(nums[1]) if len(nums) > 1 else None
-        except (IndexError, ValueError):
-            return []
-        sm, em = self.start_ms, self.end_ms
-        if prefix == "s":  # VGGSound's {ytid}_{start:06d}: whole seconds
-            return [(i, TRIMMED) for i in rows if sm[i] is not None and sm[i] == a * 1000]
-        if prefix == "t":  # AudioSet's {ytid}_{start:.3f}
-            return [(i, TRIMMED) for i in rows if sm[i] == a]
-        if prefix == "ms":
-            return [(i, TRIMMED) for i in rows if sm[i] == a and em[i] == b]
-        return []
+        rule = AUTO if naming == "w" else TRIMMED
+        return [(hit, rule)] if isinstance(hit, int) else [(i, rule) for i in hit]
 
     def match(self, name: str, extra_keys: Iterable[str] = ()) -> list[tuple[int, str]]:
         """``(row, rule)`` pairs a member serves; ``rule`` is ``trimmed``, ``whole`` or ``auto`` (decided by the
@@ -165,27 +153,17 @@ class RowIndex:
         keys = keys_for_member(name)[1]
         if not keys:  # a Parquet key column or a WebDataset .json names the clip when the file name does not
             for stem in extra_keys:  # (a name's segment is more specific than a bare video id: it wins)
-                keys += keys_for_member(f"{stem}.flac")[1]
+                keys += keys_for_member(stem if "." in stem.rsplit("/", 1)[-1] else f"{stem}.flac")[1]
         for key in dict.fromkeys(keys):
             out.extend(self._rows_of(key))
         return out
 
-
-def _json_keys(meta: dict) -> list[str]:
-    """Key stems from a WebDataset ``.json`` member (``youtube_id``/``video_id`` and optional times)."""
-    ytid = next((meta[k] for k in ("youtube_id", "video_id", "ytid", "YTID") if isinstance(meta.get(k), str)), None)
-    if ytid is None:
-        clip = meta.get("id")
-        return [clip] if isinstance(clip, str) else []
-    start = next((meta[k] for k in ("start", "start_seconds", "start_time") if meta.get(k) is not None), None)
-    end = next((meta[k] for k in ("end", "end_seconds", "end_time") if meta.get(k) is not None), None)
-    out = [ytid]
-    try:
-        if start is not None and end is not None:
-            out.insert(0, f"{ytid}_{to_ms(float(start))}_{to_ms(float(end))}")
-    except (TypeError, ValueError):
-        pass
-    return out
+    def wants(self, member: Member) -> bool:
+        """Whether a member (no bytes yet) can serve a row: its name or alias matches one, or its name says
+        nothing (a WebDataset ``.json`` of its group may name it).  Unwanted members are never read."""
+        if self.match(member.relpath, [member.alias] if member.alias else ()):
+            return True
+        return not keys_for_member(member.relpath)[1] and member.alias is None
 
 
 def _flac_seconds(data: bytes) -> float | None:
@@ -206,12 +184,8 @@ def member_duration(data: bytes, ext: str) -> float | None:
             return seconds
     try:
         if ext in ("flac", "wav", "ogg"):
-            import soundfile as sf
-
             info = sf.info(io.BytesIO(data))
             return float(info.frames) / float(info.samplerate) if info.samplerate else None
-        import av
-
         with av.open(io.BytesIO(data)) as c:
             if c.duration:
                 return c.duration / 1_000_000
@@ -228,9 +202,9 @@ def offset_for(rule: str, member: Member, start: float | None, end: float | None
                assume_trimmed: bool | None = None, durations: dict | None = None) -> float:
     """Where the row's segment starts inside the member: 0 for a trimmed clip, ``start`` for a whole video.
 
-    An id-only name is ambiguous (AudioSet mirrors keep the 10-s segment as ``{ytid}.flac``, a folder of
-    downloads the whole video): the member is the segment when it lasts at most the segment plus
-    ``SEGMENT_TOLERANCE`` seconds, unless ``assume_trimmed`` states it.
+    An id-only name is ambiguous; the one rule (:func:`avsets.sources.clip_or_video.holds_segment`) reads
+    the member as the segment when it lasts at most the segment plus the tolerance, unless
+    ``assume_trimmed`` (``id_named``) states it.  Its duration comes from the bytes already in hand.
     """
     if rule == TRIMMED or start is None:
         return 0.0
@@ -243,10 +217,7 @@ def offset_for(rule: str, member: Member, start: float | None, end: float | None
     cache = durations if durations is not None else {}
     if member.name not in cache:
         cache[member.name] = member_duration(member.data, member.ext)
-    duration = cache[member.name]
-    if duration is not None and duration <= (end - start) + SEGMENT_TOLERANCE:
-        return 0.0
-    return float(start)
+    return 0.0 if holds_segment(cache[member.name], end - start) else float(start)
 
 
 @dataclass
@@ -267,10 +238,10 @@ def serve_group(group: list[Member], rows: RowIndex, served: set[int], *, want_a
         return [], 0
     extra: list[str] = []
     for m in group:
-        if m.ext == "json":
-            extra.extend(_json_keys(read_json(m.data)))
-        if m.key_hint:
-            extra.append(m.key_hint)
+        if m.ext in SIDE_EXTENSIONS:
+            extra.extend(side_keys(m.data))
+        if m.alias:
+            extra.append(m.alias)
     hits: dict[int, dict[str, tuple[Member, str]]] = {}
     order: list[int] = []
     for m in media:
@@ -305,13 +276,19 @@ def serve_group(group: list[Member], rows: RowIndex, served: set[int], *, want_a
 
 
 def iter_groups(members: Iterable[Member]) -> Iterator[list[Member]]:
-    """Consecutive members sharing a WebDataset key, as lists."""
+    """Consecutive members sharing a WebDataset key, as lists.  When the archive ends in damage, the group
+    read in full before it is still yielded, then the error raised: a cut archive loses only what it cut."""
     group: list[Member] = []
-    for m in members:
-        if group and m.group != group[0].group:
+    try:
+        for m in members:
+            if group and m.group_key != group[0].group_key:
+                yield group
+                group = []
+            group.append(m)
+    except MediaSourceError:
+        if group:
             yield group
-            group = []
-        group.append(m)
+        raise
     if group:
         yield group
 
@@ -362,18 +339,6 @@ class StreamSpec:
     @property
     def token(self) -> str:
         return "\0".join([self.corpus, self.config_name, self.scope, self.split, *(a.url for a in self.archives)])
-
-
-def ensure_index(media_dir: str | Sequence[str] | None) -> None:
-    """Let a corpus' ``_read_shard`` call ``get_index(media_dir)`` without scanning: archive-order streaming
-    reads the archives itself, and a scan would list remote roots (HTTP listings are full GETs) for nothing."""
-    if not media_dir:
-        return
-    from ..media_index import _INDEXES, MediaIndex, normalize_roots, register_index
-
-    roots = tuple(normalize_roots(media_dir))
-    if roots not in _INDEXES:
-        register_index(MediaIndex(roots=roots))
 
 
 def _get_pass(spec: StreamSpec, read_rows: Callable[[], pa.Table]) -> Pass:
@@ -432,12 +397,13 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
     pending: list[Serve] = []
     pending_bytes = 0
     try:
-        groups = iter_groups(iter_members(archive, read, key_column=spec.key_column))
+        source = media_source(archive, key_column=spec.key_column)
+        groups = iter_groups(source.iter_members(read, want=p.rows.wants))
         # A thread reading ahead pays off only on a remote source (it hides the network): on a local file
         # its hand-overs cost more CPU than the overlap saves (0.1-0.2 ms a member, measured).  Remote tars
         # read ahead inside their file object (members._ReadAhead), other remote kinds member by member.
         remote = not is_local(archive.url)
-        for group in (prefetch(groups) if remote and archive.kind not in ("tar", "tgz") else groups):
+        for group in (prefetch(groups) if remote and not source.reads_ahead else groups):
             got, dup = serve_group(group, p.rows, p.served, want_audio=want_audio, want_video=want_video,
                                    assume_trimmed=spec.assume_trimmed)
             p.duplicates += dup
@@ -496,10 +462,6 @@ def _end_of_pass(spec: StreamSpec, p: Pass, schema: pa.Schema,
 def probe_member(data: bytes, path: str) -> str | None:
     """:func:`avsets.decoding.probe_media` for bytes already in hand (a streamed member): None when
     readable, else the reason.  ``avsets verify`` on a ``.tar.gz`` probes this way, never by path."""
-    import soundfile as sf
-
-    from ..decoding import probe_media
-
     ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
     if not data:
         return "empty member (0 bytes)"
@@ -508,8 +470,6 @@ def probe_member(data: bytes, path: str) -> str | None:
             return None if sf.info(io.BytesIO(data)).frames > 0 else "no audio samples"
         except sf.LibsndfileError:
             pass
-    import tempfile
-
     with tempfile.NamedTemporaryFile(suffix=f".{ext or 'bin'}") as f:  # probe_media opens paths
         f.write(data)
         f.flush()

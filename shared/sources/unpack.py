@@ -30,8 +30,9 @@ import pyarrow as pa
 
 from ..errors import AvsetsError, MediaError, MediaSourceError
 from ..segments import MEDIA_EXTENSIONS
-from .kinds import Source, expand_sources
-from .members import Member, ReadStats, iter_members, public_url
+from .base import MediaSource, media_sources
+from .members import ReadStats, public_url
+from .records import Member
 from .stream import RowIndex, Serve, iter_groups, member_duration, serve_group
 
 logger = logging.getLogger("avsets")
@@ -104,7 +105,7 @@ def _existing(out: Path) -> set[str]:
     return done
 
 
-def _source_size(source: Source) -> int | None:
+def _source_size(source: MediaSource) -> int | None:
     try:
         if "://" not in source.url:
             return os.path.getsize(source.url) if os.path.isfile(source.url) else None
@@ -231,7 +232,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
         raise UnpackSetupError(f"--out must be a local folder, not {public_url(text)} (unpack, then upload)")
     out_dir = Path(text[len("file://"):] if text.startswith("file://") else text)
     out_dir.mkdir(parents=True, exist_ok=True)
-    sources = expand_sources(media_dir)
+    sources = media_sources(media_dir, key_column=key_column)
     if not sources:
         raise UnpackSetupError(f"no media source in {media_dir!r}")
     cleanup_partials(out_dir)
@@ -270,7 +271,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                 stats = ReadStats()
                 seen = 0
                 try:
-                    for group in iter_groups(iter_members(source, stats, key_column=key_column)):
+                    for group in iter_groups(source.iter_members(stats, want=rows.wants)):
                         bar.update(stats.bytes_read - seen)
                         seen = stats.bytes_read
                         got, _dup = serve_group(group, rows, served, want_audio=want_audio, want_video=want_video,
@@ -289,6 +290,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                 except MediaSourceError as exc:
                     report.damaged.append(shown)
                     logger.warning("avsets unpack: %s", exc)
+                report.damaged.extend(f"{shown}!/{name}" for name in stats.damaged_names)  # lost alone
                 report.unsafe += stats.unsafe
         finally:
             bar.close()
