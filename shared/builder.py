@@ -31,7 +31,6 @@ from .card import read_card
 from .config import AVConfig
 from .errors import ManualDownloadRequired, StreamingOnlySourceError
 from .filters import (
-    QUALITY_FLAGS,
     FilterCounts,
     FilterError,
     FilterPlan,
@@ -46,6 +45,7 @@ from .filters import (
 from .media_index import MediaIndex, SourcePlan, check_pattern, plan_sources
 from .notices import MISSING_MEDIA, warn_once
 from .overlays import OverlayFile, bind, overlay_features, overlay_flags, overlay_names
+from .quality.table import QUALITY_FLAGS
 from .resolve import ResolveOptions, ResolveStats
 from .secrets import redact_url
 from .sources.base import archive_order_sources

@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .filters import QUALITY_FLAGS, join_by_id, read_quality_table
+from .filters import join_by_id
+from .quality.table import QUALITY_FLAGS, read_quality_table
 from .report_charts import data_uri, figure, png
 
 #: the measures drawn as histograms: (column, low edge, high edge, axis label)

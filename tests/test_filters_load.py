@@ -20,8 +20,9 @@ from source_fixtures import make_flac, vggsound_mirror
 import avsets
 from avsets.cli import main
 from avsets.errors import AvsetsError
-from avsets.filters import QUALITY_FLAGS, cached_counts, id_kind, mismatch_text, read_exclude
+from avsets.filters import cached_counts, id_kind, mismatch_text, read_exclude
 from avsets.manifest import Manifest
+from avsets.quality.table import QUALITY_FLAGS
 
 
 @pytest.fixture(scope="module")
