@@ -276,9 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="work folder (default: a temp folder)")
     p.set_defaults(func=_cmd_demo)
 
+    from .leakage.cli import add_leakage_subcommands
     from .sources.unpack import add_unpack_subcommand
 
     add_unpack_subcommand(sub)
+    add_leakage_subcommands(sub)
     try:
         from .fetch.cli import add_fetch_subcommands
     except ImportError:
