@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Sequence
 
 from ..api import list_corpora
 from ..cli import _check_output_file, _config_kwargs
+from .audio_fp import MATCH_BER as AUDIO_BER
+from .duplicates import duplicates_from_table, format_duplicates, write_duplicates_csv
 from .overlap import format_summary, overlap_units, write_overlap_csv
+from .store import fingerprint_units, read_fingerprints
 from .units import LeakageUsageError, Spec, Unit, folder_for, iter_units, parse_folder_options, parse_spec
+from .video_fp import MATCH_DISTANCE as VIDEO_DISTANCE
 
 FOLDERS_HELP = ("CORPUS=DIR for one corpus, or DIR for every corpus not named (repeatable)")
 
@@ -82,6 +85,69 @@ def run_overlap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fingerprint(args: argparse.Namespace, out: str) -> int:
+    """Fingerprint the units of ``args.specs`` into ``out``; print what was done; return failed clips."""
+    units = load_units(_specs(args.specs), args.data_dir, args.option, args.media_dir, with_media=True)
+    run = fingerprint_units(units, out, workers=args.workers, progress=not args.quiet)
+    print(f"fingerprints of {run.table.num_rows:,} clips in {out}: {run.computed:,} computed, "
+          f"{run.reused:,} reused, {run.failed:,} failed")
+    for label, clip_id, error in run.failed_ids[:10]:
+        print(f"  failed {label} {clip_id}: {error}")
+    if run.failed > 10:
+        print(f"  ... and {run.failed - 10:,} more")
+    return run.failed
+
+
+def run_fingerprint(args: argparse.Namespace) -> int:
+    """``avsets fingerprint A ... --out fp.parquet``: 0 all fingerprinted, 1 some clips failed."""
+    _check_output_file(args.out, "--out")
+    return 1 if _fingerprint(args, args.out) else 0
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    """``avsets duplicates A B ... --out dups.csv``: fingerprint (cached), index, verify, write the pairs."""
+    _check_output_file(args.out, "--out")
+    fp_path = args.fingerprints or os.path.join(os.path.dirname(os.path.abspath(args.out)), "fingerprints.parquet")
+    _check_output_file(fp_path, "--fingerprints")
+    failed = 0
+    if args.specs:
+        failed = _fingerprint(args, fp_path)
+    elif not os.path.exists(fp_path):
+        raise LeakageUsageError("name the corpus splits to search (SPEC ...) or an existing --fingerprints table")
+    prints = read_fingerprints(fp_path)
+    if args.specs:  # only the units named now, even if the table holds others
+        wanted = {(u.corpus, u.split) for u in _units_named(args, prints)}
+        keep = [(c, s) in wanted for c, s in zip(prints.column("corpus").to_pylist(),
+                                                 prints.column("split").to_pylist(), strict=True)]
+        prints = prints.filter(keep)
+    t0 = time.perf_counter()
+    result = duplicates_from_table(prints, audio_ber=args.audio_ber, video_dist=args.video_distance)
+    print(format_duplicates(result) + f" ({time.perf_counter() - t0:.1f} s)")
+    write_duplicates_csv(result.table, args.out)
+    print(f"written to {args.out}")
+    return 1 if failed else 0
+
+
+def _units_named(args: argparse.Namespace, prints) -> list[Unit]:
+    """The (corpus, split) units that ``args.specs`` names, as found in the fingerprint table."""
+    rows = prints.select(["corpus", "config", "split"]).group_by(["corpus", "config", "split"]).aggregate([])
+    out = []
+    for spec in _specs(args.specs):
+        for r in rows.to_pylist():
+            if r["corpus"] == spec.corpus and (spec.config is None or r["config"] == spec.config) \
+                    and (spec.split is None or r["split"] == spec.split):
+                out.append(Unit(r["corpus"], r["config"], r["split"], prints.slice(0, 0)))
+    return out
+
+
+def _media_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", action="append", help=f"metadata folder: {FOLDERS_HELP}")
+    p.add_argument("--media-dir", action="append", help=f"media root: {FOLDERS_HELP}; a corpus may have several")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.add_argument("--option", action="append", help="extra config option key=value for every corpus (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def add_leakage_subcommands(sub) -> None:
     """Register ``overlap`` (and the content commands) on the main parser's subparsers."""
     p = sub.add_parser("overlap", help="YouTube ids shared between corpus splits, and whether segments overlap",
@@ -93,4 +159,29 @@ def add_leakage_subcommands(sub) -> None:
         ("corpus_a", "split_a", "id_a", "corpus_b", "split_b", "id_b", "youtube_id", "overlap_s")))
     p.add_argument("--option", action="append", help="extra config option key=value for every corpus (repeatable)")
     p.set_defaults(func=run_overlap)
+
+    p = sub.add_parser("fingerprint", help="audio and video fingerprints per clip, cached (resumable)",
+                       description="Fingerprint every clip with media of the named corpus splits into a Parquet "
+                                   "table keyed by clip id + media fingerprint; a rerun computes only new or "
+                                   "changed clips.")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="corpus[:config][/split]")
+    p.add_argument("--out", required=True, help="the fingerprint table (.parquet), reused if it exists")
+    _media_arguments(p)
+    p.set_defaults(func=run_fingerprint)
+
+    p = sub.add_parser("duplicates", help="near-duplicate clips (re-uploads) within and across corpus splits",
+                       description="Find near-duplicate clips by audio and video fingerprints (computed and "
+                                   "cached first when SPECs are given) and write corpus_a,split_a,id_a,"
+                                   "corpus_b,split_b,id_b,kind,score.")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="corpus[:config][/split] (none: every clip of "
+                                                            "--fingerprints)")
+    p.add_argument("--out", required=True, help="the pairs CSV")
+    p.add_argument("--fingerprints", help="fingerprint table to use and fill (default: fingerprints.parquet "
+                                          "beside --out)")
+    p.add_argument("--audio-ber", type=float, default=AUDIO_BER,
+                   help=f"audio bit error rate at or below which clips match (default {AUDIO_BER})")
+    p.add_argument("--video-distance", type=float, default=VIDEO_DISTANCE,
+                   help=f"mean frame-hash distance (0-1) at or below which clips match (default {VIDEO_DISTANCE})")
+    _media_arguments(p)
+    p.set_defaults(func=run_duplicates)
 
