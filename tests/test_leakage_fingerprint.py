@@ -15,7 +15,7 @@ from PIL import Image
 
 from avsets.decoding import decode_audio, decode_video
 from avsets.leakage import audio_fp, video_fp
-from avsets.leakage.index import audio_keys, candidate_pairs, error_rate, video_keys
+from avsets.leakage.index import Packed, audio_keys, candidate_pairs, error_rate, find_duplicates, video_keys
 
 imagehash = pytest.importorskip("imagehash", reason="imagehash is the reference pHash (pip install -e '.[test]')")
 
@@ -53,7 +53,7 @@ def test_phash_of_scaled_frames_matches_imagehash_of_full_frames():
 def test_flat_frames_carry_no_information():
     black = np.zeros((3, 32, 32, 3), np.uint8)
     assert video_fp.video_fingerprint(black).tolist() == [0, 0, 0]
-    assert video_keys(video_fp.video_fingerprint(black)).size == 0
+    assert video_keys(Packed.from_list([video_fp.video_fingerprint(black)], "<u8"))[1].size == 0
 
 
 def _audio(name: str, **kw) -> np.ndarray:
@@ -79,9 +79,25 @@ def test_index_pairs_only_clips_that_share_keys():
     flip = rng.random((copy.size, 32)) < 0.08  # 8% of the bits flipped
     copy ^= (flip * (1 << np.arange(32, dtype=np.uint64))).sum(axis=1).astype(np.uint32)
     prints.append(copy)
-    i, j = candidate_pairs([audio_keys(p) for p in prints])
+    i, j = candidate_pairs(*audio_keys(Packed.from_list(prints, "<u4")))
     assert list(zip(i.tolist(), j.tolist(), strict=True)) == [(7, 300)]
     assert error_rate(prints[7], copy, 30, 50, 32) < 0.1
+    matches, candidates = find_duplicates(prints, [None] * len(prints))
+    assert candidates == 1 and [(m.i, m.j, m.kind) for m in matches] == [(7, 300, "audio")]
+
+
+def test_packed_from_arrow_is_the_list():
+    import pyarrow as pa
+
+    rng = np.random.default_rng(2)
+    prints = [rng.integers(0, 2**32, int(n), dtype=np.uint64).astype(np.uint32) for n in rng.integers(0, 9, 50)]
+    prints[3] = None
+    col = pa.chunked_array([pa.array([None if p is None else p.astype("<u4").tobytes() for p in prints[:20]]),
+                            pa.array([None if p is None else p.astype("<u4").tobytes() for p in prints[20:]])])
+    packed = Packed.from_arrow(col, "<u4")
+    for k, p in enumerate(prints):
+        got = packed.get(k)
+        assert (got is None) if p is None else np.array_equal(got, p)
 
 
 # --- Chromaprint (fpcalc) as the reference for the audio decisions -------------------------------------

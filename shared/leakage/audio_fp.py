@@ -5,7 +5,8 @@ module's parameters:
 
 1. mono audio at ``SAMPLING_RATE`` (5,512 Hz: everything above 2 kHz is thrown away anyway);
 2. frames of ``FRAME`` samples (0.37 s, Hann window) every ``HOP`` samples (23 ms, 94% overlap, so a copy
-   that starts at any offset has frames at most 11.6 ms away from the original's);
+   that starts at any offset has frames at most 11.6 ms away from the original's; measured on real clips:
+   a 46-ms hop made AAC re-encodes lose most bit-exact words, which the index needs);
 3. the energy of ``BANDS + 1`` logarithmically spaced bands between 300 and 2,000 Hz (where re-encoding
    keeps the spectrum: AAC, Opus, MP3 and Vorbis at any usual bitrate leave it intact);
 4. bit ``m`` of frame ``n``: ``E(n,m) - E(n,m+1) - (E(n-1,m) - E(n-1,m+1)) > 0``, a 32-bit sub-fingerprint
@@ -33,33 +34,29 @@ MATCH_BER = 0.30
 STEP_S = HOP / SAMPLING_RATE
 
 
-def _band_matrix() -> np.ndarray:
-    """``(FRAME // 2 + 1, BANDS + 1)`` 0/1 matrix summing FFT bins into log-spaced bands."""
+def _band_starts() -> np.ndarray:
+    """First FFT bin of each of the ``BANDS + 1`` log-spaced bands, and the end of the last (contiguous)."""
     edges = np.geomspace(F_LO, F_HI, BANDS + 2)
-    freqs = np.fft.rfftfreq(FRAME, 1.0 / SAMPLING_RATE)
-    m = np.zeros((freqs.size, BANDS + 1), np.float32)
-    for b in range(BANDS + 1):
-        m[(freqs >= edges[b]) & (freqs < edges[b + 1]), b] = 1.0
-    return m
+    return np.searchsorted(np.fft.rfftfreq(FRAME, 1.0 / SAMPLING_RATE), edges)
 
 
-_BANDS = _band_matrix()
-_WINDOW = np.hanning(FRAME).astype(np.float32)
+_EDGES = _band_starts()
+_WINDOW = np.hanning(FRAME)  # float64: NumPy's FFT is 3x faster in double than in single precision
 _WEIGHTS = (np.uint32(1) << np.arange(BANDS - 1, -1, -1, dtype=np.uint32)).astype(np.uint32)
 
 
 def audio_fingerprint(samples: np.ndarray) -> np.ndarray:
     """The uint32 sub-fingerprints of mono float audio at :data:`SAMPLING_RATE` (empty if shorter than a frame)."""
-    x = np.asarray(samples, np.float32)
+    x = np.asarray(samples, np.float64)
     if x.ndim != 1:
         raise ValueError("audio_fingerprint takes mono samples (1-D)")
     if x.size < FRAME + HOP:
         return np.zeros(0, np.uint32)
     frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP]
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float32), axis=1))
-    spec = np.fft.rfft(frames * _WINDOW, axis=1)
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-    energy = power @ _BANDS  # (frames, BANDS + 1)
+    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames) / FRAME)
+    spec = np.fft.rfft(frames * _WINDOW, axis=1)[:, _EDGES[0]:_EDGES[-1]]
+    power = spec.real ** 2 + spec.imag ** 2
+    energy = np.add.reduceat(power, _EDGES[:-1] - _EDGES[0], axis=1)  # (frames, BANDS + 1)
     d = energy[:, :-1] - energy[:, 1:]
     bits = (d[1:] - d[:-1]) > 0
     words = (bits.astype(np.uint32) * _WEIGHTS).sum(axis=1, dtype=np.uint64).astype(np.uint32)

@@ -4,16 +4,18 @@ Keys (an LSH over bit fingerprints):
 
 * audio: every informative 32-bit sub-fingerprint whose hash falls in a fixed 1/``AUDIO_SAMPLE`` of the hash
   space.  The sample depends on the word's value only, so a word two copies share is kept in both (a
-  per-clip "bottom-k" sample would keep it in one and not the other); a re-encoded or shifted copy keeps
-  about 10% of its words bit-exact, i.e. several keys per clip;
-* video: each informative 64-bit frame hash split into two 32-bit bands (a frame hash with two flipped bits
-  keeps a band intact half the time; forty frames make a miss unlikely).
+  per-clip "bottom-k" sample would keep it in one and not the other); measured on real re-encodes
+  (AAC->Opus, resized, -3 dB, 0.5 s later) 3-25% of the words stay bit-exact, i.e. several keys per clip;
+* video: each informative 64-bit frame hash split into two 32-bit bands, each hashed with its band number
+  into one 32-bit key (a frame hash with two flipped bits keeps a band intact half the time; forty frames
+  make a miss unlikely).
 
 Two clips become a candidate when they share at least ``min_shared`` keys of one modality; buckets holding
-more than ``max_bucket`` clips (words every clip has: tones, silence-like noise) are skipped as stop words.
+more than ``max_bucket`` clips (words every clip has: tones, noise floors) are skipped as stop words.
 Candidates are then verified by the offset-tolerant comparisons of ``audio_fp``/``video_fp``.  Every step
-before verification is NumPy sorting and grouping, so the work grows with the number of keys (linear in
-clips) plus the number of candidates, never with the square of the clips.
+before verification is NumPy sorting and grouping on flat arrays (no Python loop over clips or keys), so
+the work grows with the number of keys (linear in clips) plus the number of candidates, never with the
+square of the clips.  Memory: 8 bytes per key (a 32-bit key and a 32-bit clip number sorted as one word).
 """
 
 from __future__ import annotations
@@ -22,64 +24,112 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from . import audio_fp, video_fp
 
-AUDIO_SAMPLE = 4
+AUDIO_SAMPLE = 2
 MIX = np.uint64(0x9E3779B97F4A7C15)
+_LOW32 = np.uint64(0xFFFFFFFF)
 
 
-def audio_keys(words: np.ndarray) -> np.ndarray:
-    """The index keys of one audio fingerprint (unique uint64)."""
-    w = np.unique(words[words != 0]).astype(np.uint64)
-    h = (w * MIX) >> np.uint64(32)
-    return w[(h % np.uint64(AUDIO_SAMPLE)) == 0]
+@dataclass
+class Packed:
+    """Variable-length fingerprints of many clips in one flat array: clip ``i`` is ``values[off[i]:off[i+1]]``."""
+
+    values: np.ndarray
+    offsets: np.ndarray  # int64, len n + 1
+    present: np.ndarray  # bool, len n (False: that modality is absent)
+
+    def __len__(self) -> int:
+        return self.present.size
+
+    def get(self, i: int) -> np.ndarray | None:
+        return self.values[self.offsets[i]:self.offsets[i + 1]] if self.present[i] else None
+
+    def owners(self) -> np.ndarray:
+        """The clip number of every value (int64)."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
+
+    @classmethod
+    def from_list(cls, prints: Sequence[np.ndarray | None], dtype: str) -> Packed:
+        sizes = np.array([0 if p is None else p.size for p in prints], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        parts = [p for p in prints if p is not None and p.size]
+        values = np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+        return cls(values, offsets, np.array([p is not None for p in prints], bool))
+
+    @classmethod
+    def from_arrow(cls, column: pa.ChunkedArray | pa.Array, dtype: str) -> Packed:
+        """From a binary column of little-endian words (nulls: absent), without a copy per clip."""
+        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        arr = arr.cast(pa.large_binary())
+        width = np.dtype(dtype).itemsize
+        n = len(arr)
+        if n == 0:
+            return cls(np.zeros(0, dtype), np.zeros(1, np.int64), np.zeros(0, bool))
+        bufs = arr.buffers()
+        offsets = np.frombuffer(bufs[1], np.int64, count=n + 1, offset=arr.offset * 8)
+        data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        start, end = int(offsets[0]), int(offsets[-1])
+        values = data[start:end].view(dtype)
+        present = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), bool)
+        return cls(values, (offsets - start) // width, present)
 
 
-def video_keys(hashes: np.ndarray) -> np.ndarray:
-    """The index keys of one video fingerprint: (band << 32) | 32-bit band value, unique."""
-    h = hashes[hashes != 0].astype(np.uint64)
-    hi = h >> np.uint64(32)
-    lo = (h & np.uint64(0xFFFFFFFF)) | (np.uint64(1) << np.uint64(32))
-    return np.unique(np.concatenate([hi, lo]))
+def audio_keys(packed: Packed) -> tuple[np.ndarray, np.ndarray]:
+    """``(clip, key)`` of every audio index key (uint32 keys; unique per clip)."""
+    words, owner = packed.values.astype(np.uint32), packed.owners()
+    keep = words != 0
+    h = (words.astype(np.uint64) * MIX) >> np.uint64(40)
+    keep &= (h % np.uint64(AUDIO_SAMPLE)) == 0
+    return owner[keep], words[keep]
 
 
-def _flatten(keys: Sequence[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
-    sizes = np.array([0 if k is None else k.size for k in keys], np.int64)
-    owner = np.repeat(np.arange(len(keys), dtype=np.int64), sizes)
-    flat = np.concatenate([k for k in keys if k is not None and k.size]) if sizes.sum() else np.zeros(0, np.uint64)
-    return owner, flat.astype(np.uint64)
+def video_keys(packed: Packed) -> tuple[np.ndarray, np.ndarray]:
+    """``(clip, key)``: each informative frame hash's two 32-bit bands, hashed with the band number."""
+    hashes, owner = packed.values.astype(np.uint64), packed.owners()
+    keep = hashes != 0
+    hashes, owner = hashes[keep], owner[keep]
+    keys = []
+    for band, part in enumerate((hashes >> np.uint64(32), hashes & _LOW32)):
+        keys.append((((part << np.uint64(1)) | np.uint64(band)) * MIX) >> np.uint64(32))
+    return np.concatenate([owner, owner]), np.concatenate(keys).astype(np.uint32)
 
 
-def candidate_pairs(keys: Sequence[np.ndarray | None], *, min_shared: int = 2, max_bucket: int = 64
+def candidate_pairs(owner: np.ndarray, key: np.ndarray, *, min_shared: int = 2, max_bucket: int = 64
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """``(i, j)`` arrays (i < j) of clips sharing at least ``min_shared`` keys (each clip's keys unique)."""
-    owner, flat = _flatten(keys)
-    if flat.size == 0:
+    """``(i, j)`` arrays (i < j) of clips sharing at least ``min_shared`` distinct keys."""
+    if key.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(flat, kind="stable")
-    flat, owner = flat[order], owner[order]
-    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
-    sizes = np.diff(np.r_[starts, flat.size])
+    word = (key.astype(np.uint64) << np.uint64(32)) | owner.astype(np.uint64)
+    word = np.unique(word)  # sorted by key, then clip; a clip's repeated key counts once
+    key_s = word >> np.uint64(32)
+    own_s = (word & _LOW32).astype(np.int64)
+    del word
+    starts = np.flatnonzero(np.r_[True, key_s[1:] != key_s[:-1]])
+    sizes = np.diff(np.r_[starts, key_s.size])
     codes = []
     for s in np.unique(sizes):
         if s < 2 or s > max_bucket:
             continue
         st = starts[sizes == s]
-        members = owner[st[:, None] + np.arange(s)]  # (groups, s), owners ascending within a group
+        members = own_s[st[:, None] + np.arange(s)]  # (groups, s), clips ascending within a group
         iu, ju = np.triu_indices(int(s), 1)
-        a, b = members[:, iu].ravel(), members[:, ju].ravel()
-        codes.append((np.minimum(a, b).astype(np.uint64) << np.uint64(32)) | np.maximum(a, b).astype(np.uint64))
+        codes.append((members[:, iu].ravel().astype(np.uint64) << np.uint64(32)) | members[:, ju].ravel().astype(np.uint64))
     if not codes:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     code, count = np.unique(np.concatenate(codes), return_counts=True)
     code = code[count >= min_shared]
-    return (code >> np.uint64(32)).astype(np.int64), (code & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    return (code >> np.uint64(32)).astype(np.int64), (code & _LOW32).astype(np.int64)
 
 
 def error_rate(a: np.ndarray, b: np.ndarray, max_shift: int, min_overlap: int, bits: int) -> float:
-    """Lowest bit error rate of ``a[i]`` vs ``b[i - s]`` over shifts ``|s| <= max_shift`` (all shifts at once)."""
+    """Lowest bit error rate of ``a[i]`` vs ``b[i - s]`` over shifts ``|s| <= max_shift`` (all shifts at once);
+    0 words carry no information and are left out; 1.0 when no shift leaves ``min_overlap`` words."""
     na = a.size
+    if na == 0 or b.size == 0:
+        return 1.0
     pad = np.zeros(max_shift, b.dtype)
     tail = np.zeros(max_shift + max(0, na - b.size), b.dtype)
     bp = np.concatenate([pad, b, tail])
@@ -105,7 +155,11 @@ class Match:
     video_dist: float | None
 
 
-def find_duplicates(audio: Sequence[np.ndarray | None], video: Sequence[np.ndarray | None], *,
+def _packed(x: Packed | Sequence[np.ndarray | None], dtype: str) -> Packed:
+    return x if isinstance(x, Packed) else Packed.from_list(x, dtype)
+
+
+def find_duplicates(audio: Packed | Sequence[np.ndarray | None], video: Packed | Sequence[np.ndarray | None], *,
                     audio_ber: float = audio_fp.MATCH_BER, video_dist: float = video_fp.MATCH_DISTANCE,
                     max_shift_s: float = 1.0, min_shared: int = 2, max_bucket: int = 64
                     ) -> tuple[list[Match], int]:
@@ -114,10 +168,9 @@ def find_duplicates(audio: Sequence[np.ndarray | None], video: Sequence[np.ndarr
     A pair matches in a modality when its error rate at the best alignment within ``max_shift_s`` is at most
     ``audio_ber`` (audio) or ``video_dist`` (video); ``kind`` says which modalities matched.
     """
-    ai, aj = candidate_pairs([None if a is None else audio_keys(a) for a in audio], min_shared=min_shared,
-                             max_bucket=max_bucket)
-    vi, vj = candidate_pairs([None if v is None else video_keys(v) for v in video], min_shared=min_shared,
-                             max_bucket=max_bucket)
+    audio, video = _packed(audio, "<u4"), _packed(video, "<u8")
+    ai, aj = candidate_pairs(*audio_keys(audio), min_shared=min_shared, max_bucket=max_bucket)
+    vi, vj = candidate_pairs(*video_keys(video), min_shared=min_shared, max_bucket=max_bucket)
     code = np.unique(np.concatenate([(ai.astype(np.uint64) << np.uint64(32)) | aj.astype(np.uint64),
                                      (vi.astype(np.uint64) << np.uint64(32)) | vj.astype(np.uint64)]))
     a_shift = int(round(max_shift_s / audio_fp.STEP_S))
@@ -128,10 +181,12 @@ def find_duplicates(audio: Sequence[np.ndarray | None], video: Sequence[np.ndarr
     for c in code.tolist():
         i, j = c >> 32, c & 0xFFFFFFFF
         ab = vd = None
-        if audio[i] is not None and audio[j] is not None:
-            ab = error_rate(audio[i], audio[j], a_shift, a_min, 32)
-        if video[i] is not None and video[j] is not None:
-            vd = error_rate(video[i], video[j], v_shift, v_min, 64)
+        a1, a2 = audio.get(i), audio.get(j)
+        if a1 is not None and a2 is not None:
+            ab = error_rate(a1, a2, a_shift, a_min, 32)
+        v1, v2 = video.get(i), video.get(j)
+        if v1 is not None and v2 is not None:
+            vd = error_rate(v1, v2, v_shift, v_min, 64)
         a_ok = ab is not None and ab <= audio_ber
         v_ok = vd is not None and vd <= video_dist
         if not (a_ok or v_ok):
