@@ -55,7 +55,7 @@ def _decoded(src: str, start: float, seconds: float):
 
 def transcode(src: str, dst: str, *, start: float = 0.0, seconds: float = 5.0, vcodec: str | None = "h264",
               acodec: str | None = "aac", size: tuple[int, int] | None = None, gain_db: float = 0.0,
-              fps: float | None = None) -> str:
+              fps: float | None = None, video_options: dict | None = None) -> str:
     """Write ``[start, start + seconds)`` of ``src`` to ``dst`` (container from the extension)."""
     frames, src_fps, pcm, rate = _decoded(src, start, seconds)
     with av.open(dst, "w") as out:
@@ -67,7 +67,7 @@ def transcode(src: str, dst: str, *, start: float = 0.0, seconds: float = 5.0, v
             h, w = frames[0].shape[:2]
             tw, th = size if size else (w, h)
             vs.width, vs.height, vs.pix_fmt = tw - tw % 2, th - th % 2, pix
-            vs.options = dict(opts)
+            vs.options = {**opts, **(video_options or {})}
         if acodec and pcm is not None:
             enc, fmt, bitrate = AUDIO[acodec]
             out_rate = 48_000 if acodec == "opus" else rate

@@ -7,7 +7,8 @@ that made it; a table made with other parameters is recomputed, never mixed.
 
 Media comes through avsets' own loading (``avsets.verify.split_tables``: every media source kind, local or
 remote; ``{bytes, path}`` cells and ``media_offset``) and decoding (``decode_audio`` at 5,512 Hz mono,
-``decode_video`` at 4 frames a second, 32x32), so what is fingerprinted is exactly the segment a user loads.
+``decode_small``: the frames shown at 4 a second, 32x32 grayscale), so what is fingerprinted is exactly the
+segment a user loads.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..decoding import decode_audio, decode_video, resample
+from ..decoding import decode_audio, resample
 from ..errors import AvsetsError, MediaError, MissingStreamError
 from . import audio_fp, video_fp
+from .decode_small import small_gray_frames
 from .index import Packed
 from .units import Unit
 
@@ -125,9 +127,9 @@ def fingerprint_row(row: dict) -> ClipPrint:
                     samples = resample(samples[None], sr, audio_fp.SAMPLING_RATE)[0]
                 out.audio = audio_fp.audio_fingerprint(samples)
             else:
-                clip = decode_video(cell.get("path"), cell.get("bytes"), offset=offset, duration=duration,
-                                    fps=video_fp.FPS, size=(video_fp.SIZE, video_fp.SIZE), clip_id=row.get("id"))
-                out.video = video_fp.video_fingerprint(clip.frames)
+                luma = small_gray_frames(cell.get("path"), cell.get("bytes"), offset=offset, duration=duration,
+                                         clip_id=row.get("id"))
+                out.video = video_fp.phash_frames(luma)
         except MissingStreamError:
             continue
         except MediaError as exc:
