@@ -14,6 +14,7 @@ from leakage_media import real_clip, transcode
 from PIL import Image
 
 from avsets.decoding import decode_audio, decode_video
+from avsets.errors import MissingStreamError
 from avsets.leakage import audio_fp, video_fp
 from avsets.leakage.index import Packed, audio_keys, candidate_pairs, error_rate, find_duplicates, video_keys
 
@@ -140,3 +141,20 @@ def test_audio_decisions_agree_with_chromaprint(tmp_path):
     for name, cp, ours in rows:
         same = name in copies
         assert (cp <= 0.35) == same and (ours <= audio_fp.MATCH_BER) == same, (name, cp, ours)
+
+
+def test_fingerprint_decode_matches_avsets_decode():
+    """The fingerprint's own decode (B-frames skipped, luma cell means) gives the frames ``decode_video``
+    gives at 4 fps, to a few pHash bits, and never frames past the end of the file."""
+    from avsets.leakage.decode_small import small_gray_frames
+
+    path = real_clip("bbb_12.mp4")  # 6 s
+    small = small_gray_frames(path, None, duration=10.0)
+    assert small.shape == (24, 32, 32)
+    ref = video_fp.gray(decode_video(path, duration=10.0, fps=4, size=(32, 32)).frames)
+    assert np.bitwise_count(video_fp.phash_frames(small) ^ video_fp.phash_frames(ref)).mean() <= 4
+    cut = small_gray_frames(path, None, offset=1.0, duration=2.0)
+    assert cut.shape[0] == 8
+    assert np.bitwise_count(video_fp.phash_frames(cut) ^ video_fp.phash_frames(small[4:12])).mean() <= 4
+    with pytest.raises(MissingStreamError):
+        small_gray_frames(real_clip("../vorbis_bbb_13s.webm"), None)

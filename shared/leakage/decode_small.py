@@ -105,10 +105,11 @@ def _frames(src, offset: float, duration: float | None) -> np.ndarray:
                 out.append(prev_small)
                 k += 1
             prev, prev_small = frame, None
-        if prev is not None:
+        if prev is not None:  # targets up to the end of the last frame's display (not past the file's end)
+            last_t = float(prev.pts * tb) - offset
+            shown = float(prev.duration * tb) if prev.duration else 1.0 / float(stream.average_rate or FPS)
             last = _small(prev)
-            end = n_targets if duration is not None else k + 1
-            while k < end:
+            while k < n_targets and k / FPS < min(span, last_t + shown) - _EPS:
                 out.append(last)
                 k += 1
         if not out:
