@@ -151,7 +151,7 @@ def test_fingerprint_decode_matches_avsets_decode():
     path = real_clip("bbb_12.mp4")  # 6 s
     small = small_gray_frames(path, None, duration=10.0)
     assert small.shape == (24, 32, 32)
-    ref = video_fp.gray(decode_video(path, duration=10.0, fps=4, size=(32, 32)).frames)
+    ref = video_fp.gray(decode_video(path, duration=10.0, fps=4, size=(32, 32)).frames)[:24]  # it repeats the last
     assert np.bitwise_count(video_fp.phash_frames(small) ^ video_fp.phash_frames(ref)).mean() <= 4
     cut = small_gray_frames(path, None, offset=1.0, duration=2.0)
     assert cut.shape[0] == 8
