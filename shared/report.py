@@ -105,6 +105,7 @@ class CoverageReport:
     history: str = "none"  # "runs": per-run history; "fetched_at": dates of last outcomes; "none"
     corrupt_checked: bool = True
     notes: list[str] = field(default_factory=list)
+    leakage: list = field(default_factory=list)  # avsets.leakage.report_section.SplitLeakage (report --leakage)
 
     @property
     def coverage(self) -> list[SplitCoverage]:

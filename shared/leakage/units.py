@@ -14,15 +14,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from ..api import get_dataset_config_names, list_corpora
-from ..errors import AvsetsError
 from ..verify import split_tables
+from .errors import LeakageUsageError
 
 #: the columns the id overlap needs (metadata only)
 KEY_COLUMNS = ("id", "youtube_id", "start", "end")
-
-
-class LeakageUsageError(AvsetsError, ValueError):
-    """A spec, folder option or input file that cannot work as given (the CLI exits 2 naming it)."""
 
 
 @dataclass(frozen=True)
