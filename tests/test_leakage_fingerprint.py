@@ -158,3 +158,13 @@ def test_fingerprint_decode_matches_avsets_decode():
     assert np.bitwise_count(video_fp.phash_frames(cut) ^ video_fp.phash_frames(small[4:12])).mean() <= 4
     with pytest.raises(MissingStreamError):
         small_gray_frames(real_clip("../vorbis_bbb_13s.webm"), None)
+
+
+def test_a_failed_clip_keeps_no_secret():
+    from avsets.leakage.store import fingerprint_row
+
+    url = "https://user:hunter2@127.0.0.1:9/clip.mp4?X-Amz-Signature=abcdef123"
+    fp = fingerprint_row({"id": "x", "audio": {"path": url, "bytes": None}, "video": {"path": url, "bytes": None},
+                          "start": 0.0, "end": 10.0, "media_offset": 0.0})
+    assert fp.error and fp.audio is None and fp.video is None
+    assert "hunter2" not in fp.error and "abcdef123" not in fp.error

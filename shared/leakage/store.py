@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..decoding import decode_audio, resample
 from ..errors import AvsetsError, MediaError, MissingStreamError
+from ..secrets import redact_text
 from . import audio_fp, video_fp
 from .decode_small import small_gray_frames
 from .index import Packed
@@ -132,8 +133,8 @@ def fingerprint_row(row: dict) -> ClipPrint:
                 out.video = video_fp.phash_frames(luma)
         except MissingStreamError:
             continue
-        except MediaError as exc:
-            errors.append(f"{col}: {exc}")
+        except MediaError as exc:  # the reason may name a URL: never store or print its secrets
+            errors.append(redact_text(f"{col}: {exc}"))
     if errors and out.audio is None and out.video is None:
         out.error = "; ".join(errors)
     return out
