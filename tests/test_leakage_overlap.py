@@ -134,3 +134,19 @@ def test_cli_errors_exit_2(dirs, capsys):
     assert "no split 'nope'" in capsys.readouterr().err
     assert main(["overlap", "vggsound/test", "--data-dir", dirs["vggsound"]]) == 2
     assert "at least two" in capsys.readouterr().err
+
+
+def test_avset_key_rows_are_load_datasets_rows(tmp_path):
+    """The overlap reads AVSET-10M through the builder's key-only parse (no captions): the very ids and
+    segments ``load_dataset`` gives, for the real viewer rows (700K) and 10M-part rows."""
+    from test_avset10m import dump, make_dir, ten_m_records, viewer_records
+
+    import avsets
+    from avsets.leakage.units import iter_units
+
+    root = make_dir(tmp_path / "d", [dump(viewer_records(), "lines")], [dump(ten_m_records(), "array")])
+    (unit,) = iter_units(parse_spec("avset10m:all"), data_dir=root)
+    ds = avsets.load_dataset("avset10m", "all", split="train", data_dir=root, cache_dir=str(tmp_path / "c"))
+    want = sorted(zip(ds["id"], ds["youtube_id"], ds["start"], ds["end"], strict=True))
+    got = sorted(zip(*(unit.table.column(c).to_pylist() for c in ("id", "youtube_id", "start", "end")), strict=True))
+    assert got == want and len(got) == 18

@@ -79,6 +79,7 @@ def _frames(src, offset: float, duration: float | None) -> np.ndarray:
         ctx = stream.codec_context
         ctx.skip_frame = "BIDIR"
         ctx.options = {"skip_loop_filter": "all"}
+        ctx.thread_count = 1  # one thread costs the least CPU per clip (the fingerprint pass runs clips in parallel)
         tb = stream.time_base
         span = math.inf if duration is None else duration
         n_targets = math.inf if duration is None else int(math.ceil(duration * FPS - 1e-9))
