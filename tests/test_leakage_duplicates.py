@@ -135,3 +135,21 @@ def test_a_corrupt_clip_fails_with_exit_1(corpus, tmp_path, capsys):
                  "--out", str(tmp_path / "fp.parquet"), "--quiet"])
     out = capsys.readouterr().out
     assert code == 1 and "1 failed" in out and "chaplin0000" in out
+
+
+def test_duplicates_from_an_existing_table_and_usage_errors(corpus, tmp_path, capsys):
+    meta, media, root = corpus
+    fp = root / "fp3.parquet"
+    assert main(["fingerprint", "vggsound/test", "--data-dir", meta, "--media-dir", media, "--out", str(fp),
+                 "--quiet"]) == 0
+    out = tmp_path / "d.csv"
+    assert main(["duplicates", "--fingerprints", str(fp), "--out", str(out)]) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    # within the test split alone: the audio-only copy of the film and its resized copy share their sound
+    assert [(r["id_a"][:11], r["id_b"][:11], r["kind"]) for r in rows] == [("resized0002", "audioonly05", "audio")]
+    capsys.readouterr()
+    assert main(["duplicates", "--out", str(tmp_path / "x.csv"), "--fingerprints", str(tmp_path / "none.parquet")]) == 2
+    assert "name the corpus splits" in capsys.readouterr().err
+    assert main(["fingerprint", "vggsound", "--data-dir", meta, "--out", str(tmp_path / "f.parquet")]) == 2
+    assert "no --media-dir for vggsound" in capsys.readouterr().err
