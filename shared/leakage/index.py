@@ -77,17 +77,29 @@ class Packed:
         return cls(values, (offsets - start) // width, present)
 
 
-def audio_keys(packed: Packed) -> tuple[np.ndarray, np.ndarray]:
-    """``(clip, key)`` of every audio index key (uint32 keys).  4-byte arithmetic throughout, and clip
-    numbers only for the kept words: 200k clips of 430 words cost about 1 GB less than a uint64 pass."""
-    words = packed.values if packed.values.dtype == np.uint32 else packed.values.astype(np.uint32)
-    h = words * np.uint32(2654435761)  # Knuth's multiplicative hash, mod 2**32
-    h >>= np.uint32(16)
-    keep = (h % np.uint32(AUDIO_SAMPLE)) == 0
-    del h
-    keep &= words != 0
-    idx = np.flatnonzero(keep)
-    return np.searchsorted(packed.offsets, idx, side="right") - 1, words[idx]
+def audio_keys(packed: Packed, chunk: int = 1 << 23) -> tuple[np.ndarray, np.ndarray]:
+    """``(clip, key)`` of every audio index key, both uint32.  Worked through ``chunk`` words at a time in
+    4-byte arithmetic, so the temporaries stay a few tens of MB whatever the number of clips."""
+    owners, keys = [], []
+    values = packed.values
+    for lo in range(0, values.size, chunk):
+        words = values[lo:lo + chunk]
+        words = words if words.dtype == np.uint32 else words.astype(np.uint32)
+        h = words * np.uint32(2654435761)  # Knuth's multiplicative hash, mod 2**32
+        h >>= np.uint32(16)
+        keep = (h % np.uint32(AUDIO_SAMPLE)) == 0
+        keep &= words != 0
+        idx = np.flatnonzero(keep)
+        owners.append((np.searchsorted(packed.offsets, idx + lo, side="right") - 1).astype(np.uint32))
+        keys.append(words[idx])
+    n = sum(k.size for k in keys)
+    out_owner, out_key = np.empty(n, np.uint32), np.empty(n, np.uint32)
+    at = 0
+    while keys:  # copy chunk by chunk, freeing each: the peak is the result plus one chunk, not twice it
+        o, k = owners.pop(0), keys.pop(0)
+        out_owner[at:at + k.size], out_key[at:at + k.size] = o, k
+        at += k.size
+    return out_owner, out_key
 
 
 def video_keys(packed: Packed) -> tuple[np.ndarray, np.ndarray]:
@@ -121,16 +133,19 @@ def candidate_pairs(owner: np.ndarray, key: np.ndarray, *, min_shared: int = 2, 
     if key.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     word = key.astype(np.uint64)
+    del key
     word <<= np.uint64(32)
-    word |= owner.astype(np.uint64)
+    np.bitwise_or(word, owner.astype(np.uint32), out=word, casting="unsafe")  # no 8-byte copy of the clips
+    del owner
     word.sort()
-    word = word[np.r_[True, word[1:] != word[:-1]]]  # a clip's repeated key counts once
-    high = word >> np.uint64(32)
+    # the keys (high halves) read in place on a little-endian machine, not shifted into a copy
+    high = word.view(np.uint32)[1::2] if np.little_endian else word >> np.uint64(32)
     same = high[1:] == high[:-1]
     del high
     multi = np.flatnonzero(np.r_[same, False] | np.r_[False, same])
     del same
-    word = word[multi]
+    word = word[multi]  # only keys seen twice or more: a small array
+    word = word[np.r_[True, word[1:] != word[:-1]]]  # a clip's repeated key counts once
     key_s = word >> np.uint64(32)
     own_s = (word & _LOW32).astype(np.int64)
     starts = np.flatnonzero(np.r_[True, key_s[1:] != key_s[:-1]])
