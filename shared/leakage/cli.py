@@ -76,6 +76,10 @@ def run_overlap(args: argparse.Namespace) -> int:
                                 "several splits)")
     table, summaries = overlap_units(units)
     print(format_summary(summaries))
+    for u in units:
+        if u.table.num_rows and u.table.column("youtube_id").null_count == u.table.num_rows:
+            print(f"{u.label}: its rows name no YouTube video (e.g. Moments-in-Time files): compare it by content "
+                  "with avsets duplicates")
     rows = sum(u.table.num_rows for u in units)
     print(f"{len(units)} splits, {rows:,} rows, {table.num_rows:,} clip pairs sharing a YouTube id "
           f"({time.perf_counter() - t0:.1f} s)")
