@@ -168,3 +168,17 @@ def test_a_failed_clip_keeps_no_secret():
                           "start": 0.0, "end": 10.0, "media_offset": 0.0})
     assert fp.error and fp.audio is None and fp.video is None
     assert "hunter2" not in fp.error and "abcdef123" not in fp.error
+
+
+def test_fingerprint_rate_paths_agree():
+    """44.1 kHz goes through the cheap decimator, 48 kHz through swresample: the same fingerprint either way."""
+    from avsets.decoding import resample
+
+    x, sr = decode_audio(real_clip("chaplin_00.mp4"))
+    assert sr == 44100
+    ref = audio_fp.audio_fingerprint(resample(x[None], sr, audio_fp.SAMPLING_RATE)[0])
+    fast = audio_fp.audio_fingerprint(audio_fp.to_fingerprint_rate(x, sr))
+    x48 = resample(x[None], sr, 48000)[0]
+    other = audio_fp.audio_fingerprint(audio_fp.to_fingerprint_rate(x48, 48000))
+    assert abs(fast.size - ref.size) <= 1 and abs(other.size - ref.size) <= 1
+    assert audio_fp.compare_audio(ref, fast) < 0.02 and audio_fp.compare_audio(ref, other) < 0.02

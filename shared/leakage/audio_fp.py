@@ -3,7 +3,8 @@
 Algorithm (J. Haitsma, T. Kalker, "A Highly Robust Audio Fingerprinting System", ISMIR 2002), with this
 module's parameters:
 
-1. mono audio at ``SAMPLING_RATE`` (5,512 Hz: everything above 2 kHz is thrown away anyway);
+1. mono audio at ``SAMPLING_RATE`` (5,512 Hz: everything above 2 kHz is thrown away anyway;
+   :func:`to_fingerprint_rate` gets there cheaply);
 2. frames of ``FRAME`` samples (0.37 s, Hann window) every ``HOP`` samples (23 ms, 94% overlap, so a copy
    that starts at any offset has frames at most 11.6 ms away from the original's; measured on real clips:
    a 46-ms hop made AAC re-encodes lose most bit-exact words, which the index needs);
@@ -21,7 +22,11 @@ excerpts the same below 0.35; :data:`MATCH_BER` is stricter because we compare w
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from ..decoding import resample
 
 SAMPLING_RATE = 5512
 FRAME = 2048
@@ -43,6 +48,39 @@ def _band_starts() -> np.ndarray:
 _EDGES = _band_starts()
 _WINDOW = np.hanning(FRAME)  # float64: NumPy's FFT is 3x faster in double than in single precision
 _WEIGHTS = (np.uint32(1) << np.arange(BANDS - 1, -1, -1, dtype=np.uint32)).astype(np.uint32)
+
+
+#: the 44.1-kHz family reaches 5,512.5 Hz by keeping every q-th sample of a low-passed signal
+_DECIMATE_TAPS = 48
+
+
+@functools.lru_cache(maxsize=8)
+def _lowpass(q: int) -> np.ndarray:
+    """Hamming-windowed sinc low-pass at 0.9 x the Nyquist frequency of the rate ``1/q`` of the input."""
+    n = np.arange(_DECIMATE_TAPS) - (_DECIMATE_TAPS - 1) / 2
+    cutoff = 0.45 / q  # cycles per input sample
+    h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.hamming(_DECIMATE_TAPS)
+    return h / h.sum()
+
+
+def to_fingerprint_rate(samples: np.ndarray, sr: int) -> np.ndarray:
+    """Mono audio at ``sr`` -> float64 at :data:`SAMPLING_RATE`.
+
+    44,100 Hz (YouTube's AAC) and its divisors: a 48-tap low-pass evaluated only at every q-th sample
+    (5,512.5 Hz; the 0.009% rate difference moves a 10-s clip by 0.9 ms): measured 9x cheaper than
+    FFmpeg's swresample, with fingerprints 0.4% of bits apart.  Other rates (Opus' 48 kHz): swresample
+    through ``avsets.decoding.resample``.
+    """
+    x = np.asarray(samples)
+    if sr == SAMPLING_RATE:
+        return x.astype(np.float64, copy=False)
+    if sr % 11025 == 0 and sr >= 11025:
+        q = sr * 2 // 11025
+        h = _lowpass(q)
+        if x.size < h.size:
+            return np.zeros(0, np.float64)
+        return np.lib.stride_tricks.sliding_window_view(x.astype(np.float64, copy=False), h.size)[::q] @ h
+    return resample(np.asarray(x, np.float32)[None], sr, SAMPLING_RATE)[0].astype(np.float64)
 
 
 def audio_fingerprint(samples: np.ndarray) -> np.ndarray:

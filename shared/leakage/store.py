@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from .. import __version__
-from ..decoding import decode_audio, resample
+from ..decoding import decode_audio
 from ..errors import AvsetsError, MediaError, MissingStreamError
 from ..secrets import redact_text
 from . import audio_fp, video_fp
@@ -121,12 +121,10 @@ def fingerprint_row(row: dict) -> ClipPrint:
         if cell is None:
             continue
         try:
-            if col == "audio":  # mono first, then resample one channel (half the cost of resampling two)
+            if col == "audio":  # mono first, then to 5,512 Hz (one channel: half the cost of two)
                 samples, sr = decode_audio(cell.get("path"), cell.get("bytes"), offset=offset, duration=duration,
                                            mono=True, clip_id=row.get("id"))
-                if sr != audio_fp.SAMPLING_RATE:
-                    samples = resample(samples[None], sr, audio_fp.SAMPLING_RATE)[0]
-                out.audio = audio_fp.audio_fingerprint(samples)
+                out.audio = audio_fp.audio_fingerprint(audio_fp.to_fingerprint_rate(samples, sr))
             else:
                 luma = small_gray_frames(cell.get("path"), cell.get("bytes"), offset=offset, duration=duration,
                                          clip_id=row.get("id"))
