@@ -153,3 +153,30 @@ def test_duplicates_from_an_existing_table_and_usage_errors(corpus, tmp_path, ca
     assert "name the corpus splits" in capsys.readouterr().err
     assert main(["fingerprint", "vggsound", "--data-dir", meta, "--out", str(tmp_path / "f.parquet")]) == 2
     assert "no --media-dir for vggsound" in capsys.readouterr().err
+
+
+def test_an_interrupted_fingerprint_run_resumes(corpus, tmp_path, monkeypatch):
+    """Flushed parts survive an interruption; the rerun computes only the clips not flushed."""
+    from avsets.leakage import store
+    from avsets.leakage.cli import load_units
+    from avsets.leakage.units import parse_spec
+
+    meta, media, _ = corpus
+    units = load_units([parse_spec("vggsound")], [meta], None, [media], with_media=True)
+    monkeypatch.setattr(store, "FLUSH_EVERY", 4)
+    calls = []
+
+    def dying(row):
+        if len(calls) == 9:
+            raise KeyboardInterrupt
+        calls.append(row["id"])
+        return store.fingerprint_row(row)
+
+    out = tmp_path / "fp.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        store.fingerprint_units(units, out, workers=1, progress=False, compute=dying)
+    # two full parts of 4, and the 1 clip computed after them flushed on the way out
+    assert not out.exists() and len(list((tmp_path / "fp.parquet.parts").glob("*.parquet"))) == 3
+    run = store.fingerprint_units(units, out, workers=1, progress=False)
+    assert (run.reused, run.computed, run.failed) == (9, 4, 0)
+    assert not (tmp_path / "fp.parquet.parts").exists() and store.read_fingerprints(out).num_rows == 13

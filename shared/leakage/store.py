@@ -235,7 +235,8 @@ def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers:
             n_parts += 1
             pending.clear()
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         results = pool.map(lambda item: compute(item[1]), todo)
         for (unit, row, key), fp in tqdm(zip(todo, results, strict=True), total=len(todo), disable=not progress,
                                          desc="fingerprinting", unit="clip"):
@@ -246,7 +247,9 @@ def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers:
                 failed.append((unit.label, row["id"], fp.error))
             if len(pending) >= FLUSH_EVERY:
                 flush()
-    flush()
+    finally:  # Ctrl-C: keep what was computed, and do not wait for the clips not started
+        flush()
+        pool.shutdown(wait=False, cancel_futures=True)
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     _write_merged(out, table, cached)
     shutil.rmtree(parts_dir, ignore_errors=True)
