@@ -179,14 +179,18 @@ def _charts_available(fmt: str) -> bool:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .leakage.report_section import read_pairs, split_leakage
     from .report import build_report
     from .report_render import format_of, summary_lines, write_report
 
     if not _charts_available(format_of(args.out, args.format)):  # a bad format or extra: say so before the scan
         return 2
+    pairs = read_pairs(args.leakage) if args.leakage else None  # a bad CSV fails before the scan
     rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
                        ledger=args.ledger or None, probe=not args.no_probe, probe_limit=args.probe_limit,
                        progress=True, quality=args.quality, **_config_kwargs(args.option))
+    if pairs is not None:
+        rep.leakage = split_leakage(pairs, rep.corpus, {s.split: s.coverage.rows for s in rep.splits})
     paths = write_report(rep, args.out, args.format)
     print("\n".join(summary_lines(rep, paths)))
     return 0
@@ -269,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
     p.add_argument("--quality", metavar="Q.PARQUET",
                    help="quality table (avsets quality): add flag counts, measure histograms, most flagged classes")
+    p.add_argument("--leakage", action="append", metavar="CSV",
+                   help="avsets overlap/duplicates CSV: add a leakage line per split (repeatable)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="clips two copies share: manifests, ledgers, exports or Hub repos")
@@ -282,12 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="work folder (default: a temp folder)")
     p.set_defaults(func=_cmd_demo)
 
+    from .leakage.cli import add_leakage_subcommands
     from .sources.unpack import add_unpack_subcommand
 
     add_unpack_subcommand(sub)
     from .quality.cli import add_quality_subcommand
 
     add_quality_subcommand(sub)
+    add_leakage_subcommands(sub)
     try:
         from .fetch.cli import add_fetch_subcommands
     except ImportError:

@@ -108,6 +108,7 @@ class CoverageReport:
     corrupt_checked: bool = True
     notes: list[str] = field(default_factory=list)
     quality: QualitySection | None = None  # with ``quality=``: the quality section (avsets.report_quality)
+    leakage: list = field(default_factory=list)  # avsets.leakage.report_section.SplitLeakage (report --leakage)
 
     @property
     def coverage(self) -> list[SplitCoverage]:

@@ -17,6 +17,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+from .leakage.report_section import leakage_dict, leakage_html, leakage_md
 from .manifest import manifest_hash, write_text_atomic
 from .report import CoverageReport
 from .report_charts import data_uri, figure, png
@@ -198,6 +199,7 @@ def to_dict(rep: CoverageReport) -> dict[str, Any]:
             "durations": s.durations, "sample_rates": s.sample_rates,
         } for s in rep.splits},
         "quality": quality_dict(rep.quality) if rep.quality is not None else None,
+        "leakage": leakage_dict(rep.leakage),
     }
 
 
@@ -240,6 +242,7 @@ def render_md(rep: CoverageReport) -> str:
             out.append(f"| {r.finished_at or r.started_at} | {_counts(r.counts)} | {_counts(r.totals)} |")
     if rep.quality is not None:
         out += quality_md(rep.quality)
+    out += leakage_md(rep.leakage)
     out += ["", *[f"> {n}" for n in rep.notes]] if rep.notes else []
     return "\n".join(out) + "\n"
 
@@ -287,6 +290,7 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
     p.append("</table>")
     p.append(f'<p class="meta">Coverage counts clips present and, when probed, readable. Manifest of every split '
              f'together: <code data-k="manifest">{man.hash}</code> ({len(man.all_ids())} clips).</p>')
+    p += leakage_html(rep.leakage)
 
     statuses = _statuses(rep)
     if statuses:
@@ -405,5 +409,6 @@ def summary_lines(rep: CoverageReport, paths: Sequence[str]) -> list[str]:
     """What the CLI prints after writing."""
     lines = [f"{s.split}: {s.coverage.found} of {s.coverage.rows} clips present"
              + (f", missing: {_counts(s.missing_by_status)}" if s.missing_by_status else "") for s in rep.splits]
+    lines += [f"leakage {x.line()}" for x in rep.leakage]
     lines.append(f"report written to {paths[0]}; manifest {rep.manifest().hash} in {paths[1]}")
     return lines

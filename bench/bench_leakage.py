@@ -1,0 +1,249 @@
+"""Leakage (issue 21): fingerprinting cost, duplicate-search scaling, and the id overlap at AVSET scale.
+
+* fingerprint: process CPU time of ``avsets.leakage.store.fingerprint_row`` (decode small: 5,512 Hz mono,
+  4 fps at 32x32; fingerprint both modalities) vs ``avsets.decode`` of the same rows with its defaults
+  (native rate, every frame at native size), alternating, on the real fixture clips of
+  ``tests/data/real/leakage`` re-encoded to 640x360 H.264 High (x264 "medium": B-frames, deblocking) + AAC,
+  the format of YouTube's 360p downloads that VGGSound-style mirrors hold;
+  target <= 0.5.  Median and minimum of the repeats are both printed.
+* duplicate search: synthetic fingerprints (10-s clips: 430 audio words, 40 frame hashes) with 1% planted
+  copies (8% of the bits flipped, shifted by up to 1 s), searched in a fresh subprocess per size (time and
+  peak RSS); target: time per clip at the larger size <= 1.5x the smaller (close to linear), all copies found.
+* overlap: ``avsets overlap avset10m:all vggsound audiosetzsl ascc`` on generated AVSET-shaped rows (the
+  generator of ``bench_avset_scale``) plus the bundled real metadata; target: the CPU time extrapolated to
+  10.9M rows (the other corpora's cost measured apart) < 60 s.  Baseline: ``pyarrow.json.read_json`` of the
+  same AVSET files (what just reading them costs).
+
+Run: ``python bench/bench_leakage.py [--smoke]`` or ``bench/run --only leakage``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+CLIPS = ["bbb_00.mp4", "bbb_12.mp4", "bbb_24.mp4", "chaplin_00.mp4", "smpte_00.mp4", "vwfa_00.mp4"]
+SIZES = {"smoke": {"search": (2_000, 20_000), "overlap": 100_000, "repeat": 1},
+         "default": {"search": (20_000, 200_000), "overlap": 1_000_000, "repeat": 3},
+         "full": {"search": (20_000, 200_000), "overlap": 10_900_000, "repeat": 5}}
+AVSET_ROWS = 10_900_000
+
+
+# --- fingerprinting CPU vs avsets.decode --------------------------------------------------------------
+
+def _bench_media() -> str:
+    from _perf import cached
+    from leakage_media import real_clip, transcode
+
+    folder = os.path.join(tempfile.gettempdir(), "avsets-bench-leakage-v2")
+    os.makedirs(folder, exist_ok=True)
+    for i, name in enumerate(CLIPS):
+        yt = f"leakbench{i:02d}"
+        cached(f"leakage2-{name}", lambda p, n=name: transcode(real_clip(n), p, seconds=6.0, size=(640, 360),
+                                                               video_options={"preset": "medium", "crf": "23"}))
+        dst = os.path.join(folder, f"{yt}_000000.mp4")
+        if not os.path.exists(dst):
+            shutil.copyfile(os.path.join(_media_cache(), f"leakage2-{name}"), dst)
+    return folder
+
+
+def _media_cache() -> str:
+    from _perf import media_cache
+
+    return media_cache()
+
+
+def fingerprint_vs_decode(repeat: int) -> tuple[list[float], list[float], int]:
+    """CPU seconds of (fingerprinting, avsets.decode) of the same rows, one entry per repeat."""
+    from helpers import writable_sample
+
+    import avsets
+    from avsets.leakage.store import fingerprint_row
+
+    media = _bench_media()
+    root = tempfile.mkdtemp(prefix="avsets-bench-leak-")
+    try:
+        meta = writable_sample("vggsound", os.path.join(root, "meta"))
+        ids = sorted(f.split("_")[0] for f in os.listdir(media))
+        (meta / "vggsound.csv").write_text("".join(f"{y},0,playing bass guitar,test\r\n" for y in ids))
+        ds = avsets.load_dataset("vggsound", split="test", data_dir=str(meta), media_dir=media, decode=False,
+                                 cache_dir=os.path.join(root, "cache"))
+        rows = [ds[i] for i in range(len(ds))]
+        decoded = avsets.decode(ds)
+
+        def ours() -> None:
+            for r in rows:
+                fp = fingerprint_row(r)
+                assert fp.error is None and fp.audio is not None and fp.video is not None
+
+        def base() -> None:
+            for i in range(len(decoded)):
+                assert decoded[i]["video"] is not None
+
+        ours(), base()  # warm-up
+        t_ours, t_base = [], []
+        for _ in range(repeat):
+            for fn, acc in ((ours, t_ours), (base, t_base)):
+                c0 = time.process_time()
+                fn()
+                acc.append(time.process_time() - c0)
+        return t_ours, t_base, len(rows)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- duplicate search on synthetic fingerprints ---------------------------------------------------------
+
+def synthetic(n: int, seed: int = 0):
+    """``n`` clips of random fingerprints (flat, as a fingerprint table gives them); 1% are copies of another
+    clip: 8% of the audio bits and 3% of the frame-hash bits flipped, shifted by up to 1 s (zeros past the end:
+    no information)."""
+    import numpy as np
+
+    from avsets.leakage.index import Packed
+
+    rng = np.random.default_rng(seed)
+    wa, wv = 430, 40
+    audio = rng.integers(1, 2**32, (n, wa), dtype=np.uint32)  # no 64-bit temporary: RSS is the search's
+    video = rng.integers(1, 2**63, (n, wv), dtype=np.uint64)
+    planted = []
+    for k in range(n // 100):
+        src, dst = 2 * k, n - 1 - k
+        shift = int(rng.integers(0, 44))
+        a = audio[src][shift:].copy()
+        a ^= (rng.random((a.size, 32)) < 0.08).dot(1 << np.arange(32, dtype=np.uint64)).astype(np.uint32)
+        v = video[src][shift // 11:].copy()
+        v ^= (rng.random((v.size, 64)) < 0.03).dot(1 << np.arange(64, dtype=np.uint64)).astype(np.uint64)
+        audio[dst] = np.r_[a, np.zeros(wa - a.size, np.uint32)]
+        video[dst] = np.r_[v, np.zeros(wv - v.size, np.uint64)]
+        planted.append((src, dst))
+    present = np.ones(n, bool)
+    return (Packed(audio.ravel(), np.arange(n + 1, dtype=np.int64) * wa, present),
+            Packed(video.ravel(), np.arange(n + 1, dtype=np.int64) * wv, present), planted)
+
+
+def _search_child(n: int) -> None:
+    from _common import peak_rss_mb
+
+    from avsets.leakage.index import find_duplicates
+
+    audio, video, planted = synthetic(n)
+    input_mb = (audio.values.nbytes + video.values.nbytes) / 1e6
+    before_mb = peak_rss_mb()
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    matches, candidates = find_duplicates(audio, video)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    found = {(m.i, m.j) for m in matches}
+    print(json.dumps({"n": n, "seconds": wall, "cpu": cpu, "candidates": candidates, "matches": len(matches),
+                      "recall": len(found & set(planted)) / max(1, len(planted)), "peak_rss_mb": peak_rss_mb(), "input_mb": input_mb,
+                      "before_mb": before_mb}))
+
+
+def search(n: int) -> dict:
+    env = dict(os.environ, HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--search-child", str(n)], capture_output=True,
+                          text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"search child failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --- overlap at AVSET scale -------------------------------------------------------------------------------
+
+def overlap_at_scale(rows: int) -> tuple[float, float, float, float, int]:
+    """(CPU and wall seconds of ``avsets overlap`` with the AVSET rows, CPU seconds without them, CPU seconds
+    of pyarrow.json over the AVSET files, AVSET rows).  CPU time: this shared machine's wall time is mostly
+    the neighbours' load."""
+    import importlib.resources
+
+    import pyarrow.json as pajson
+    from bench_avset_scale import make_corpus
+
+    from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
+    from avsets.cli import main
+
+    work = tempfile.mkdtemp(prefix="avsets-bench-overlap-")
+    try:
+        avset = os.path.join(work, "avset")
+        files = make_corpus(avset, rows)
+        zsl = extract_archive(bundled_archive(), os.path.join(work, "zsl"))
+        vgg = str(importlib.resources.files("avsets.vggsound") / "sample")
+        ascc = str(importlib.resources.files("avsets.ascc") / "sample")
+        dirs = ["--data-dir", f"avset10m={avset}", "--data-dir", f"vggsound={vgg}", "--data-dir",
+                f"audiosetzsl={zsl}", "--data-dir", f"ascc={ascc}", "--out", os.path.join(work, "o.csv")]
+        c0 = time.process_time()
+        assert main(["overlap", "vggsound", "audiosetzsl", "ascc", *dirs]) == 0
+        fixed = time.process_time() - c0
+        c0, t0 = time.process_time(), time.perf_counter()
+        assert main(["overlap", "avset10m:all", "vggsound", "audiosetzsl", "ascc", *dirs]) == 0
+        ours, wall = time.process_time() - c0, time.perf_counter() - t0
+        c0 = time.process_time()
+        n = sum(pajson.read_json(f).num_rows for f in files)
+        base = time.process_time() - c0
+        return ours, wall, fixed, base, n
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(size: str = "default") -> list:
+    """Rows of the one ``bench/run`` table."""
+    from _common import Result
+
+    cfg = SIZES[size]
+    out = []
+    t_ours, t_base, n = fingerprint_vs_decode(cfg["repeat"])
+    ratio = min(t_ours) / min(t_base)
+    out.append(Result(f"leakage: fingerprint CPU vs avsets.decode, {n} clips", min(t_ours), min(t_base), "s cpu",
+                      ratio, "<= 0.5", ratio <= 0.5,
+                      f"median {statistics.median(t_ours):.3f} vs {statistics.median(t_base):.3f} s "
+                      f"(ratio {statistics.median(t_ours) / statistics.median(t_base):.2f}); 640x360 H.264 High+AAC, 6 s"))
+    small, big = (search(n) for n in cfg["search"])
+    growth = (big["cpu"] / big["n"]) / (small["cpu"] / small["n"])
+    for r in (small, big):
+        out.append(Result(f"leakage: duplicate search, {r['n']:,} synthetic clips", r["seconds"], float("nan"), "s",
+                          float("nan"), "recall 1", r["recall"] == 1.0,
+                          f"CPU {r['cpu']:.1f} s; peak RSS {r['peak_rss_mb']:.0f} MB ({r['before_mb']:.0f} before the "
+                          f"search); {r['candidates']:,} candidates, "
+                          f"{r['matches']:,} pairs; recall {r['recall']:.3f}"))
+    out.append(Result(f"leakage: search CPU per clip {big['n']:,} vs {small['n']:,}", big["cpu"] / big["n"] * 1e6,
+                      small["cpu"] / small["n"] * 1e6, "us/clip", growth, "<= 1.5", growth <= 1.5,
+                      f"peak RSS {big['peak_rss_mb']:.0f} vs {small['peak_rss_mb']:.0f} MB (inputs "
+                      f"{big['input_mb']:.0f} vs {small['input_mb']:.0f} MB)"))
+    ours, wall, fixed, base, rows = overlap_at_scale(cfg["overlap"])
+    at_full = fixed + (ours - fixed) * AVSET_ROWS / rows
+    out.append(Result(f"leakage: overlap avset10m:all ({rows:,} rows) + 3 corpora", ours, base, "s cpu", ours / base,
+                      "10.9M < 60 s", at_full < 60,
+                      f"10.9M rows: {at_full:.0f} s CPU ({'measured' if rows >= AVSET_ROWS else 'extrapolated'}; "
+                      f"{fixed:.1f} s for the other 269k rows); wall {wall:.1f} s; baseline: pyarrow.json of the "
+                      "AVSET files"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--search-child", type=int)
+    args = ap.parse_args()
+    if args.search_child:
+        _search_child(args.search_child)
+        return
+    from _common import print_table
+
+    print_table(run("smoke" if args.smoke else "full" if args.full else "default"), "leakage")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""``avsets overlap`` on the real metadata in the project (AudioSetZSL's bundled release, ASCC's and
+VGGSound's bundled lists) against an independent pandas join of the raw files."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import importlib.resources
+import os
+
+import pandas as pd
+import pytest
+
+from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
+from avsets.cli import main
+from avsets.leakage.units import LeakageUsageError, parse_folder_options, parse_spec
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory) -> dict[str, str]:
+    return {
+        "audiosetzsl": extract_archive(bundled_archive(), str(tmp_path_factory.mktemp("zsl"))),
+        "vggsound": str(importlib.resources.files("avsets.vggsound") / "sample"),
+        "ascc": str(importlib.resources.files("avsets.ascc") / "sample"),
+    }
+
+
+def _ms(x: float) -> int:
+    return int(round(float(x) * 1000))
+
+
+def _pandas_units(d: dict[str, str]) -> dict[tuple[str, str], pd.DataFrame]:
+    """Every unit as (id, youtube_id, start, end), parsed straight from the upstream files with pandas."""
+    out = {}
+    zsl = []
+    for folder, split in (("trn", "train"), ("val", "validation"), ("tst", "test")):
+        for path in glob.glob(os.path.join(d["audiosetzsl"], "youtube-id", folder, "*.txt")):
+            df = pd.read_csv(path, header=None, usecols=[1, 2, 3], names=["y", "s", "e"], skipinitialspace=True)
+            df["split"] = split
+            zsl.append(df)
+    zsl = pd.concat(zsl)
+    for split in ("train", "validation", "test"):
+        z = zsl[zsl.split == split]
+        out[("audiosetzsl", split)] = pd.DataFrame({
+            "id": [f"{y}_{_ms(s)}_{_ms(e)}" for y, s, e in zip(z.y, z.s, z.e, strict=True)],
+            "youtube_id": z.y.values, "start": z.s.values.astype(float), "end": z.e.values.astype(float)})
+    v = pd.read_csv(os.path.join(d["vggsound"], "vggsound.csv"), header=None, names=["y", "s", "label", "split"])
+    for split in ("train", "test"):
+        part = v[v.split == split]
+        out[("vggsound", split)] = pd.DataFrame({
+            "id": [f"{y}_{s * 1000}_{(s + 10) * 1000}" for y, s in zip(part.y, part.s, strict=True)],
+            "youtube_id": part.y.values, "start": part.s.values.astype(float),
+            "end": part.s.values.astype(float) + 10})
+    a = pd.read_csv(os.path.join(d["ascc"], "all_cc_df.csv"))
+    out[("ascc", "train")] = pd.DataFrame({"id": a["id"].values, "youtube_id": a["id"].values,
+                                           "start": float("nan"), "end": float("nan")})
+    return out
+
+
+def _expected(units, order) -> pd.DataFrame:
+    rows = []
+    for i, ka in enumerate(order):
+        for kb in order[i + 1:]:
+            m = units[ka].merge(units[kb], on="youtube_id", suffixes=("_a", "_b"))
+            ov = (m[["end_a", "end_b"]].min(axis=1, skipna=False) - m[["start_a", "start_b"]].max(axis=1, skipna=False))
+            m["overlap_s"] = ov.clip(lower=0).round(3)
+            m["corpus_a"], m["split_a"], m["corpus_b"], m["split_b"] = ka[0], ka[1], kb[0], kb[1]
+            rows.append(m)
+    return pd.concat(rows)
+
+
+def test_overlap_counts_match_an_independent_pandas_join(dirs, tmp_path, capsys):
+    out = tmp_path / "overlap.csv"
+    code = main(["overlap", "vggsound", "audiosetzsl", "ascc", "--data-dir", dirs["vggsound"],
+                 "--data-dir", f"audiosetzsl={dirs['audiosetzsl']}", "--data-dir", f"ascc={dirs['ascc']}",
+                 "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    order = [("vggsound", "train"), ("vggsound", "test"), ("audiosetzsl", "train"), ("audiosetzsl", "validation"),
+             ("audiosetzsl", "test"), ("ascc", "train")]
+    expected = _expected(_pandas_units(dirs), order)
+    got = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    assert list(got.columns) == ["corpus_a", "split_a", "id_a", "corpus_b", "split_b", "id_b", "youtube_id",
+                                 "overlap_s"]
+    key = ["corpus_a", "split_a", "id_a", "corpus_b", "split_b", "id_b"]
+    want = expected[key + ["youtube_id", "overlap_s"]].sort_values(key).reset_index(drop=True)
+    have = got.sort_values(key).reset_index(drop=True)
+    assert len(have) == len(want) > 800
+    pd.testing.assert_frame_equal(have[key + ["youtube_id"]], want[key + ["youtube_id"]])
+    assert (have["overlap_s"].isna() == want["overlap_s"].isna()).all()
+    assert (have["overlap_s"].fillna(-1) == want["overlap_s"].fillna(-1)).all()
+    # per-pair counts printed in the summary (pairs of units with shared videos)
+    counts = want.groupby(["corpus_a", "split_a", "corpus_b", "split_b"]).size()
+    for (ca, sa, cb, sb), n in counts.items():
+        line = next(ln for ln in printed.splitlines() if ln.startswith(f"{ca}/{sa} ") and f" {cb}/{sb} " in ln)
+        assert f"{n:,}" in line.split()
+    # the real leaks these files hold: AudioSetZSL/ASCC share AudioSet ids, ASCC has no segments
+    assert counts[("audiosetzsl", "train", "ascc", "train")] == 510
+    assert want[want.corpus_b == "ascc"].overlap_s.isna().all()
+    assert counts[("vggsound", "train", "audiosetzsl", "train")] == 61
+
+
+def test_astest_is_inside_audioset_test(dirs, tmp_path):
+    """VGGSound's AStest rows are AudioSet evaluation clips: all of them are AudioSetZSL test clips here."""
+    out = tmp_path / "o.csv"
+    assert main(["overlap", "vggsound:astest", "audiosetzsl/test", "--data-dir", f"vggsound={dirs['vggsound']}",
+                 "--data-dir", f"audiosetzsl={dirs['audiosetzsl']}", "--out", str(out)]) == 0
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    ast = pd.read_csv(os.path.join(dirs["vggsound"], "AStest.csv"), header=None, names=["f", "label"])
+    zsl_test = set(_pandas_units(dirs)[("audiosetzsl", "test")].youtube_id)
+    assert len(rows) == len(set(ast.f.str[:11]) & zsl_test) == 1554
+    # VGGSound cut its own 10-s windows: the same videos, mostly other seconds of them
+    overlaps = [float(r["overlap_s"]) for r in rows]
+    assert all(0 <= x <= 10 for x in overlaps) and 0 < sum(x == 10 for x in overlaps) < len(overlaps)
+
+
+def test_specs_and_folder_options():
+    assert parse_spec("avset10m:700k/train").text == "avset10m:700k/train"
+    assert parse_spec("vggsound/test").split == "test"
+    with pytest.raises(LeakageUsageError, match="no config"):
+        parse_spec("vggsound:nope")
+    with pytest.raises(LeakageUsageError, match="unknown corpus"):
+        parse_spec("kinetics")
+    default, per = parse_folder_options(["/m", "ascc=/a", "/x=y"][:2])
+    assert default == "/m" and per == {"ascc": "/a"}
+    assert parse_folder_options(["/data/a=b"]) == ("/data/a=b", {})
+    with pytest.raises(LeakageUsageError, match="twice"):
+        parse_folder_options(["/a", "/b"])
+
+
+def test_cli_errors_exit_2(dirs, capsys):
+    assert main(["overlap", "vggsound/nope", "--data-dir", dirs["vggsound"]]) == 2
+    assert "no split 'nope'" in capsys.readouterr().err
+    assert main(["overlap", "vggsound/test", "--data-dir", dirs["vggsound"]]) == 2
+    assert "at least two" in capsys.readouterr().err
+
+
+def test_avset_key_rows_are_load_datasets_rows(tmp_path):
+    """The overlap reads AVSET-10M through the builder's key-only parse (no captions): the very ids and
+    segments ``load_dataset`` gives, for the real viewer rows (700K) and 10M-part rows."""
+    from test_avset10m import dump, make_dir, ten_m_records, viewer_records
+
+    import avsets
+    from avsets.leakage.units import iter_units
+
+    root = make_dir(tmp_path / "d", [dump(viewer_records(), "lines")], [dump(ten_m_records(), "array")])
+    (unit,) = iter_units(parse_spec("avset10m:all"), data_dir=root)
+    ds = avsets.load_dataset("avset10m", "all", split="train", data_dir=root, cache_dir=str(tmp_path / "c"))
+    want = sorted(zip(ds["id"], ds["youtube_id"], ds["start"], ds["end"], strict=True))
+    got = sorted(zip(*(unit.table.column(c).to_pylist() for c in ("id", "youtube_id", "start", "end")), strict=True))
+    assert got == want and len(got) == 18
