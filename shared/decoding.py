@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 from av.video.reformatter import VideoReformatter
 
-from .errors import MediaError, MissingStreamError
+from .errors import AvsetsError, MediaError, MissingStreamError
 
 # What a damaged file can make a decoder raise; AttributeError/TypeError included because a damaged header
 # can leave PyAV with a stream that has no codec context (found by fuzzing real files with flipped bytes).
@@ -887,7 +887,7 @@ def _decode_picked(ctx: Any, packets: list[av.Packet], slots: dict[int, list[int
             ctx.skip_frame = "DEFAULT"
 
 
-class _PlainPath(Exception):
+class _PlainPath(AvsetsError):
     """Internal: the packets-first path cannot map decoded frames to packets for this file."""
 
 

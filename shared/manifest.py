@@ -27,6 +27,7 @@ from typing import Any
 
 import fsspec
 
+from .errors import AvsetsError
 from .segments import Segment, segment_of_key
 
 FORMAT = "avsets-manifest/1"
@@ -38,7 +39,7 @@ _HASH_LEN = 12
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class ManifestError(ValueError):
+class ManifestError(AvsetsError, ValueError):
     """A file or folder that holds no readable set of clip ids (the message names it)."""
 
 
