@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import io
 import math
-import mmap
 import os
 import sys
 from collections.abc import Sequence
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
-import cffi
 import numpy as np
 import soundfile as sf
 from av.video.reformatter import VideoReformatter
@@ -241,7 +239,6 @@ def _anchor(times: list[float], pos: list[int], sr: int, res: float) -> float:
     return (good[0] + good[-1]) / 2.0
 
 
-_FFI = cffi.FFI()
 _PLANE_DTYPES = {"flt": np.float32, "s16": np.int16, "s32": np.int32, "u8": np.uint8, "dbl": np.float64}
 
 
@@ -287,14 +284,11 @@ class _SampleBuffer:
         ch = self.ch
         if self.size + n > self.buf.shape[1]:
             self.grow(n)
-        cap = self.buf.shape[1]
         dtype = self.dtype
         if dtype is np.float32 and (self.planar or ch == 1):
-            # float planes are our rows already: one memmove each, no per-frame NumPy objects (this loop
-            # runs ~40 times per second of audio; NumPy's per-call overhead was a fifth of a short decode)
-            base = _FFI.from_buffer(self.buf) + 4 * self.size
+            # float planes are our rows already: one slice copy each
             for c in range(ch):
-                _FFI.memmove(base + 4 * c * cap, planes[c], 4 * n)
+                self.buf[c, self.size:self.size + n] = np.frombuffer(planes[c], np.float32, n)
             self.size += n
             return n
         dst = self.buf[:, self.size:self.size + n]
@@ -367,18 +361,18 @@ def _decode_frames(container: Any, stream: Any, stop: float, span: float | None 
 def _decode_float_rows(frames: Any, samples: _SampleBuffer, times: list[float], sizes: list[int], tb: float,
                        sr: int, next_t: float, stop: float, span: float | None) -> float:
     """The rest of :func:`_decode_frames` for float samples one row per plane (AAC, Opus, Vorbis, MP3 decode to
-    planar float): the same steps with everything the loop touches in locals and one ``memmove`` per plane.
+    planar float): the same steps with everything the loop touches in locals and one slice copy per plane.
 
-    Why: per-frame Python was a quarter of a whole 10-s AAC decode (430 frames): attribute lookups, a method
-    call and ``ctypes.memmove``'s 0.74-us call per plane cost more than the copies (``cffi``'s memmove, which
-    takes the plane through the buffer protocol: 0.36 us).
+    Why: per-frame Python was a quarter of a whole 10-s AAC decode (430 frames): attribute lookups and a
+    method call per frame cost more than the copies.  Each plane is copied by a ``memoryview`` slice
+    assignment: as cheap as the ``cffi`` memmove it replaced (470 AAC frames, 2 planes: 0.87 vs 0.85 ms,
+    a NumPy ``frombuffer`` + slice copy 1.26 ms), without the dependency.
     """
-    memmove = _FFI.memmove  # takes the plane itself (buffer protocol): half the cost of ctypes.memmove's call
     add_time, add_size = times.append, sizes.append
     ch, nplanes = samples.ch, samples.nplanes
     buf = samples.buf
     assert buf is not None
-    cap, base, size = buf.shape[1], _FFI.from_buffer(buf), samples.size
+    cap, flat, size = buf.shape[1], memoryview(buf).cast("B"), samples.size
     first = times[0]
     for frame in frames:
         n = frame.samples
@@ -398,10 +392,11 @@ def _decode_float_rows(frames: Any, samples: _SampleBuffer, times: list[float], 
             samples.size = size
             samples.grow(n)
             buf = samples.buf
-            cap, base = buf.shape[1], _FFI.from_buffer(buf)
-        at = base + 4 * size
+            cap, flat = buf.shape[1], memoryview(buf).cast("B")
+        at, nbytes = 4 * size, 4 * n
         for c in range(ch):
-            memmove(at + 4 * c * cap, planes[c], 4 * n)
+            o = at + 4 * c * cap
+            flat[o:o + nbytes] = memoryview(planes[c])[:nbytes]
         size += n
         add_time(t0)
         add_size(n)
@@ -643,60 +638,14 @@ class _FrameWriter:
         return len(self.seen) == len(self.slots)
 
 
-_MMAP_MIN_BYTES = 256 * 1024 * 1024
-_HUGE_PAGE = 2 * 1024 * 1024
-_MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)  # Linux >= 5.14; Python names it from 3.13
-
-
-def _free_huge_bytes() -> int:
-    """Bytes the kernel holds free in blocks of at least 2 MB (``/proc/buddyinfo``, orders 9 and up): what
-    it can hand out as transparent huge pages without compacting memory. 0 where unknown."""
-    try:
-        with open("/proc/buddyinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return 0
-    total = 0
-    for line in lines:
-        counts = line.split()[4:]  # "Node 0, zone Normal c0 c1 ... c10": free blocks of 2**order pages
-        for order, count in enumerate(counts):
-            if order >= 9 and count.isdigit():
-                total += int(count) << order
-    return total * mmap.PAGESIZE
-
-
-def _populated(nbytes: int) -> mmap.mmap:
-    """An anonymous mapping of ``nbytes`` with every page faulted in by one call: on huge pages when the kernel
-    has enough free 2-MB blocks (no compaction), else on ordinary pages (``MAP_POPULATE``)."""
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    madv_huge = getattr(mmap, "MADV_HUGEPAGE", None)
-    if madv_huge is not None and _free_huge_bytes() >= nbytes + 64 * _HUGE_PAGE:
-        m = mmap.mmap(-1, nbytes, flags=flags)
-        try:
-            m.madvise(madv_huge)
-            m.madvise(_MADV_POPULATE_WRITE)
-            return m
-        except OSError:  # an older kernel: fault the pages in on first write instead
-            return m
-    return mmap.mmap(-1, nbytes, flags=flags | mmap.MAP_POPULATE)
-
-
 def _frames_array(count: int, height: int, width: int) -> np.ndarray:
-    """An uninitialised ``(count, height, width, 3)`` uint8 array; huge ones mapped and pre-faulted at once.
+    """An uninitialised ``(count, height, width, 3)`` uint8 array.
 
-    Why: first touches of fresh pages dominate an all-frames decode. 4-KB pages cost ~1 us each to fault in
-    (830 MB, 300 frames at 720p: 260-720 ms, a third of the decode), 2-MB huge pages 40-50 ms for the same
-    830 MB, so from ``_MMAP_MIN_BYTES`` on the array is a mapping faulted in by one call, on huge pages when
-    the kernel has enough free 2-MB blocks (``/proc/buddyinfo``: no compaction stall), else on 4-KB pages
-    (``MAP_POPULATE``). Measured caveat, on a VM that hands free memory back to its host (free page
-    reporting, as on our 2-core benchmark machine): the first huge mapping after a pause lands on memory the
-    host must back again (1-2.6 s for 830 MB, once; then 40-50 ms while decodes follow each other). NumPy's
-    own arrays of 4 MB and more ask for huge pages the same way.
+    NumPy's own allocation: a hand-made mapping pre-faulted on transparent huge pages was measured no faster
+    by its best run (all frames of a 10-s 720p clip: 265-280 vs 257-343 ms) and much slower by the median
+    (system time 778-1,043 ms on repeated calls, ~400 huge-page faults each), so it was dropped.
     """
-    nbytes = count * height * width * 3
-    if nbytes < _MMAP_MIN_BYTES or not getattr(mmap, "MAP_POPULATE", 0):
-        return np.empty((count, height, width, 3), np.uint8)
-    return np.frombuffer(_populated(nbytes), np.uint8).reshape(count, height, width, 3)
+    return np.empty((count, height, width, 3), np.uint8)
 
 
 def _check_budget(count: int, width: int, height: int) -> None:
