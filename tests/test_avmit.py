@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import yaml
 from helpers import writable_sample
+from tfrecord_writer import encode_sequence_example, write_records
 
 from avsets import load_dataset, load_dataset_builder
 from avsets.errors import MissingMediaError
-from avsets.tfrecord import TFRecordError, encode_sequence_example, write_records
+from avsets.tfrecord import TFRecordError
 
 LABELS16 = ["barking", "diving", "drumming", "frying", "giggling", "howling", "inflating", "mowing", "pouring",
             "raining", "sanding", "shredding", "sneezing", "tapping", "vacuuming", "whistling"]

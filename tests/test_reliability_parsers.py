@@ -315,14 +315,10 @@ def test_ascc_csvs(kind, data, errors):
 
 
 # ------------------------------------------------------------------------------------------ TFRecord
+from tfrecord_writer import encode_sequence_example, frame_record  # noqa: E402
+
 from avsets.avmit.embeddings import SETS, read_embeddings  # noqa: E402
-from avsets.tfrecord import (  # noqa: E402
-    TFRecordError,
-    encode_sequence_example,
-    frame_record,
-    iter_records,
-    parse_sequence_example,
-)
+from avsets.tfrecord import TFRecordError, iter_records, parse_sequence_example  # noqa: E402
 
 
 @st.composite
