@@ -311,8 +311,12 @@ def _python_records(raw: bytes, layout: str, file: object, exc: Exception | None
         if len(lengths) > 1 or any(not isinstance(v, list) for v in columns.values()):
             raise MetadataError("column-oriented file: columns of different lengths or non-list columns",
                                 file=file)
-        n = lengths.pop() if lengths else 0
-        records = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        if layout == "columns_dict":
+            row_keys = [list(v) for v in data.values() if isinstance(v, dict)]
+            if any(k != row_keys[0] for k in row_keys[1:]):
+                raise MetadataError("column-oriented file: the columns do not list the same rows in the same order",
+                                    file=file)
+        return Records(pa.table({k: python_column(v) for k, v in columns.items()}), layout, raw)
     elif isinstance(data, list):
         records = data
     else:
