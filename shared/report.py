@@ -245,7 +245,7 @@ def _file_paths(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def media_facts(path: str) -> tuple[float | None, int | None]:
     """``(duration seconds, audio sample rate)`` from the file header (soundfile, else PyAV): no decoding."""
-    from .decoding import SOUNDFILE_EXTENSIONS, _ext_of, open_source
+    from .decoding.common import SOUNDFILE_EXTENSIONS, _ext_of, open_source
 
     try:
         src = open_source(path, None)
