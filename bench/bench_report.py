@@ -41,7 +41,7 @@ def _key(ytid: str, start: int) -> str:
 def make_inputs(root: str, n: int) -> tuple[str, str, str]:
     """Metadata folder, media folder and ledger file for ``n`` rows."""
     from avsets.demo import sample_data_dir
-    from avsets.fetch.ledger import Ledger
+    from avsets.ledger import Ledger
 
     meta = os.path.join(root, "meta")
     media = os.path.join(root, "media")

@@ -18,11 +18,11 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
-from . import __version__
 from .errors import AvsetsError
 from .media_index import MediaIndex, normalize_roots, register_index
 from .sources.stream import stream_sources
 from .transform import decode as decode_step
+from .version import __version__
 
 logger = logging.getLogger("avsets")
 

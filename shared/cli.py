@@ -1,4 +1,4 @@
-"""The ``avsets`` command: list, info, verify, demo (+ fetch/ledger and export/push when installed).
+"""The ``avsets`` command: list, info, verify, report, compare, demo, unpack, fetch/ledger, export/push.
 
 Exit codes: 0 success, 1 the work ran but found failures, 2 usage or set-up errors.
 """
@@ -11,11 +11,13 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .cli_common import UsageError, config_kwargs, guarded
 from .errors import AvsetsError
+from .fetch.cli import add_fetch_subcommands
+from .publish.cli import add_publish_subcommands
+from .sources.unpack import add_unpack_subcommand
 
-
-class UsageError(AvsetsError, ValueError):
-    """A command line that cannot work as given: exit 2 with one line saying what to do."""
+__all__ = ["UsageError", "build_parser", "config_kwargs", "guarded", "main"]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -29,7 +31,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .api import builder_class, get_dataset_config_names
     from .card import read_card
-    from .errors import AvsetsError
 
     cls = builder_class(args.corpus)
     card = read_card(args.corpus)
@@ -110,7 +111,7 @@ def _ledger_status(media_dirs: Sequence[str]) -> dict[str, tuple[str, str]]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .verify import format_table, verify, write_missing_csv
 
-    kwargs = _config_kwargs(args.option)
+    kwargs = config_kwargs(args.option)
     for key in _VERIFY_FIXED:
         if key in kwargs:
             raise UsageError(f"--option {key} does not apply to verify (it reads every row and counts missing "
@@ -182,7 +183,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return 2
     rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
                        ledger=args.ledger or None, probe=not args.no_probe, probe_limit=args.probe_limit,
-                       progress=True, **_config_kwargs(args.option))
+                       progress=True, **config_kwargs(args.option))
     paths = write_report(rep, args.out, args.format)
     print("\n".join(summary_lines(rep, paths)))
     return 0
@@ -206,20 +207,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     print(run_demo(out=args.out))
     return 0
-
-
-def _config_kwargs(options: Sequence[str] | None) -> dict:
-    """``--option key=value`` pairs (values parsed as JSON when they can be: numbers, booleans)."""
-    out: dict = {}
-    for item in options or []:
-        if "=" not in item:
-            raise UsageError(f"--option takes key=value, not {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -276,56 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="work folder (default: a temp folder)")
     p.set_defaults(func=_cmd_demo)
 
-    from .sources.unpack import add_unpack_subcommand
-
     add_unpack_subcommand(sub)
-    try:
-        from .fetch.cli import add_fetch_subcommands
-    except ImportError:
-        pass
-    else:
-        add_fetch_subcommands(sub)
-    try:
-        from .publish.cli import add_publish_subcommands
-    except ImportError:
-        pass
-    else:
-        add_publish_subcommands(sub)
+    add_fetch_subcommands(sub)
+    add_publish_subcommands(sub)
     return parser
-
-
-def guarded(args: argparse.Namespace, *, prog: str = "avsets") -> int:
-    """Run ``args.func`` so that no traceback reaches a CLI user (DESIGN "Exit codes").
-
-    Our errors, bad paths and values: exit 2 with one line.  Ctrl-C: 130.  Anything else is a bug of ours:
-    one line naming it, exit 1, and the traceback with ``--debug``.  Every line is redacted (URLs lose
-    userinfo and signed query values).
-    """
-    import sqlite3
-
-    from .secrets import install_log_filter, redact_text
-
-    install_log_filter()
-    debug = bool(getattr(args, "debug", False))
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except (AvsetsError, OSError, ValueError, sqlite3.DatabaseError, ImportError) as exc:
-        if debug:
-            raise
-        text = str(exc) or type(exc).__name__
-        if isinstance(exc, OSError) and not isinstance(exc, AvsetsError) and exc.filename and str(exc.filename) not in text:
-            text = f"{text}: {exc.filename}"
-        print(f"{prog}: error: {redact_text(text)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - the last guard: a bug, said in one line
-        if debug:
-            raise
-        print(f"{prog}: unexpected error ({type(exc).__name__}: {redact_text(str(exc))[:300]}); rerun with "
-              "--debug for the traceback and report it", file=sys.stderr)
-        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

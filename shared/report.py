@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .ledger import Ledger, _local_ledger_file
 from .manifest import Manifest
 from .tables import label_names_of
 from .verify import SplitCoverage, add_probe_targets, count_corrupt, split_coverage, split_tables
@@ -146,8 +147,6 @@ class _LedgerFacts:
 
 def _read_ledgers(paths: Sequence[str]) -> _LedgerFacts | None:
     """Read ledgers straight from SQLite into Arrow (the report's only Python-object pass is the fetch)."""
-    from .fetch.ledger import Ledger, _local_ledger_file
-
     clips: list[tuple] = []
     hist: list[tuple[np.ndarray, tuple, np.ndarray]] = []  # (run numbers in reading order, ids, ok)
     runs: dict[tuple[str, int, int], LedgerRun] = {}
@@ -220,8 +219,6 @@ def _read_ledgers(paths: Sequence[str]) -> _LedgerFacts | None:
 
 
 def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
-    from .fetch.ledger import _local_ledger_file
-
     out = []
     for root in media_dirs:
         try:

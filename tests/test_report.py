@@ -242,7 +242,7 @@ def test_history_of_upgraded_and_several_ledgers(tmp_path):
     put in time order; an empty run is still a point."""
     import pyarrow as pa
 
-    from avsets.fetch.ledger import Ledger, LedgerRow
+    from avsets.ledger import Ledger, LedgerRow
     from avsets.report import _read_ledgers
 
     with Ledger(tmp_path / "a.sqlite") as led:

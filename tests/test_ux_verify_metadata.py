@@ -17,7 +17,7 @@ from ux_support import demo_media, run_cli
 
 import avsets
 from avsets.demo import sample_data_dir
-from avsets.fetch.ledger import LEDGER_NAME, Ledger, LedgerRow
+from avsets.ledger import LEDGER_NAME, Ledger, LedgerRow
 
 
 def _data(corpus: str) -> str | None:

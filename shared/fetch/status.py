@@ -13,7 +13,15 @@ import re
 from dataclasses import dataclass
 
 from ..errors import AvsetsError
-from .ledger import AGE_RESTRICTED, ERROR, GEO_BLOCKED, PRIVATE, RATE_LIMITED, REMOVED, UNAVAILABLE
+from ..ledger import AGE_RESTRICTED, ERROR, GEO_BLOCKED, PRIVATE, RATE_LIMITED, REMOVED, UNAVAILABLE
+
+
+class FetchSetupError(AvsetsError):
+    """A usage or set-up problem (bad option, shard, template, output folder, missing tool): exit code 2.
+
+    Defined here, at the bottom of the fetch modules, so that every one of them can raise it without
+    importing the option checks (``checks`` imports the resolver, which imports ``ffmpeg``).
+    """
 
 
 @dataclass

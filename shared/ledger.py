@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import AvsetsError
-from ..secrets import redact_text, redact_url
+from .errors import AvsetsError
+from .secrets import redact_text, redact_url
 
 LEDGER_NAME = "avsets-ledger.sqlite"
 
