@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .cli_common import UsageError, config_kwargs, guarded
 from .errors import AvsetsError
 from .fetch.cli import add_fetch_subcommands
+from .ledger import ledger_summary, read_ledger
 from .publish.cli import add_publish_subcommands
 from .sources.unpack import add_unpack_subcommand
 
@@ -91,10 +92,6 @@ def _check_output_file(path: str, flag: str) -> None:
 
 def _ledger_status(media_dirs: Sequence[str]) -> dict[str, tuple[str, str]]:
     """``{clip id or youtube id: (status, reason)}`` from the fetch ledgers in the media folders (none: {})."""
-    try:
-        from .fetch import read_ledger
-    except ImportError:
-        return {}
     out: dict[str, tuple[str, str]] = {}
     for root in media_dirs:
         try:
@@ -150,10 +147,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.missing_csv:
         print(f"missing and corrupt clip ids written to {args.missing_csv}")
     for root in args.media_dir or []:
-        try:
-            from .fetch import ledger_summary
-        except ImportError:
-            break
         try:
             summary = ledger_summary(root)
         except (OSError, ValueError):
