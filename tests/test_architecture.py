@@ -21,7 +21,6 @@ import functools
 import importlib
 import importlib.util
 import inspect
-import pkgutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -38,12 +37,8 @@ from avsets.templates import TemplateError
 
 def _all_modules() -> list[ModuleType]:
     """Every module of the installed ``avsets`` package (corpus subpackages included), imported."""
-    mods = [avsets]
-    for info in pkgutil.walk_packages(avsets.__path__, prefix="avsets."):
-        if info.name.rsplit(".", 1)[-1] == "__main__":  # runs a CLI when imported
-            continue
-        mods.append(importlib.import_module(info.name))
-    return mods
+    return [importlib.import_module(name) for name in module_files()
+            if name.rsplit(".", 1)[-1] != "__main__"]  # a __main__ runs its CLI when imported
 
 
 def _exception_classes(mod: ModuleType) -> list[type[BaseException]]:
