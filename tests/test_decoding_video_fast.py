@@ -99,6 +99,7 @@ def test_fast_path_is_bit_exact_against_bare_pyav(bframe_clip, offset, duration,
     np.testing.assert_array_equal(clip.frames, ref)
 
 
+@pytest.mark.slow
 def test_real_vp9_webm_is_bit_exact():
     path = os.path.join(REAL, "opus_vp9_late_audio.webm")
     for num_frames in (None, 5):

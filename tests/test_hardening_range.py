@@ -25,6 +25,7 @@ def _audio_seconds(path) -> float:
         return sum(f.samples for f in c.decode(stream)) / stream.codec_context.sample_rate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [["--audio"], ["--video"], ["--audio", "--video", "--exact"]])
 def test_a_server_without_range_support_still_gives_exact_clips(tmp_path, plain_server, flags):
     segs = [("norange0000", 0.0, 3.0), ("norange0001", 4.5, 7.5), ("norange0002", 20.0, 23.0)]

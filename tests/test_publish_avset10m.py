@@ -85,6 +85,7 @@ LOAD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_push_700k_and_stock_load_from_hub(avset, tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 

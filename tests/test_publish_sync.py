@@ -257,6 +257,7 @@ def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["staged", "journal", "moved"])
 def test_killed_prune_is_finished_by_a_rerun(pipeline, tmp_path, step):
     clean, killed = tmp_path / "clean", tmp_path / "killed"

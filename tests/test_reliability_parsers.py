@@ -489,6 +489,7 @@ E2E_SETTINGS = settings(max_examples=_DEEP or 12, deadline=None, derandomize=not
                                                HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("corpus", sorted(E2E))
 @E2E_SETTINGS
 @given(data=st.data(), errors=st.sampled_from(["raise", "skip"]))
@@ -528,6 +529,7 @@ def test_avset10m_list_of_nulls_in_a_record_stream(tmp_path):
     assert info.value.file == path and info.value.field == "Youtube ID"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "no_datasets", "scalar_data", "int_urls"])
 def test_audiosetzsl_damaged_h5_features_name_the_file(tmp_path, vgg_sample_dir, damage):
     """Found here: a damaged features file surfaced as h5py's OSError / KeyError (or datasets' generation

@@ -32,6 +32,7 @@ def _export_args(media, out, *extra: str) -> list[str]:
             "--out", str(out), *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("extra", "bar"), [([], True), (["--quiet"], False), (["-q", "--max-shard-size", "1MB"], False)])
 def test_terminal(media, tmp_path, extra, bar):
     code, text = run_in_a_terminal(_export_args(media, tmp_path / "out", *extra))

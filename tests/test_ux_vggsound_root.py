@@ -58,6 +58,7 @@ def test_cli_accepts_the_repo_root(tmp_path, kind):
     assert "train   868" in p.stdout and "test    102" in p.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("present", [(), ("README.md",), ("data/Common.txt",), ("data/stat.csv",)])
 def test_neither_layout_is_a_setup_error(tmp_path, present):
     root = tmp_path / "vgg"
