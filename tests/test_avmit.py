@@ -68,6 +68,7 @@ def test_test_config_960_rows_16_classes_and_columns(sample, cache_dir):
     assert len(set(ds["mit_label"])) == 24
 
 
+@pytest.mark.slow
 def test_avmit_lists_map_mit_folder_vocabulary_and_keep_tfrecord_names_verbatim(sample, cache_dir):
     train = load_dataset("avmit", "avmit16", split="train", data_dir=sample, cache_dir=cache_dir)
     assert set(train["video_location"]) == {"training", "validation"}  # MIT_training / MIT_validation upstream

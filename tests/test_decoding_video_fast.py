@@ -91,6 +91,7 @@ def bframe_clip(tmp_path_factory):
     (0.5, 10.0, 4, None, (32, 48)),  # resized in the same swscale pass
     (0.0, 10.0, 300, None, None),  # more frames than exist: repeated, same pixels
 ])
+@pytest.mark.slow
 def test_fast_path_is_bit_exact_against_bare_pyav(bframe_clip, offset, duration, num_frames, fps, size):
     ref, ref_t = _expected(bframe_clip, offset, duration, num_frames, fps, size)
     clip = decode_video(bframe_clip, offset=offset, duration=duration, num_frames=num_frames, fps=fps, size=size)

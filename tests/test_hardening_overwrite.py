@@ -89,6 +89,7 @@ def test_users_files_are_adopted_or_kept_never_overwritten(tmp_path, mirror):
     assert all((tmp_path / f"aside-{ids[c]}.flac").read_bytes() == before[c] for c in kept)
 
 
+@pytest.mark.slow
 def test_ledger_moved_aside_then_rerun_adopts_everything(tmp_path, mirror):
     """Our own advice for a damaged ledger (move it aside) must not cost a refetch or a file."""
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": f"aside{i:06d}", "start": i, "end": i + 2}

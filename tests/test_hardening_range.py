@@ -46,6 +46,7 @@ def test_a_server_without_range_support_still_gives_exact_clips(tmp_path, plain_
                 assert abs(c.duration / 1e6 - (e - s)) < 0.25
 
 
+@pytest.mark.slow
 def test_a_server_with_range_support_is_not_told_about(tmp_path):
     """The probe costs one request per server and changes nothing where Range works (no warning)."""
     srv = start_server()

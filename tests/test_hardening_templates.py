@@ -51,6 +51,7 @@ def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, mon
     assert not out.exists()  # nothing written, not even the folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["avsets.cli", "avsets.fetch"])
 def test_the_globals_walk_as_a_user_runs_it(tmp_path, module):
     """The issue's attack, end to end in a subprocess: no traceback, no token, nothing written."""

@@ -155,6 +155,7 @@ def test_push_resumes_after_failed_commit_and_removes_stale_shards(hub, exports,
     assert parquet == ["data/default/test-00000-of-00001.parquet", "data/default/train-00000-of-00001.parquet"]
 
 
+@pytest.mark.slow
 def test_dry_run_sends_nothing(hub, exports, tmp_path):
     p = _cli(hub, tmp_path, "push", "--from", str(exports["default"]), "--repo-id", "org/dry", "--dry-run")
     assert p.returncode == 0, p.stderr
@@ -164,6 +165,7 @@ def test_dry_run_sends_nothing(hub, exports, tmp_path):
     assert not [r for r in hub.state.requests if r.method in ("POST", "PUT")]
 
 
+@pytest.mark.slow
 def test_private_repo_and_revision(hub, exports, tmp_path):
     p = _cli(hub, tmp_path, "push", "--from", str(exports["astest"]), "--repo-id", "org/priv", "--private",
              "--revision", "dev")

@@ -126,6 +126,7 @@ def _card_sizes(text: str) -> dict[str, int]:
     return {s["name"]: s["num_examples"] for s in info["splits"]}
 
 
+@pytest.mark.slow
 def test_ledgers_from_real_fetch_runs(pipeline):
     """The newer ledgers name the vanished videos with their statuses; ``ledger_takedowns`` keys them."""
     td = ledger_takedowns([pipeline["run2"]])

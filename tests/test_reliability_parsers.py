@@ -224,6 +224,7 @@ def avset_file(draw) -> bytes:
     return _encode(text, draw(ENCODING))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=any_bytes(avset_file()), errors=st.sampled_from(["raise", "skip"]), with_text=st.booleans(),
        drop=st.booleans())
@@ -270,6 +271,7 @@ def _avmit_row(kind: str) -> st.SearchStrategy:
     }[kind]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(AVMIT_KINDS))
 @SETTINGS
 @given(data=st.data(), errors=st.sampled_from(["raise", "skip"]))

@@ -164,6 +164,7 @@ OFFENDERS = [  # (code, expected verdict of the recorder)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("code", "ours"), OFFENDERS)
 def test_the_recorder_tells_our_imports_from_datasets(code, ours):
     hits = _run("import sys\n" + code)

@@ -100,6 +100,7 @@ def test_ascc_big_data_notice_once_per_data_dir(tmp_path, configs):
     assert p.stderr.count(BIG_DATA) == 1, p.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_ascc_verify_says_it_once(tmp_path):
     import importlib.resources
 

@@ -71,6 +71,7 @@ def test_dry_run_needs_no_network(export, tmp_path, how, endpoint):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_offline_sends_no_request_to_a_live_hub(export, tmp_path):
     with HubServer() as hub:
         env = _env(tmp_path, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="1")

@@ -130,6 +130,7 @@ def _code_blocks(card: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", loading, re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["audio", "video"])
 def test_card_loading_example_runs_as_printed(exported, tmp_path, kind):
     """The two snippets of the local card's Loading section, run unchanged one after the other."""
