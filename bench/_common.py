@@ -9,15 +9,49 @@ from __future__ import annotations
 import gc
 import os
 import random
+import statistics
 import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 
+class Seconds(float):
+    """The fastest of several timed runs, carrying their median (``.median``) and count (``.runs``).
+
+    Why both: the minimum is the least disturbed run on a shared machine, but a path that is fast once and
+    slow on repeat (page faults on fresh memory, a cache that thrashes) shows only in the median.  A float
+    so existing arithmetic on the minimum keeps working; rows take ``.median`` beside it.
+    """
+
+    median: float
+    runs: int
+
+    def __new__(cls, samples: list[float]) -> Seconds:
+        value = super().__new__(cls, min(samples))
+        value.median = statistics.median(samples)
+        value.runs = len(samples)
+        return value
+
+    def scaled(self, factor: float) -> Seconds:
+        """The same runs times ``factor`` (seconds to ms)."""
+        out = super().__new__(Seconds, float(self) * factor)
+        out.median, out.runs = self.median * factor, self.runs
+        return out
+
+
+def median_of(value: float) -> float | None:
+    """``value.median`` when ``value`` is a :class:`Seconds`, else None (a single measurement)."""
+    return getattr(value, "median", None)
+
+
 @dataclass
 class Result:
-    """One line of the benchmark table."""
+    """One line of the benchmark table: the best run of each side and, where repeated, their medians.
+
+    ``ours_median``/``baseline_median`` default to the medians carried by :class:`Seconds` values; rows of
+    rates (clips/s) pass them explicitly (``n / t.median``).  None means the row was measured once.
+    """
 
     name: str
     ours: float
@@ -28,6 +62,22 @@ class Result:
     passed: bool
     note: str = ""
     skipped: bool = False  # not measurable in this environment (missing torch, say): ``note`` says why
+    ours_median: float | None = None
+    baseline_median: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ours_median is None:
+            self.ours_median = median_of(self.ours)
+        if self.baseline_median is None:
+            self.baseline_median = median_of(self.baseline)
+        self.ours, self.baseline = float(self.ours), float(self.baseline)
+
+    @property
+    def median_text(self) -> str:
+        """``ours/baseline`` medians for the table; ``once`` for a row measured a single time."""
+        if self.ours_median is None and self.baseline_median is None:
+            return "once"
+        return "/".join("=" if m is None else f"{m:.4g}" for m in (self.ours_median, self.baseline_median))
 
 
 def skipped(name: str, reason: str, target: str = "") -> Result:
@@ -35,15 +85,15 @@ def skipped(name: str, reason: str, target: str = "") -> Result:
     return Result(name, float("nan"), float("nan"), "", float("nan"), target, True, reason, skipped=True)
 
 
-def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
-    """The fastest of ``repeat`` runs, in seconds (the least disturbed by other load)."""
-    best = float("inf")
+def best_of(fn: Callable[[], object], repeat: int = 3) -> Seconds:
+    """The fastest of ``repeat`` runs, in seconds (the least disturbed by other load), with their median."""
+    runs = []
     for _ in range(repeat):
         gc.collect()
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        runs.append(time.perf_counter() - t0)
+    return Seconds(runs)
 
 
 def random_ids(n: int, seed: int = 0) -> list[str]:
@@ -60,15 +110,16 @@ def print_table(results: list[Result], title: str = "") -> None:
     """The one table format every benchmark prints."""
     if title:
         print(f"\n== {title}")
-    head = f"{'benchmark':<58} {'ours':>12} {'baseline':>12} {'unit':<9} {'ratio':>7} {'target':<10} {'ok':<4}"
+    head = (f"{'benchmark':<58} {'ours':>12} {'baseline':>12} {'unit':<9} {'ratio':>7} {'target':<10} {'ok':<4} "
+            f"{'median ours/base':<20}")
     print(head)
     print("-" * len(head))
     for r in results:
         if r.skipped:
-            print(f"{r.name:<58} {'-':>12} {'-':>12} {'':<9} {'-':>7} {r.target:<10} SKIP {r.note}")
+            print(f"{r.name:<58} {'-':>12} {'-':>12} {'':<9} {'-':>7} {r.target:<10} SKIP {'-':<20} {r.note}")
             continue
         print(f"{r.name:<58} {r.ours:>12.4g} {r.baseline:>12.4g} {r.unit:<9} {r.ratio:>7.2f} {r.target:<10} "
-              f"{'PASS' if r.passed else 'FAIL':<4} {r.note}")
+              f"{'PASS' if r.passed else 'FAIL':<4} {r.median_text:<20} {r.note}")
 
 
 def peak_rss_mb() -> float:

@@ -18,7 +18,8 @@ from collections.abc import Callable
 
 import av
 import numpy as np
-from _perf import cached, paired
+from _common import Seconds
+from _perf import Timing, cached, paired
 
 # (width, height, seconds of the clips, seconds of the long VP9 video, where its segment starts, repeats)
 SIZES = {
@@ -131,6 +132,12 @@ def tc_audio(path: str, start: float | None = None, stop: float | None = None) -
     return dec.get_samples_played_in_range(start, stop).data.numpy()
 
 
+def _cpu(t: dict[str, Timing]) -> dict[str, float]:
+    """Best and median CPU seconds of both sides, as plain floats (the child hands them over as JSON)."""
+    return {"ours_cpu": float(t["ours"].cpu), "base_cpu": float(t["base"].cpu),
+            "ours_cpu_median": t["ours"].cpu.median, "base_cpu_median": t["base"].cpu.median}
+
+
 def video_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
     """``{row: {ours_cpu, base_cpu, identical}}`` for the video rows (run where torchcodec imports)."""
     from avsets.decoding import decode_video
@@ -144,7 +151,7 @@ def video_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
         a, b = ours(), base()
         same = a.shape == b.shape and bool(np.array_equal(a, b))
         t = paired({"ours": ours, "base": base}, rep)
-        out[name] = {"ours_cpu": t["ours"].cpu, "base_cpu": t["base"].cpu, "identical": same}
+        out[name] = {**_cpu(t), "identical": same}
 
     for key in ("360p-g2", "360p-g7", "720p-g2", "720p-g7"):
         p = paths[key]
@@ -187,8 +194,7 @@ def datasets_rows(size: str, paths: dict[str, str], n_rows: int = 8) -> dict[str
             row["video"]["frames"]
 
     t = paired({"ours": read_ours, "base": read_stock}, max(2, cfg["repeat"] - 2))
-    return {f"datasets {n_rows} rows x 8 frames 720p-g2": {"ours_cpu": t["ours"].cpu, "base_cpu": t["base"].cpu,
-                                                          "identical": None}}
+    return {f"datasets {n_rows} rows x 8 frames 720p-g2": {**_cpu(t), "identical": None}}
 
 
 def audio_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
@@ -201,7 +207,7 @@ def audio_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
         a, b = decode_audio(p, mono=False)[0], tc_audio(p)
         t = paired({"ours": lambda p=p: decode_audio(p, mono=False), "base": lambda p=p: tc_audio(p)}, rep)
         same = a.shape == b.shape and float(np.max(np.abs(a - b))) < 1e-4
-        out[f"whole {key}"] = {"ours_cpu": t["ours"].cpu, "base_cpu": t["base"].cpu, "identical": same}
+        out[f"whole {key}"] = {**_cpu(t), "identical": same}
     return out
 
 
@@ -247,9 +253,10 @@ def ffmpeg_cli_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
 
         cli()
         ours()
-        best_cli = best_ours = float("inf")
+        runs_ours, runs_cli = [], []
         for _ in range(cfg["repeat"]):
-            best_ours = min(best_ours, ours())
-            best_cli = min(best_cli, cli())
-        out[f"all frames {key} vs ffmpeg CLI"] = {"ours_cpu": best_ours, "base_cpu": best_cli, "identical": None}
+            runs_ours.append(ours())
+            runs_cli.append(cli())
+        t = {"ours": Timing(Seconds(runs_ours), Seconds(runs_ours)), "base": Timing(Seconds(runs_cli), Seconds(runs_cli))}
+        out[f"all frames {key} vs ffmpeg CLI"] = {**_cpu(t), "identical": None}
     return out

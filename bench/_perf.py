@@ -17,31 +17,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from _common import Seconds
+
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 TORCH_VENV = os.path.join(BENCH_DIR, ".venv-torch")
 
 
 @dataclass
 class Timing:
-    """Fastest wall and CPU seconds of one side over the repeats."""
+    """Fastest wall and CPU seconds of one side over the repeats; each carries the median (``.median``)."""
 
-    wall: float
-    cpu: float
+    wall: Seconds
+    cpu: Seconds
 
 
 def paired(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, Timing]:
-    """Run every function ``repeat`` times, alternating, after one warm-up each; keep the fastest."""
+    """Run every function ``repeat`` times, alternating, after one warm-up each; keep the fastest and the
+    median (a path that is fast once and slow on repeat shows in the median only)."""
     for fn in fns.values():
         fn()
-    best = {k: Timing(float("inf"), float("inf")) for k in fns}
+    walls: dict[str, list[float]] = {k: [] for k in fns}
+    cpus: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
             gc.collect()
             w0, c0 = time.perf_counter(), time.process_time()
             fn()
             c1, w1 = time.process_time(), time.perf_counter()
-            best[k] = Timing(min(best[k].wall, w1 - w0), min(best[k].cpu, c1 - c0))
-    return best
+            walls[k].append(w1 - w0)
+            cpus[k].append(c1 - c0)
+    return {k: Timing(Seconds(walls[k]), Seconds(cpus[k])) for k in fns}
 
 
 def media_cache() -> str:

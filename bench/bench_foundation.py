@@ -1,4 +1,5 @@
-"""Foundation targets (issue 2): resolution, metadata preparation, streaming FLAC decoding.
+"""Foundation targets (issue 2): resolution, metadata preparation, streaming FLAC decoding; and (issue 18)
+the JSON metadata reader against the standard library for the dict layouts it reads.
 
 Run: ``python bench/bench_foundation.py [--smoke|--full]``.
 """
@@ -6,6 +7,7 @@ Run: ``python bench/bench_foundation.py [--smoke|--full]``.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import sys
@@ -21,6 +23,7 @@ from _common import Result, bench_main, best_of, random_ids
 from _perf import paired  # noqa: E402
 
 import avsets  # noqa: E402
+from avsets.jsonmeta import normalize_key, read_records  # noqa: E402
 from avsets.media_index import MediaIndex  # noqa: E402
 from avsets.resolve import ResolveOptions, attach_media, ensure_ids  # noqa: E402
 from avsets.segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, clip_key  # noqa: E402
@@ -166,7 +169,39 @@ def bench_audio(n: int, work: str) -> Result:
     t_ours, t_base = times["ours"].cpu, times["baseline"].cpu
     ratio = t_base / t_ours  # ours as a fraction of the baseline's clips/s
     return Result(f"audio: streaming decode of {n} 10-s FLAC clips", n / t_ours, n / t_base, "clips/s", ratio,
-                  ">=0.80", ratio >= 0.8, "ratio = ours/baseline clips/s")
+                  ">=0.80", ratio >= 0.8, "ratio = ours/baseline clips/s", ours_median=n / t_ours.median,
+                  baseline_median=n / t_base.median)
+
+
+def bench_json_layouts(n: int) -> list[Result]:
+    """``jsonmeta.read_records`` of AVSET-shaped files in the two dict layouts vs the reference: ``json.loads``
+    and ``pa.Table.from_pylist`` of the same bytes.  Round 2's NumPy lexer lost this comparison 2-6x; the
+    rows stay so that a hand-written reader can only come back with a measured gain."""
+    ids = random_ids(n, seed=5)
+    recs = {y: {"Youtube ID": y, "Start Time": f"{(i * 7) % 300}.000", "End Time": f"{(i * 7) % 300 + 10}.000",
+                "AVC": repr((i % 97) / 97), "Flag (Sound Separation)": i % 2, "Label": "/m/09x0r,/m/04rlf"}
+            for i, y in enumerate(ids)}
+    keyed = json.dumps(recs, indent=1).encode()
+    columns = json.dumps({k: {str(i): r[k] for i, r in enumerate(recs.values())}
+                          for k in next(iter(recs.values()))}).encode()
+    fields = {normalize_key(k) for k in next(iter(recs.values()))}
+
+    def ref_keyed() -> None:
+        data = json.loads(keyed)
+        pa.Table.from_pylist(list(data.values())).append_column("__key__", pa.array(list(data)))
+
+    def ref_columns() -> None:
+        pa.table({k: list(v.values()) for k, v in json.loads(columns).items()})
+
+    out = []
+    for name, raw, ref in (("keyed by id", keyed, ref_keyed), ("columns-dict", columns, ref_columns)):
+        t = paired({"ours": lambda raw=raw: read_records(raw, file="bench.json", field_names=fields),
+                    "ref": ref}, repeat=7)
+        ratio = t["ours"].cpu / t["ref"].cpu
+        out.append(Result(f"metadata: JSON {name}, {n:,} rows, read_records", t["ours"].cpu.scaled(1000),
+                          t["ref"].cpu.scaled(1000), "ms cpu", ratio, "<= 1.5x", ratio <= 1.5,
+                          "baseline: json.loads + pyarrow from Python objects"))
+    return out
 
 
 SIZES = {"smoke": (2000, 5000, 20), "default": (200_000, 199_176, 300), "full": (200_000, 199_176, 1000)}
@@ -176,7 +211,8 @@ def run(size: str = "default") -> list[Result]:
     n_res, n_meta, n_audio = SIZES[size]
     work = tempfile.mkdtemp(prefix="avsets-bench-")
     try:
-        return [bench_resolution(n_res, work), bench_metadata(n_meta, work), bench_audio(n_audio, work)]
+        return [bench_resolution(n_res, work), bench_metadata(n_meta, work), bench_audio(n_audio, work),
+                *bench_json_layouts(2_000 if size == "smoke" else 25_000)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -36,6 +36,9 @@ from datasets.table import InMemoryTable  # noqa: E402
 
 from avsets.publish.export import export_dataset  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import Result, Seconds  # noqa: E402
+
 
 def make_media(folder: Path, clips: int, seconds: float, sr: int = 16000) -> list[Path]:
     """Trimmed 16-bit FLAC clips of tone + noise (noise keeps FLAC near real-world compression)."""
@@ -65,15 +68,16 @@ def make_dataset(paths: list[Path], seconds: float) -> DatasetDict:
     return DatasetDict({"train": ds})
 
 
-def best_pair(a, b, repeat: int) -> tuple[float, float]:
-    """Best time of ``a`` and of ``b`` over ``repeat`` alternating runs (alternation spreads machine noise)."""
+def best_pair(a, b, repeat: int) -> tuple[Seconds, Seconds]:
+    """Best (and median) time of ``a`` and of ``b`` over ``repeat`` alternating runs (alternation spreads
+    machine noise)."""
     ta, tb = [], []
     for _ in range(repeat):
         for fn, times in ((a, ta), (b, tb)):
             t0 = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t0)
-    return min(ta), min(tb)
+    return Seconds(ta), Seconds(tb)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
         t_copy, t_export = best_pair(copy_all, export_all, args.repeat)
         copy_mbs, export_mbs = total / t_copy / 1e6, total / t_export / 1e6
-        print(f"shutil.copyfile: {copy_mbs:8.1f} MB/s ({t_copy:.3f} s)")
-        print(f"avsets export:   {export_mbs:8.1f} MB/s ({t_export:.3f} s)")
+        print(f"shutil.copyfile: {copy_mbs:8.1f} MB/s ({t_copy:.3f} s; median {total / t_copy.median / 1e6:.1f} MB/s)")
+        print(f"avsets export:   {export_mbs:8.1f} MB/s ({t_export:.3f} s; median {total / t_export.median / 1e6:.1f} MB/s)")
 
         out = root / "out0"
         files = sorted((out / "data/default").glob("train-*.parquet"))
@@ -135,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
 
         assert read_pyarrow() == read_stock() == len(paths)
         t_pa, t_ds = best_pair(read_pyarrow, read_stock, args.repeat)
-        print(f"pyarrow iter_batches rows: {len(paths) / t_pa:10.0f} rows/s ({total / t_pa / 1e6:.0f} MB/s)")
-        print(f"datasets streaming rows:   {len(paths) / t_ds:10.0f} rows/s ({total / t_ds / 1e6:.0f} MB/s)"
+        print(f"pyarrow iter_batches rows: {len(paths) / t_pa:10.0f} rows/s ({total / t_pa / 1e6:.0f} MB/s; "
+              f"median {len(paths) / t_pa.median:.0f} rows/s)")
+        print(f"datasets streaming rows:   {len(paths) / t_ds:10.0f} rows/s ({total / t_ds / 1e6:.0f} MB/s; "
+              f"median {len(paths) / t_ds.median:.0f} rows/s)"
               f"  (+ {t_setup:.2f} s once for load_dataset: data-file resolution, card, builder)")
         export_ratio, stream_ratio = export_mbs / copy_mbs, t_pa / t_ds
         print(f"RATIO export/copyfile = {export_ratio:.2f} (target >= 0.5)")
@@ -154,9 +160,6 @@ def run(size: str = "default") -> list:
     import io
     import re
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _common import Result
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         main(RUN_ARGS[size])
@@ -168,10 +171,14 @@ def run(size: str = "default") -> list:
     copy, export = num(r"shutil.copyfile:\s+([\d.]+) MB/s"), num(r"avsets export:\s+([\d.]+) MB/s")
     pa_rows, ds_rows = num(r"pyarrow iter_batches rows:\s+([\d.]+) rows/s"), num(r"datasets streaming rows:\s+([\d.]+)")
     clips = int(num(r"media: (\d+) trimmed"))
+    med = {k: num(rf"{k}:.*median ([\d.]+)") for k in ("shutil.copyfile", "avsets export", "pyarrow iter_batches rows",
+                                                       "datasets streaming rows")}
     return [Result(f"publish: export of {clips} trimmed FLAC clips vs copyfile", export, copy, "MB/s", export / copy,
-                   ">= 0.5", export / copy >= 0.5, "baseline: shutil.copyfile of the same files"),
+                   ">= 0.5", export / copy >= 0.5, "baseline: shutil.copyfile of the same files",
+                   ours_median=med["avsets export"], baseline_median=med["shutil.copyfile"]),
             Result("publish: stock datasets streaming of the export vs pyarrow", ds_rows, pa_rows, "rows/s",
-                   ds_rows / pa_rows, ">= 0.7", ds_rows / pa_rows >= 0.7, "baseline: ParquetFile.iter_batches rows")]
+                   ds_rows / pa_rows, ">= 0.7", ds_rows / pa_rows >= 0.7, "baseline: ParquetFile.iter_batches rows",
+                   ours_median=med["datasets streaming rows"], baseline_median=med["pyarrow iter_batches rows"])]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Result, bench_main, random_ids  # noqa: E402
+from _common import Result, Seconds, bench_main, random_ids  # noqa: E402
 from _perf import cached, paired  # noqa: E402
 
 import avsets  # noqa: E402
@@ -86,10 +86,18 @@ def frames_in(path: str, offset: float, duration: float) -> int:
     return decode_video(path, offset=offset, duration=duration, size=8).frames.shape[0]
 
 
-def ratio_row(name: str, t_ours: float, t_base: float, target: float, note: str, higher: bool = True) -> Result:
+def ratio_row(name: str, t_ours: Seconds, t_base: Seconds, target: float, note: str, higher: bool = True) -> Result:
     """``ratio = baseline/ours`` (our speed as a fraction of the baseline's) for ">= target" rows."""
     ratio = t_base / t_ours
-    return Result(name, t_ours * 1000, t_base * 1000, "ms cpu", ratio, f">= {target:.2f}", ratio >= target, note)
+    return Result(name, t_ours.scaled(1000), t_base.scaled(1000), "ms cpu", ratio, f">= {target:.2f}",
+                  ratio >= target, note)
+
+
+def as_rate(r: Result, n: int, t_ours: Seconds, t_base: Seconds) -> Result:
+    """The row in clips per CPU second (best and median), keeping its ratio."""
+    r.ours, r.baseline, r.unit = n / t_ours, n / t_base, "clips/s"
+    r.ours_median, r.baseline_median = n / t_ours.median, n / t_base.median
+    return r
 
 
 def bench_clip(clip: str, res: tuple[int, int], repeat: int) -> Result:
@@ -132,8 +140,7 @@ def bench_streaming(clip: str, res: tuple[int, int], n: int, repeat: int, work: 
     t = paired({"ours": ours, "bare": bare}, max(2, repeat - 2))
     r = ratio_row(f"video: streaming load_dataset, {n} clips, num_frames=8, {res[1]}p", t["ours"].cpu,
                   t["bare"].cpu, 0.90, f"baseline: bare PyAV loop; wall {t['bare'].wall / t['ours'].wall:.2f}")
-    r.ours, r.baseline, r.unit = n / t["ours"].cpu, n / t["bare"].cpu, "clips/s"
-    return r
+    return as_rate(r, n, t["ours"].cpu, t["bare"].cpu)
 
 
 def bench_streaming_flac(n: int, repeat: int, work: str) -> Result:
@@ -170,8 +177,7 @@ def bench_streaming_flac(n: int, repeat: int, work: str) -> Result:
     t = paired({"ours": ours, "bare": bare}, repeat)
     r = ratio_row(f"audio: streaming load_dataset, {n} trimmed 10-s FLAC clips", t["ours"].cpu, t["bare"].cpu,
                   0.80, f"baseline: soundfile.read loop; wall {t['bare'].wall / t['ours'].wall:.2f}")
-    r.ours, r.baseline, r.unit = n / t["ours"].cpu, n / t["bare"].cpu, "clips/s"
-    return r
+    return as_rate(r, n, t["ours"].cpu, t["bare"].cpu)
 
 
 def bench_seek(long: str, seg_at: float, repeat: int) -> Result:
@@ -180,7 +186,7 @@ def bench_seek(long: str, seg_at: float, repeat: int) -> Result:
     ratio = t["late"].cpu / t["early"].cpu
     m, s = divmod(int(seg_at), 60)
     return Result(f"video: segment at {m}:{s:02d} vs 0:00 of a {int(long_seconds(long) // 60)}-min video",
-                  t["late"].cpu * 1000, t["early"].cpu * 1000, "ms cpu", ratio, "<= 1.50", ratio <= 1.5,
+                  t["late"].cpu.scaled(1000), t["early"].cpu.scaled(1000), "ms cpu", ratio, "<= 1.50", ratio <= 1.5,
                   f"ratio = ours(late)/ours(0:00); keyframe every {GOP_S} s; wall {t['late'].wall / t['early'].wall:.2f}")
 
 

@@ -19,7 +19,7 @@ import tempfile
 
 from avsets.api import load_dataset
 from avsets.demo import sample_data_dir
-from avsets.fetch.ledger import Ledger, LedgerRow
+from avsets.ledger import Ledger, LedgerRow
 from avsets.report import build_report
 from avsets.report_render import write_report
 from avsets.synth import write_audio

@@ -7,8 +7,6 @@ AVMIT, ASCC), with segment-exact media resolution and decoding, fetch and publis
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from .api import (  # noqa: E402
     get_dataset_config_names,
     list_corpora,
@@ -28,6 +26,7 @@ from .errors import (  # noqa: E402
 from .segments import Segment, clip_key, parse_media_name  # noqa: E402
 from .transform import DECODE_STATS, MediaWarning  # noqa: E402
 from .transform import decode as decode  # noqa: E402
+from .version import __version__
 
 __all__ = [
     "__version__",

@@ -18,12 +18,12 @@ from typing import Any
 import datasets
 import pyarrow as pa
 
-from . import __version__
 from .errors import AvsetsError
 from .filters import FilterError, cached_counts, check_ids, file_digest, read_exclude, warn_no_match
 from .manifest import read_ids
 from .media_index import SourcePlan, normalize_roots, plan_sources
 from .transform import decode as decode_step
+from .version import __version__
 
 logger = logging.getLogger("avsets")
 

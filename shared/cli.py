@@ -1,4 +1,4 @@
-"""The ``avsets`` command: list, info, verify, demo (+ fetch/ledger and export/push when installed).
+"""The ``avsets`` command: list, info, verify, report, compare, demo, unpack, fetch/ledger, export/push.
 
 Exit codes: 0 success, 1 the work ran but found failures, 2 usage or set-up errors.
 """
@@ -11,11 +11,17 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .cli_common import UsageError, check_output_file, config_kwargs, guarded
 from .errors import AvsetsError
+from .fetch.cli import add_fetch_subcommands
+from .leakage.cli import add_leakage_subcommands
+from .ledger import ledger_summary, read_ledger
+from .publish.cli import add_publish_subcommands
+from .quality.cli import add_quality_subcommand
+from .sources.base import media_source
+from .sources.unpack import add_unpack_subcommand
 
-
-class UsageError(AvsetsError, ValueError):
-    """A command line that cannot work as given: exit 2 with one line saying what to do."""
+__all__ = ["UsageError", "build_parser", "config_kwargs", "guarded", "main"]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -29,7 +35,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     from .api import builder_class, get_dataset_config_names
     from .card import read_card
-    from .errors import AvsetsError
 
     cls = builder_class(args.corpus)
     card = read_card(args.corpus)
@@ -75,25 +80,8 @@ def _feature_text(feat: object) -> str:
 _VERIFY_FIXED = ("on_missing", "streaming")
 
 
-def _check_output_file(path: str, flag: str) -> None:
-    """A file we are about to write must be a writable file path (not a folder, not in a missing folder)."""
-    import os
-
-    if os.path.isdir(path):
-        raise UsageError(f"{flag} {path} is a folder; give a file name, e.g. {os.path.join(path, 'missing.csv')}")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise UsageError(f"{flag} {path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: cannot write in {parent}")
-
-
 def _ledger_status(media_dirs: Sequence[str]) -> dict[str, tuple[str, str]]:
     """``{clip id or youtube id: (status, reason)}`` from the fetch ledgers in the media folders (none: {})."""
-    try:
-        from .fetch import read_ledger
-    except ImportError:
-        return {}
     out: dict[str, tuple[str, str]] = {}
     for root in media_dirs:
         try:
@@ -110,13 +98,13 @@ def _ledger_status(media_dirs: Sequence[str]) -> dict[str, tuple[str, str]]:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .verify import format_table, verify, write_missing_csv
 
-    kwargs = _config_kwargs(args.option)
+    kwargs = config_kwargs(args.option)
     for key in _VERIFY_FIXED:
         if key in kwargs:
             raise UsageError(f"--option {key} does not apply to verify (it reads every row and counts missing "
                              f"media itself); drop --option {key}")
     if args.missing_csv:
-        _check_output_file(args.missing_csv, "--missing-csv")
+        check_output_file(args.missing_csv, "--missing-csv")
     if not args.media_dir and not args.report:
         if args.missing_csv:
             raise UsageError("--missing-csv lists the clips missing from --media-dir: give --media-dir (without "
@@ -130,7 +118,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         from .report import build_report
         from .report_render import format_of, summary_lines, write_report
 
-        _check_output_file(args.report, "--report")
+        check_output_file(args.report, "--report")
         if not _charts_available(format_of(args.report, None)):
             return 2
         rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
@@ -150,14 +138,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(f"missing and corrupt clip ids written to {args.missing_csv}")
     for root in args.media_dir or []:
         try:
-            from .fetch import ledger_summary
-        except ImportError:
-            break
-        from .sources.base import media_source  # the CLI imports a command's modules when it runs
-
-        if not media_source(root).is_folder:  # an archive holds no ledger: looking must cost no media bytes
-            continue
-        try:
+            if not media_source(root).is_folder:  # an archive holds no ledger: looking must cost no media bytes
+                continue
             summary = ledger_summary(root)
         except (OSError, ValueError):
             continue
@@ -188,7 +170,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     pairs = read_pairs(args.leakage) if args.leakage else None  # a bad CSV fails before the scan
     rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
                        ledger=args.ledger or None, probe=not args.no_probe, probe_limit=args.probe_limit,
-                       progress=True, quality=args.quality, **_config_kwargs(args.option))
+                       progress=True, quality=args.quality, **config_kwargs(args.option))
     if pairs is not None:
         rep.leakage = split_leakage(pairs, rep.corpus, {s.split: s.coverage.rows for s in rep.splits})
     paths = write_report(rep, args.out, args.format)
@@ -214,20 +196,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     print(run_demo(out=args.out))
     return 0
-
-
-def _config_kwargs(options: Sequence[str] | None) -> dict:
-    """``--option key=value`` pairs (values parsed as JSON when they can be: numbers, booleans)."""
-    out: dict = {}
-    for item in options or []:
-        if "=" not in item:
-            raise UsageError(f"--option takes key=value, not {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,61 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="work folder (default: a temp folder)")
     p.set_defaults(func=_cmd_demo)
 
-    from .leakage.cli import add_leakage_subcommands
-    from .sources.unpack import add_unpack_subcommand
-
     add_unpack_subcommand(sub)
-    from .quality.cli import add_quality_subcommand
-
     add_quality_subcommand(sub)
     add_leakage_subcommands(sub)
-    try:
-        from .fetch.cli import add_fetch_subcommands
-    except ImportError:
-        pass
-    else:
-        add_fetch_subcommands(sub)
-    try:
-        from .publish.cli import add_publish_subcommands
-    except ImportError:
-        pass
-    else:
-        add_publish_subcommands(sub)
+    add_fetch_subcommands(sub)
+    add_publish_subcommands(sub)
     return parser
-
-
-def guarded(args: argparse.Namespace, *, prog: str = "avsets") -> int:
-    """Run ``args.func`` so that no traceback reaches a CLI user (DESIGN "Exit codes").
-
-    Our errors, bad paths and values: exit 2 with one line.  Ctrl-C: 130.  Anything else is a bug of ours:
-    one line naming it, exit 1, and the traceback with ``--debug``.  Every line is redacted (URLs lose
-    userinfo and signed query values).
-    """
-    import sqlite3
-
-    from .secrets import install_log_filter, redact_text
-
-    install_log_filter()
-    debug = bool(getattr(args, "debug", False))
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except (AvsetsError, OSError, ValueError, sqlite3.DatabaseError, ImportError) as exc:
-        if debug:
-            raise
-        text = str(exc) or type(exc).__name__
-        if isinstance(exc, OSError) and not isinstance(exc, AvsetsError) and exc.filename and str(exc.filename) not in text:
-            text = f"{text}: {exc.filename}"
-        print(f"{prog}: error: {redact_text(text)}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - the last guard: a bug, said in one line
-        if debug:
-            raise
-        print(f"{prog}: unexpected error ({type(exc).__name__}: {redact_text(str(exc))[:300]}); rerun with "
-              "--debug for the traceback and report it", file=sys.stderr)
-        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

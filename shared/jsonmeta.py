@@ -5,17 +5,18 @@ Accepted containers (the AVSET-10M release does not document its own, so we take
 * ``array``: ``[{...}, {...}]`` (also pretty-printed) - parsed by ``pyarrow.json`` after wrapping it as
   ``{"r": [...]}``;
 * ``lines``: JSON Lines (or concatenated pretty-printed objects) - ``pyarrow.json`` directly;
-* ``keyed``: ``{"<id>": {...}, ...}`` (a dict keyed by id; pandas ``orient="index"``) - the keys are cut
-  out of the bytes and the rest read as an array, the keys kept as a column;
+* ``keyed``: ``{"<id>": {...}, ...}`` (a dict keyed by id; pandas ``orient="index"``) - the standard
+  ``json`` module, the keys kept as a column;
 * ``columns``: ``{"col": [v, ...], ...}`` (pandas ``orient="list"``-style) - one row of lists, flattened;
-* ``columns_dict``: ``{"col": {"<row>": v, ...}, ...}`` (pandas' default ``orient="columns"``) - the inner
-  dicts are rewritten to lists in the bytes, then read as ``columns``.
+* ``columns_dict``: ``{"col": {"<row>": v, ...}, ...}`` (pandas' default ``orient="columns"``) - the
+  standard ``json`` module.
 
-The rewrites need to know which bytes are structure and which are inside strings.  :func:`structure`
-finds that with numpy over the whole buffer (quotes, escape runs, nesting depth), so memory and time stay
-linear in one file.  Values whose types change between rows (``"30.000"`` in one row, ``30`` in the next)
-make ``pyarrow.json`` refuse; such files fall back to the standard ``json`` module, still one file at a
-time.  A truncated or malformed file is a :class:`MetadataError` naming the file and line.
+Why the standard ``json`` module for the two dict layouts: a hand-written NumPy lexer that rewrote them
+into arrays for ``pyarrow.json`` was measured 2-6x slower in CPU (25,000 rows keyed: 115 vs 61 ms;
+columns-dict: 246 vs 44 ms, ``bench/bench_foundation.py`` keeps that row).  Values whose types change
+between rows (``"30.000"`` in one row, ``30`` in the next) make ``pyarrow.json`` refuse; such files take
+the same ``json`` path, still one file at a time.  A truncated or malformed file is a
+:class:`MetadataError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ from .errors import MetadataError
 LAYOUTS = ("array", "lines", "keyed", "columns", "columns_dict")
 KEY_COLUMN = "__key__"  # the dict key of a ``keyed`` file's rows
 
-_LUT = np.zeros(256, dtype=bool)
-_LUT[[ord(c) for c in "{}[],:"]] = True
-_OPEN = (ord("{"), ord("["))
-_CLOSE = (ord("}"), ord("]"))
 
 
 def normalize_key(key: str) -> str:
@@ -61,78 +58,6 @@ def match_keys(columns: list[str], aliases: dict[str, tuple[str, ...]], *, file:
                                 field=col)
         out[canon] = col
     return out
-
-
-# -- structure of a JSON buffer ---------------------------------------------------------------------------
-@dataclass
-class Structure:
-    """Structural characters outside strings: position, byte, nesting depth before it; real quotes."""
-
-    pos: np.ndarray
-    char: np.ndarray
-    before: np.ndarray
-    quotes: np.ndarray
-
-    @property
-    def after(self) -> np.ndarray:
-        delta = np.isin(self.char, _OPEN).astype(np.int32) - np.isin(self.char, _CLOSE).astype(np.int32)
-        return self.before + delta
-
-
-def structure(buf: np.ndarray) -> Structure:
-    """Vectorized lexer: which ``{}[],:`` bytes are structure (not inside a string), and at what depth."""
-    quotes = np.flatnonzero(buf == 34)
-    backslashes = np.flatnonzero(buf == 92)
-    if quotes.size and backslashes.size:
-        brk = np.flatnonzero(np.diff(backslashes) != 1)
-        run_start = backslashes[np.r_[0, brk + 1]]
-        run_end = backslashes[np.r_[brk, backslashes.size - 1]]
-        k = np.minimum(np.searchsorted(run_end, quotes - 1), run_end.size - 1)
-        escaped = (run_end[k] == quotes - 1) & ((run_end[k] - run_start[k] + 1) % 2 == 1)
-        quotes = quotes[~escaped]
-    cand = np.flatnonzero(_LUT[buf])
-    outside = (np.searchsorted(quotes, cand) % 2) == 0
-    pos = cand[outside]
-    char = buf[pos]
-    delta = np.isin(char, _OPEN).astype(np.int32) - np.isin(char, _CLOSE).astype(np.int32)
-    after = np.cumsum(delta, dtype=np.int32)
-    return Structure(pos=pos, char=char, before=after - delta, quotes=quotes)
-
-
-def _range_mask(n: int, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Boolean mask of the union of ``[start, stop)`` ranges (non-overlapping), without a loop."""
-    marks = np.zeros(n + 1, dtype=np.int32)
-    np.add.at(marks, starts, 1)
-    np.add.at(marks, stops, -1)
-    return np.cumsum(marks[:-1]) > 0
-
-
-def _blank_keys(buf: np.ndarray, st: Structure, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Blank every ``"key":`` of objects at ``depth`` (in place); return key open/close quote positions and
-    the index (into ``st``) of each colon."""
-    colon_idx = np.flatnonzero((st.char == 58) & (st.before == depth))
-    colons = st.pos[colon_idx]
-    qi = np.searchsorted(st.quotes, colons)
-    if colons.size and qi.min() < 2:
-        raise ValueError("a ':' without a key before it")
-    close, open_ = st.quotes[qi - 1], st.quotes[qi - 2]
-    buf[_range_mask(buf.size, open_, colons + 1)] = 32
-    return open_, close, colon_idx
-
-
-def _key_strings(raw: bytes, open_: np.ndarray, close: np.ndarray) -> pa.Array:
-    """The key strings between quote pairs, as one Arrow array built from the bytes (no per-key decode)."""
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    lengths = (close - open_ - 1).astype(np.int64)
-    mask = _range_mask(buf.size, open_ + 1, close)
-    data = buf[mask]
-    if (data == 92).any():  # escapes: let json decode them (rare; ids have none)
-        return pa.array([json.loads(raw[o:c + 1]) for o, c in zip(open_.tolist(), close.tolist(), strict=True)],
-                        pa.string())
-    offsets = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return pa.LargeStringArray.from_buffers(lengths.size, pa.py_buffer(offsets), pa.py_buffer(data.tobytes())
-                                            ).cast(pa.string())
 
 
 # -- layout sniffing -------------------------------------------------------------------------------------
@@ -198,17 +123,55 @@ class Records:
     _lines: np.ndarray | None = field(default=None, repr=False)
 
     def lines(self) -> np.ndarray | None:
-        """1-based line of each row's opening ``{`` (None for column-oriented files: rows span the file)."""
+        """1-based line of each row's opening ``{`` (None for column-oriented files: rows span the file).
+
+        Computed on first use only: rows are located when one is bad, never on the fast path.
+        """
         if self._lines is None and self.layout in ("array", "lines", "keyed") and self.table.num_rows:
-            buf = np.frombuffer(self.raw, dtype=np.uint8)
-            st = structure(buf)
-            depth = 0 if self.layout == "lines" else 1
-            starts = st.pos[(st.char == 123) & (st.before == depth)]
-            newlines = np.flatnonzero(buf == 10)
-            lines = np.searchsorted(newlines, starts) + 1
-            if lines.size == self.table.num_rows:
-                self._lines = lines.astype(np.int64)
+            text = self.raw.decode("utf-8", "replace")
+            starts = _row_starts(text, self.layout)
+            if starts is not None and len(starts) == self.table.num_rows:
+                newlines = np.fromiter((m.start() for m in re.finditer("\n", text)), dtype=np.int64)
+                self._lines = (np.searchsorted(newlines, np.asarray(starts, np.int64)) + 1).astype(np.int64)
         return self._lines
+
+
+_WS = re.compile(r"[ \t\r\n]*")
+
+
+def _row_starts(text: str, layout: str) -> list[int] | None:
+    """Character offset of each record of a ``lines``, ``array`` or ``keyed`` file (None if it is not one).
+
+    The standard ``json`` decoder walks the values one after another; between them only the container's own
+    punctuation (``[ , ]`` or ``{ "key": , }``) is skipped.
+    """
+    decoder = json.JSONDecoder()
+    starts: list[int] = []
+    i = _WS.match(text, 0).end()
+    n = len(text)
+    try:
+        if layout == "lines":
+            while i < n:
+                starts.append(i)
+                i = _WS.match(text, decoder.raw_decode(text, i)[1]).end()
+            return starts
+        close = "]" if layout == "array" else "}"
+        if text[i:i + 1] != ("[" if layout == "array" else "{"):
+            return None
+        i = _WS.match(text, i + 1).end()
+        while i < n and text[i] != close:
+            if layout == "keyed":
+                i = _WS.match(text, json.decoder.scanstring(text, i + 1)[1]).end()
+                if text[i:i + 1] != ":":
+                    return None
+                i = _WS.match(text, i + 1).end()
+            starts.append(i)
+            i = _WS.match(text, decoder.raw_decode(text, i)[1]).end()
+            if text[i:i + 1] == ",":
+                i = _WS.match(text, i + 1).end()
+        return starts
+    except ValueError:  # json.JSONDecodeError: the table was read, so this is a file pyarrow mended
+        return None
 
 
 def _read_json_bytes(data: bytes, *, multiline: bool, whole: bool) -> pa.Table:
@@ -246,52 +209,6 @@ def _from_columns(table: pa.Table, *, file: object) -> pa.Table:
     return pa.table(cols)
 
 
-def _columns_dict_to_lists(raw: bytes, *, file: object) -> bytes:
-    buf = np.frombuffer(raw, dtype=np.uint8).copy()
-    st = structure(buf)
-    # every top-level value must be an object
-    top = np.flatnonzero((st.char == 58) & (st.before == 1))
-    nxt = np.minimum(top + 1, st.char.size - 1)
-    if top.size == 0 or (st.char[nxt] != 123).any() or (st.pos[nxt] <= st.pos[top]).any():
-        raise MetadataError("column-oriented file: every column must be an object {row: value}", file=file)
-    open_, close, colon_idx = _blank_keys(buf, st, 2)
-    # each column must list the same row keys in the same order
-    column_of = np.searchsorted(st.pos[top], st.pos[colon_idx]) - 1
-    lengths = close - open_ - 1
-    ref = None
-    for c in range(top.size):
-        sel = column_of == c
-        keys = np.frombuffer(raw, np.uint8)[_range_mask(len(raw), open_[sel] + 1, close[sel])].tobytes()
-        sig = (lengths[sel].tobytes(), keys)
-        if ref is None:
-            ref = sig
-        elif sig != ref:
-            raise MetadataError("column-oriented file: the columns do not list the same rows in the same order",
-                                file=file)
-    after = st.after
-    buf[st.pos[(st.char == 123) & (st.before == 1)]] = ord("[")
-    buf[st.pos[(st.char == 125) & (after == 1)]] = ord("]")
-    return buf.tobytes()
-
-
-def _keyed_to_array(raw: bytes, *, file: object) -> tuple[bytes, pa.Array]:
-    buf = np.frombuffer(raw, dtype=np.uint8).copy()
-    st = structure(buf)
-    colon_idx = np.flatnonzero((st.char == 58) & (st.before == 1))
-    nxt = np.minimum(colon_idx + 1, st.char.size - 1)
-    if colon_idx.size and ((st.char[nxt] != 123) | (st.before[nxt] != 1)).any():
-        raise MetadataError("dict keyed by id: every value must be an object", file=file)
-    open_, close, _ = _blank_keys(buf, st, 1)
-    keys = _key_strings(raw, open_, close)
-    outer_open = st.pos[(st.char == 123) & (st.before == 0)]
-    outer_close = st.pos[(st.char == 125) & (st.after == 0)]
-    if outer_open.size != 1 or outer_close.size != 1:
-        raise MetadataError("dict keyed by id: expected exactly one top-level object", file=file)
-    buf[outer_open[0]] = ord("[")
-    buf[outer_close[0]] = ord("]")
-    return buf.tobytes(), keys
-
-
 def read_records(raw: bytes, *, file: object, field_names: set[str]) -> Records:
     """Parse one JSON metadata file into a table of its records (original key names; see module doc)."""
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -308,15 +225,10 @@ def read_records(raw: bytes, *, file: object, field_names: set[str]) -> Records:
         elif layout == "lines":
             multiline = _is_multiline(raw)
             table = _read_json_bytes(raw if raw.endswith(b"\n") else raw + b"\n", multiline=multiline, whole=False)
-        elif layout == "keyed":
-            data, keys = _keyed_to_array(raw, file=file)
-            table = _from_wrapped_array(data)
-            if table.num_rows != len(keys):
-                raise MetadataError(f"{len(keys)} keys but {table.num_rows} records", file=file)
-            table = table.append_column(KEY_COLUMN, keys)
+        elif layout in ("keyed", "columns_dict"):
+            return _python_records(raw, layout, file, None)
         else:
-            data = _columns_dict_to_lists(raw, file=file) if layout == "columns_dict" else raw
-            table = _from_columns(_read_json_bytes(data, multiline=True, whole=True), file=file)
+            table = _from_columns(_read_json_bytes(raw, multiline=True, whole=True), file=file)
         table.validate()  # pyarrow's JSON reader can build invalid list<null> columns; microseconds to catch
         return Records(table, layout, raw)
     except MetadataError:
@@ -378,11 +290,18 @@ def _python_values(text: str, mode: str) -> object:
 
 def _python_fallback(raw: bytes, layout: str, file: object, exc: Exception) -> Records:
     """Mixed value types (or pyarrow refusing a shape): the standard ``json`` module, one file at a time."""
+    records = _python_records(raw, layout, file, exc)
+    records.fallback = True
+    return records
+
+
+def _python_records(raw: bytes, layout: str, file: object, exc: Exception | None) -> Records:
+    """A file read by the standard ``json`` module (the dict layouts, and files pyarrow refuses)."""
     try:
         text = raw.decode("utf-8")
         data = _python_values(text, "json")
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _malformed(raw, file, exc) from None
+        raise _malformed(raw, file, exc or ValueError("not JSON")) from None
     keys = None
     if layout == "keyed" and isinstance(data, dict):
         keys, records = list(data), list(data.values())
@@ -392,8 +311,12 @@ def _python_fallback(raw: bytes, layout: str, file: object, exc: Exception) -> R
         if len(lengths) > 1 or any(not isinstance(v, list) for v in columns.values()):
             raise MetadataError("column-oriented file: columns of different lengths or non-list columns",
                                 file=file)
-        n = lengths.pop() if lengths else 0
-        records = [{k: v[i] for k, v in columns.items()} for i in range(n)]
+        if layout == "columns_dict":
+            row_keys = [list(v) for v in data.values() if isinstance(v, dict)]
+            if any(k != row_keys[0] for k in row_keys[1:]):
+                raise MetadataError("column-oriented file: the columns do not list the same rows in the same order",
+                                    file=file)
+        return Records(pa.table({k: python_column(v) for k, v in columns.items()}), layout, raw)
     elif isinstance(data, list):
         records = data
     else:
@@ -407,7 +330,7 @@ def _python_fallback(raw: bytes, layout: str, file: object, exc: Exception) -> R
     table = pa.table({name: python_column([rec.get(name) for rec in records]) for name in names})
     if keys is not None:
         table = table.append_column(KEY_COLUMN, pa.array([str(k) for k in keys], pa.string()))
-    return Records(table, layout, raw, fallback=True)
+    return Records(table, layout, raw)
 
 
 def python_column(values: list) -> pa.Array:

@@ -27,6 +27,8 @@ from typing import Any
 
 import fsspec
 
+from .errors import AvsetsError
+from .ledger import LEDGER_NAME, Ledger, _local_ledger_file
 from .segments import Segment, segment_of_key
 
 FORMAT = "avsets-manifest/1"
@@ -38,7 +40,7 @@ _HASH_LEN = 12
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class ManifestError(ValueError):
+class ManifestError(AvsetsError, ValueError):
     """A file or folder that holds no readable set of clip ids (the message names it)."""
 
 
@@ -138,8 +140,6 @@ def export_manifest_path(root: str, config: str) -> str:
 
 
 def _ledger_ok_ids(path: str) -> list[str]:
-    from .fetch.ledger import Ledger, _local_ledger_file
-
     try:
         p, tmp = _local_ledger_file(path)
     except FileNotFoundError as e:
@@ -243,8 +243,6 @@ def read_id_sets(source: str | os.PathLike[str], *, config: str | None = None) -
     if not is_dir and not is_file:
         raise ManifestError(f"{text}: no such file or folder")
     if is_dir:
-        from .fetch.ledger import LEDGER_NAME
-
         if fs.isfile(f"{path.rstrip('/')}/{LEDGER_NAME}") and not fs.isdir(f"{path.rstrip('/')}/data"):
             return Manifest({ALL: _ledger_ok_ids(text)}, source=text, extra={"kind": "ledger"})
         m = _folder_manifest(fs, path.rstrip("/"), config, text)

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .ledger import Ledger, _local_ledger_file
 from .manifest import Manifest
 from .report_quality import QualitySection, quality_section
 from .sources.base import media_source
@@ -150,8 +151,6 @@ class _LedgerFacts:
 
 def _read_ledgers(paths: Sequence[str]) -> _LedgerFacts | None:
     """Read ledgers straight from SQLite into Arrow (the report's only Python-object pass is the fetch)."""
-    from .fetch.ledger import Ledger, _local_ledger_file
-
     clips: list[tuple] = []
     hist: list[tuple[np.ndarray, tuple, np.ndarray]] = []  # (run numbers in reading order, ids, ok)
     runs: dict[tuple[str, int, int], LedgerRun] = {}
@@ -224,8 +223,6 @@ def _read_ledgers(paths: Sequence[str]) -> _LedgerFacts | None:
 
 
 def _default_ledgers(media_dirs: Sequence[str]) -> list[str]:
-    from .fetch.ledger import _local_ledger_file
-
     out = []
     for root in media_dirs:
         if not media_source(root).is_folder:  # an archive is no ledger: looking inside it must cost no media bytes
@@ -251,7 +248,7 @@ def _file_paths(col: pa.ChunkedArray) -> pa.ChunkedArray:
 
 def media_facts(path: str) -> tuple[float | None, int | None]:
     """``(duration seconds, audio sample rate)`` from the file header (soundfile, else PyAV): no decoding."""
-    from .decoding import SOUNDFILE_EXTENSIONS, _ext_of, open_source
+    from .decoding.common import SOUNDFILE_EXTENSIONS, _ext_of, open_source
 
     try:
         src = open_source(path, None)

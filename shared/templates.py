@@ -28,7 +28,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .errors import UnsafePathError
+from .errors import AvsetsError, UnsafePathError
 from .paths import safe_relpath
 from .segments import to_ms
 
@@ -48,7 +48,7 @@ _SAMPLES: dict[type, object] = {str: "x", int: 7, float: 7.5}
 Value = str | int | float
 
 
-class TemplateError(ValueError):
+class TemplateError(AvsetsError, ValueError):
     """A template that cannot be used (bad syntax, a forbidden field, a spec that cannot apply)."""
 
 

@@ -8,6 +8,8 @@ messages are parsed by the real ``protobuf`` runtime from descriptors built at i
 numbers and types of TensorFlow's ``feature.proto`` / ``example.proto``), in a private descriptor pool so a
 TensorFlow installed next to us never clashes.
 
+Only the reader lives here: the writer (``tests/tfrecord_writer.py``) makes test fixtures and nothing else.
+
 Framing of one record (TensorFlow ``core/lib/io/record_writer.cc``)::
 
     uint64 length (little endian) | uint32 masked_crc32c(length bytes) | payload | uint32 masked_crc32c(payload)
@@ -24,7 +26,7 @@ import io
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -137,23 +139,6 @@ def iter_records(source: str | os.PathLike | bytes | BinaryIO, *, compression: s
     finally:
         for f in opened:
             f.close()
-
-
-def frame_record(payload: bytes) -> bytes:
-    """One framed record: length, masked CRC of the length, payload, masked CRC of the payload."""
-    length = struct.pack("<Q", len(payload))
-    return length + struct.pack("<I", masked_crc32c(length)) + payload + struct.pack("<I", masked_crc32c(payload))
-
-
-def write_records(path: str | os.PathLike, payloads: Iterable[bytes], *, compression: str | None = "gzip") -> None:
-    """Write a TFRecord file as TensorFlow's ``TFRecordWriter`` does (GZIP by default, as AVMIT's files)."""
-    data = b"".join(frame_record(p) for p in payloads)
-    if compression == "gzip":
-        data = gzip.compress(data)
-    elif compression is not None:
-        raise ValueError(f"compression must be 'gzip' or None, not {compression!r}")
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -301,43 +286,3 @@ def read_sequence_examples(path: str | os.PathLike, *, compression: str | None =
     """Every record of a TFRecord file as a :class:`SequenceExample`."""
     label = os.fspath(path)
     return [parse_sequence_example(p, path=label) for p in iter_records(path, compression=compression)]
-
-
-# ---------------------------------------------------------------------------------------------------
-# encoding (tests, fixtures, anyone who writes AVMIT-style embeddings)
-
-
-def _fill_feature(feature: Any, value: Any) -> None:
-    if isinstance(value, np.ndarray):
-        value = value.tolist() if value.dtype.kind in "iuf" else [value.tobytes()]
-    if isinstance(value, (bytes, str)):
-        value = [value]
-    if isinstance(value, (int, float)):
-        value = [value]
-    values = list(value)
-    if not values or isinstance(values[0], (bytes, str)):
-        feature.bytes_list.value.extend(v.encode("utf-8") if isinstance(v, str) else v for v in values)
-    elif all(isinstance(v, (int, np.integer)) for v in values):
-        feature.int64_list.value.extend(int(v) for v in values)
-    else:
-        feature.float_list.value.extend(float(v) for v in values)
-
-
-def encode_sequence_example(context: Mapping[str, Any], feature_lists: Mapping[str, Sequence[Any]]) -> bytes:
-    """Serialize a ``tf.train.SequenceExample``.
-
-    Context values: ``str``/``bytes`` -> ``bytes_list``, ``int`` -> ``int64_list``, ``float`` -> ``float_list``
-    (lists of those too).  Feature lists: one entry per step, encoded the same way; a 1-D float32 ndarray step
-    becomes one ``bytes_list`` of its raw bytes, as AVMIT's extractor writes (``ndarray.tostring()``).
-    """
-    msg = messages()["SequenceExample"]()
-    for key, value in context.items():
-        _fill_feature(msg.context.feature[key], value)
-    for key, steps in feature_lists.items():
-        flist = msg.feature_lists.feature_list[key]
-        for step in steps:
-            if isinstance(step, np.ndarray) and step.dtype == np.float32:
-                flist.feature.add().bytes_list.value.append(step.astype("<f4").tobytes())
-            else:
-                _fill_feature(flist.feature.add(), step)
-    return msg.SerializeToString()

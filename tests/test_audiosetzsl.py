@@ -193,6 +193,7 @@ def test_unknown_mid_names_mid_and_line(mini_root, tmp_path):
     assert skipped["test"].num_rows == 98
 
 
+@pytest.mark.slow
 def test_without_data_dir_downloads_pinned_archive(monkeypatch, tmp_path, caplog):
     # The pinned URL cannot be reached here: point it at a local copy of the same archive.
     monkeypatch.setattr(zsl_meta, "ARCHIVE_URL", bundled_archive())

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import yaml
 from helpers import writable_sample
+from tfrecord_writer import encode_sequence_example, write_records
 
 from avsets import load_dataset, load_dataset_builder
 from avsets.errors import MissingMediaError
-from avsets.tfrecord import TFRecordError, encode_sequence_example, write_records
+from avsets.tfrecord import TFRecordError
 
 LABELS16 = ["barking", "diving", "drumming", "frying", "giggling", "howling", "inflating", "mowing", "pouring",
             "raining", "sanding", "shredding", "sneezing", "tapping", "vacuuming", "whistling"]
@@ -67,6 +68,7 @@ def test_test_config_960_rows_16_classes_and_columns(sample, cache_dir):
     assert len(set(ds["mit_label"])) == 24
 
 
+@pytest.mark.slow
 def test_avmit_lists_map_mit_folder_vocabulary_and_keep_tfrecord_names_verbatim(sample, cache_dir):
     train = load_dataset("avmit", "avmit16", split="train", data_dir=sample, cache_dir=cache_dir)
     assert set(train["video_location"]) == {"training", "validation"}  # MIT_training / MIT_validation upstream

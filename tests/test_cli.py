@@ -47,6 +47,7 @@ def test_verify_table_and_missing_csv(vgg_sample_dir, tmp_path, capsys):
     assert [r["id"] for r in corrupt] == ["--9O4XZOge4_30000_40000"]
 
 
+@pytest.mark.slow
 def test_bad_usage_exit_codes(tmp_path):
     assert run("info", "nope").returncode == 2
     assert run("verify", "vggsound", "--data-dir", str(tmp_path)).returncode == 2

@@ -91,6 +91,7 @@ def bframe_clip(tmp_path_factory):
     (0.5, 10.0, 4, None, (32, 48)),  # resized in the same swscale pass
     (0.0, 10.0, 300, None, None),  # more frames than exist: repeated, same pixels
 ])
+@pytest.mark.slow
 def test_fast_path_is_bit_exact_against_bare_pyav(bframe_clip, offset, duration, num_frames, fps, size):
     ref, ref_t = _expected(bframe_clip, offset, duration, num_frames, fps, size)
     clip = decode_video(bframe_clip, offset=offset, duration=duration, num_frames=num_frames, fps=fps, size=size)
@@ -99,6 +100,7 @@ def test_fast_path_is_bit_exact_against_bare_pyav(bframe_clip, offset, duration,
     np.testing.assert_array_equal(clip.frames, ref)
 
 
+@pytest.mark.slow
 def test_real_vp9_webm_is_bit_exact():
     path = os.path.join(REAL, "opus_vp9_late_audio.webm")
     for num_frames in (None, 5):
@@ -122,39 +124,3 @@ def test_num_frames_far_beyond_the_clip_is_refused_with_the_size_it_needs(bframe
     # a request that fits repeats frames and stays exact
     clip = decode_video(bframe_clip, offset=0.0, duration=1.0, num_frames=60)
     assert clip.frames.shape == (60, 64, 96, 3)
-
-
-@pytest.mark.parametrize("huge_free", [0, 1 << 40], ids=["4k-pages", "huge-pages"])
-def test_huge_outputs_use_prefaulted_pages_and_stay_exact(bframe_clip, monkeypatch, huge_free):
-    """Arrays past ``_MMAP_MIN_BYTES`` live on a pre-faulted anonymous mapping (on huge pages when the kernel
-    has them free, else on 4-KB pages): same pixels, writable, and alive as long as the array is (threshold
-    lowered so a small clip takes that path)."""
-    import avsets.decoding as decoding
-
-    ref = decode_video(bframe_clip, offset=0.0, duration=4.0).frames
-    monkeypatch.setattr(decoding, "_MMAP_MIN_BYTES", 1)
-    monkeypatch.setattr(decoding, "_free_huge_bytes", lambda: huge_free)
-    clip = decode_video(bframe_clip, offset=0.0, duration=4.0)
-    np.testing.assert_array_equal(clip.frames, ref)
-    frames = clip.frames
-    del clip
-    frames[0, 0, 0] = 7  # writable, and the mapping outlived the clip object
-    assert frames[0, 0, 0, 0] == 7 and frames.flags.writeable
-
-
-def test_free_huge_bytes_reads_the_kernels_free_2mb_blocks(monkeypatch, tmp_path):
-    """``/proc/buddyinfo``: orders 9 and 10 count (2 MB and 4 MB blocks), smaller orders do not."""
-    import builtins
-    import mmap
-
-    import avsets.decoding as decoding
-
-    fake = tmp_path / "buddyinfo"
-    fake.write_text("Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3\n"
-                    "Node 0, zone   Normal   4129   2966   1859   1075    381    201    580   1695    909    631   1337\n")
-    real_open = builtins.open
-    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: real_open(fake if f == "/proc/buddyinfo" else f, *a, **k))
-    pages = (1 + 631) * 512 + (3 + 1337) * 1024
-    assert decoding._free_huge_bytes() == pages * mmap.PAGESIZE
-    monkeypatch.setattr(builtins, "open", lambda *a, **k: (_ for _ in ()).throw(OSError("no /proc")))
-    assert decoding._free_huge_bytes() == 0

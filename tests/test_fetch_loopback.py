@@ -83,6 +83,7 @@ STATUS_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ["media", "watch"])
 def test_every_status_path(mirror, tmp_path, route):
     """Direct mirror URLs go to ffmpeg; page URLs go through yt-dlp first.  Both map onto the same statuses."""
@@ -239,6 +240,7 @@ def _cli(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
+@pytest.mark.slow
 def test_two_concurrent_fetchers_share_a_folder(mirror, tmp_path):
     """Two processes, one list, one folder: every clip fetched once, one ledger row each, files intact."""
     segs = [Segment(f"conc{i:07d}", i % 25, i % 25 + 3) for i in range(16)]

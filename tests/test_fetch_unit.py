@@ -9,14 +9,14 @@ import threading
 
 import pytest
 
-from avsets.fetch import ledger as L
+from avsets import ledger as L
 from avsets.fetch.clip import FetchOptions, cleanup_partials, part_path
 from avsets.fetch.ffmpeg import CutOptions, Input, build_args
-from avsets.fetch.ledger import Ledger, LedgerRow, diff_ledgers, ledger_summary, read_ledger
+from avsets.fetch.origins import render, source_kind, template_fields
 from avsets.fetch.politeness import Backoff, RateLimiter, RefusalBreaker
 from avsets.fetch.runner import FetchReport, FetchSetupError, needs_fetch, parse_shard, plan, shard_of
-from avsets.fetch.sources import render, source_kind, template_fields
 from avsets.fetch.status import classify_http, classify_message, http_status_from_ffmpeg
+from avsets.ledger import Ledger, LedgerRow, diff_ledgers, ledger_summary, read_ledger
 from avsets.segments import Segment
 
 

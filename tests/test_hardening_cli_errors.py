@@ -116,6 +116,7 @@ def test_an_older_ledger_with_fewer_columns_is_still_read(tmp_path, capsys):
     assert main(["ledger", "diff", str(old), str(old)]) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["--out is a file", "--tolerance nan", "ledger diff another schema",
                                   "verify --missing-csv a folder", "--cookies not cookies"])
 def test_the_same_mistakes_in_a_subprocess(work, name):

@@ -48,6 +48,7 @@ USER_FILES = {
 }
 
 
+@pytest.mark.slow
 def test_users_files_are_adopted_or_kept_never_overwritten(tmp_path, mirror):
     """One run over a table of files a user left under clip names: valid ones are adopted (recorded, not
     fetched), the others kept byte for byte and marked ``conflict`` (exit 1, named in the summary); they
@@ -88,6 +89,7 @@ def test_users_files_are_adopted_or_kept_never_overwritten(tmp_path, mirror):
     assert all((tmp_path / f"aside-{ids[c]}.flac").read_bytes() == before[c] for c in kept)
 
 
+@pytest.mark.slow
 def test_ledger_moved_aside_then_rerun_adopts_everything(tmp_path, mirror):
     """Our own advice for a damaged ledger (move it aside) must not cost a refetch or a file."""
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": f"aside{i:06d}", "start": i, "end": i + 2}
@@ -108,6 +110,7 @@ def test_ledger_moved_aside_then_rerun_adopts_everything(tmp_path, mirror):
     assert {p.name: _digest(p) for p in out.glob("*.flac")} == digests
 
 
+@pytest.mark.slow
 def test_audio_then_video_keeps_both_files_in_the_ledger(tmp_path, mirror):
     """``--audio`` then ``--video`` into one folder: the second run fetches only the mp4, the ledger lists
     both, and a third run asking for both fetches nothing."""
@@ -128,6 +131,7 @@ def test_audio_then_video_keeps_both_files_in_the_ledger(tmp_path, mirror):
     assert "skipped 1" in both.stdout
 
 
+@pytest.mark.slow
 def test_a_users_mp4_next_to_our_flac(tmp_path, mirror):
     """A valid mp4 the user put beside our FLAC is adopted into the same row (not fetched over)."""
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": "mixed000000", "start": 0, "end": 3}])

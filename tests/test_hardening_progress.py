@@ -55,6 +55,7 @@ def _run_in_a_terminal(argv: list[str], timeout: float = 240) -> tuple[int, str]
     return run_in_a_terminal(argv, timeout=timeout, env=cli_env(COLUMNS="160"))
 
 
+@pytest.mark.slow
 def test_a_terminal_gets_a_bar_with_counts_by_status(tmp_path, mirror, listing):
     code, text = _run_in_a_terminal(_args(mirror, listing, tmp_path / "out"))
     assert code == 1, text
@@ -62,6 +63,7 @@ def test_a_terminal_gets_a_bar_with_counts_by_status(tmp_path, mirror, listing):
     assert f"unavailable {N_GONE}" in text and f"ok {N_OK}" in text  # counts by status on the bar
 
 
+@pytest.mark.slow
 def test_quiet_and_pipes_get_no_bar(tmp_path, mirror, listing):
     code, text = _run_in_a_terminal(_args(mirror, listing, tmp_path / "q", "--quiet"))
     assert code == 1

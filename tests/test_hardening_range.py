@@ -25,6 +25,7 @@ def _audio_seconds(path) -> float:
         return sum(f.samples for f in c.decode(stream)) / stream.codec_context.sample_rate
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags", [["--audio"], ["--video"], ["--audio", "--video", "--exact"]])
 def test_a_server_without_range_support_still_gives_exact_clips(tmp_path, plain_server, flags):
     segs = [("norange0000", 0.0, 3.0), ("norange0001", 4.5, 7.5), ("norange0002", 20.0, 23.0)]
@@ -45,6 +46,7 @@ def test_a_server_without_range_support_still_gives_exact_clips(tmp_path, plain_
                 assert abs(c.duration / 1e6 - (e - s)) < 0.25
 
 
+@pytest.mark.slow
 def test_a_server_with_range_support_is_not_told_about(tmp_path):
     """The probe costs one request per server and changes nothing where Range works (no warning)."""
     srv = start_server()

@@ -64,6 +64,7 @@ def _all_text(db) -> str:
         con.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", ["media", "watch"])
 def test_no_secret_reaches_ledger_output_or_logs(tmp_path, mirror, route):
     """A mirror URL with userinfo and a token: clips succeed and fail, and no secret is written anywhere."""
@@ -87,6 +88,7 @@ def test_no_secret_reaches_ledger_output_or_logs(tmp_path, mirror, route):
     assert not [s for s in SECRETS if s in diff.stdout + diff.stderr]
 
 
+@pytest.mark.slow
 def test_a_bad_template_error_does_not_echo_the_secret(tmp_path):
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": "abcdefghijk", "start": 0, "end": 2}])
     proc = run_cli("fetch", "--segments", str(listing), "--out", str(tmp_path / "o"), "--audio",

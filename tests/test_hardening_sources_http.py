@@ -22,7 +22,7 @@ from fetch_cli import run_cli, segments_csv
 
 from avsets.fetch import read_ledger
 from avsets.fetch.ffmpeg import Input, ffmpeg_exe
-from avsets.fetch.sources import download_whole
+from avsets.fetch.origins import download_whole
 from avsets.fetch.status import FetchFailure
 
 SECONDS = 12

@@ -21,7 +21,7 @@ from range_server import RangeServer
 
 from avsets.cli import _ledger_status, main
 from avsets.errors import MediaError, MediaSourceError
-from avsets.fetch.ledger import Ledger, LedgerRow, read_ledger, remote_ledger_url
+from avsets.ledger import Ledger, LedgerRow, read_ledger, remote_ledger_url
 from avsets.report import _default_ledgers
 from avsets.sources import Source, expand_sources, index_source, read_media_bytes, source_kind
 from avsets.sources import ranged as ranged_mod

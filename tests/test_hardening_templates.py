@@ -51,6 +51,7 @@ def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, mon
     assert not out.exists()  # nothing written, not even the folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["avsets.cli", "avsets.fetch"])
 def test_the_globals_walk_as_a_user_runs_it(tmp_path, module):
     """The issue's attack, end to end in a subprocess: no traceback, no token, nothing written."""
@@ -149,6 +150,7 @@ def outside_video(tmp_path_factory) -> Path:
     return make_video(tmp_path_factory.mktemp("v") / "v.mp4", 6.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["file", "path"])
 def test_row_values_cannot_leave_the_template_folder(tmp_path, outside_video, scheme):
     """A row value that decodes to ``..`` (once, twice, with backslashes) never reads outside the folder:
@@ -176,6 +178,7 @@ def test_row_values_cannot_leave_the_template_folder(tmp_path, outside_video, sc
     assert not list(out.glob("*.flac"))
 
 
+@pytest.mark.slow
 def test_plain_values_inside_the_folder_still_work(tmp_path, outside_video):
     """The check refuses escapes, not ordinary names (spaces, percent signs, dots inside names)."""
     labels = ["dog barking", "100% cotton", "a.b", "%41"]

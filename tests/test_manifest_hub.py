@@ -20,6 +20,7 @@ def hub():
         yield server
 
 
+@pytest.mark.slow
 def test_compare_a_published_repo_with_a_manifest(hub, tmp_path):
     train = make_dataset(corpus_rows(tmp_path / "media", 10, kind="trimmed", missing_every=5))
     test = make_dataset(corpus_rows(tmp_path / "media", 3, split="test", kind="whole"), "test")

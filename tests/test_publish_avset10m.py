@@ -53,6 +53,7 @@ def avset(tmp_path_factory) -> dict:
     return {"data_dir": str(root / "meta"), "media": str(media), "cache": str(root / "cache"), "n": len(rows)}
 
 
+@pytest.mark.slow
 def test_export_700k_matches_avsets_load(avset, tmp_path):
     out = tmp_path / "hub"
     res = export("avset10m", "700k", data_dir=avset["data_dir"], media_dir=avset["media"], out=str(out),
@@ -85,6 +86,7 @@ LOAD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_push_700k_and_stock_load_from_hub(avset, tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 

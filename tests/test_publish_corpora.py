@@ -48,6 +48,7 @@ def _write_media(row: dict, media) -> None:
         write_video(path, seconds=1.0, size=(32, 24))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("corpus,config", [("audiosetzsl", "default"), ("ascc", "default"), ("avmit", "avmit16")])
 def test_corpus_exports_and_loads_back(corpus, config, tmp_path):
     data_dir, cache, media = _data_dir(corpus, tmp_path), str(tmp_path / "cache"), tmp_path / "media"

@@ -211,6 +211,7 @@ def test_video_export_mp4(tmp_path):
         np.testing.assert_allclose(got_a, want.T, atol=2.0**-22)
 
 
+@pytest.mark.slow
 def test_num_proc_gives_same_shards(small, tmp_path):
     _, dsd, _, _ = small
     a = export_dataset(dsd, "vggsound", "default", str(tmp_path / "a"), max_shard_size="150KB")
@@ -241,6 +242,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill9_then_resume(tmp_path):
     media, out = tmp_path / "media", tmp_path / "out"
     corpus_rows(media, 24, kind="trimmed", missing_every=5)

@@ -98,6 +98,7 @@ def _local_rows(folder: Path, config: str) -> dict[str, list]:
     return out
 
 
+@pytest.mark.slow
 def test_push_then_stock_load_back(hub, exports, tmp_path):
     p = _cli(hub, tmp_path, "push", "--from", str(exports["default"]), "--repo-id", "org/vgg",
              "--commit-max-files", "2")
@@ -120,6 +121,7 @@ def test_push_then_stock_load_back(hub, exports, tmp_path):
     assert got["num_shards"] == len([f for f in local if "/train-" in f])
 
 
+@pytest.mark.slow
 def test_second_config_merges_remote_card(hub, exports, tmp_path):
     assert _cli(hub, tmp_path, "push", "--from", str(exports["default"]), "--repo-id", "org/vgg").returncode == 0
     assert _cli(hub, tmp_path, "push", "--from", str(exports["astest"]), "--repo-id", "org/vgg").returncode == 0
@@ -131,6 +133,7 @@ def test_second_config_merges_remote_card(hub, exports, tmp_path):
     assert got["astest"]["splits"] == _local_rows(exports["astest"], "astest")
 
 
+@pytest.mark.slow
 def test_push_resumes_after_failed_commit_and_removes_stale_shards(hub, exports, tmp_path):
     hub.state.allow_commits = 2  # the third commit fails
     p = _cli(hub, tmp_path, "push", "--from", str(exports["default"]), "--repo-id", "org/vgg",
@@ -152,6 +155,7 @@ def test_push_resumes_after_failed_commit_and_removes_stale_shards(hub, exports,
     assert parquet == ["data/default/test-00000-of-00001.parquet", "data/default/train-00000-of-00001.parquet"]
 
 
+@pytest.mark.slow
 def test_dry_run_sends_nothing(hub, exports, tmp_path):
     p = _cli(hub, tmp_path, "push", "--from", str(exports["default"]), "--repo-id", "org/dry", "--dry-run")
     assert p.returncode == 0, p.stderr
@@ -161,6 +165,7 @@ def test_dry_run_sends_nothing(hub, exports, tmp_path):
     assert not [r for r in hub.state.requests if r.method in ("POST", "PUT")]
 
 
+@pytest.mark.slow
 def test_private_repo_and_revision(hub, exports, tmp_path):
     p = _cli(hub, tmp_path, "push", "--from", str(exports["astest"]), "--repo-id", "org/priv", "--private",
              "--revision", "dev")
@@ -170,6 +175,7 @@ def test_private_repo_and_revision(hub, exports, tmp_path):
     assert "README.md" in hub.files("org/priv", "dev") and "README.md" not in hub.files("org/priv", "main")
 
 
+@pytest.mark.slow
 def test_token_scrubbed_from_errors(hub, exports, tmp_path):
     hub.state.echo_auth_in_errors = True
     hub.state.fail_commits = 5

@@ -126,6 +126,7 @@ def _card_sizes(text: str) -> dict[str, int]:
     return {s["name"]: s["num_examples"] for s in info["splits"]}
 
 
+@pytest.mark.slow
 def test_ledgers_from_real_fetch_runs(pipeline):
     """The newer ledgers name the vanished videos with their statuses; ``ledger_takedowns`` keys them."""
     td = ledger_takedowns([pipeline["run2"]])
@@ -257,6 +258,7 @@ def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["staged", "journal", "moved"])
 def test_killed_prune_is_finished_by_a_rerun(pipeline, tmp_path, step):
     clean, killed = tmp_path / "clean", tmp_path / "killed"

@@ -48,6 +48,7 @@ def _source(vgg: dict, **kw) -> datasets.DatasetDict:
                                cache_dir=vgg["cache"], **kw)
 
 
+@pytest.mark.slow
 def test_export_matches_avsets_load(vgg, tmp_path):
     out = tmp_path / "hub"
     res = export("vggsound", "default", data_dir=vgg["data_dir"], media_dir=vgg["media"], out=str(out),

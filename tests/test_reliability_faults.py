@@ -129,6 +129,7 @@ def _killed_with_workers(data_dir: str, cache: Path, kill_at: str, tmp: Path) ->
     return returncode, stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", ["mid_split", "between_splits", "in_finalize", "before_info",
                                      "kill_parent_num_proc"])
 def test_kill9_during_prepare_then_rerun_equals_a_clean_run(vgg_sample_dir, tmp_path, clean, kill_at):
@@ -153,6 +154,7 @@ def test_kill9_during_prepare_then_rerun_equals_a_clean_run(vgg_sample_dir, tmp_
     assert stamps and {f: f.stat().st_mtime_ns for f in cache.rglob("*.arrow")} == stamps
 
 
+@pytest.mark.slow
 def test_two_processes_prepare_one_config_in_one_cache_dir_at_once(vgg_sample_dir, tmp_path, clean):
     cache = tmp_path / "cache"
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
@@ -290,6 +292,7 @@ def test_full_disk_during_export_simulated(tmp_path, monkeypatch):
     _export_until_full_then_resume(tmp_path, tmp_path / "out", fill, lambda: None)
 
 
+@pytest.mark.slow
 def test_full_disk_during_prepare_then_rerun(vgg_sample_dir, tmp_path, tmpfs, clean):
     """The cache on a full disk: the prepare fails (an error, not a half cache), and once there is room the
     rerun equals a clean run."""
@@ -304,6 +307,7 @@ def test_full_disk_during_prepare_then_rerun(vgg_sample_dir, tmp_path, tmpfs, cl
     assert json.loads(p.stdout.strip().splitlines()[-1]) == clean
 
 
+@pytest.mark.slow
 def test_interrupted_archive_extraction_is_redone(tmp_path):
     """kill -9 in the middle of extracting AudioSetZSL's pinned archive: the ``.complete`` marker is missing, so
     the rerun extracts again and every file matches a clean extraction."""
@@ -358,6 +362,7 @@ RACE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_extracting_the_pinned_archive_never_see_half_files(tmp_path):
     """Two loads of AudioSetZSL without data_dir (say the ``default`` and ``zsl`` configs, whose datasets locks
     differ) extract the same pinned archive into the same downloads folder.  A reader must never see a file
@@ -405,6 +410,7 @@ EXPORT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_exports_into_one_folder_at_once(tmp_path):
     """Found here: two exports of one config into one folder wrote the same ``.tmp`` shard; one died with
     FileNotFoundError when the other renamed it (and interleaved writes could corrupt a shard).  Now the
@@ -460,6 +466,7 @@ def test_damaged_fetch_ledger_is_a_setup_error_not_a_traceback(tmp_path, capsys,
     assert (out / "-rf_-rf_-rf_0_2000.flac").exists()  # the clips stay
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "empty", "deleted", "info_truncated", "info_not_a_dict"])
 def test_damaged_cache_file_is_rebuilt_not_used(vgg_sample_dir, tmp_path, clean, damage):
     """Found here: a cached Arrow file cut short after it was written (a full disk during a copy, a killed

@@ -331,6 +331,7 @@ def _push(hub, folder: Path, tmp: Path):
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_hub_token_never_leaks_through_a_hostile_server(tmp_path):
     """The server echoes the Authorization header into every error body and fails every commit: the token is
     in no exception of the chain (cause or suppressed context), no DEBUG log, no output, and not in the card."""

@@ -77,6 +77,7 @@ def _no_media_counts(records) -> tuple[int, int]:
     return missing, total
 
 
+@pytest.mark.slow
 def test_streaming_1000_clips_counts_exact(corpus, caplog):
     meta, media, ids = corpus
     DECODE_STATS.reset()

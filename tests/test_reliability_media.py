@@ -422,6 +422,7 @@ def test_wav_with_unknown_format_tag_is_a_media_error(tmp_path, name):
     assert info.value.clip_id == "c1"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", [3, 8, 9, 16, 64])
 def test_many_channels_resample_without_crashing(tmp_path, channels):
     """Found here: resampling 8 or 16 channels raised IndexError, 9 ValueError ("Invalid layout: 9c"), and

@@ -224,6 +224,7 @@ def avset_file(draw) -> bytes:
     return _encode(text, draw(ENCODING))
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(data=any_bytes(avset_file()), errors=st.sampled_from(["raise", "skip"]), with_text=st.booleans(),
        drop=st.booleans())
@@ -270,6 +271,7 @@ def _avmit_row(kind: str) -> st.SearchStrategy:
     }[kind]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(AVMIT_KINDS))
 @SETTINGS
 @given(data=st.data(), errors=st.sampled_from(["raise", "skip"]))
@@ -315,14 +317,10 @@ def test_ascc_csvs(kind, data, errors):
 
 
 # ------------------------------------------------------------------------------------------ TFRecord
+from tfrecord_writer import encode_sequence_example, frame_record  # noqa: E402
+
 from avsets.avmit.embeddings import SETS, read_embeddings  # noqa: E402
-from avsets.tfrecord import (  # noqa: E402
-    TFRecordError,
-    encode_sequence_example,
-    frame_record,
-    iter_records,
-    parse_sequence_example,
-)
+from avsets.tfrecord import TFRecordError, iter_records, parse_sequence_example  # noqa: E402
 
 
 @st.composite
@@ -493,6 +491,7 @@ E2E_SETTINGS = settings(max_examples=_DEEP or 12, deadline=None, derandomize=not
                                                HealthCheck.function_scoped_fixture])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("corpus", sorted(E2E))
 @E2E_SETTINGS
 @given(data=st.data(), errors=st.sampled_from(["raise", "skip"]))
@@ -532,6 +531,7 @@ def test_avset10m_list_of_nulls_in_a_record_stream(tmp_path):
     assert info.value.file == path and info.value.field == "Youtube ID"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "no_datasets", "scalar_data", "int_urls"])
 def test_audiosetzsl_damaged_h5_features_name_the_file(tmp_path, vgg_sample_dir, damage):
     """Found here: a damaged features file surfaced as h5py's OSError / KeyError (or datasets' generation

@@ -132,6 +132,7 @@ def test_legacy_ledger_without_history_and_no_ledger(fetched, tmp_path):
         "train": {NOT_IN_LEDGER: 3}, "test": {NOT_IN_LEDGER: 3}}
 
 
+@pytest.mark.slow
 def test_formats_manifest_and_cli(fetched, tmp_path, capsys):
     _, meta, media = fetched
     base = ["--data-dir", str(meta), "--media-dir", str(media)]
@@ -242,7 +243,7 @@ def test_history_of_upgraded_and_several_ledgers(tmp_path):
     put in time order; an empty run is still a point."""
     import pyarrow as pa
 
-    from avsets.fetch.ledger import Ledger, LedgerRow
+    from avsets.ledger import Ledger, LedgerRow
     from avsets.report import _read_ledgers
 
     with Ledger(tmp_path / "a.sqlite") as led:

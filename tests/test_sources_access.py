@@ -61,6 +61,7 @@ def test_keys_for_member_every_naming_at_any_depth():
     assert keys_for_member("meta/--0PQM4-hqg_000030.json") == (None, [])
 
 
+@pytest.mark.slow
 def test_zip_over_http_decodes_exactly_with_few_requests(mirrors, server, tmp_path):
     url = server.url("clips.zip")
     server.reset()
@@ -275,6 +276,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_hub_parquet_mirror_serves_audiosetzsl_and_ascc(tmp_path):
     import importlib.resources
     import json

@@ -427,6 +427,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_a_hub_folder_at_a_revision_streams_that_revisions_archives(vgg):
     """``hf://datasets/<repo>@<rev>/<folder>``: the folder is listed at that revision, so an archive added
     on ``main`` later is not read from ``v1``."""

@@ -7,18 +7,16 @@ import struct
 
 import numpy as np
 import pytest
+from tfrecord_writer import encode_sequence_example, frame_record, write_records
 
 from avsets.errors import MediaError
 from avsets.tfrecord import (
     TFRecordError,
-    encode_sequence_example,
-    frame_record,
     iter_records,
     masked_crc32c,
     parse_example,
     parse_sequence_example,
     read_sequence_examples,
-    write_records,
 )
 
 

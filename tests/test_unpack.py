@@ -77,6 +77,7 @@ def test_unpack_only_a_split(vgg, tmp_path, capsys):
     assert "3 rows: wrote 1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_unpack_resumes_after_kill(vgg, tmp_path):
     server = serve_folder(vgg.archives[0].parent)
     server.chunk, server.delay = 2048, 0.15

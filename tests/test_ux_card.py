@@ -70,6 +70,7 @@ def _check(card: str, out, exported: dict[str, bool]) -> None:
     [("common", False), ("default", True)],
     [("default", True), ("default", False)],  # re-exporting without video drops the video column and tag
 ])
+@pytest.mark.slow
 def test_exported_card_describes_what_was_exported(media, tmp_path, steps):
     out = tmp_path / "hub"
     exported: dict[str, bool] = {}
@@ -82,6 +83,7 @@ def test_exported_card_describes_what_was_exported(media, tmp_path, steps):
         _check(card, out, dict(exported))
 
 
+@pytest.mark.slow
 def test_pushed_card_names_the_repo_and_merges_configs(media, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     _export(a, media, "default")

@@ -57,6 +57,7 @@ ZERO = "DecodeStats(audio_ok=0, audio_failed=0, video_ok=0, video_failed=0, drop
     ("stream", "skip", "audio_ok=3, audio_failed=2, video_ok=0, video_failed=0, dropped=2"),
     ("stream", "keep", "audio_ok=3, audio_failed=2, video_ok=0, video_failed=0, dropped=0"),
 ])
+@pytest.mark.slow
 def test_decode_stats_print_readably_and_exactly(media, tmp_path, mode, on_missing, want):
     p = run_python(CODE, sample_data_dir(), str(media), str(tmp_path / "c"), mode, on_missing)
     assert p.returncode == 0, p.stderr[-2000:]

@@ -32,6 +32,7 @@ def _export_args(media, out, *extra: str) -> list[str]:
             "--out", str(out), *extra]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("extra", "bar"), [([], True), (["--quiet"], False), (["-q", "--max-shard-size", "1MB"], False)])
 def test_terminal(media, tmp_path, extra, bar):
     code, text = run_in_a_terminal(_export_args(media, tmp_path / "out", *extra))
@@ -45,6 +46,7 @@ def test_terminal(media, tmp_path, extra, bar):
         assert "clip/s" not in text and "Generating" not in text  # neither ours nor datasets' bars
 
 
+@pytest.mark.slow
 def test_pipe_gets_no_bar(media, tmp_path):
     p = run_cli(*_export_args(media, tmp_path / "out"))
     assert p.returncode == 0, p.stderr[-2000:]
@@ -52,6 +54,7 @@ def test_pipe_gets_no_bar(media, tmp_path):
     assert "\r" not in p.stderr and "clip/s" not in p.stderr
 
 
+@pytest.mark.slow
 def test_push_with_export_shows_the_bar(media, tmp_path):
     args = ["push", "vggsound", "default", "--data-dir", sample_data_dir(), "--media-dir", str(media),
             "--repo-id", "org/x", "--dry-run", "--endpoint", "http://127.0.0.1:9"]

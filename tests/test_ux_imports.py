@@ -131,6 +131,7 @@ def media(tmp_path_factory):
     return demo_media(tmp_path_factory.mktemp("imports"), n_train=4, n_test=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workload", list(WORKLOADS))
 def test_avsets_imports_no_torch(media, tmp_path, workload):
     hits = _run(WORKLOADS[workload], sample_data_dir(), str(media), str(tmp_path))
@@ -163,6 +164,7 @@ OFFENDERS = [  # (code, expected verdict of the recorder)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("code", "ours"), OFFENDERS)
 def test_the_recorder_tells_our_imports_from_datasets(code, ours):
     hits = _run("import sys\n" + code)

@@ -32,6 +32,7 @@ def media(tmp_path_factory):
     ["export", "vggsound", "default", "--data-dir", "{data}", "--media-dir", "{media}", "--out", "{tmp}/hub"],
     ["demo", "--out", "{tmp}/demo"],
 ])
+@pytest.mark.slow
 def test_commands_that_print_the_counts_do_not_repeat_the_hint(media, tmp_path, args):
     args = [a.format(data=sample_data_dir(), media=media, tmp=tmp_path) for a in args]
     p = run_cli(*args)
@@ -69,6 +70,7 @@ LOADS = textwrap.dedent("""
     ("stream-epochs", {"train": 1, "test": 0}),
     ("keep-then-skip", {"train": 2, "test": 2}),  # two facts (kept, then dropped); prepare does both splits
 ])
+@pytest.mark.slow
 def test_a_load_says_it_once_per_fact(media, tmp_path, mode, expected):
     p = run_python(LOADS, sample_data_dir(), str(media), str(tmp_path / "cache"), mode)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -87,6 +89,7 @@ ASCC = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("configs", ["default", "default,single_label", "single_label,default,single_label"])
 def test_ascc_big_data_notice_once_per_data_dir(tmp_path, configs):
     import importlib.resources
@@ -97,6 +100,7 @@ def test_ascc_big_data_notice_once_per_data_dir(tmp_path, configs):
     assert p.stderr.count(BIG_DATA) == 1, p.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_ascc_verify_says_it_once(tmp_path):
     import importlib.resources
 

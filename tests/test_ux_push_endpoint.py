@@ -52,6 +52,7 @@ UNREACHABLE = [  # (how the endpoint is given, endpoint)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("how", "endpoint"), UNREACHABLE)
 def test_dry_run_needs_no_network(export, tmp_path, how, endpoint):
     endpoint = endpoint.format(port=_closed_port())
@@ -70,6 +71,7 @@ def test_dry_run_needs_no_network(export, tmp_path, how, endpoint):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_offline_sends_no_request_to_a_live_hub(export, tmp_path):
     with HubServer() as hub:
         env = _env(tmp_path, HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="1")
@@ -78,6 +80,7 @@ def test_dry_run_offline_sends_no_request_to_a_live_hub(export, tmp_path):
         assert hub.state.requests == []
 
 
+@pytest.mark.slow
 def test_dry_run_compares_with_the_hub_when_it_is_there(export, tmp_path):
     with HubServer() as hub:
         env = _env(tmp_path, HF_ENDPOINT=hub.url)
@@ -88,6 +91,7 @@ def test_dry_run_compares_with_the_hub_when_it_is_there(export, tmp_path):
     assert "skip   README.md" in p.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_endpoint", [None, "http://127.0.0.1:{port}"])
 def test_endpoint_flag_reaches_that_hub(export, tmp_path, env_endpoint):
     """``--endpoint`` wins over ``HF_ENDPOINT`` (here pointing nowhere) and over the public default."""
@@ -100,6 +104,7 @@ def test_endpoint_flag_reaches_that_hub(export, tmp_path, env_endpoint):
         assert 'load_dataset("org/ep"' in hub.files("org/ep")["README.md"].decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["ftp://hub.example.org", "hub.example.org", "http://", "file:///tmp/hub"])
 def test_bad_endpoint_is_a_usage_error(export, tmp_path, bad):
     p = run_cli("push", "--from", str(export), "--repo-id", "org/x", "--endpoint", bad, env=_env(tmp_path))

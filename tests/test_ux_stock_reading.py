@@ -101,6 +101,7 @@ CASES = [  # (export, streaming, decode options)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "streaming", "opts"), CASES)
 def test_local_copy_stock_load_then_avsets_decode(exported, tmp_path, kind, streaming, opts):
     root, media, outs = exported
@@ -110,6 +111,7 @@ def test_local_copy_stock_load_then_avsets_decode(exported, tmp_path, kind, stre
     _check(got, _reference(root, media, opts), kind == "video")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "streaming", "opts"), [CASES[0], CASES[1], CASES[4]])
 def test_hub_copy_stock_load_then_avsets_decode(exported, tmp_path, kind, streaming, opts):
     root, media, outs = exported
@@ -128,6 +130,7 @@ def _code_blocks(card: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", loading, re.S)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["audio", "video"])
 def test_card_loading_example_runs_as_printed(exported, tmp_path, kind):
     """The two snippets of the local card's Loading section, run unchanged one after the other."""

@@ -17,7 +17,7 @@ from ux_support import demo_media, run_cli
 
 import avsets
 from avsets.demo import sample_data_dir
-from avsets.fetch.ledger import LEDGER_NAME, Ledger, LedgerRow
+from avsets.ledger import LEDGER_NAME, Ledger, LedgerRow
 
 
 def _data(corpus: str) -> str | None:
@@ -51,6 +51,7 @@ def _table(stdout: str) -> dict[str, tuple[int, int, int]]:
     ("vggsound", "default"), ("vggsound", "common"), ("vggsound", "astest"),
     ("ascc", "default"), ("ascc", "single_label"), ("audiosetzsl", "zsl"),
 ])
+@pytest.mark.slow
 def test_metadata_only_report(tmp_path, corpus, config):
     args = ["verify", corpus, config] + (["--data-dir", _data(corpus)] if _data(corpus) else [])
     p = run_cli(*args)
@@ -65,6 +66,7 @@ def test_metadata_only_report(tmp_path, corpus, config):
     (["abcdefghijk,30,no such label,train"], 1),
     (["abcdefghijk,30,no such label,train", "ab,x,dog barking,test", "abcdefghijl,40,dog barking,nosplit"], 3),
 ])
+@pytest.mark.slow
 def test_skipped_rows_are_counted_and_named(vgg_meta, bad_lines, skipped):
     with open(f"{vgg_meta}/vggsound.csv", "a", encoding="utf-8") as f:
         f.writelines(line + "\n" for line in bad_lines)

@@ -51,6 +51,7 @@ def test_every_layout_loads_the_same_rows(tmp_path, kind, config):
     assert {s: d["label"] for s, d in got.items()} == {s: d["label"] for s, d in want.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", LAYOUTS)
 def test_cli_accepts_the_repo_root(tmp_path, kind):
     p = run_cli("verify", "vggsound", "--data-dir", str(_layout(tmp_path / "vgg", kind)))
@@ -58,6 +59,7 @@ def test_cli_accepts_the_repo_root(tmp_path, kind):
     assert "train   868" in p.stdout and "test    102" in p.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("present", [(), ("README.md",), ("data/Common.txt",), ("data/stat.csv",)])
 def test_neither_layout_is_a_setup_error(tmp_path, present):
     root = tmp_path / "vgg"

@@ -5,7 +5,8 @@
     >>> report.exit_code
 
 The pieces: ``runner`` (plan, threads or Ray, record), ``clip`` (one clip end to end), ``ffmpeg`` (the one
-ffmpeg run), ``sources`` (yt-dlp, mirrors, local paths, fsspec), ``ledger`` (SQLite), ``politeness``.
+ffmpeg run), ``origins`` (yt-dlp, mirrors, local paths, fsspec), ``politeness``; the ledger (SQLite) is
+:mod:`avsets.ledger`, shared with ``unpack``, ``report`` and the manifests.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..ledger import LEDGER_NAME, Ledger, LedgerRow, diff_ledgers, ledger_summary, read_ledger
 from ..segments import Segment
 from .clip import ClipRequest, FetchOptions, WholeVideo
-from .ledger import LEDGER_NAME, Ledger, LedgerRow, diff_ledgers, ledger_summary, read_ledger
+from .corpus import corpus_requests
 from .runner import FetchReport, FetchSetupError, Progress, parse_shard, run_fetch, shard_of
 
 _OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(FetchOptions))
@@ -50,8 +52,6 @@ def fetch(source: str | Iterable[Segment | ClipRequest], config: str | None = No
     """
     opts = make_options(**options)
     if isinstance(source, str):
-        from .corpus import corpus_requests
-
         items: Iterable[Segment | ClipRequest] = corpus_requests(source, config, data_dir=data_dir, split=split,
                                                                  whole_videos=whole_videos, **(config_kwargs or {}))
     else:

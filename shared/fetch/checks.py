@@ -14,16 +14,14 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import AvsetsError
 from ..secrets import redact_text, redact_url
 from ..templates import TemplateError
+from .origins import load_cookies, parse_source_template
+from .status import FetchSetupError
+from .target import is_remote
 
 if TYPE_CHECKING:
     from .clip import FetchOptions
-
-
-class FetchSetupError(AvsetsError):
-    """A usage or set-up problem (bad option, shard, template, output folder, missing tool): exit code 2."""
 
 
 def _finite(name: str, value: float | None, *, minimum: float = 0.0, strict: bool = False,
@@ -82,8 +80,6 @@ def check_options(o: FetchOptions) -> None:
 
 def check_template(template: str, names: Collection[str] | None = None) -> None:
     """Parse ``--source-url-template`` (and, given the row's column names, check its field names)."""
-    from .sources import parse_source_template
-
     try:
         tpl = parse_source_template(template)
         if names is not None:
@@ -98,8 +94,6 @@ def check_cookies(path: str) -> None:
         raise FetchSetupError(f"--cookies: no file {path}")
     if not os.path.isfile(path):
         raise FetchSetupError(f"--cookies {path} is not a file; give a Netscape-format cookies.txt")
-    from .sources import load_cookies
-
     try:
         load_cookies(path)
     except ImportError:
@@ -111,8 +105,6 @@ def check_cookies(path: str) -> None:
 
 def check_output_folder(out: str | os.PathLike[str]) -> None:
     """``--out`` must be a folder we can create and write in (a local one; a URL is checked by its upload)."""
-    from .target import is_remote
-
     text = str(out)
     if is_remote(text):
         return

@@ -14,9 +14,16 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ..cli_common import guarded
+from ..errors import AvsetsError
+from ..ledger import LedgerFormatError, LedgerRow, diff_ledgers
 from ..progress import ClipProgress
+from ..secrets import redact_text
+from ..sources.unpack import fetch_from_mirror
+from . import make_options
 from .clip import FetchOptions
-from .ledger import LedgerRow
+from .corpus import CorpusStats, corpus_requests, file_requests
+from .runner import FetchSetupError, run_fetch
 
 _DEFAULTS = FetchOptions()
 
@@ -100,8 +107,6 @@ _FIXED_OPTIONS = {"on_missing": "fetch reads every row whatever media exists; dr
 
 
 def _config_kwargs(options: Sequence[str]) -> dict[str, Any]:
-    from .runner import FetchSetupError
-
     out: dict[str, Any] = {}
     for item in options:
         if "=" not in item:
@@ -115,8 +120,6 @@ def _config_kwargs(options: Sequence[str]) -> dict[str, Any]:
 
 
 def options_from_args(args: argparse.Namespace) -> FetchOptions:
-    from . import make_options
-
     return make_options(
         audio=args.audio, video=True if args.video else None if not args.audio else False,
         sampling_rate=args.sampling_rate, max_height=args.max_height, exact=args.exact, tolerance=args.tolerance,
@@ -141,8 +144,6 @@ class _Progress(ClipProgress):
 
 
 def _fail(message: str) -> int:
-    from ..secrets import redact_text
-
     print(f"avsets fetch: error: {redact_text(message)}", file=sys.stderr)
     return 2
 
@@ -179,10 +180,6 @@ def _stop_on_sigterm() -> Any:
 
 def run_fetch_command(args: argparse.Namespace) -> int:
     """``avsets fetch``: 0 all ok or skipped, 1 some clip failed, 2 usage or set-up error, 130 Ctrl-C."""
-    from ..errors import AvsetsError
-    from .corpus import CorpusStats, corpus_requests, file_requests
-    from .runner import FetchSetupError, run_fetch
-
     progress: _Progress | None = None
     try:
         options = options_from_args(args)
@@ -199,8 +196,6 @@ def run_fetch_command(args: argparse.Namespace) -> int:
         else:
             raise FetchSetupError("name a corpus (e.g. vggsound) or give --segments CSV")
         if getattr(args, "source", None):
-            from ..sources.unpack import fetch_from_mirror
-
             return fetch_from_mirror(items, args.source, args.out, options.extensions())
         progress = _Progress(quiet=getattr(args, "quiet", False))
         previous = _stop_on_sigterm()
@@ -225,8 +220,6 @@ def run_fetch_command(args: argparse.Namespace) -> int:
 
 def run_ledger_diff_command(args: argparse.Namespace) -> int:
     """``avsets ledger diff OLD NEW``: ``+ id`` appeared, ``- id`` vanished, ``~ id`` other change."""
-    from .ledger import LedgerFormatError, diff_ledgers
-
     try:
         diff = diff_ledgers(args.old, args.new)
     except (FileNotFoundError, LedgerFormatError) as e:
@@ -245,8 +238,6 @@ def run_ledger_diff_command(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m avsets.fetch``: the fetch subcommands without the rest of the CLI (same guard as ``avsets``)."""
-    from ..cli import guarded
-
     parser = argparse.ArgumentParser(prog="python -m avsets.fetch")
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")

@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..segments import Segment
+from ..ledger import CONFLICT, ERROR, OK, RATE_LIMITED, LedgerRow, pid_alive, utc_now
+from ..segments import Segment, validate_youtube_id
 from . import ffmpeg
 from .ffmpeg import CutOptions, Input
-from .ledger import CONFLICT, ERROR, OK, RATE_LIMITED, LedgerRow, pid_alive, utc_now
+from .origins import SourceConfig, SourceResolver, download_whole
 from .politeness import Backoff, Politeness, RateLimiter, RefusalBreaker
-from .sources import SourceConfig, SourceResolver, download_whole
 from .status import FetchFailure, Interrupted, classify_http, http_status_from_ffmpeg
 from .target import Target
 
@@ -41,8 +41,6 @@ class WholeVideo:
     end: float | None = None
 
     def __post_init__(self) -> None:
-        from ..segments import validate_youtube_id
-
         validate_youtube_id(self.youtube_id)
 
     @property

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..api import load_dataset
 from ..segments import Segment, segment_of_key
 from .clip import ClipRequest, WholeVideo
 
@@ -58,8 +59,6 @@ def corpus_requests(corpus: str, config: str | None = None, *, data_dir: str | N
                     whole_videos: bool = False, **config_kwargs: Any) -> Iterator[ClipRequest]:
     """Yield a ``ClipRequest`` for every row of ``corpus`` that names a YouTube segment; with
     ``whole_videos``, rows that name a YouTube video but no segment fetch the whole video."""
-    from .. import load_dataset
-
     stats = stats if stats is not None else CorpusStats()
     kwargs = {k: v for k, v in config_kwargs.items() if v is not None}
     if data_dir is not None:

@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..ledger import ERROR
 from ..secrets import redact_text
-from .ledger import ERROR
-from .status import FetchFailure, Interrupted, describe_ffmpeg_failure
+from .status import FetchFailure, FetchSetupError, Interrupted, describe_ffmpeg_failure
 
 MARGIN = 1.0  # seconds read before the start (see module docstring)
 TAIL = 0.5  # seconds read past the end, so the trim never runs out of input
@@ -41,8 +41,6 @@ def ffmpeg_exe() -> str:
     try:
         import imageio_ffmpeg
     except ImportError:  # pragma: no cover - depends on the environment
-        from .checks import FetchSetupError
-
         raise FetchSetupError("avsets fetch needs an ffmpeg binary: pip install 'avsets[fetch]' (imageio-ffmpeg)"
                               ) from None
     return imageio_ffmpeg.get_ffmpeg_exe()

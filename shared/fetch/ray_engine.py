@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
+from ..ledger import Ledger, LedgerRow
 from .clip import ClipFetcher, ClipRequest, FetchOptions
-from .ledger import Ledger, LedgerRow
+from .status import FetchSetupError
 from .target import Target
 
 
@@ -37,8 +38,6 @@ def _init_ray(options: FetchOptions) -> Any:
     try:
         import ray
     except ImportError as e:
-        from .runner import FetchSetupError
-
         raise FetchSetupError("--engine ray needs Ray: pip install 'avsets[ray]'") from e
     if not ray.is_initialized():
         if options.address:

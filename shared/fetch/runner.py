@@ -20,11 +20,14 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
+from ..ledger import AGE_RESTRICTED, FINAL_FAILURES, OK, RETRYABLE, Ledger, LedgerRow
 from ..secrets import redact_url
 from ..segments import Segment
+from ..version import __version__
 from .checks import FetchSetupError, check_options, check_output_folder, check_template
 from .clip import ClipFetcher, ClipRequest, FetchOptions, cleanup_partials
-from .ledger import AGE_RESTRICTED, FINAL_FAILURES, OK, RETRYABLE, Ledger, LedgerRow
+from .ffmpeg import ffmpeg_exe
+from .ray_engine import run_ray
 from .status import Interrupted
 from .target import Target
 
@@ -200,8 +203,6 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
     options = options or FetchOptions()
     check_options(options)
     check_output_folder(out_dir)
-    from .ffmpeg import ffmpeg_exe
-
     ffmpeg_exe()  # no ffmpeg binary is a set-up error, said before anything is written
     items = _checked_items(items, options)
     target = Target(out_dir)
@@ -218,13 +219,9 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
         raise FetchSetupError(f"the ledger {target.ledger_path} is unreadable ({e}); move it aside (the clips "
                               "stay, and are adopted by the next run once they verify) to start a new ledger") from None
     try:
-        from .. import __version__
-
         ledger.begin_run(tool_version=f"avsets {__version__}")
         planned = plan(items, ledger, target, options, report)
         if options.engine == "ray":
-            from .ray_engine import run_ray
-
             run_ray(planned, target, options, ledger, report, progress)
         else:
             _run_threads(planned, target, options, ledger, report, progress)

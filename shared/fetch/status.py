@@ -12,11 +12,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .ledger import AGE_RESTRICTED, ERROR, GEO_BLOCKED, PRIVATE, RATE_LIMITED, REMOVED, UNAVAILABLE
+from ..errors import AvsetsError
+from ..ledger import AGE_RESTRICTED, ERROR, GEO_BLOCKED, PRIVATE, RATE_LIMITED, REMOVED, UNAVAILABLE
+
+
+class FetchSetupError(AvsetsError):
+    """A usage or set-up problem (bad option, shard, template, output folder, missing tool): exit code 2.
+
+    Defined here, at the bottom of the fetch modules, so that every one of them can raise it without
+    importing the option checks (``checks`` imports the resolver, which imports ``ffmpeg``).
+    """
 
 
 @dataclass
-class FetchFailure(Exception):
+class FetchFailure(AvsetsError):
     """A clip could not be fetched: its ledger ``status``, a one-line ``reason`` and, for 429, the server's
     ``Retry-After`` seconds.  ``transient=False`` marks failures a retry in the same run cannot fix (a
     segment that lies past the end of its video), so no time is spent backing off for them."""
@@ -36,7 +45,7 @@ class FetchFailure(Exception):
         return self.status == RATE_LIMITED or (self.http_status == 403 and self.status == ERROR)
 
 
-class Interrupted(Exception):
+class Interrupted(AvsetsError):
     """The run is stopping (Ctrl-C): the clip in hand is abandoned, unrecorded, so the next run fetches it."""
 
 

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .ledger import LEDGER_NAME
+from ..ledger import LEDGER_NAME
 
 
 def is_remote(out: str | os.PathLike[str]) -> bool:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from ..api import list_corpora
-from ..cli import _check_output_file, _config_kwargs
+from ..cli_common import check_output_file, config_kwargs
 from .audio_fp import MATCH_BER as AUDIO_BER
 from .duplicates import duplicates_from_table, format_duplicates, write_duplicates_csv
 from .overlap import format_summary, overlap_units, write_overlap_csv
@@ -51,7 +51,7 @@ def load_units(specs: Sequence[Spec], data_dirs: Sequence[str] | None, options: 
     """Every unit of every spec, in the order given (metadata only unless ``with_media``)."""
     default, per = parse_folder_options(data_dirs)
     plain_media, per_media = media_folders(media)
-    kwargs = _config_kwargs(options)
+    kwargs = config_kwargs(options)
     units: list[Unit] = []
     for spec in specs:
         roots = per_media.get(spec.corpus, plain_media) or None
@@ -68,7 +68,7 @@ def run_overlap(args: argparse.Namespace) -> int:
     """``avsets overlap A B ...``: shared YouTube ids per pair of corpus splits (metadata only)."""
     specs = _specs(args.specs)
     if args.out:
-        _check_output_file(args.out, "--out")
+        check_output_file(args.out, "--out")
     t0 = time.perf_counter()
     units = load_units(specs, args.data_dir, args.option)
     if len(units) < 2:
@@ -104,15 +104,15 @@ def _fingerprint(args: argparse.Namespace, out: str) -> int:
 
 def run_fingerprint(args: argparse.Namespace) -> int:
     """``avsets fingerprint A ... --out fp.parquet``: 0 all fingerprinted, 1 some clips failed."""
-    _check_output_file(args.out, "--out")
+    check_output_file(args.out, "--out")
     return 1 if _fingerprint(args, args.out) else 0
 
 
 def run_duplicates(args: argparse.Namespace) -> int:
     """``avsets duplicates A B ... --out dups.csv``: fingerprint (cached), index, verify, write the pairs."""
-    _check_output_file(args.out, "--out")
+    check_output_file(args.out, "--out")
     fp_path = args.fingerprints or os.path.join(os.path.dirname(os.path.abspath(args.out)), "fingerprints.parquet")
-    _check_output_file(fp_path, "--fingerprints")
+    check_output_file(fp_path, "--fingerprints")
     failed = 0
     if args.specs:
         failed = _fingerprint(args, fp_path)

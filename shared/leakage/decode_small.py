@@ -24,7 +24,7 @@ import math
 import av
 import numpy as np
 
-from ..decoding import _DECODE_ERRORS, open_source
+from ..decoding import DECODE_ERRORS, open_source
 from ..errors import MediaError, MissingStreamError
 from .video_fp import FPS, SIZE
 
@@ -70,7 +70,7 @@ def small_gray_frames(path: str | None, data: bytes | None, *, offset: float = 0
         return _frames(open_source(path, data), offset, duration)
     except MediaError as exc:
         raise type(exc)(exc.reason, clip_id=clip_id, path=path) from None
-    except _DECODE_ERRORS as exc:
+    except DECODE_ERRORS as exc:
         raise MediaError(f"cannot decode video: {type(exc).__name__}: {exc}", clip_id=clip_id, path=path) from exc
 
 

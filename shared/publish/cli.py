@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from huggingface_hub import constants
 
+from ..cli_common import config_kwargs
 from .media import AUDIO_FORMATS
 from .sync_cli import add_sync_arguments
 
@@ -73,9 +74,7 @@ def _export_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw = dict(data_dir=args.data_dir, media_dir=args.media_dir or None, video=args.video,
               audio_format=args.audio_format, max_shard_size=args.max_shard_size, num_proc=args.num_proc,
               engine=args.engine, split=args.split, overwrite=args.overwrite)
-    from ..cli import _config_kwargs  # the main CLI's --option parser (imported late: it imports us)
-
-    kw.update(_config_kwargs(args.option))
+    kw.update(config_kwargs(args.option))
     kw.update(filter_kwargs(args))
     return kw
 

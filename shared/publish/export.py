@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Features
 from datasets.utils.py_utils import convert_file_size_to_int
 
+from ..errors import AvsetsError
 from ..filters import FilterSummary, summarize
 from ..manifest import Manifest, export_manifest_path, manifest_hash, write_text_atomic
 from ..notices import MISSING_MEDIA, quiet
@@ -83,11 +84,11 @@ class ExportResult:
     splits: dict[str, SplitResult] = field(default_factory=dict)
 
 
-class ExportEmptyError(ValueError):
+class ExportEmptyError(AvsetsError, ValueError):
     """No row of any split had media to embed: nothing would load, so no card is written."""
 
 
-class ExportMismatchError(ValueError):
+class ExportMismatchError(AvsetsError, ValueError):
     """The output folder holds an unfinished export of the same config made from other input or options."""
 
 

@@ -27,6 +27,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 from huggingface_hub.utils.sha import git_hash
 
+from ..errors import AvsetsError
 from .card import merge_cards, set_load_target
 from .shards import STATE_DIR
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 REPO_TYPE = "dataset"
 
 
-class PushError(RuntimeError):
+class PushError(AvsetsError, RuntimeError):
     """A push failed; the message names the step and never contains the token."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from ..errors import MetadataError
+from ..ledger import read_ledger
 
 TAKEDOWNS_FILE = "takedowns.csv"
 TAKEDOWNS_COLUMNS = ("id", "youtube_id", "config", "split", "date", "reason")
@@ -120,8 +121,6 @@ def ledger_takedowns(ledgers: Iterable[str | os.PathLike[str]]) -> dict[str, Tak
     The latest row per clip, and per video, wins across ledgers (by ``fetched_at``), so a clip fetched again
     successfully in a newer run is not taken down by an older failure.
     """
-    from ..fetch.ledger import read_ledger
-
     latest_clip: dict[str, tuple[str, str, str | None]] = {}
     latest_video: dict[str, tuple[str, str, str | None]] = {}
     for led in ledgers:

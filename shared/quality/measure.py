@@ -23,7 +23,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from ..decoding import _DECODE_ERRORS
+from ..decoding import DECODE_ERRORS
 from ..errors import AvsetsError
 from ..secrets import redact_text
 from ..segments import AUDIO_EXTENSIONS
@@ -382,5 +382,5 @@ def measure_row(src: str | bytes | os.PathLike[str] | io.IOBase, **kwargs: Any) 
     """:func:`measure_clip`, but a clip that cannot be decoded gives a row with ``error`` set, never a raise."""
     try:
         return measure_clip(src, **kwargs)
-    except (AvsetsError, *_DECODE_ERRORS) as exc:
+    except (AvsetsError, *DECODE_ERRORS) as exc:
         return error_row(f"{type(exc).__name__}: {exc}")

@@ -8,27 +8,14 @@ from __future__ import annotations
 
 import glob
 import os
-import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import fsspec
 
-SourceKind = Literal["folder", "zip", "tar", "tgz", "parquet"]
-ARCHIVE_KINDS: frozenset[str] = frozenset({"zip", "tar", "tgz", "parquet"})
+from ..source_names import _ENDINGS, ARCHIVE_KINDS, SourceKind, source_kind, url_path
 
-# Longest suffix first: ".tar.gz" must win over ".gz".
-_SUFFIXES: tuple[tuple[str, SourceKind], ...] = (
-    (".tar.gz", "tgz"),
-    (".tgz", "tgz"),
-    (".tar", "tar"),
-    (".zip", "zip"),
-    (".parquet", "parquet"),
-    (".pq", "parquet"),
-)
-_ENDINGS = tuple(suffix for suffix, _ in _SUFFIXES)
-
+__all__ = ["ARCHIVE_KINDS", "Source", "SourceKind", "expand_sources", "source_kind", "url_path"]
 
 @dataclass(frozen=True)
 class Source:
@@ -36,31 +23,6 @@ class Source:
 
     url: str
     kind: SourceKind
-
-
-def url_path(url: str) -> str:
-    """The part of a source text that names the file: for an ``http(s)://`` URL its path, without the query
-    (``?X-Amz-Signature=...`` of a presigned URL) or fragment; any other text as it is (a ``?`` in a local
-    or ``s3://`` name is a glob character, in an HTTP URL it starts the query)."""
-    if url[:8].lower().startswith(("http://", "https://")):
-        try:
-            return urllib.parse.urlsplit(url).path
-        except ValueError:
-            return url.split("?", 1)[0].split("#", 1)[0]
-    return url
-
-
-def source_kind(url: str) -> SourceKind | None:
-    """The archive kind a file name announces, or ``None`` for anything else (a folder, a media file).
-
-    Decided by the name alone: a remote listing costs a request, and mirrors name their files honestly
-    (``vggsound_00.tar.gz``, ``train-00000-of-00042.parquet``).
-    """
-    name = url_path(url).rstrip("/").rsplit("/", 1)[-1].lower()
-    for suffix, kind in _SUFFIXES:
-        if name.endswith(suffix):
-            return kind
-    return None
 
 
 def _is_glob(text: str) -> bool:

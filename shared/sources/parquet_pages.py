@@ -23,6 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..errors import AvsetsError
+
 # Thrift compact protocol type ids
 _STOP, _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(13)
 # parquet.thrift enums
@@ -31,7 +33,7 @@ _PLAIN, _PLAIN_DICTIONARY, _RLE_DICTIONARY = 0, 2, 8
 _CODECS = {0: None, 1: "snappy", 2: "gzip", 4: "brotli", 6: "zstd", 7: "lz4_raw"}
 
 
-class PageUnsupported(Exception):
+class PageUnsupported(AvsetsError):
     """This file or page is outside what the page reader handles: read the row group instead."""
 
 

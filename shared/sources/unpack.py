@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..cli_common import config_kwargs
 from ..errors import AvsetsError, MediaError, MediaSourceError
 from ..segments import MEDIA_EXTENSIONS
 from .base import MediaSource, media_sources
@@ -130,7 +131,7 @@ class _Writer:
     def write(self, rows: RowIndex, s: Serve, archive: str) -> int:
         """Bytes written; raises ``MediaError`` when the member cannot be cut."""
         from ..fetch.clip import part_path
-        from ..fetch.ledger import OK, LedgerRow
+        from ..ledger import OK, LedgerRow
 
         table = rows.table
         rid = table.column("id")[s.row].as_py()
@@ -225,7 +226,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                 quiet: bool = False, tolerance: float = TOLERANCE) -> UnpackReport:
     """Write the members serving ``table``'s rows (``id``, ``youtube_id``, ``start``, ``end``) into ``out``."""
     from ..fetch.clip import cleanup_partials
-    from ..fetch.ledger import Ledger
+    from ..ledger import Ledger
 
     text = os.fspath(out)
     if "://" in text and not text.startswith("file://"):
@@ -301,7 +302,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
 
 
 def _record_failure(ledger, rows: RowIndex, s: Serve, archive: str, exc: BaseException) -> None:
-    from ..fetch.ledger import ERROR, LedgerRow
+    from ..ledger import ERROR, LedgerRow
 
     member = s.video or s.audio
     rid = rows.table.column("id")[s.row].as_py()
@@ -368,10 +369,8 @@ def add_unpack_subcommand(sub) -> None:
 
 def run_unpack_command(args: argparse.Namespace) -> int:
     """``avsets unpack``: 0 every row written or already there, 1 some missing or failed, 2 set-up error."""
-    from ..cli import _config_kwargs
-
     try:
-        kwargs = _config_kwargs(args.option)
+        kwargs = config_kwargs(args.option)
         table = corpus_table(args.corpus, args.config, data_dir=args.data_dir, split=args.split, **kwargs)
         if table.num_rows == 0:
             raise UnpackSetupError("the corpus has no rows for this config/split")

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import AvsetsError
-from ..secrets import redact_text, redact_url
-from ..segments import MEDIA_EXTENSIONS
-from ..sources.kinds import source_kind, url_path
+from .errors import AvsetsError
+from .secrets import redact_text, redact_url
+from .segments import MEDIA_EXTENSIONS
+from .source_names import source_kind, url_path
 
 LEDGER_NAME = "avsets-ledger.sqlite"
 

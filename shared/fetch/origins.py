@@ -9,6 +9,9 @@ media extension to ffmpeg and anything else to yt-dlp.
 Template placeholders are the row's columns as text plus ``youtube_id``, ``id`` (the clip key),
 ``start``/``end`` (seconds as given), ``start_ms``/``end_ms`` and ``start_s``/``end_s`` (integers) — the
 same names ``media_pattern`` takes.
+
+Named ``origins`` (until round 3: ``avsets.fetch.sources``) so that it is never confused with
+:mod:`avsets.sources`, the archive and folder media sources a load reads from.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..ledger import ERROR, UNAVAILABLE
 from ..secrets import redact_text, redact_url
 from ..segments import MEDIA_EXTENSIONS, Segment
 from ..templates import Template, Value, parse, plain_values, segment_values
 from .ffmpeg import Input
-from .ledger import ERROR, UNAVAILABLE
 from .status import FetchFailure, Interrupted, classify_http, classify_message
 
 logger = logging.getLogger(__name__)
