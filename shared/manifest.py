@@ -27,6 +27,7 @@ from typing import Any
 
 import fsspec
 
+from .csvsafe import csv_writer
 from .segments import Segment, segment_of_key
 
 FORMAT = "avsets-manifest/1"
@@ -322,20 +323,29 @@ def compare(a: Manifest, b: Manifest) -> Comparison:
 
 
 
+def exact_seconds(ms: int) -> str:
+    """Integer milliseconds as the shortest exact decimal seconds (``1234567`` -> ``1234.567``,
+    ``100000250`` -> ``100000.25``, ``10000`` -> ``10``): a reader gets the clip key's times back to the
+    millisecond, whatever the magnitude (``%g`` kept 6 significant digits and named other segments)."""
+    whole, frac = divmod(int(ms), 1000)
+    return f"{whole}.{frac:03d}".rstrip("0").rstrip(".")
+
+
 def write_segments_csv(splits: Mapping[str, Iterable[str]], path: str | os.PathLike[str]) -> int:
     """Write ``id,youtube_id,start,end,split`` rows (the CSV ``avsets fetch --segments`` reads); return rows.
 
-    ``youtube_id,start,end`` are filled in when the id is a clip key ``{youtube_id}_{start_ms}_{end_ms}``.
+    ``youtube_id,start,end`` are filled in when the id is a clip key ``{youtube_id}_{start_ms}_{end_ms}``,
+    with the times exact to the millisecond (``exact_seconds``), so they always name the id's segment.
     """
     n = 0
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf, lineterminator="\n")
     w.writerow(["id", "youtube_id", "start", "end", "split"])
     for split, ids in splits.items():
         for clip in sorted(ids):
             seg = segment_of_key(clip)
-            w.writerow([clip, seg.youtube_id if seg else "", f"{seg.start:g}" if seg else "",
-                        f"{seg.end:g}" if seg else "", "" if split == ALL else split])
+            w.writerow([clip, seg.youtube_id if seg else "", exact_seconds(seg.start_ms) if seg else "",
+                        exact_seconds(seg.end_ms) if seg else "", "" if split == ALL else split])
             n += 1
     fs, p = fsspec.core.url_to_fs(os.fspath(path))
     write_text_atomic(fs, p, buf.getvalue())

@@ -9,7 +9,6 @@ are shown with credentials and query strings removed.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -18,6 +17,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+from .csvsafe import csv_writer, safe_cell
 from .manifest import manifest_hash, write_text_atomic
 from .report import CoverageReport
 
@@ -158,14 +158,15 @@ def missing_csv(rep: CoverageReport) -> str:
         status = [s.missing_status.get(i, "missing") for i in ids] if len(s.missing_status) != len(ids) \
             else list(s.missing_status.values())
         empty = pa.array([""] * len(ids), pa.string())
-        parts.append(pa.table({"split": pa.array([s.split] * len(ids), pa.string()), "id": pa.array(ids, pa.string()),
+        parts.append(pa.table({"split": pa.array([safe_cell(s.split)] * len(ids), pa.string()),
+                               "id": pa.array([safe_cell(i) for i in ids], pa.string()),
                                "status": pa.array(status, pa.string()), "path": empty, "reason": empty}))
     table = pa.concat_tables(parts) if parts else pa.table({k: pa.array([], pa.string()) for k in
                                                             ("split", "id", "status", "path", "reason")})
     pacsv.write_csv(table, buf, pacsv.WriteOptions(quoting_style="needed"))
     text = io.StringIO()
     text.write(buf.getvalue().decode("utf-8").replace("\r\n", "\n"))
-    w = csv.writer(text, lineterminator="\n")
+    w = csv_writer(text, lineterminator="\n")
     for s in rep.splits:
         for clip, path, reason in s.coverage.corrupt_ids:
             w.writerow([s.split, clip, "corrupt", _redact(path), reason])
@@ -174,7 +175,7 @@ def missing_csv(rep: CoverageReport) -> str:
 
 def classes_csv(rep: CoverageReport) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf, lineterminator="\n")
     w.writerow(["split", "class", "rows", "present", "coverage"])
     for s in rep.splits:
         for c in s.classes:

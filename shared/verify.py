@@ -6,7 +6,6 @@ exactly what ``load_dataset`` would see; probing every file is what makes this t
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from datasets import DownloadManager, StreamingDownloadManager
 from tqdm.auto import tqdm
 
 from .api import load_dataset_builder
+from .csvsafe import csv_writer
 from .decoding import probe_media
 from .sources.kinds import expand_sources
 from .sources.stream import probe_member
@@ -184,7 +184,7 @@ def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,
         return list(hit) if hit else ["", ""]
 
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = csv_writer(f)
         w.writerow(["split", "id", "status", "path", "reason", "ledger_status", "ledger_reason"])
         for cov in report:
             for clip_id in cov.missing_ids:

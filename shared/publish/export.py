@@ -48,6 +48,7 @@ from .shards import (
     state_dir,
     write_json_atomic,
 )
+from .sync import finish_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -143,16 +144,18 @@ def _iter_items(table: pa.Table, first_index: int, rows: int,
     idx = first_index
     for batch in table.to_batches(max_chunksize=rows):
         rows = batch.to_pylist()
-        yield [(i, None if drop and r.get("id") in drop else r) for i, r in enumerate(rows, start=idx)]
+        yield [(i, None if drop and (r.get("id") in drop or r.get("youtube_id") in drop) else r)
+               for i, r in enumerate(rows, start=idx)]
         idx += len(rows)
 
 
 def _taken_down(fs: fsspec.AbstractFileSystem, root: str) -> frozenset[str]:
-    """Ids in the export folder's ``takedowns.csv`` (``avsets export --prune``): a re-export leaves them out."""
-    from .takedowns import TAKEDOWNS_FILE, read_takedowns_csv
+    """Clip ids and whole-video YouTube ids in the export folder's ``takedowns.csv`` (``avsets export --prune``):
+    a re-export leaves them out."""
+    from .takedowns import TAKEDOWNS_FILE, excluded_keys
 
     path = f"{root}/{TAKEDOWNS_FILE}"
-    return frozenset(r.id for r in read_takedowns_csv(fs.cat_file(path))) if fs.exists(path) else frozenset()
+    return excluded_keys(fs.cat_file(path)) if fs.exists(path) else frozenset()
 
 
 def _feed(writer: ShardWriter, results: list[Converted], progress: Callable[[Converted], None] | None = None) -> None:
@@ -263,6 +266,7 @@ def _one_writer(fn):
             return fn(*args, **kwargs)
         os.makedirs(os.path.join(root, STATE_DIR), exist_ok=True)
         with filelock.FileLock(os.path.join(root, STATE_DIR, f"{config}.lock")):  # beside the state; push skips it
+            finish_interrupted(root)  # a killed prune's journal: finished (or dropped if stale) before writing
             return fn(*args, **kwargs)
 
     return wrapper

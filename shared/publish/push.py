@@ -29,6 +29,7 @@ from huggingface_hub.utils.sha import git_hash
 
 from .card import merge_cards, set_load_target
 from .shards import STATE_DIR
+from .sync import finish_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +193,8 @@ def _remote_state(api: HfApi, repo_id: str, revision: str | None, *, private: bo
 def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: str | None, token: str | None,
                  dry_run: bool, commit_message: str | None, commit_max_files: int, commit_max_bytes: int,
                  endpoint: str | None) -> PushResult:
+    if not dry_run:
+        finish_interrupted(folder)  # never publish a half-applied prune
     local = _local_files(folder)
     if "README.md" not in local:
         raise PushError(f"{folder} has no README.md: is it the output of `avsets export`?")

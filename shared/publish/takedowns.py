@@ -20,10 +20,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+from ..csvsafe import csv_writer
 from ..errors import MetadataError
 
 TAKEDOWNS_FILE = "takedowns.csv"
-TAKEDOWNS_COLUMNS = ("id", "youtube_id", "config", "split", "date", "reason")
+#: ``listed`` is the key the takedown named: the clip id, or the YouTube id when the whole video goes (a later
+#: export leaves out every clip of that video, also ones whose media arrives after the prune)
+TAKEDOWNS_COLUMNS = ("id", "youtube_id", "config", "split", "date", "reason", "listed")
 #: ledger statuses that mean the video is gone or closed for good (the ledger's ``FINAL_FAILURES``)
 GONE_STATUSES = ("removed", "private", "unavailable")
 _ID_HEADERS = ("id", "clip_id", "youtube_id", "ytid", "video_id", "key")
@@ -50,6 +53,12 @@ class Removed:
     split: str
     date: str
     reason: str
+    listed: str = ""  # the listed key: ``id`` or ``youtube_id`` (empty in files written before the column)
+
+    @property
+    def whole_video(self) -> bool:
+        """The takedown named the YouTube id: every clip of the video is gone, present and future."""
+        return bool(self.youtube_id) and self.listed == self.youtube_id
 
 
 def today() -> str:
@@ -144,15 +153,27 @@ def read_takedowns_csv(data: bytes | None) -> list[Removed]:
     """The rows of a published ``takedowns.csv`` (``None``: no file yet)."""
     if not data:
         return []
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise MetadataError(f"{TAKEDOWNS_FILE} is not UTF-8 text (byte {e.start}): was it saved by another "
+                            "program? Save it as UTF-8 CSV", file=TAKEDOWNS_FILE) from None
+    reader = csv.DictReader(io.StringIO(text))
     return [Removed(*(r.get(c) or "" for c in TAKEDOWNS_COLUMNS)) for r in reader]
 
 
 def write_takedowns_csv(rows: Iterable[Removed]) -> bytes:
     """``takedowns.csv`` text: header, then one row per removed clip, in the order given."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf, lineterminator="\n")
     w.writerow(TAKEDOWNS_COLUMNS)
     for r in rows:
-        w.writerow([r.id, r.youtube_id, r.config, r.split, r.date, r.reason])
+        w.writerow([r.id, r.youtube_id, r.config, r.split, r.date, r.reason, r.listed])
     return buf.getvalue().encode("utf-8")
+
+
+def excluded_keys(data: bytes | None) -> frozenset[str]:
+    """What a (re-)export into a folder must leave out, from its ``takedowns.csv``: every clip id listed, and
+    the YouTube id of each whole-video takedown (so a clip of that video whose media arrives later stays out)."""
+    rows = read_takedowns_csv(data)
+    return frozenset({r.id for r in rows if r.id} | {r.youtube_id for r in rows if r.whole_video})
