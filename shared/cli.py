@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import AvsetsError
+from .secrets import redact_url
 
 
 class UsageError(AvsetsError, ValueError):
@@ -158,7 +159,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         except (OSError, ValueError):
             continue
         if summary:
-            print(f"fetch ledger in {root}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+            print(f"fetch ledger in {redact_url(root)}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
     return 0 if all(c.missing == 0 and c.corrupt == 0 for c in report) else 1
 
 
@@ -191,10 +192,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .manifest import compare, read_id_sets, write_segments_csv
 
+    if args.out and "://" not in args.out:
+        _check_output_file(args.out, "--out")
     a = read_id_sets(args.a, config=args.config)
     b = read_id_sets(args.b, config=args.config)
     result = compare(a, b)
-    print("\n".join(result.lines()))
+    print("\n".join(result.lines(names=(redact_url(args.a), redact_url(args.b)))))
+    for warning in result.warnings():
+        print(f"avsets compare: warning: {warning}", file=sys.stderr)
     if args.out:
         n = write_segments_csv(result.intersection, args.out)
         print(f"{n} clips in both written to {args.out} (avsets fetch --segments / load_dataset(only_ids=...))")
@@ -301,11 +306,18 @@ def guarded(args: argparse.Namespace, *, prog: str = "avsets") -> int:
     one line naming it, exit 1, and the traceback with ``--debug``.  Every line is redacted (URLs lose
     userinfo and signed query values).
     """
-    import sqlite3
-
-    from .secrets import install_log_filter, redact_text
+    from .secrets import install_log_filter, redacting_output
 
     install_log_filter()
+    with redacting_output():  # every line a command prints goes through the one redaction function
+        return _guarded(args, prog)
+
+
+def _guarded(args: argparse.Namespace, prog: str) -> int:
+    import sqlite3
+
+    from .secrets import redact_text
+
     debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args) or 0)

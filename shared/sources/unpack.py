@@ -229,7 +229,9 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
     text = os.fspath(out)
     if "://" in text and not text.startswith("file://"):
         raise UnpackSetupError(f"--out must be a local folder, not {public_url(text)} (unpack, then upload)")
-    out_dir = Path(text[len("file://"):] if text.startswith("file://") else text)
+    # absolute from here on: ffmpeg is handed output paths, and a relative one (``--out media``, as the README
+    # writes it) was refused (an id may start with "-", so fetch's ffmpeg recipe takes absolute paths only)
+    out_dir = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser().absolute()
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = expand_sources(media_dir)
     if not sources:
