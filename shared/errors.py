@@ -136,3 +136,11 @@ class MediaSourceError(AvsetsError):
 
 class StreamingOnlySourceError(MediaSourceError):
     """A ``.tar.gz``/``.tgz`` source used map-style: gzip cannot be read at random."""
+
+
+class MissingDependencyError(AvsetsError, ImportError):
+    """A package a feature needs is not installed (an fsspec backend for ``https://``, ``s3://``...).
+
+    Raised where the need is first known, naming the package and the install command, so a missing client
+    library is never mistaken for missing media ("N rows have no media").
+    """

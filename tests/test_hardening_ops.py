@@ -278,3 +278,38 @@ def test_cache_fingerprint_sees_subpackages(tmp_path, monkeypatch):
     (pkg / "sources" / "new_rule.py").write_text("X = 1\n")
     assert api._source_hash(VGGSound) not in (before, after)
     json.dumps(before)  # a plain string
+
+
+def test_a_missing_http_client_is_a_named_error_not_missing_media(tmp_path):
+    """Item 17: with the HTTP client library unimportable, a remote ``media_dir`` is a ``MissingDependencyError``
+    naming the package (map-style and the CLI, exit 2), never "N rows have no media"."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["aiohttp"] = None  # what a plain install without fsspec[http] had
+        import avsets
+        from avsets.errors import MissingDependencyError
+        try:
+            avsets.load_dataset("vggsound", data_dir=sys.argv[1], media_dir="http://127.0.0.1:9/clips.zip",
+                                split="train", cache_dir=sys.argv[2])
+        except MissingDependencyError as e:
+            assert "fsspec[http]" in str(e), e
+            print("named")
+        from avsets.cli import main
+        sys.exit(main(["verify", "vggsound", "--data-dir", sys.argv[1], "--media-dir",
+                       "http://127.0.0.1:9/clips.zip"]))
+    """)
+    from avsets.demo import sample_data_dir
+
+    p = subprocess.run([sys.executable, "-c", code, sample_data_dir(), str(tmp_path)], capture_output=True,
+                       text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert p.stdout.strip() == "named", p.stderr[-2000:]
+    assert p.returncode == 2 and "pip install 'fsspec[http]'" in p.stderr
+    assert "have no media" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_core_install_check_script_runs():
+    """The script ``.ci/run`` runs in a core-only venv reads the loopback zip mirror here too."""
+    script = Path(__file__).with_name("core_install_check.py")
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "core install reads a remote mirror: yes" in p.stdout
