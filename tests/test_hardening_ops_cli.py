@@ -176,3 +176,32 @@ def test_a_local_typo_with_a_slash_is_named(tmp_path, typo, capsys, monkeypatch)
         read_ids(typo)
     json.dumps(err)
     os.fspath(a)
+
+
+def test_disk_full_during_unpack_says_so_and_keeps_the_ledger(vgg, tmp_path):
+    """Friction: a full disk during ``unpack`` says "no space left" (not SQLite's "cannot rollback - no
+    transaction is active"), prints the summary, exits 1 and leaves a valid ledger; grown, a rerun finishes."""
+    from test_reliability_faults import Tmpfs
+
+    disk = Tmpfs(tmp_path / "disk", "160k")
+    try:
+        args = ["unpack", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[0]),
+                "--media-dir", str(vgg.archives[1]), "--out", str(disk.path / "media"), "--quiet"]
+        p = _run(args, tmp_path)
+        text = p.stdout + p.stderr
+        assert p.returncode == 1, text
+        assert "no space left" in text and "cannot rollback" not in text and "Traceback" not in text, text
+        assert "not reached" in p.stdout
+        con = sqlite3.connect(disk.path / "media" / "avsets-ledger.sqlite")
+        try:
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            recorded = {r[0] for r in con.execute("SELECT id FROM clips WHERE status = 'ok'")}
+        finally:
+            con.close()
+        assert all((disk.path / "media" / f"{rid}.mp4").is_file() for rid in recorded)
+        disk.grow("64m")
+        p = _run(args, tmp_path)
+        assert "no space" not in p.stdout + p.stderr and f"{len(recorded)} already there" in p.stdout, p.stdout
+        assert _ok_ids(disk.path / "media") >= {vgg_row_id(i) for i in (0, 1, 2, 4, 6, 7)}
+    finally:
+        disk.close()

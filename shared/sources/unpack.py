@@ -17,6 +17,7 @@ credentials + ``!/`` + member name).  Rows no source holds are reported and left
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import logging
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ..errors import AvsetsError, MediaError, MediaSourceError
+from ..errors import AvsetsError, MediaError, MediaSourceError, NoSpaceError
 from ..segments import MEDIA_EXTENSIONS
 from .kinds import Source, expand_sources
 from .members import Member, ReadStats, iter_members, public_url
@@ -57,11 +58,13 @@ class UnpackReport:
     unsafe: int = 0
     damaged: list[str] = field(default_factory=list)
     missing_ids: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the run stopped early (the disk filled up); a rerun resumes
+    not_reached: int = 0  # rows not looked at because the run stopped
 
     @property
     def exit_code(self) -> int:
-        """0 every row written or already there; 1 some row failed or no source held it."""
-        return 1 if (self.failed or self.missing) else 0
+        """0 every row written or already there; 1 some row failed, no source held it, or the run stopped."""
+        return 1 if (self.failed or self.missing or self.stopped) else 0
 
     def summary(self) -> str:
         text = (f"{self.rows} rows: wrote {self.written} ({self.bytes / 1e6:.1f} MB), {self.skipped} already there, "
@@ -70,6 +73,8 @@ class UnpackReport:
             text += f"; ignored {self.unsafe} member(s) named outside the archive"
         if self.damaged:
             text += f"; damaged: {', '.join(self.damaged)}"
+        if self.stopped:
+            text += f"\nstopped with {self.not_reached} row(s) not reached: {self.stopped}"
         return text
 
 
@@ -206,7 +211,11 @@ class _Writer:
                     args = ffmpeg.build_whole_args([inp], audio_out=audio_out, video_out=video_out, opts=opts)
                 result = ffmpeg.run(args, 600.0)
                 if result.returncode != 0:
-                    raise MediaError(f"cannot cut the member: {ffmpeg.failure_text(result)[:300]}", clip_id=rid)
+                    why = ffmpeg.failure_text(result)
+                    if "No space left on device" in why:
+                        raise NoSpaceError(f"no space left on the device of {tmp.parent}; free space and rerun "
+                                           "to go on")
+                    raise MediaError(f"cannot cut the member: {why[:300]}", clip_id=rid)
                 d = ffmpeg.media_duration(tmp)
                 if not whole or (d is not None and abs(d - (end - start)) <= self.tolerance):
                     return d
@@ -281,7 +290,16 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                             try:
                                 report.bytes += writer.write(rows, s, shown)
                                 report.written += 1
-                            except (MediaError, OSError) as exc:
+                            except NoSpaceError:
+                                raise  # the disk is full: every later clip would fail the same way
+                            except OSError as exc:
+                                if exc.errno == errno.ENOSPC:
+                                    raise NoSpaceError(f"no space left on the device of {out_dir} ({exc}); "
+                                                       "free space and rerun to go on") from None
+                                report.failed += 1
+                                failed.add(s.row)
+                                _record_failure(ledger, rows, s, shown, exc)
+                            except MediaError as exc:
                                 report.failed += 1
                                 failed.add(s.row)
                                 _record_failure(ledger, rows, s, shown, exc)
@@ -292,9 +310,14 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                     report.damaged.append(shown)
                     logger.warning("avsets unpack: %s", exc)
                 report.unsafe += stats.unsafe
+        except NoSpaceError as exc:  # stop: what was written is recorded, a rerun resumes after it
+            report.stopped = str(exc)
         finally:
             bar.close()
     missing = [i for i in range(len(rows)) if i not in served and i not in failed]
+    if report.stopped:  # the rows after the stop were never looked for: not "missing from the sources"
+        report.not_reached = len(rows) - report.written - report.failed
+        return report
     report.missing = len(missing)
     report.missing_ids = [str(x) for x in rows.table.column("id").take(pa.array(missing[:20], pa.int64())).to_pylist()]
     return report
