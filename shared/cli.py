@@ -134,8 +134,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         _check_output_file(args.report, "--report")
         if not _charts_available(format_of(args.report, None)):
             return 2
+        if args.split:
+            raise UsageError("--split does not apply with --report (the report covers every split); drop one")
         rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
-                           probe=not args.no_probe, probe_limit=args.probe_limit, progress=True, **kwargs)
+                           probe=not args.no_probe, probe_limit=args.probe_limit, progress=_show_bar(args),
+                           **kwargs)
         report = rep.coverage
         if args.missing_csv:
             write_missing_csv(report, args.missing_csv, ledger=ledger)
@@ -143,7 +146,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(summary_lines(rep, paths)[-1])
     else:
         report = verify(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
-                        probe=not args.no_probe, **kwargs)
+                        probe=not args.no_probe, progress=_show_bar(args), splits=args.split, **kwargs)
         if args.missing_csv:
             write_missing_csv(report, args.missing_csv, ledger=ledger)
     print(format_table(report))
@@ -163,6 +166,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if all(c.missing == 0 and c.corrupt == 0 for c in report) else 1
 
 
+def _show_bar(args: argparse.Namespace) -> bool:
+    """The one rule for progress bars: on a terminal, unless ``--quiet`` (a pipe or a log gets none)."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
 def _charts_available(fmt: str) -> bool:
     """HTML and PNG reports need matplotlib (the ``report`` extra); say how to get it."""
     if fmt in ("html", "png"):
@@ -179,11 +187,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
     from .report_render import format_of, summary_lines, write_report
 
+    if "://" not in args.out:
+        _check_output_file(args.out, "--out")
     if not _charts_available(format_of(args.out, args.format)):  # a bad format or extra: say so before the scan
         return 2
     rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
                        ledger=args.ledger or None, probe=not args.no_probe, probe_limit=args.probe_limit,
-                       progress=True, **_config_kwargs(args.option))
+                       progress=_show_bar(args), **_config_kwargs(args.option))
     paths = write_report(rep, args.out, args.format)
     print("\n".join(summary_lines(rep, paths)))
     return 0
@@ -227,6 +237,17 @@ def _config_kwargs(options: Sequence[str] | None) -> dict:
     return out
 
 
+def _count(text: str) -> int:
+    """A count (``--probe-limit``): a whole number >= 0; ``-5`` is a usage error, not "probe nothing"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with the optional subsystems' subcommands when they are importable."""
     parser = argparse.ArgumentParser(prog="avsets", description=__doc__.splitlines()[0])
@@ -251,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="skip opening each file (existence only)")
     p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
     p.add_argument("--report", metavar="PATH", help="also write the coverage report (html, md, json or png)")
-    p.add_argument("--probe-limit", type=int, default=100_000_000, help=argparse.SUPPRESS)
+    p.add_argument("--probe-limit", type=_count, default=100_000_000, help=argparse.SUPPRESS)
+    p.add_argument("--split", action="append", help="only this split (repeatable; default: all)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none is shown outside a terminal)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("report", help="coverage report: present, missing by ledger status, per class, over time")
@@ -263,11 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fetch ledger file or fetched folder (repeatable; default: a ledger in a media root)")
     p.add_argument("--out", required=True, help="report file (.html, .md, .json or .png)")
     p.add_argument("--format", choices=("html", "md", "json", "png"), help="default: from --out's extension")
-    p.add_argument("--probe-limit", type=int, default=2000,
+    p.add_argument("--probe-limit", type=_count, default=2000,
                    help="open at most this many files per split for durations/sample rates (default 2000); "
                         "corrupt files are counted only when every file is opened")
     p.add_argument("--no-probe", action="store_true", help="open no file (existence only)")
     p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none is shown outside a terminal)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="clips two copies share: manifests, ledgers, exports or Hub repos")
@@ -296,7 +320,22 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_publish_subcommands(sub)
+    for subparser in sub.choices.values():  # --debug / -v also after the subcommand (`avsets fetch ... --debug`)
+        _add_global_flags(subparser)
     return parser
+
+
+def _add_global_flags(p: argparse.ArgumentParser) -> None:
+    """``--debug`` and ``-v`` on a subcommand too; ``SUPPRESS`` keeps the main parser's value when absent."""
+    have = {o for a in p._actions for o in a.option_strings}
+    if "--debug" not in have:
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    if "--verbose" not in have and "-v" not in have:
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for action in p._actions:  # nested subcommands (`avsets ledger diff`)
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_global_flags(child)
 
 
 def guarded(args: argparse.Namespace, *, prog: str = "avsets") -> int:

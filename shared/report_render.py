@@ -377,8 +377,13 @@ def format_of(out: str, fmt: str | None) -> str:
         if fmt not in FORMATS:
             raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         return fmt
-    ext = os.path.splitext(out)[1].lower().lstrip(".")
-    return {"htm": "html", "markdown": "md"}.get(ext, ext) if ext in (*FORMATS, "htm", "markdown") else "html"
+    ext = os.path.splitext(out.split("?", 1)[0] if "://" in out else out)[1].lower().lstrip(".")
+    if not ext:
+        return "html"
+    if ext not in (*FORMATS, "htm", "markdown"):  # `--out r.pdf` wrote HTML into r.pdf
+        raise ValueError(f"{out}: avsets cannot write a .{ext} report; name it .html, .md, .json or .png, or "
+                         "give --format")
+    return {"htm": "html", "markdown": "md"}.get(ext, ext)
 
 
 def manifest_path_for(out: str) -> str:

@@ -47,12 +47,19 @@ def verify(
     missing_csv: str | os.PathLike | None = None,
     progress: bool = True,
     workers: int = 4,
+    splits: Sequence[str] | None = None,
     **config_kwargs: Any,
 ) -> list[SplitCoverage]:
-    """Count rows, found, missing and corrupt media per split; optionally write the missing ids to a CSV."""
-    report = [split_coverage(split, tables, probe=probe, progress=progress, workers=workers)
-              for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dir,
-                                                **config_kwargs)]
+    """Count rows, found, missing and corrupt media per split (``splits``: only those; a name the corpus does
+    not have is a ``ValueError`` naming the ones it has); optionally write the missing ids to a CSV."""
+    report, seen = [], []
+    for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dir, **config_kwargs):
+        seen.append(split)
+        if not splits or split in splits:
+            report.append(split_coverage(split, tables, probe=probe, progress=progress, workers=workers))
+    unknown = sorted(set(splits or ()) - set(seen))
+    if unknown:
+        raise ValueError(f"no split {', '.join(unknown)} in {corpus}/{config or 'default'} (it has {', '.join(seen)})")
     if missing_csv is not None:
         write_missing_csv(report, missing_csv)
     return report

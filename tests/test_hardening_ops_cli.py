@@ -205,3 +205,56 @@ def test_disk_full_during_unpack_says_so_and_keeps_the_ledger(vgg, tmp_path):
         assert _ok_ids(disk.path / "media") >= {vgg_row_id(i) for i in (0, 1, 2, 4, 6, 7)}
     finally:
         disk.close()
+
+
+def test_one_rule_for_set_up_mistakes_and_bars(vgg, tmp_path, capsys):
+    """Friction: a nonexistent ``--media-dir`` is exit 2 with nothing created, in unpack and fetch --source
+    as in verify; ``--probe-limit -5``, ``report --out r.pdf`` and ``report --out DIR`` are exit 2 before any
+    scan; ``--debug``/``-v`` are accepted after the subcommand; verify has ``--split``."""
+    gone = str(tmp_path / "typo")
+    for args in (["unpack", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", gone, "--out",
+                  str(tmp_path / "u"), "--debug"],
+                 ["fetch", "vggsound", "--data-dir", str(vgg.meta), "--source", gone, "--audio", "--out",
+                  str(tmp_path / "f"), "-v"]):
+        assert main(args) == 2, args
+        assert "typo" in capsys.readouterr().err
+        assert not (tmp_path / "u").exists() and not (tmp_path / "f").exists()
+    report = ["report", "vggsound", "--data-dir", str(vgg.meta), "--no-probe"]
+    with pytest.raises(SystemExit) as e:
+        main([*report, "--out", str(tmp_path / "r.html"), "--probe-limit", "-5"])
+    assert e.value.code == 2
+    assert main([*report, "--out", str(tmp_path / "r.pdf")]) == 2
+    assert ".pdf" in capsys.readouterr().err and not (tmp_path / "r.pdf").exists()
+    (tmp_path / "DIR").mkdir()
+    assert main([*report, "--out", str(tmp_path / "DIR")]) == 2
+    assert "is a folder" in capsys.readouterr().err and not list((tmp_path / "DIR").iterdir())
+    capsys.readouterr()
+    assert main(["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[1]),
+                 "--split", "test", "--no-probe", "--debug"]) == 1
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].startswith("test")
+    assert not any(line.startswith("train") for line in table)
+
+
+def test_no_progress_bar_in_a_pipe(vgg, tmp_path):
+    """Friction: verify and report draw no bar into a pipe (unpack already did not); a log stays readable."""
+    for args in (["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[1])],
+                 ["report", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[1]),
+                  "--out", str(tmp_path / "r.json")]):
+        p = _run(args, tmp_path)
+        assert "\r" not in p.stderr and "it/s" not in p.stderr and "%|" not in p.stderr, (args[0], p.stderr)
+
+
+def test_unpack_records_its_run(vgg, tmp_path):
+    """Friction: unpack appends its run to the ledger's history, as fetch does (the report's chart reads it)."""
+    out = tmp_path / "out"
+    assert main(["unpack", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[1]),
+                 "--out", str(out), "--quiet"]) == 1
+    con = sqlite3.connect(out / "avsets-ledger.sqlite")
+    try:
+        runs = con.execute("SELECT run_id, finished_at, counts FROM runs").fetchall()
+        history = con.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+    finally:
+        con.close()
+    assert len(runs) == 1 and runs[0][1] and json.loads(runs[0][2])["ok"] == 4
+    assert history == 5  # 4 written + 1 failed

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -241,10 +242,14 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
     # absolute from here on: ffmpeg is handed output paths, and a relative one (``--out media``, as the README
     # writes it) was refused (an id may start with "-", so fetch's ffmpeg recipe takes absolute paths only)
     out_dir = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser().absolute()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    roots = [media_dir] if isinstance(media_dir, (str, os.PathLike)) else list(media_dir)
+    absent = [os.fspath(r) for r in roots if _absent_local(os.fspath(r))]
+    if absent:  # a typo: exit 2 before anything is created (as verify, report and export do)
+        raise UnpackSetupError(f"--media-dir {absent[0]}: no such file or folder")
     sources = expand_sources(media_dir)
     if not sources:
-        raise UnpackSetupError(f"no media source in {media_dir!r}")
+        raise UnpackSetupError(f"no media source in {[public_url(os.fspath(r)) for r in roots]!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     cleanup_partials(out_dir)
     report = UnpackReport(rows=table.num_rows)
     done = _existing(out_dir)
@@ -274,6 +279,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
     with Ledger.in_folder(out_dir) as ledger:
         writer = _Writer(out_dir, ledger, kinds, tolerance)
         try:
+            ledger.begin_run(writer.version)  # a run in the ledger's history, as fetch records (the report's chart)
             for source in sources:
                 if len(served) == len(rows):
                     break  # every row served: the rest of the mirror is not read at all
@@ -314,6 +320,10 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
             report.stopped = str(exc)
         finally:
             bar.close()
+            try:
+                ledger.end_run({k: v for k, v in (("ok", report.written), ("error", report.failed)) if v})
+            except (sqlite3.Error, OSError) as exc:  # a full disk: the clips are recorded, the run's end is not
+                logger.warning("avsets unpack: could not record the end of the run in the ledger: %s", exc)
     missing = [i for i in range(len(rows)) if i not in served and i not in failed]
     if report.stopped:  # the rows after the stop were never looked for: not "missing from the sources"
         report.not_reached = len(rows) - report.written - report.failed
@@ -321,6 +331,14 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
     report.missing = len(missing)
     report.missing_ids = [str(x) for x in rows.table.column("id").take(pa.array(missing[:20], pa.int64())).to_pylist()]
     return report
+
+
+def _absent_local(root: str) -> bool:
+    """A local root (not a URL, not a glob) that does not exist."""
+    if "://" in root and not root.startswith("file://"):
+        return False
+    path = root[len("file://"):] if root.startswith("file://") else root
+    return not any(ch in path for ch in "*?[") and not os.path.exists(os.path.expanduser(path))
 
 
 def _record_failure(ledger, rows: RowIndex, s: Serve, archive: str, exc: BaseException) -> None:
