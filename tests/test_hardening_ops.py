@@ -313,3 +313,23 @@ def test_core_install_check_script_runs():
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "core install reads a remote mirror: yes" in p.stdout
+
+
+@pytest.mark.parametrize("content,expect", [
+    (b"abcdefghijk\nzzz,03/01/2026,x\n", "line 2"),
+    ("id,reason\nabcdefghijk,caf\u00e9\n".encode("latin-1"), "UTF-8"),
+    (b"date,reason\n2026-01-01,x\n", "no id column"),
+    (b"id,date\n,2026-01-01\n", "empty id"),
+])
+def test_takedown_list_errors_name_the_file_and_speak_of_takedowns(tmp_path, content, expect):
+    """Friction: prune's messages are about takedown lists (not the metadata loader's "errors='skip'" or
+    "unmodified upstream file"); a non-UTF-8 list names the file and line instead of a bare codec error."""
+    from avsets.publish.takedowns import TakedownListError
+
+    f = tmp_path / "list.csv"
+    f.write_bytes(content)
+    with pytest.raises(TakedownListError) as e:
+        read_takedown_list(f)
+    text = str(e.value)
+    assert str(f) in text and expect in text, text
+    assert "errors=" not in text and "upstream" not in text

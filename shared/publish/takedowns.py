@@ -34,6 +34,20 @@ _HEADERS = {*_ID_HEADERS, "date", "reason"}
 _YT_URL = re.compile(r"(?:[?&]v=|youtu\.be/|/shorts/|/embed/)([A-Za-z0-9_-]{11})")
 
 
+class TakedownListError(MetadataError):
+    """A takedown list (or a published ``takedowns.csv``) that cannot be read; names the file and line.
+
+    Its advice is about takedown lists, not the metadata loader's (no ``errors='skip'``, no "upstream file").
+    """
+
+    @property
+    def hint(self) -> str:
+        if self.line is not None:
+            return ("Fix that line: a clip id or YouTube id (or URL), then optionally a date (YYYY-MM-DD) and a "
+                    "reason")
+        return "Give a CSV of clip ids or YouTube ids, saved as UTF-8 text"
+
+
 @dataclass(frozen=True)
 class Takedown:
     """One listed clip id or YouTube id, when it was taken down and why."""
@@ -78,8 +92,8 @@ def _date(value: str, path: str, line: int) -> str:
     try:
         return (date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value).date()).isoformat()
     except ValueError:
-        raise MetadataError(f"date {value!r} is not an ISO date (YYYY-MM-DD)", file=path, line=line,
-                            field="date") from None
+        raise TakedownListError(f"date {value!r} is not an ISO date (YYYY-MM-DD)", file=path, line=line,
+                                field="date") from None
 
 
 def _key(value: str) -> str:
@@ -92,20 +106,29 @@ def read_takedown_list(path: str | os.PathLike[str], *, reason: str = "takedown 
     """Parse a takedown list (see the module doc) into ``{key: Takedown}``; bad lines raise ``MetadataError``."""
     path = os.fspath(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
-        raise MetadataError(f"cannot read the takedown list: {e.strerror or e}", file=path) from None
-    rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
-            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+        raise TakedownListError(f"cannot read the takedown list: {e.strerror or e}", file=path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise TakedownListError(f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); save the list as "
+                                "UTF-8 CSV", file=path, line=line) from None
+    try:
+        rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
+                if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    except csv.Error as e:  # a NUL byte, an unclosed quote at the end
+        raise TakedownListError(f"not a readable CSV ({e})", file=path) from None
     if not rows:
         return {}
     head = [c.strip().lower() for c in rows[0][1]]
     if any(c in _HEADERS for c in head):
         id_col = next((head.index(h) for h in _ID_HEADERS if h in head), None)
         if id_col is None:
-            raise MetadataError(f"the header names no id column (one of {', '.join(_ID_HEADERS)})", file=path,
-                                line=rows[0][0])
+            raise TakedownListError(f"the header names no id column (one of {', '.join(_ID_HEADERS)})",
+                                    file=path, line=rows[0][0])
         date_col = head.index("date") if "date" in head else None
         reason_col = head.index("reason") if "reason" in head else None
         rows = rows[1:]
@@ -118,7 +141,7 @@ def read_takedown_list(path: str | os.PathLike[str], *, reason: str = "takedown 
 
         key = _key(cell(id_col))
         if not key:
-            raise MetadataError("empty id", file=path, line=line, field="id")
+            raise TakedownListError("empty id", file=path, line=line, field="id")
         out[key] = Takedown(key, _date(cell(date_col), path, line), _clean(cell(reason_col)) or reason)
     return out
 
@@ -156,8 +179,8 @@ def read_takedowns_csv(data: bytes | None) -> list[Removed]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise MetadataError(f"{TAKEDOWNS_FILE} is not UTF-8 text (byte {e.start}): was it saved by another "
-                            "program? Save it as UTF-8 CSV", file=TAKEDOWNS_FILE) from None
+        raise TakedownListError(f"not UTF-8 text (offset {e.start}): was it saved by another program? Save it as "
+                                "UTF-8 CSV", file=TAKEDOWNS_FILE) from None
     reader = csv.DictReader(io.StringIO(text))
     return [Removed(*(r.get(c) or "" for c in TAKEDOWNS_COLUMNS)) for r in reader]
 
