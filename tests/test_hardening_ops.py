@@ -333,3 +333,34 @@ def test_takedown_list_errors_name_the_file_and_speak_of_takedowns(tmp_path, con
     text = str(e.value)
     assert str(f) in text and expect in text, text
     assert "errors=" not in text and "upstream" not in text
+
+
+def test_push_of_a_never_pruned_export_honours_the_hubs_takedowns(two_configs, tmp_path):
+    """Friction: ``push --from`` of an export that was never pruned does not publish again what the Hub's
+    ``takedowns.csv`` lists (a clip and a whole video): the folder is pruned first, the Hub's record kept;
+    ``-q`` (and a pipe) shows none of the Hub client's upload bars."""
+    from hub_server import HubServer
+    from ux_support import cli_env, run_cli
+
+    out = _fresh_export(two_configs, tmp_path / "export")
+    rows = two_configs["default"]
+    listing = tmp_path / "t.csv"
+    listing.write_text(f"id,reason\n{rows[0]['id']},asked\n{rows[1]['youtube_id']},video gone\n")
+    with HubServer() as hub:
+        env = cli_env(HF_ENDPOINT=hub.url, HF_TOKEN="hf_" + "x" * 30, HF_HOME=str(tmp_path / "hf"),
+                      HF_HUB_DISABLE_XET="1")
+        assert run_cli("push", "--from", str(out), "--repo-id", "org/td", "-q", env=env).returncode == 0
+        p = run_cli("push", "--sync", "--repo-id", "org/td", "--takedowns", str(listing), env=env)
+        assert p.returncode == 0, p.stderr[-2000:]
+        p = run_cli("push", "--from", str(out), "--repo-id", "org/td", "-q", env=env)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert "pruned 2 clip(s) listed in the Hub's takedowns.csv" in p.stdout, p.stdout
+        assert "%|" not in p.stderr and "\r" not in p.stderr
+        files = hub.files("org/td")
+    held = set()
+    for path, data in files.items():
+        if path.startswith("data/default/"):
+            held |= set(pq.read_table(io.BytesIO(data), columns=["id"]).column("id").to_pylist())
+    assert held == {r["id"] for r in rows[2:]}
+    listed = {r.id for r in read_takedowns_csv(files[TAKEDOWNS_FILE])}
+    assert listed == {rows[0]["id"], rows[1]["id"]}
