@@ -258,3 +258,32 @@ def test_unpack_records_its_run(vgg, tmp_path):
         con.close()
     assert len(runs) == 1 and runs[0][1] and json.loads(runs[0][2])["ok"] == 4
     assert history == 5  # 4 written + 1 failed
+
+
+def test_unpack_uses_a_system_ffmpeg_without_the_fetch_extra(aset, tmp_path):
+    """Friction: without imageio-ffmpeg (``avsets[fetch]``), ``unpack`` cuts whole videos with ``ffmpeg`` on
+    PATH; with neither, the error names ffmpeg and both ways to get it (exit 2, no traceback)."""
+    import imageio_ffmpeg
+
+    whole_id = aset.ids[5]
+    video = make_video(tmp_path / "whole.mp4", 45.0, seed=7, width=64, height=48)
+    tar = tmp_path / "videos.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(str(video), arcname=f"videos/{whole_id}.mp4")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
+    code = ("import sys; sys.modules['imageio_ffmpeg'] = None\n"
+            "from avsets.cli import main; sys.exit(main(sys.argv[1:]))")
+    args = ["unpack", "ascc", "--data-dir", str(aset.meta), "--media-dir", str(tar), "--quiet"]
+    for path, expect in ((str(bin_dir), 1), ("/nonexistent", 2)):  # 1: the other rows are in no source
+        out = tmp_path / f"out-{expect}"
+        env = cli_env(PATH=path)
+        p = subprocess.run([sys.executable, "-c", code, *args, "--out", str(out)], capture_output=True, text=True,
+                           env=env, timeout=300)
+        assert p.returncode == expect, p.stderr[-2000:]
+        assert "Traceback" not in p.stderr
+        if expect == 1:
+            assert f"{whole_id}_30000_40000" in _ok_ids(out)
+        else:
+            assert "ffmpeg" in p.stderr and "PATH" in p.stderr and "avsets[fetch]" in p.stderr
