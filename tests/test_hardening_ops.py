@@ -364,3 +364,35 @@ def test_push_of_a_never_pruned_export_honours_the_hubs_takedowns(two_configs, t
     assert held == {r["id"] for r in rows[2:]}
     listed = {r.id for r in read_takedowns_csv(files[TAKEDOWNS_FILE])}
     assert listed == {rows[0]["id"], rows[1]["id"]}
+
+
+def test_a_row_whose_video_fails_but_audio_decodes_is_kept_in_both_modes(tmp_path, monkeypatch, vgg_sample_dir):
+    """Friction: one rule. ``num_frames`` refused by the memory cap fails the video of an mp4 whose audio
+    decodes: map-style and streaming both keep the row with ``video=None`` and the audio array; a row none of
+    whose media decodes is still dropped in streaming (``skip``) and counted."""
+    import avsets
+    import avsets.decoding
+    from avsets.synth import write_video
+    from avsets.transform import DECODE_STATS
+    from avsets.vggsound.metadata import label_list
+
+    meta, media = tmp_path / "meta", tmp_path / "media"
+    meta.mkdir()
+    media.mkdir()
+    shutil.copy(Path(vgg_sample_dir) / "stat.csv", meta / "stat.csv")
+    name = label_list("default")[0]
+    (meta / "vggsound.csv").write_text(f'goodvideo01,0,"{name}",train\nbrokenvid02,0,"{name}",train\n')
+    write_video(media / "goodvideo01_000000.mp4", seconds=10.0, size=(32, 24))
+    (media / "brokenvid02_000000.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"not media" * 200)
+    monkeypatch.setattr(avsets.decoding, "MAX_VIDEO_BYTES", 10_000)  # 50 frames of 32x24 RGB exceed it
+    kw = dict(split="train", data_dir=str(meta), media_dir=str(media), num_frames=50, on_missing="skip")
+    with pytest.warns(avsets.MediaWarning):
+        mapped = avsets.load_dataset("vggsound", cache_dir=str(tmp_path / "c"), **kw)
+        by_id = {r["id"]: r for r in mapped}
+    DECODE_STATS.reset()
+    with pytest.warns(avsets.MediaWarning):
+        streamed = {r["id"]: r for r in avsets.load_dataset("vggsound", streaming=True, **kw)}
+    good = "goodvideo01_0_10000"
+    for rows in (by_id, streamed):
+        assert rows[good]["video"] is None and rows[good]["audio"]["array"].size > 0
+    assert "brokenvid02_0_10000" not in streamed and DECODE_STATS.counts["dropped"] == 1
