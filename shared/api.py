@@ -199,6 +199,7 @@ def load_dataset(
                                    on_missing=on_missing, **config_kwargs)
     if streaming:
         builder.stream_sources_found = archives  # the builder need not walk media_dir again (one walk a load)
+        builder.streaming = True  # rows left out for missing media count in DECODE_STATS.dropped
         ds = builder.as_streaming_dataset(split=split)
     else:
         try:

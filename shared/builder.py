@@ -35,6 +35,7 @@ from .notices import MISSING_MEDIA, warn_once
 from .resolve import ResolveOptions, ResolveStats, ensure_ids
 from .sources.stream import StreamSpec, ensure_index, stream_archive, stream_sources
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
+from .transform import DECODE_STATS
 
 logger = logging.getLogger("avsets")
 
@@ -170,6 +171,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             table, stats = finalize_shard(table, index, opts, schema, verify_media=self.config.verify_media,
                                           keep_ids=keep)
             total.add(stats)
+            self._count_dropped(stats.missing)
             _stop_if_orphaned(owner)
             yield Key(i, 0), table
         _stop_if_orphaned(owner)
@@ -209,6 +211,12 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             for table in stream_archive(spec, archive, read_rows, schema, conform, stats):
                 yield Key(n, 0), table
                 n += 1
+
+    def _count_dropped(self, missing: int) -> None:
+        """Streaming rows left out for want of media (``on_missing="skip"``) count in ``DECODE_STATS.dropped``,
+        like rows whose media fails to decode: what a training loop did not get, in one number."""
+        if missing > 0 and getattr(self, "streaming", False) and self.config.on_missing == "skip":
+            DECODE_STATS.add("dropped", missing)
 
     # -- helpers for corpora ----------------------------------------------------------------------
     def metadata_file(self, dl_manager: Any, relpath: str, url: str | None = None, *, required: bool = True,

@@ -396,3 +396,30 @@ def test_a_row_whose_video_fails_but_audio_decodes_is_kept_in_both_modes(tmp_pat
     for rows in (by_id, streamed):
         assert rows[good]["video"] is None and rows[good]["audio"]["array"].size > 0
     assert "brokenvid02_0_10000" not in streamed and DECODE_STATS.counts["dropped"] == 1
+
+
+def test_decode_stats_count_streaming_rows_dropped_for_missing_media(tmp_path, vgg_sample_dir):
+    """Friction: ``DECODE_STATS.dropped`` counts the streaming rows left out because their media is missing
+    (``on_missing="skip"``), per epoch, as the README says; map-style prepare counts nothing there."""
+    import avsets
+    from avsets.synth import write_audio
+    from avsets.transform import DECODE_STATS
+    from avsets.vggsound.metadata import label_list
+
+    meta, media = tmp_path / "meta", tmp_path / "media"
+    meta.mkdir()
+    media.mkdir()
+    shutil.copy(Path(vgg_sample_dir) / "stat.csv", meta / "stat.csv")
+    name = label_list("default")[0]
+    (meta / "vggsound.csv").write_text("".join(f'clip{i:07d},0,"{name}",train\n' for i in range(5)))
+    for i in (0, 2):
+        write_audio(media / f"clip{i:07d}_000000.flac", seconds=10.0)
+    DECODE_STATS.reset()
+    ds = avsets.load_dataset("vggsound", split="train", data_dir=str(meta), media_dir=str(media), streaming=True)
+    for _epoch in range(2):
+        assert sum(1 for _ in ds) == 2
+    assert DECODE_STATS.counts["dropped"] == 6
+    DECODE_STATS.reset()
+    assert len(avsets.load_dataset("vggsound", split="train", data_dir=str(meta), media_dir=str(media),
+                                   cache_dir=str(tmp_path / "c"))) == 2
+    assert DECODE_STATS.counts["dropped"] == 0
