@@ -287,3 +287,19 @@ def test_unpack_uses_a_system_ffmpeg_without_the_fetch_extra(aset, tmp_path):
             assert f"{whole_id}_30000_40000" in _ok_ids(out)
         else:
             assert "ffmpeg" in p.stderr and "PATH" in p.stderr and "avsets[fetch]" in p.stderr
+
+
+def test_export_streams_a_targz_mirror_itself(vgg, tmp_path, capsys):
+    """Friction: ``export`` from a folder of ``.tar.gz`` archives (map-style cannot read them) reads them in
+    one archive-order pass and exports every row a member serves; stock ``datasets`` loads the result, and a
+    rerun reuses the staged clips."""
+    import datasets
+
+    out = tmp_path / "exp"
+    args = ["export", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[0].parent),
+            "--out", str(out), "-q"]
+    assert main(args) == 0
+    ds = datasets.load_dataset(str(out), "default", cache_dir=str(tmp_path / "c"))
+    assert sorted(i for split in ds.values() for i in split["id"]) == sorted(vgg.sources)
+    assert "streaming=True" not in capsys.readouterr().err
+    assert main(args) == 0  # a rerun: the staged clips are there, the export finds its work done

@@ -36,6 +36,7 @@ from datasets.utils.py_utils import convert_file_size_to_int
 
 from ..manifest import Manifest, export_manifest_path, manifest_hash, write_text_atomic
 from ..notices import MISSING_MEDIA, quiet
+from .archive_media import stage_archive_sources
 from .card import SplitStats, build_card
 from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
 from .media import AUDIO_FORMATS
@@ -455,6 +456,7 @@ def export(
     kwargs.setdefault("on_missing", "keep")
     if config is None:
         config = avsets.get_dataset_config_names(corpus)[0]
+    kwargs = stage_archive_sources(corpus, config, out, split=split, video=video, load_kwargs=kwargs)  # .tar.gz
     with quiet(MISSING_MEDIA):  # the export's summary and card count the rows without media
         dsd = avsets.load_dataset(corpus, config, split=split, decode=False, **kwargs)
     return export_dataset(dsd, corpus, config, out, video=video, audio_format=audio_format,
