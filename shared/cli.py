@@ -124,7 +124,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                              "it, verify reports on the metadata only)")
         from .verify_metadata import format_metadata_report, metadata_report
 
-        print(format_metadata_report(metadata_report(args.corpus, args.config, data_dir=args.data_dir, **kwargs)))
+        rep = metadata_report(args.corpus, args.config, data_dir=args.data_dir, **kwargs)
+        if args.split:  # the same --split as with media: only those splits, a wrong name is exit 2
+            unknown = sorted(set(args.split) - {sp.split for sp in rep.splits})
+            if unknown:
+                raise UsageError(f"--split {', '.join(unknown)}: no such split (has "
+                                 f"{', '.join(sp.split for sp in rep.splits)})")
+            rep.splits = [sp for sp in rep.splits if sp.split in args.split]
+        print(format_metadata_report(rep))
         return 0
     ledger = _ledger_status(args.media_dir or []) if args.missing_csv else None
     if args.report:  # one pass: the report counts with verify's functions, so its table is verify's
