@@ -159,9 +159,14 @@ class _Writer:
             src = f"{archive}!/{member.name}"
             if src not in sources:
                 sources.append(src)
-        self.ledger.record(LedgerRow(id=rid, status=OK, bytes=total, sha256=" ".join(digests), duration=duration,
-                                     files=" ".join(finals), source=" ".join(sources), tool_version=self.version,
-                                     youtube_id=ytid, start=start, end=end))
+        try:
+            self.ledger.record(LedgerRow(id=rid, status=OK, bytes=total, sha256=" ".join(digests),
+                                         duration=duration, files=" ".join(finals), source=" ".join(sources),
+                                         tool_version=self.version, youtube_id=ytid, start=start, end=end))
+        except NoSpaceError:  # no ledger row: the clip must not stay either, or a rerun takes it as done
+            for name in finals:
+                (self.out / name).unlink(missing_ok=True)
+            raise
         return total
 
     def _jobs(self, s: Serve) -> list[tuple[str, Member]]:
