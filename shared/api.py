@@ -72,17 +72,22 @@ def get_dataset_config_names(name: str) -> list[str]:
 def _source_hash(cls: type) -> str:
     """Hash of the code that shapes the cache: every module of the corpus package and of the core.
 
-    Whole folders rather than a module list, so a parser edit in a sibling module (``metadata.py``,
-    ``embeddings.py``...) can never leave a stale cache behind.
+    Whole folder trees rather than a module list, so a parser edit in a sibling module (``metadata.py``,
+    ``embeddings.py``...) or in a subpackage (``sources/keys.py`` decides the names cached paths are matched
+    by) can never leave a stale cache behind. Paths are hashed relative to their root, in sorted order.
     """
     h = hashlib.sha256(__version__.encode())
     corpus_pkg = importlib.import_module(cls.__module__.rsplit(".", 1)[0])
     folders = {os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(corpus_pkg.__file__))}
     for folder in sorted(folders):
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".py"):
-                with open(os.path.join(folder, name), "rb") as f:
-                    h.update(name.encode() + b"\0" + f.read())
+        for sub, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    path = os.path.join(sub, name)
+                    rel = os.path.relpath(path, folder).replace(os.sep, "/")
+                    with open(path, "rb") as f:
+                        h.update(rel.encode() + b"\0" + f.read())
     return h.hexdigest()
 
 

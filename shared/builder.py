@@ -51,6 +51,7 @@ from .secrets import redact_url
 from .sources.base import archive_order_sources
 from .sources.stream import StreamSpec, stream_archive
 from .tables import batch_tables, common_features, conform, finalize_shard, label_names_of
+from .transform import DECODE_STATS
 
 logger = logging.getLogger("avsets")
 
@@ -273,6 +274,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             total.add(stats)
             counts.on_missing += stats.missing if self.config.on_missing == "skip" and index is not None else 0
             counts.kept += table.num_rows
+            self._count_dropped(stats.missing)
             _stop_if_orphaned(owner)
             yield Key(i, 0), table
         _stop_if_orphaned(owner)
@@ -315,6 +317,12 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             for table in stream_archive(spec, archive, read_rows, schema, conform, stats):
                 yield Key(n, 0), table
                 n += 1
+
+    def _count_dropped(self, missing: int) -> None:
+        """Streaming rows left out for want of media (``on_missing="skip"``) count in ``DECODE_STATS.dropped``,
+        like rows whose media fails to decode: what a training loop did not get, in one number."""
+        if missing > 0 and self.plan is not None and self.plan.streaming and self.config.on_missing == "skip":
+            DECODE_STATS.add("dropped", missing)
 
     # -- helpers for corpora ----------------------------------------------------------------------
     def metadata_file(self, dl_manager: Any, relpath: str, url: str | None = None, *, required: bool = True,

@@ -18,6 +18,7 @@ from .leakage.cli import add_leakage_subcommands
 from .ledger import ledger_summary, read_ledger
 from .publish.cli import add_publish_subcommands
 from .quality.cli import add_quality_subcommand
+from .secrets import redact_url
 from .sources.base import media_source
 from .sources.unpack import add_unpack_subcommand
 
@@ -111,7 +112,14 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                              "it, verify reports on the metadata only)")
         from .verify_metadata import format_metadata_report, metadata_report
 
-        print(format_metadata_report(metadata_report(args.corpus, args.config, data_dir=args.data_dir, **kwargs)))
+        rep = metadata_report(args.corpus, args.config, data_dir=args.data_dir, **kwargs)
+        if args.split:  # the same --split as with media: only those splits, a wrong name is exit 2
+            unknown = sorted(set(args.split) - {sp.split for sp in rep.splits})
+            if unknown:
+                raise UsageError(f"--split {', '.join(unknown)}: no such split (has "
+                                 f"{', '.join(sp.split for sp in rep.splits)})")
+            rep.splits = [sp for sp in rep.splits if sp.split in args.split]
+        print(format_metadata_report(rep))
         return 0
     ledger = _ledger_status(args.media_dir or []) if args.missing_csv else None
     if args.report:  # one pass: the report counts with verify's functions, so its table is verify's
@@ -121,8 +129,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         check_output_file(args.report, "--report")
         if not _charts_available(format_of(args.report, None)):
             return 2
+        if args.split:
+            raise UsageError("--split does not apply with --report (the report covers every split); drop one")
         rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
-                           probe=not args.no_probe, probe_limit=args.probe_limit, progress=True, **kwargs)
+                           probe=not args.no_probe, probe_limit=args.probe_limit, progress=_show_bar(args),
+                           **kwargs)
         report = rep.coverage
         if args.missing_csv:
             write_missing_csv(report, args.missing_csv, ledger=ledger)
@@ -130,7 +141,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(summary_lines(rep, paths)[-1])
     else:
         report = verify(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
-                        probe=not args.no_probe, **kwargs)
+                        probe=not args.no_probe, progress=_show_bar(args), splits=args.split, **kwargs)
         if args.missing_csv:
             write_missing_csv(report, args.missing_csv, ledger=ledger)
     print(format_table(report))
@@ -144,8 +155,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         except (OSError, ValueError):
             continue
         if summary:
-            print(f"fetch ledger in {root}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+            print(f"fetch ledger in {redact_url(root)}: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
     return 0 if all(c.missing == 0 and c.corrupt == 0 for c in report) else 1
+
+
+def _show_bar(args: argparse.Namespace) -> bool:
+    """The one rule for progress bars: on a terminal, unless ``--quiet`` (a pipe or a log gets none)."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
 def _charts_available(fmt: str) -> bool:
@@ -165,12 +181,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import build_report
     from .report_render import format_of, summary_lines, write_report
 
+    if "://" not in args.out:
+        check_output_file(args.out, "--out")
     if not _charts_available(format_of(args.out, args.format)):  # a bad format or extra: say so before the scan
         return 2
     pairs = read_pairs(args.leakage) if args.leakage else None  # a bad CSV fails before the scan
     rep = build_report(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir or None,
                        ledger=args.ledger or None, probe=not args.no_probe, probe_limit=args.probe_limit,
-                       progress=True, quality=args.quality, **config_kwargs(args.option))
+                       progress=_show_bar(args), quality=args.quality, **config_kwargs(args.option))
     if pairs is not None:
         rep.leakage = split_leakage(pairs, rep.corpus, {s.split: s.coverage.rows for s in rep.splits})
     paths = write_report(rep, args.out, args.format)
@@ -181,10 +199,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from .manifest import compare, read_id_sets, write_segments_csv
 
+    if args.out and "://" not in args.out:
+        check_output_file(args.out, "--out")
     a = read_id_sets(args.a, config=args.config)
     b = read_id_sets(args.b, config=args.config)
     result = compare(a, b)
-    print("\n".join(result.lines()))
+    print("\n".join(result.lines(names=(redact_url(args.a), redact_url(args.b)))))
+    for warning in result.warnings():
+        print(f"avsets compare: warning: {warning}", file=sys.stderr)
     if args.out:
         n = write_segments_csv(result.intersection, args.out)
         print(f"{n} clips in both written to {args.out} (avsets fetch --segments / load_dataset(only_ids=...))")
@@ -196,6 +218,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     print(run_demo(out=args.out))
     return 0
+
+
+def _count(text: str) -> int:
+    """A count (``--probe-limit``): a whole number >= 0; ``-5`` is a usage error, not "probe nothing"."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="skip opening each file (existence only)")
     p.add_argument("--option", action="append", help="extra config option key=value (repeatable)")
     p.add_argument("--report", metavar="PATH", help="also write the coverage report (html, md, json or png)")
-    p.add_argument("--probe-limit", type=int, default=100_000_000, help=argparse.SUPPRESS)
+    p.add_argument("--probe-limit", type=_count, default=100_000_000, help=argparse.SUPPRESS)
+    p.add_argument("--split", action="append", help="only this split (repeatable; default: all)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none is shown outside a terminal)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("report", help="coverage report: present, missing by ledger status, per class, over time")
@@ -234,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fetch ledger file or fetched folder (repeatable; default: a ledger in a media root)")
     p.add_argument("--out", required=True, help="report file (.html, .md, .json or .png)")
     p.add_argument("--format", choices=("html", "md", "json", "png"), help="default: from --out's extension")
-    p.add_argument("--probe-limit", type=int, default=2000,
+    p.add_argument("--probe-limit", type=_count, default=2000,
                    help="open at most this many files per split for durations/sample rates (default 2000); "
                         "corrupt files are counted only when every file is opened")
     p.add_argument("--no-probe", action="store_true", help="open no file (existence only)")
@@ -243,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality table (avsets quality): add flag counts, measure histograms, most flagged classes")
     p.add_argument("--leakage", action="append", metavar="CSV",
                    help="avsets overlap/duplicates CSV: add a leakage line per split (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (none is shown outside a terminal)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="clips two copies share: manifests, ledgers, exports or Hub repos")
@@ -261,7 +297,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_leakage_subcommands(sub)
     add_fetch_subcommands(sub)
     add_publish_subcommands(sub)
+    for subparser in sub.choices.values():  # --debug / -v also after the subcommand (`avsets fetch ... --debug`)
+        _add_global_flags(subparser)
     return parser
+
+
+def _add_global_flags(p: argparse.ArgumentParser) -> None:
+    """``--debug`` and ``-v`` on a subcommand too; ``SUPPRESS`` keeps the main parser's value when absent."""
+    have = {o for a in p._actions for o in a.option_strings}
+    if "--debug" not in have:
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    if "--verbose" not in have and "-v" not in have:
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for action in p._actions:  # nested subcommands (`avsets ledger diff`)
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_global_flags(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

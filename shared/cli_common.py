@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import AvsetsError
-from .secrets import install_log_filter, redact_text
+from .secrets import install_log_filter, redact_text, redacting_output
 
 
 class UsageError(AvsetsError, ValueError):
@@ -45,6 +45,11 @@ def guarded(args: argparse.Namespace, *, prog: str = "avsets") -> int:
     userinfo and signed query values).
     """
     install_log_filter()
+    with redacting_output():  # every line a command prints goes through the one redaction function
+        return _guarded(args, prog)
+
+
+def _guarded(args: argparse.Namespace, prog: str) -> int:
     debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args) or 0)

@@ -146,3 +146,16 @@ class MediaSourceError(AvsetsError):
 
 class StreamingOnlySourceError(MediaSourceError):
     """A ``.tar.gz``/``.tgz`` source used map-style: gzip cannot be read at random."""
+
+
+class MissingDependencyError(AvsetsError, ImportError):
+    """A package a feature needs is not installed (an fsspec backend for ``https://``, ``s3://``...).
+
+    Raised where the need is first known, naming the package and the install command, so a missing client
+    library is never mistaken for missing media ("N rows have no media").
+    """
+
+
+class NoSpaceError(AvsetsError, OSError):
+    """The disk filled up while writing clips or the ledger: the run stops (a rerun resumes), the ledger stays
+    valid (SQLite rolled the unfinished transaction back), and the message says "no space left"."""

@@ -18,6 +18,7 @@ Tables:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import AvsetsError
+from .errors import AvsetsError, NoSpaceError
 from .secrets import redact_text, redact_url
 from .segments import MEDIA_EXTENSIONS
 from .source_names import source_kind, url_path
@@ -182,9 +183,14 @@ class Ledger:
         self.run_id: str | None = None
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._conn()
-            with conn:
-                conn.executescript(_SCHEMA)
+            try:
+                conn = self._conn()
+                with conn:
+                    conn.executescript(_SCHEMA)
+            except (sqlite3.OperationalError, OSError) as exc:
+                if _is_full(exc):
+                    raise _disk_full(exc, self.path) from None
+                raise
         else:
             self._columns = self._check_schema()
 
@@ -323,8 +329,10 @@ class Ledger:
                          (clip_id, self.owner, self.host, self.pid, time.time()))
             conn.execute("COMMIT")
             return "claimed"
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(conn)
+            if _is_full(exc):
+                raise _disk_full(exc, self.path) from None
             raise
 
     def begin_run(self, tool_version: str | None = None) -> str:
@@ -371,14 +379,34 @@ class Ledger:
                 conn.execute("INSERT INTO history (run_id, id, status, fetched_at) VALUES (?, ?, ?, ?)",
                              (self.run_id, row.id, row.status, values["fetched_at"]))
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(conn)
+            if _is_full(exc):
+                raise _disk_full(exc, self.path) from None
             raise
 
     def record_many(self, rows: Iterable[tuple[LedgerRow, int]]) -> None:
         """``record`` for a batch (the Ray driver writes each task's results at once)."""
         for row, n in rows:
             self.record(row, add_attempts=n)
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """ROLLBACK only if a transaction is open: on a full disk SQLite has already rolled back, and a second
+    ROLLBACK replaced the real error with "cannot rollback - no transaction is active"."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _is_full(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return (isinstance(exc, sqlite3.OperationalError) and ("disk is full" in text or "disk i/o error" in text)) \
+        or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC)
+
+
+def _disk_full(exc: BaseException, path: Path) -> NoSpaceError:
+    return NoSpaceError(f"no space left on the device of {path.parent} (the ledger kept every clip recorded "
+                        f"before; free space and rerun to go on): {exc}")
 
 
 def _quote(col: str) -> str:

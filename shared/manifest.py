@@ -27,6 +27,7 @@ from typing import Any
 
 import fsspec
 
+from .csvsafe import csv_writer
 from .errors import AvsetsError
 from .ledger import LEDGER_NAME, Ledger, _local_ledger_file
 from .segments import Segment, segment_of_key
@@ -220,8 +221,34 @@ def _folder_manifest(fs: fsspec.AbstractFileSystem, root: str, config: str | Non
     return Manifest(splits, config=cfg, source=where)
 
 
+#: names that are files, never Hub repos (``results/both.csv`` is a path with a typo, not ``org/name``)
+_FILE_SUFFIXES = (".json", ".csv", ".txt", ".tsv", ".sqlite", ".sqlite3", ".db", ".parquet")
+
+
 def _is_hub_repo(text: str) -> bool:
-    return text.startswith("hf://") or (_REPO_ID.match(text) is not None and not os.path.exists(text))
+    """``hf://...``, or ``org/name`` that is no local path: not a file name (``results/both.csv``), and its
+    first part is no local folder (``results/typo`` when ``results/`` exists)."""
+    if text.startswith("hf://"):
+        return True
+    if _REPO_ID.match(text) is None or os.path.exists(text) or text.lower().endswith(_FILE_SUFFIXES):
+        return False
+    return not os.path.isdir(text.split("/", 1)[0])
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _unreadable(text: str, exc: BaseException, given: str) -> ManifestError:
+    """A named error for a source that cannot be opened: a missing local path, an offline or unknown Hub repo."""
+    if text.startswith("hf://") and not given.startswith("hf://"):
+        lead = f"{given}: no such local file or folder, and not readable as the Hub dataset repo {given}"
+    else:
+        lead = f"{given}: cannot be read"
+    if _offline() and text.startswith("hf://"):
+        return ManifestError(f"{lead} (offline: HF_HUB_OFFLINE/HF_DATASETS_OFFLINE is set)")
+    return ManifestError(f"{lead} ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})")
 
 
 def read_id_sets(source: str | os.PathLike[str], *, config: str | None = None) -> Manifest:
@@ -231,26 +258,36 @@ def read_id_sets(source: str | os.PathLike[str], *, config: str | None = None) -
     fetched folder: its ``ok`` clips), an export folder, or a Hub dataset repo (``hf://datasets/org/name``
     or ``org/name``).  ``config`` picks one config of an export or repo that holds several.
     """
-    text = os.fspath(source)
+    given = text = os.fspath(source)
     if _is_hub_repo(text) and not text.startswith("hf://"):
         text = f"hf://datasets/{text}"
     try:
         fs, path = fsspec.core.url_to_fs(text)
         is_dir = fs.isdir(path)
         is_file = not is_dir and fs.isfile(path)
-    except (OSError, ValueError, ImportError) as e:
-        raise ManifestError(f"{text}: cannot be read ({e})") from None
+    except Exception as e:  # noqa: BLE001 - the Hub client's network and offline errors are no OSError
+        raise _unreadable(text, e, given) from None
     if not is_dir and not is_file:
-        raise ManifestError(f"{text}: no such file or folder")
+        if text.startswith("hf://") and _offline():
+            raise ManifestError(f"{given}: not found: the Hub is not asked offline (HF_HUB_OFFLINE or "
+                                "HF_DATASETS_OFFLINE is set)" + ("; no such local file or folder either"
+                                                                 if text != given else ""))
+        if text != given:
+            raise ManifestError(f"{given}: no such local file or folder, nor a Hub dataset repo of that name")
+        raise ManifestError(f"{given}: no such file or folder")
     if is_dir:
         if fs.isfile(f"{path.rstrip('/')}/{LEDGER_NAME}") and not fs.isdir(f"{path.rstrip('/')}/data"):
             return Manifest({ALL: _ledger_ok_ids(text)}, source=text, extra={"kind": "ledger"})
         m = _folder_manifest(fs, path.rstrip("/"), config, text)
         m.source = m.source or text
         return m
-    lower = path.lower()
+    # a presigned URL's query (``a.json?X-Amz-Signature=...``) is no part of the file's name
+    lower = (path.split("?", 1)[0] if "://" in text else path).lower()
     if lower.endswith(".json"):
-        return _manifest_from_file(fs, path, text)
+        m = _manifest_from_file(fs, path, text)
+        if config is not None and m.config is not None and m.config != config:
+            raise ManifestError(f"{given} is a manifest of config {m.config!r}, not {config!r}")
+        return m
     if lower.endswith((".sqlite", ".sqlite3", ".db")):
         return Manifest({ALL: _ledger_ok_ids(text)}, source=text, extra={"kind": "ledger"})
     if lower.endswith(".txt"):
@@ -297,9 +334,24 @@ class Comparison:
     def intersection(self) -> dict[str, list[str]]:
         return {c.split: c.both for c in self.splits}
 
-    def lines(self) -> list[str]:
-        out = [f"A: {self.a.source}  ({len(self.a.all_ids())} clips, hash {self.a.hash})",
-               f"B: {self.b.source}  ({len(self.b.all_ids())} clips, hash {self.b.hash})",
+    def warnings(self) -> list[str]:
+        """Why the two sets may not be comparable: other corpora, other configs."""
+        out = []
+        for what in ("corpus", "config"):
+            x, y = getattr(self.a, what), getattr(self.b, what)
+            if x and y and x != y:
+                out.append(f"A is of {what} {x!r}, B of {what} {y!r}: their clips rarely overlap")
+        return out
+
+    def lines(self, names: tuple[str, str] | None = None) -> list[str]:
+        """The table; ``names`` label A and B (the paths a user gave; default: each set's source)."""
+        labels = []
+        for m, name in zip((self.a, self.b), names or (None, None), strict=True):
+            label = name or m.source or "?"
+            what = "/".join(x for x in (m.corpus, m.config) if x)
+            labels.append(f"{label} [{what}]" if what else label)
+        out = [f"A: {labels[0]}  ({len(self.a.all_ids())} clips, hash {self.a.hash})",
+               f"B: {labels[1]}  ({len(self.b.all_ids())} clips, hash {self.b.hash})",
                f"{'split':<12} {'A':>9} {'B':>9} {'both':>9} {'only A':>9} {'only B':>9}  both-hash"]
         for c in self.splits:
             out.append(f"{c.split:<12} {c.a:>9} {c.b:>9} {len(c.both):>9} {len(c.only_a):>9} {len(c.only_b):>9}"
@@ -320,20 +372,29 @@ def compare(a: Manifest, b: Manifest) -> Comparison:
 
 
 
+def exact_seconds(ms: int) -> str:
+    """Integer milliseconds as the shortest exact decimal seconds (``1234567`` -> ``1234.567``,
+    ``100000250`` -> ``100000.25``, ``10000`` -> ``10``): a reader gets the clip key's times back to the
+    millisecond, whatever the magnitude (``%g`` kept 6 significant digits and named other segments)."""
+    whole, frac = divmod(int(ms), 1000)
+    return f"{whole}.{frac:03d}".rstrip("0").rstrip(".")
+
+
 def write_segments_csv(splits: Mapping[str, Iterable[str]], path: str | os.PathLike[str]) -> int:
     """Write ``id,youtube_id,start,end,split`` rows (the CSV ``avsets fetch --segments`` reads); return rows.
 
-    ``youtube_id,start,end`` are filled in when the id is a clip key ``{youtube_id}_{start_ms}_{end_ms}``.
+    ``youtube_id,start,end`` are filled in when the id is a clip key ``{youtube_id}_{start_ms}_{end_ms}``,
+    with the times exact to the millisecond (``exact_seconds``), so they always name the id's segment.
     """
     n = 0
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf, lineterminator="\n")
     w.writerow(["id", "youtube_id", "start", "end", "split"])
     for split, ids in splits.items():
         for clip in sorted(ids):
             seg = segment_of_key(clip)
-            w.writerow([clip, seg.youtube_id if seg else "", f"{seg.start:g}" if seg else "",
-                        f"{seg.end:g}" if seg else "", "" if split == ALL else split])
+            w.writerow([clip, seg.youtube_id if seg else "", exact_seconds(seg.start_ms) if seg else "",
+                        exact_seconds(seg.end_ms) if seg else "", "" if split == ALL else split])
             n += 1
     fs, p = fsspec.core.url_to_fs(os.fspath(path))
     write_text_atomic(fs, p, buf.getvalue())

@@ -320,6 +320,8 @@ class SourcePlan:
     index: MediaIndex | None = None
     archives: tuple | None = None
     quiet: bool = False
+    #: a streaming load: rows left out for missing media count in ``DECODE_STATS.dropped``
+    streaming: bool = False
 
     def __getstate__(self) -> dict:
         """Pickled for ``num_proc`` jobs and DataLoader workers with the builder: a big index (200k rows:
@@ -357,10 +359,10 @@ def plan_sources(media_dir: str | os.PathLike | Sequence[str | os.PathLike] | No
     otherwise one :meth:`MediaIndex.scan`."""
     roots = tuple(normalize_roots(media_dir))
     if not roots:
-        return SourcePlan(quiet=quiet)
+        return SourcePlan(quiet=quiet, streaming=streaming)
     archives = tuple(archive_order_sources(list(roots))) if streaming else ()
     if archives:
-        return SourcePlan(roots, MediaIndex(roots=roots), archives, quiet)
+        return SourcePlan(roots, MediaIndex(roots=roots), archives, quiet, streaming)
     index = MediaIndex.scan(list(roots), id_named=id_named, key_column=key_column, on_missing=on_missing)
     _share(index)  # before any worker is forked: pickling the plan then leaves the index out
-    return SourcePlan(roots, index, archives if streaming else None, quiet)
+    return SourcePlan(roots, index, archives if streaming else None, quiet, streaming)

@@ -8,7 +8,6 @@ are shown with credentials and query strings removed.
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 import json
@@ -17,6 +16,7 @@ import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
+from .csvsafe import csv_writer, safe_cell
 from .leakage.report_section import leakage_dict, leakage_html, leakage_md
 from .manifest import manifest_hash, write_text_atomic
 from .report import CoverageReport
@@ -146,14 +146,15 @@ def missing_csv(rep: CoverageReport) -> str:
         status = [s.missing_status.get(i, "missing") for i in ids] if len(s.missing_status) != len(ids) \
             else list(s.missing_status.values())
         empty = pa.array([""] * len(ids), pa.string())
-        parts.append(pa.table({"split": pa.array([s.split] * len(ids), pa.string()), "id": pa.array(ids, pa.string()),
+        parts.append(pa.table({"split": pa.array([safe_cell(s.split)] * len(ids), pa.string()),
+                               "id": pa.array([safe_cell(i) for i in ids], pa.string()),
                                "status": pa.array(status, pa.string()), "path": empty, "reason": empty}))
     table = pa.concat_tables(parts) if parts else pa.table({k: pa.array([], pa.string()) for k in
                                                             ("split", "id", "status", "path", "reason")})
     pacsv.write_csv(table, buf, pacsv.WriteOptions(quoting_style="needed"))
     text = io.StringIO()
     text.write(buf.getvalue().decode("utf-8").replace("\r\n", "\n"))
-    w = csv.writer(text, lineterminator="\n")
+    w = csv_writer(text, lineterminator="\n")
     for s in rep.splits:
         for clip, path, reason in s.coverage.corrupt_ids:
             w.writerow([s.split, clip, "corrupt", _redact(path), reason])
@@ -162,7 +163,7 @@ def missing_csv(rep: CoverageReport) -> str:
 
 def classes_csv(rep: CoverageReport) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf, lineterminator="\n")
     w.writerow(["split", "class", "rows", "present", "coverage"])
     for s in rep.splits:
         for c in s.classes:
@@ -372,8 +373,13 @@ def format_of(out: str, fmt: str | None) -> str:
         if fmt not in FORMATS:
             raise ValueError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         return fmt
-    ext = os.path.splitext(out)[1].lower().lstrip(".")
-    return {"htm": "html", "markdown": "md"}.get(ext, ext) if ext in (*FORMATS, "htm", "markdown") else "html"
+    ext = os.path.splitext(out.split("?", 1)[0] if "://" in out else out)[1].lower().lstrip(".")
+    if not ext:
+        return "html"
+    if ext not in (*FORMATS, "htm", "markdown"):  # `--out r.pdf` wrote HTML into r.pdf
+        raise ValueError(f"{out}: avsets cannot write a .{ext} report; name it .html, .md, .json or .png, or "
+                         "give --format")
+    return {"htm": "html", "markdown": "md"}.get(ext, ext)
 
 
 def manifest_path_for(out: str) -> str:

@@ -18,8 +18,12 @@ sees which URL was used.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 import urllib.parse
+from collections.abc import Iterator
+from typing import Any
 
 MASK = "***"
 
@@ -124,4 +128,56 @@ def install_log_filter() -> None:
             handler.addFilter(RedactingFilter())
 
 
-__all__ = ["MASK", "RedactingFilter", "install_log_filter", "SECRET_PARAMS", "is_secret_param", "redact_text", "redact_url"]
+class RedactingStream:
+    """A text stream that redacts what passes through it, line by line, before the real stream sees it.
+
+    The CLI writes every command's stdout and stderr through one of these (``redacting_output``), so a
+    source printed by any line of any command (a summary, a table, a warning, a third party's message) loses
+    its credentials even where the code forgot to call ``redact_url``. Text is held until a line ends (``\n``
+    or a progress bar's ``\r``), so a URL written in pieces is still seen whole; ``flush`` lets the rest out.
+    Everything else (``isatty``, ``fileno``, ``encoding``) is the wrapped stream's.
+    """
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        cut = max(self._pending.rfind("\n"), self._pending.rfind("\r"))
+        if cut >= 0:
+            ready, self._pending = self._pending[: cut + 1], self._pending[cut + 1 :]
+            self._stream.write(redact_text(ready))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            ready, self._pending = self._pending, ""
+            self._stream.write(redact_text(ready))
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def redacting_output() -> Iterator[None]:
+    """Route ``sys.stdout`` and ``sys.stderr`` through ``RedactingStream`` for the duration (the CLI's guard).
+
+    Log handlers that hold the old streams keep them; they are redacted by ``install_log_filter``.
+    """
+    saved = sys.stdout, sys.stderr
+    out, err = RedactingStream(saved[0]), RedactingStream(saved[1])
+    sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for stream in (out, err):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said there
+                pass
+        sys.stdout, sys.stderr = saved
+
+
+__all__ = ["MASK", "RedactingFilter", "RedactingStream", "redacting_output", "install_log_filter", "SECRET_PARAMS", "is_secret_param", "redact_text", "redact_url"]

@@ -127,7 +127,9 @@ def decode_row(row: dict[str, Any], opts: DecodeOptions) -> tuple[dict[str, Any]
                 absent += 1
             else:
                 ok = False
-    return out, ok and (decoded > 0 or absent == 0)
+    # one rule for map-style and streaming: a row with a column that decoded is kept (the failed column is
+    # None, as map-style returns it); a row none of whose media decodes is dropped under "skip" (streaming)
+    return out, decoded > 0 or (ok and absent == 0)
 
 
 def _batch_rows(batch: dict[str, list]) -> list[dict[str, Any]]:

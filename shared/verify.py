@@ -6,7 +6,6 @@ exactly what ``load_dataset`` would see; probing every file is what makes this t
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from datasets import DownloadManager, StreamingDownloadManager
 from tqdm.auto import tqdm
 
 from .api import load_dataset_builder
+from .csvsafe import csv_writer
 from .decoding import probe_media
 from .secrets import redact_text
 from .sources.locator import public_path
@@ -48,12 +48,19 @@ def verify(
     missing_csv: str | os.PathLike | None = None,
     progress: bool = True,
     workers: int = 4,
+    splits: Sequence[str] | None = None,
     **config_kwargs: Any,
 ) -> list[SplitCoverage]:
-    """Count rows, found, missing and corrupt media per split; optionally write the missing ids to a CSV."""
-    report = [split_coverage(split, tables, probe=probe, progress=progress, workers=workers)
-              for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dir,
-                                                **config_kwargs)]
+    """Count rows, found, missing and corrupt media per split (``splits``: only those; a name the corpus does
+    not have is a ``ValueError`` naming the ones it has); optionally write the missing ids to a CSV."""
+    report, seen = [], []
+    for split, tables in split_tables(corpus, config, data_dir=data_dir, media_dir=media_dir, **config_kwargs):
+        seen.append(split)
+        if not splits or split in splits:
+            report.append(split_coverage(split, tables, probe=probe, progress=progress, workers=workers))
+    unknown = sorted(set(splits or ()) - set(seen))
+    if unknown:
+        raise ValueError(f"no split {', '.join(unknown)} in {corpus}/{config or 'default'} (it has {', '.join(seen)})")
     if missing_csv is not None:
         write_missing_csv(report, missing_csv)
     return report
@@ -184,7 +191,7 @@ def write_missing_csv(report: list[SplitCoverage], path: str | os.PathLike,
         return list(hit) if hit else ["", ""]
 
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = csv_writer(f)
         w.writerow(["split", "id", "status", "path", "reason", "ledger_status", "ledger_reason"])
         for cov in report:
             for clip_id in cov.missing_ids:

@@ -29,6 +29,8 @@ from ux_support import demo_media, run_python
 from avsets.demo import sample_data_dir
 
 RECORDER = textwrap.dedent('''
+    import faulthandler
+    faulthandler.enable(all_threads=True)  # a native abort (the rare -6) prints every thread's stack to stderr
     import builtins, importlib.abc, sys
 
     WATCH = ("torch", "torchcodec")
@@ -83,7 +85,7 @@ FOOTER = textwrap.dedent('''
 
 def _run(body: str, *argv: str) -> list[dict]:
     p = run_python(RECORDER + textwrap.dedent(body) + FOOTER, *argv)
-    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.returncode == 0, f"exit {p.returncode}: " + p.stderr[-6000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 

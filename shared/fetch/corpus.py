@@ -94,6 +94,26 @@ def corpus_requests(corpus: str, config: str | None = None, *, data_dir: str | N
 
 
 
+def _row_segment(row: dict[str, str], path: str, line: int) -> Segment | None:
+    """The segment one CSV row names. A clip-key ``id`` (``{youtube_id}_{start_ms}_{end_ms}``) is exact and
+    wins, as it does for ``read_id_sets`` (``only_ids``, ``compare``); ``youtube_id,start,end`` serve rows
+    without one. Columns that disagree with the id by a millisecond or more are named in a warning (a CSV
+    written with rounded times once fetched other segments than its ids)."""
+    from_key = segment_of_key((row.get("id") or "").strip())
+    from_cols = None
+    if row.get("youtube_id") and row.get("start") and row.get("end"):
+        try:
+            from_cols = Segment(row["youtube_id"].strip(), float(row["start"]), float(row["end"]))
+        except ValueError:
+            from_cols = None
+    if from_key is not None:
+        if from_cols is not None and from_cols.key != from_key.key:
+            logger.warning("%s line %d: youtube_id,start,end name %s but the id is %s; fetching the id's segment",
+                           path, line, from_cols.key, from_key.key)
+        return from_key
+    return from_cols
+
+
 def file_requests(path: str, *, stats: CorpusStats | None = None) -> Iterator[ClipRequest]:
     """Segments from a CSV file: columns ``youtube_id,start,end`` (plus any others, as template fields), or
     an ``id`` column of clip keys (what ``avsets verify --missing-csv`` writes), with a header row."""
@@ -103,13 +123,7 @@ def file_requests(path: str, *, stats: CorpusStats | None = None) -> Iterator[Cl
     with open(path, newline="", encoding="utf-8") as f:
         for line, row in enumerate(csv.DictReader(f), start=2):
             stats.rows += 1
-            try:
-                if row.get("youtube_id") and row.get("start") and row.get("end"):
-                    seg: Segment | None = Segment(row["youtube_id"], float(row["start"]), float(row["end"]))
-                else:
-                    seg = segment_of_key(row.get("id") or "")
-            except ValueError:
-                seg = None
+            seg = _row_segment(row, path, line)
             if seg is None:
                 stats.invalid += 1
                 logger.warning("%s line %d: no youtube_id,start,end or clip-key id; skipped", path, line)

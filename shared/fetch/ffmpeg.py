@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -37,12 +38,21 @@ POLL = 0.1  # seconds between checks of the stop event while ffmpeg runs (Ctrl-C
 
 @functools.lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary that ``imageio-ffmpeg`` ships (set-up error with an install hint)."""
+    """The ffmpeg binary: the one ``imageio-ffmpeg`` ships (``avsets[fetch]``, a known build), else ``ffmpeg``
+    on ``PATH``; neither is a set-up error that names both ways to get one.
+
+    ``unpack`` and ``fetch --source`` cut members with it too, so a system ffmpeg is enough for them; the
+    message speaks of cutting media, whichever command needs it.
+    """
     try:
         import imageio_ffmpeg
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise FetchSetupError("avsets fetch needs an ffmpeg binary: pip install 'avsets[fetch]' (imageio-ffmpeg)"
-                              ) from None
+    except ImportError:
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+        raise FetchSetupError("cutting or converting media needs an ffmpeg binary: none is on PATH and imageio-ffmpeg "
+                              "is not installed; install ffmpeg (e.g. apt-get install ffmpeg) or pip install "
+                              "'avsets[fetch]'") from None
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 

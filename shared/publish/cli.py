@@ -111,6 +111,10 @@ def _cmd_push(args: argparse.Namespace) -> int:
               f"not {args.endpoint!r}", file=sys.stderr)
         return 2
     args.endpoint = endpoint
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():  # the one rule for bars: the Hub client's too
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     if args.sync:
         from .sync_cli import run_sync
 
@@ -133,6 +137,11 @@ def _cmd_push(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     where = f"{res.repo_id}" + (f"@{res.revision}" if res.revision else "")
+    if res.taken_down:
+        verb = "would prune" if res.dry_run else "pruned"
+        shown = ", ".join(res.taken_down[:5]) + (" ..." if len(res.taken_down) > 5 else "")
+        print(f"{verb} {len(res.taken_down)} clip(s) listed in the Hub's takedowns.csv from {args.from_dir or 'the export'}"
+              f" before the upload: {shown}")
     if res.dry_run:
         print(f"dry run: would push to {where} on {_shown(endpoint or constants.ENDPOINT)}")
         if res.hub_error:

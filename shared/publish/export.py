@@ -38,6 +38,7 @@ from ..errors import AvsetsError
 from ..filters import FilterSummary, summarize
 from ..manifest import Manifest, export_manifest_path, manifest_hash, write_text_atomic
 from ..notices import MISSING_MEDIA, quiet
+from .archive_media import stage_archive_sources
 from .card import SplitStats, build_card
 from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
 from .media import AUDIO_FORMATS
@@ -50,6 +51,7 @@ from .shards import (
     state_dir,
     write_json_atomic,
 )
+from .sync import finish_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -147,16 +149,18 @@ def _iter_items(table: pa.Table, first_index: int, rows: int,
     idx = first_index
     for batch in table.to_batches(max_chunksize=rows):
         rows = batch.to_pylist()
-        yield [(i, None if drop and r.get("id") in drop else r) for i, r in enumerate(rows, start=idx)]
+        yield [(i, None if drop and (r.get("id") in drop or r.get("youtube_id") in drop) else r)
+               for i, r in enumerate(rows, start=idx)]
         idx += len(rows)
 
 
 def _taken_down(fs: fsspec.AbstractFileSystem, root: str) -> frozenset[str]:
-    """Ids in the export folder's ``takedowns.csv`` (``avsets export --prune``): a re-export leaves them out."""
-    from .takedowns import TAKEDOWNS_FILE, read_takedowns_csv
+    """Clip ids and whole-video YouTube ids in the export folder's ``takedowns.csv`` (``avsets export --prune``):
+    a re-export leaves them out."""
+    from .takedowns import TAKEDOWNS_FILE, excluded_keys
 
     path = f"{root}/{TAKEDOWNS_FILE}"
-    return frozenset(r.id for r in read_takedowns_csv(fs.cat_file(path))) if fs.exists(path) else frozenset()
+    return excluded_keys(fs.cat_file(path)) if fs.exists(path) else frozenset()
 
 
 def _feed(writer: ShardWriter, results: list[Converted], progress: Callable[[Converted], None] | None = None) -> None:
@@ -267,6 +271,7 @@ def _one_writer(fn):
             return fn(*args, **kwargs)
         os.makedirs(os.path.join(root, STATE_DIR), exist_ok=True)
         with filelock.FileLock(os.path.join(root, STATE_DIR, f"{config}.lock")):  # beside the state; push skips it
+            finish_interrupted(root)  # a killed prune's journal: finished (or dropped if stale) before writing
             return fn(*args, **kwargs)
 
     return wrapper
@@ -509,6 +514,7 @@ def export(
     kwargs.setdefault("on_missing", "keep")
     if config is None:
         config = avsets.get_dataset_config_names(corpus)[0]
+    kwargs = stage_archive_sources(corpus, config, out, split=split, video=video, load_kwargs=kwargs)  # .tar.gz
     summary = rows = None
     with quiet(MISSING_MEDIA):  # the export's summary and card count the rows without media
         if any(k in kwargs for k in FILTER_KEYWORDS):

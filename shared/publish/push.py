@@ -30,6 +30,8 @@ from huggingface_hub.utils.sha import git_hash
 from ..errors import AvsetsError
 from .card import merge_cards, set_load_target
 from .shards import STATE_DIR
+from .sync import finish_interrupted, prune_export
+from .takedowns import TAKEDOWNS_FILE, Takedown, read_takedowns_csv, today, write_takedowns_csv
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ class PushResult:
     commits: int = 0
     #: set when a dry run could not reach the Hub (the plan then lists every local file as sent)
     hub_error: str | None = None
+    #: clips the Hub's ``takedowns.csv`` lists that the folder still held: pruned before the upload (a dry
+    #: run only lists them)
+    taken_down: list[str] = field(default_factory=list)
 
     @property
     def added(self) -> list[str]:
@@ -178,21 +183,56 @@ def _remote_state(api: HfApi, repo_id: str, revision: str | None, *, private: bo
     if exists:
         remote = {f.path: f for f in api.list_repo_tree(repo_id, recursive=True, revision=revision,
                                                            repo_type=REPO_TYPE) if hasattr(f, "blob_id")}
-    remote_card = None
-    if "README.md" in remote:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                path = api.hf_hub_download(repo_id, "README.md", repo_type=REPO_TYPE, revision=revision,
-                                           cache_dir=tmp)
-                remote_card = Path(path).read_text(encoding="utf-8")
-            except EntryNotFoundError:
-                remote_card = None
+    remote_card = _remote_text(api, repo_id, revision, "README.md") if "README.md" in remote else None
     return remote, remote_card
+
+
+def _remote_text(api: HfApi, repo_id: str, revision: str | None, path: str) -> str | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = api.hf_hub_download(repo_id, path, repo_type=REPO_TYPE, revision=revision, cache_dir=tmp)
+            return Path(local).read_text(encoding="utf-8")
+        except EntryNotFoundError:
+            return None
+
+
+def _honour_hub_takedowns(folder: Path, hub_csv: str, *, dry_run: bool) -> list[str]:
+    """Clips of ``folder`` that the Hub's ``takedowns.csv`` lists: pruned from the folder (unless ``dry_run``)
+    with the Hub's rows merged into the folder's ``takedowns.csv``, so a push of an export that was never
+    pruned does not publish again what was taken down, and does not replace the Hub's record with a shorter
+    one. Returns the clip ids concerned."""
+    hub_rows = read_takedowns_csv(hub_csv.encode("utf-8"))
+    if not hub_rows:
+        return []
+    takedowns = {}
+    for r in hub_rows:
+        key = r.youtube_id if r.whole_video else r.id
+        if key:
+            takedowns[key] = Takedown(key, r.date or today(), r.reason or "listed in the Hub's takedowns.csv")
+    plan = prune_export(folder, takedowns, dry_run=True)
+    ids = sorted({r.id for r in plan.removed})
+    if dry_run:
+        return ids
+    local_file = folder / TAKEDOWNS_FILE
+    local_rows = read_takedowns_csv(local_file.read_bytes()) if local_file.is_file() else []
+    seen = {(r.config, r.split, r.id) for r in local_rows}
+    merged = local_rows + [r for r in hub_rows if (r.config, r.split, r.id) not in seen]
+    if len(merged) != len(local_rows):
+        tmp = local_file.with_name(f"{TAKEDOWNS_FILE}.tmp-{os.getpid()}")
+        tmp.write_bytes(write_takedowns_csv(merged))
+        os.replace(tmp, local_file)
+    if ids:
+        logger.warning("%d clip(s) of %s are listed in the Hub's takedowns.csv: pruning them before the push",
+                       len(ids), folder)
+        prune_export(folder, takedowns)
+    return ids
 
 
 def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: str | None, token: str | None,
                  dry_run: bool, commit_message: str | None, commit_max_files: int, commit_max_bytes: int,
                  endpoint: str | None) -> PushResult:
+    if not dry_run:
+        finish_interrupted(folder)  # never publish a half-applied prune
     local = _local_files(folder)
     if "README.md" not in local:
         raise PushError(f"{folder} has no README.md: is it the output of `avsets export`?")
@@ -207,6 +247,12 @@ def _push_folder(folder: Path, repo_id: str, *, private: bool | None, revision: 
         # a dry run needs no network: without the Hub, every local file is listed as sent
         result.hub_error = f"{type(e).__name__}: {e}"
         remote, remote_card = {}, None
+    if TAKEDOWNS_FILE in remote:
+        hub_csv = _remote_text(api, repo_id, revision, TAKEDOWNS_FILE)
+        if hub_csv:
+            result.taken_down = _honour_hub_takedowns(folder, hub_csv, dry_run=dry_run)
+            if not dry_run:
+                local = _local_files(folder)  # the pruned shards, card and merged takedowns.csv
     card_text = merge_cards(remote_card, local["README.md"].read_text(encoding="utf-8"))
     card = set_load_target(card_text, repo_id).encode("utf-8")
 

@@ -34,7 +34,14 @@ def _takedowns(args: argparse.Namespace, verb: str) -> dict[str, Takedown] | Non
 
 def print_plan(plan: SyncPlan, where: str, *, dry_run: bool) -> None:
     n = len(plan.removed)
+    if plan.finished_interrupted is not None:
+        print(f"finished the interrupted prune of {where}: {plan.finished_interrupted} row(s) removed then")
+    if plan.discarded_journal:
+        print(f"discarded the journal of an interrupted prune of {where} ({plan.discarded_journal}); "
+              "pruned from the folder as it is")
     head = "dry run: would remove" if dry_run else "removed"
+    if plan.finished_interrupted is not None and not n:
+        head = "then removed"
     print(f"{head} {n} row(s) from {len(plan.changes)} of {plan.shards_scanned} shard(s) of {where}")
     if plan.interrupted:
         print("  an interrupted sync of this folder is journaled: the next run finishes it first")

@@ -20,16 +20,33 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+from ..csvsafe import csv_writer
 from ..errors import MetadataError
 from ..ledger import read_ledger
 
 TAKEDOWNS_FILE = "takedowns.csv"
-TAKEDOWNS_COLUMNS = ("id", "youtube_id", "config", "split", "date", "reason")
+#: ``listed`` is the key the takedown named: the clip id, or the YouTube id when the whole video goes (a later
+#: export leaves out every clip of that video, also ones whose media arrives after the prune)
+TAKEDOWNS_COLUMNS = ("id", "youtube_id", "config", "split", "date", "reason", "listed")
 #: ledger statuses that mean the video is gone or closed for good (the ledger's ``FINAL_FAILURES``)
 GONE_STATUSES = ("removed", "private", "unavailable")
 _ID_HEADERS = ("id", "clip_id", "youtube_id", "ytid", "video_id", "key")
 _HEADERS = {*_ID_HEADERS, "date", "reason"}
 _YT_URL = re.compile(r"(?:[?&]v=|youtu\.be/|/shorts/|/embed/)([A-Za-z0-9_-]{11})")
+
+
+class TakedownListError(MetadataError):
+    """A takedown list (or a published ``takedowns.csv``) that cannot be read; names the file and line.
+
+    Its advice is about takedown lists, not the metadata loader's (no ``errors='skip'``, no "upstream file").
+    """
+
+    @property
+    def hint(self) -> str:
+        if self.line is not None:
+            return ("Fix that line: a clip id or YouTube id (or URL), then optionally a date (YYYY-MM-DD) and a "
+                    "reason")
+        return "Give a CSV of clip ids or YouTube ids, saved as UTF-8 text"
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,12 @@ class Removed:
     split: str
     date: str
     reason: str
+    listed: str = ""  # the listed key: ``id`` or ``youtube_id`` (empty in files written before the column)
+
+    @property
+    def whole_video(self) -> bool:
+        """The takedown named the YouTube id: every clip of the video is gone, present and future."""
+        return bool(self.youtube_id) and self.listed == self.youtube_id
 
 
 def today() -> str:
@@ -70,8 +93,8 @@ def _date(value: str, path: str, line: int) -> str:
     try:
         return (date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value).date()).isoformat()
     except ValueError:
-        raise MetadataError(f"date {value!r} is not an ISO date (YYYY-MM-DD)", file=path, line=line,
-                            field="date") from None
+        raise TakedownListError(f"date {value!r} is not an ISO date (YYYY-MM-DD)", file=path, line=line,
+                                field="date") from None
 
 
 def _key(value: str) -> str:
@@ -84,20 +107,29 @@ def read_takedown_list(path: str | os.PathLike[str], *, reason: str = "takedown 
     """Parse a takedown list (see the module doc) into ``{key: Takedown}``; bad lines raise ``MetadataError``."""
     path = os.fspath(path)
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
-        raise MetadataError(f"cannot read the takedown list: {e.strerror or e}", file=path) from None
-    rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
-            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+        raise TakedownListError(f"cannot read the takedown list: {e.strerror or e}", file=path) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise TakedownListError(f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); save the list as "
+                                "UTF-8 CSV", file=path, line=line) from None
+    try:
+        rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
+                if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    except csv.Error as e:  # a NUL byte, an unclosed quote at the end
+        raise TakedownListError(f"not a readable CSV ({e})", file=path) from None
     if not rows:
         return {}
     head = [c.strip().lower() for c in rows[0][1]]
     if any(c in _HEADERS for c in head):
         id_col = next((head.index(h) for h in _ID_HEADERS if h in head), None)
         if id_col is None:
-            raise MetadataError(f"the header names no id column (one of {', '.join(_ID_HEADERS)})", file=path,
-                                line=rows[0][0])
+            raise TakedownListError(f"the header names no id column (one of {', '.join(_ID_HEADERS)})",
+                                    file=path, line=rows[0][0])
         date_col = head.index("date") if "date" in head else None
         reason_col = head.index("reason") if "reason" in head else None
         rows = rows[1:]
@@ -110,7 +142,7 @@ def read_takedown_list(path: str | os.PathLike[str], *, reason: str = "takedown 
 
         key = _key(cell(id_col))
         if not key:
-            raise MetadataError("empty id", file=path, line=line, field="id")
+            raise TakedownListError("empty id", file=path, line=line, field="id")
         out[key] = Takedown(key, _date(cell(date_col), path, line), _clean(cell(reason_col)) or reason)
     return out
 
@@ -143,15 +175,27 @@ def read_takedowns_csv(data: bytes | None) -> list[Removed]:
     """The rows of a published ``takedowns.csv`` (``None``: no file yet)."""
     if not data:
         return []
-    reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise TakedownListError(f"not UTF-8 text (offset {e.start}): was it saved by another program? Save it as "
+                                "UTF-8 CSV", file=TAKEDOWNS_FILE) from None
+    reader = csv.DictReader(io.StringIO(text))
     return [Removed(*(r.get(c) or "" for c in TAKEDOWNS_COLUMNS)) for r in reader]
 
 
 def write_takedowns_csv(rows: Iterable[Removed]) -> bytes:
     """``takedowns.csv`` text: header, then one row per removed clip, in the order given."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv_writer(buf, lineterminator="\n")
     w.writerow(TAKEDOWNS_COLUMNS)
     for r in rows:
-        w.writerow([r.id, r.youtube_id, r.config, r.split, r.date, r.reason])
+        w.writerow([r.id, r.youtube_id, r.config, r.split, r.date, r.reason, r.listed])
     return buf.getvalue().encode("utf-8")
+
+
+def excluded_keys(data: bytes | None) -> frozenset[str]:
+    """What a (re-)export into a folder must leave out, from its ``takedowns.csv``: every clip id listed, and
+    the YouTube id of each whole-video takedown (so a clip of that video whose media arrives later stays out)."""
+    rows = read_takedowns_csv(data)
+    return frozenset({r.id for r in rows if r.id} | {r.youtube_id for r in rows if r.whole_video})

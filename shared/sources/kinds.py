@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import fsspec
 
+from ..errors import MissingDependencyError
 from ..source_names import _ENDINGS, ARCHIVE_KINDS, SourceKind, source_kind, url_path
 
 __all__ = ["ARCHIVE_KINDS", "Source", "SourceKind", "expand_sources", "source_kind", "url_path"]
+
 
 @dataclass(frozen=True)
 class Source:
@@ -51,6 +53,8 @@ def expand_sources(roots: str | os.PathLike | Sequence[str | os.PathLike] | None
     for root in roots:
         text = os.fspath(root)
         remote = "://" in text
+        if remote:
+            require_protocol(text)
         if not remote:
             text = os.path.abspath(os.path.expanduser(text))
         else:
@@ -75,6 +79,29 @@ def expand_sources(roots: str | os.PathLike | Sequence[str | os.PathLike] | None
         else:
             _expand_folder(text, remote=remote, add=add)
     return out
+
+
+#: the extra that brings an fsspec protocol's client libraries (``http``/``https`` are core dependencies)
+_PROTOCOL_EXTRA = {"http": "fsspec[http]", "https": "fsspec[http]", "s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs",
+                   "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "hf": "huggingface_hub"}
+
+
+def require_protocol(url: str) -> None:
+    """Raise :class:`MissingDependencyError` when the fsspec backend of ``url`` cannot be imported.
+
+    fsspec imports a backend's client only when a file system is made; the error it raises then was caught
+    with the source's other failures and every row was reported as having no media.
+    """
+    protocol = url.split("://", 1)[0].split("::")[-1].lower()
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError as exc:
+        package = _PROTOCOL_EXTRA.get(protocol, f"the fsspec backend for {protocol}://")
+        raise MissingDependencyError(
+            f"reading {protocol}:// sources needs {package}, which is not installed ({exc}); "
+            f"pip install '{package}'") from None
+    except ValueError as exc:  # an unknown protocol
+        raise MissingDependencyError(f"no fsspec backend for {protocol}:// ({exc})") from None
 
 
 def _expand_folder(url: str, *, remote: bool, add) -> None:

@@ -17,10 +17,12 @@ credentials + ``!/`` + member name).  Rows no source holds are reported and left
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import logging
 import os
 import re
+import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..cli_common import config_kwargs
-from ..errors import AvsetsError, MediaError, MediaSourceError
+from ..errors import AvsetsError, MediaError, MediaSourceError, NoSpaceError
 from ..segments import MEDIA_EXTENSIONS
 from .base import MediaSource, media_sources
 from .members import ReadStats, public_url
@@ -59,11 +61,13 @@ class UnpackReport:
     unsafe: int = 0
     damaged: list[str] = field(default_factory=list)
     missing_ids: list[str] = field(default_factory=list)
+    stopped: str = ""  # why the run stopped early (the disk filled up); a rerun resumes
+    not_reached: int = 0  # rows not looked at because the run stopped
 
     @property
     def exit_code(self) -> int:
-        """0 every row written or already there; 1 some row failed or no source held it."""
-        return 1 if (self.failed or self.missing) else 0
+        """0 every row written or already there; 1 some row failed, no source held it, or the run stopped."""
+        return 1 if (self.failed or self.missing or self.stopped) else 0
 
     def summary(self) -> str:
         text = (f"{self.rows} rows: wrote {self.written} ({self.bytes / 1e6:.1f} MB), {self.skipped} already there, "
@@ -72,6 +76,8 @@ class UnpackReport:
             text += f"; ignored {self.unsafe} member(s) named outside the archive"
         if self.damaged:
             text += f"; damaged: {', '.join(self.damaged)}"
+        if self.stopped:
+            text += f"\nstopped with {self.not_reached} row(s) not reached: {self.stopped}"
         return text
 
 
@@ -155,9 +161,14 @@ class _Writer:
             src = f"{archive}!/{member.name}"
             if src not in sources:
                 sources.append(src)
-        self.ledger.record(LedgerRow(id=rid, status=OK, bytes=total, sha256=" ".join(digests), duration=duration,
-                                     files=" ".join(finals), source=" ".join(sources), tool_version=self.version,
-                                     youtube_id=ytid, start=start, end=end))
+        try:
+            self.ledger.record(LedgerRow(id=rid, status=OK, bytes=total, sha256=" ".join(digests),
+                                         duration=duration, files=" ".join(finals), source=" ".join(sources),
+                                         tool_version=self.version, youtube_id=ytid, start=start, end=end))
+        except NoSpaceError:  # no ledger row: the clip must not stay either, or a rerun takes it as done
+            for name in finals:
+                (self.out / name).unlink(missing_ok=True)
+            raise
         return total
 
     def _jobs(self, s: Serve) -> list[tuple[str, Member]]:
@@ -208,7 +219,11 @@ class _Writer:
                     args = ffmpeg.build_whole_args([inp], audio_out=audio_out, video_out=video_out, opts=opts)
                 result = ffmpeg.run(args, 600.0)
                 if result.returncode != 0:
-                    raise MediaError(f"cannot cut the member: {ffmpeg.failure_text(result)[:300]}", clip_id=rid)
+                    why = ffmpeg.failure_text(result)
+                    if "No space left on device" in why:
+                        raise NoSpaceError(f"no space left on the device of {tmp.parent}; free space and rerun "
+                                           "to go on")
+                    raise MediaError(f"cannot cut the member: {why[:300]}", clip_id=rid)
                 d = ffmpeg.media_duration(tmp)
                 if not whole or (d is not None and abs(d - (end - start)) <= self.tolerance):
                     return d
@@ -231,11 +246,17 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
     text = os.fspath(out)
     if "://" in text and not text.startswith("file://"):
         raise UnpackSetupError(f"--out must be a local folder, not {public_url(text)} (unpack, then upload)")
-    out_dir = Path(text[len("file://"):] if text.startswith("file://") else text)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # absolute from here on: ffmpeg is handed output paths, and a relative one (``--out media``, as the README
+    # writes it) was refused (an id may start with "-", so fetch's ffmpeg recipe takes absolute paths only)
+    out_dir = Path(text[len("file://"):] if text.startswith("file://") else text).expanduser().absolute()
+    roots = [media_dir] if isinstance(media_dir, (str, os.PathLike)) else list(media_dir)
+    absent = [os.fspath(r) for r in roots if _absent_local(os.fspath(r))]
+    if absent:  # a typo: exit 2 before anything is created (as verify, report and export do)
+        raise UnpackSetupError(f"--media-dir {absent[0]}: no such file or folder")
     sources = media_sources(media_dir, key_column=key_column)
     if not sources:
-        raise UnpackSetupError(f"no media source in {media_dir!r}")
+        raise UnpackSetupError(f"no media source in {[public_url(os.fspath(r)) for r in roots]!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     cleanup_partials(out_dir)
     report = UnpackReport(rows=table.num_rows)
     done = _existing(out_dir)
@@ -265,6 +286,7 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
     with Ledger.in_folder(out_dir) as ledger:
         writer = _Writer(out_dir, ledger, kinds, tolerance)
         try:
+            ledger.begin_run(writer.version)  # a run in the ledger's history, as fetch records (the report's chart)
             for source in sources:
                 if len(served) == len(rows):
                     break  # every row served: the rest of the mirror is not read at all
@@ -281,7 +303,16 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                             try:
                                 report.bytes += writer.write(rows, s, shown)
                                 report.written += 1
-                            except (MediaError, OSError) as exc:
+                            except NoSpaceError:
+                                raise  # the disk is full: every later clip would fail the same way
+                            except OSError as exc:
+                                if exc.errno == errno.ENOSPC:
+                                    raise NoSpaceError(f"no space left on the device of {out_dir} ({exc}); "
+                                                       "free space and rerun to go on") from None
+                                report.failed += 1
+                                failed.add(s.row)
+                                _record_failure(ledger, rows, s, shown, exc)
+                            except MediaError as exc:
                                 report.failed += 1
                                 failed.add(s.row)
                                 _record_failure(ledger, rows, s, shown, exc)
@@ -293,12 +324,29 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                     logger.warning("avsets unpack: %s", exc)
                 report.damaged.extend(f"{shown}!/{name}" for name in stats.damaged_names)  # lost alone
                 report.unsafe += stats.unsafe
+        except NoSpaceError as exc:  # stop: what was written is recorded, a rerun resumes after it
+            report.stopped = str(exc)
         finally:
             bar.close()
+            try:
+                ledger.end_run({k: v for k, v in (("ok", report.written), ("error", report.failed)) if v})
+            except (sqlite3.Error, OSError) as exc:  # a full disk: the clips are recorded, the run's end is not
+                logger.warning("avsets unpack: could not record the end of the run in the ledger: %s", exc)
     missing = [i for i in range(len(rows)) if i not in served and i not in failed]
+    if report.stopped:  # the rows after the stop were never looked for: not "missing from the sources"
+        report.not_reached = len(rows) - report.written - report.failed
+        return report
     report.missing = len(missing)
     report.missing_ids = [str(x) for x in rows.table.column("id").take(pa.array(missing[:20], pa.int64())).to_pylist()]
     return report
+
+
+def _absent_local(root: str) -> bool:
+    """A local root (not a URL, not a glob) that does not exist."""
+    if "://" in root and not root.startswith("file://"):
+        return False
+    path = root[len("file://"):] if root.startswith("file://") else root
+    return not any(ch in path for ch in "*?[") and not os.path.exists(os.path.expanduser(path))
 
 
 def _record_failure(ledger, rows: RowIndex, s: Serve, archive: str, exc: BaseException) -> None:
