@@ -384,7 +384,7 @@ def test_a_row_whose_video_fails_but_audio_decodes_is_kept_in_both_modes(tmp_pat
     (meta / "vggsound.csv").write_text(f'goodvideo01,0,"{name}",train\nbrokenvid02,0,"{name}",train\n')
     write_video(media / "goodvideo01_000000.mp4", seconds=10.0, size=(32, 24))
     (media / "brokenvid02_000000.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"not media" * 200)
-    monkeypatch.setattr(avsets.decoding, "MAX_VIDEO_BYTES", 10_000)  # 50 frames of 32x24 RGB exceed it
+    monkeypatch.setattr(avsets.decoding.video, "MAX_VIDEO_BYTES", 10_000)  # 50 frames of 32x24 RGB exceed it
     kw = dict(split="train", data_dir=str(meta), media_dir=str(media), num_frames=50, on_missing="skip")
     with pytest.warns(avsets.MediaWarning):
         mapped = avsets.load_dataset("vggsound", cache_dir=str(tmp_path / "c"), **kw)

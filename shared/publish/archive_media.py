@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from ..sources.kinds import expand_sources
+from ..sources.base import media_sources
 from ..sources.unpack import corpus_table, unpack_rows
 from .shards import STATE_DIR
 
@@ -32,7 +32,7 @@ STAGING = "archive-media"
 
 def needs_staging(media_dir: str | list[str] | None) -> bool:
     """Whether some source of ``media_dir`` can only be read in archive order (a ``.tar.gz``)."""
-    return bool(media_dir) and any(s.kind == "tgz" for s in expand_sources(media_dir))
+    return bool(media_dir) and any(not s.random_access for s in media_sources(media_dir))
 
 
 def _staging_folder(out: str) -> str:
