@@ -99,7 +99,8 @@ def chart_worst(rep: CoverageReport) -> bytes | None:
         worst = s.partly_present(MAX_CLASS_BARS)
         names = [c.name if len(c.name) <= 30 else c.name[:29] + "…" for c in worst]
         shares = [100.0 * c.share for c in worst]
-        y = list(range(len(worst)))[::-1]
+        y = [n - 1 - j for j in range(len(worst))]  # from the top, bars as thick in every panel
+        ax.set_ylim(-0.6, n - 0.4)
         ax.barh(y, shares, color=["#c0392b" if v < 50 else "#e67e22" for v in shares])
         for yy, v, c in zip(y, shares, worst, strict=True):
             ax.text(v + 1, yy, f"{c.present}/{c.rows}", va="center", fontsize=8, color="#444")
@@ -113,9 +114,10 @@ def chart_worst(rep: CoverageReport) -> bytes | None:
 
 
 def chart_over_time(rep: CoverageReport) -> bytes | None:
-    """Coverage of each split after each fetch run (one point per run)."""
+    """Coverage of each split after each fetch or unpack run (one point per run); ``None`` for a single
+    point, which :func:`over_time_summary` says in words."""
     splits = [s for s in rep.splits if s.over_time]
-    if not splits:
+    if not splits or max(len(s.over_time) for s in splits) < 2:
         return None
     fig = _figure(7.5, 3.2)
     ax = fig.add_subplot(1, 1, 1)
@@ -128,7 +130,8 @@ def chart_over_time(rep: CoverageReport) -> bytes | None:
     ax.set_xticks(range(len(longest)), ticks, fontsize=7)
     ax.set_ylabel("clips ok in the ledger (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("coverage after each fetch run" if rep.history == "runs" else "coverage by date of last outcome",
+    ax.set_title("coverage after each run (fetch or unpack)" if rep.history == "runs" else
+                 "coverage by date of last outcome",
                  fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -158,6 +161,18 @@ def media_summary(s: SplitReport) -> str:
         parts.append("sample rate " + (f"{counts[0][0]} Hz each" if len(counts) == 1 else
                                        ", ".join(f"{r} Hz ({n})" for r, n in counts)))
     return "; ".join(parts) + "."
+
+
+def over_time_summary(rep: CoverageReport) -> str | None:
+    """The coverage-over-time section in words when it has one point (a first fetch or unpack)."""
+    splits = [s for s in rep.splits if s.over_time]
+    if not splits or max(len(s.over_time) for s in splits) != 1:
+        return None
+    when = splits[0].over_time[0].label
+    what = "the ledger's one run" if rep.history == "runs" else "the ledger's one date of outcomes"
+    shares = ", ".join(f"{s.split} {_pct(s.over_time[0].ok, s.over_time[0].rows)}" for s in splits)
+    return (f"After {what} ({when}): clips ok in the ledger {shares}. Each later fetch or unpack run adds a "
+            "point, and a chart appears here.")
 
 
 def chart_media(rep: CoverageReport) -> bytes | None:
@@ -310,7 +325,7 @@ def render_md(rep: CoverageReport) -> str:
     if any(s.probed_files for s in rep.splits):
         out += ["", "## What is present", "", *[f"- {media_summary(s)}" for s in rep.splits]]
     if rep.runs:
-        out += ["", "## Fetch runs", "", "| finished | this run | ledger after the run |", "| --- | --- | --- |"]
+        out += ["", "## Fetch and unpack runs", "", "| finished | this run | ledger after the run |", "| --- | --- | --- |"]
         for r in rep.runs:
             out.append(f"| {r.finished_at or r.started_at} | {_counts(r.counts)} | {_counts(r.totals)} |")
     if rep.quality is not None:
@@ -394,9 +409,12 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
         img("worst", "Partly present classes with the lowest coverage")
         p.append('<p class="meta">Share of each class\' clips present; the per-class CSV below lists every class, '
                  "those with no clip present too.</p>")
-    if charts.get("time"):
+    single = over_time_summary(rep)
+    if charts.get("time") or single:
         p.append("<h2>Coverage over time</h2>")
         img("time", "Coverage over time")
+        if single and not charts.get("time"):
+            p.append(f'<p data-k="over_time">{e(single)}</p>')
     if any(s.probed_files for s in rep.splits):
         p.append("<h2>What is present</h2>")
         img("media", "What is present")
@@ -406,7 +424,7 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
         p += quality_html(rep.quality, charts.get("quality"))
 
     if rep.runs:
-        p.append("<h2>Fetch runs</h2><table><tr><th>started</th><th>finished</th><th>this run</th>"
+        p.append("<h2>Fetch and unpack runs</h2><table><tr><th>started</th><th>finished</th><th>this run</th>"
                  "<th>ledger after the run</th></tr>")
         for r in rep.runs:
             p.append(f"<tr><td>{e(r.started_at)}</td><td>{e(r.finished_at or '-')}</td><td>{e(_counts(r.counts))}</td>"
