@@ -92,14 +92,17 @@ def chart_worst(rep: CoverageReport) -> bytes | None:
     splits = [s for s in rep.splits if s.partly_present()]
     if not splits:
         return None
-    n = max(len(s.partly_present(MAX_CLASS_BARS)) for s in splits)
-    fig = _figure(max(5.5, 5.5 * len(splits)), 1.1 + 0.26 * n)
+    counts = [len(s.partly_present(MAX_CLASS_BARS)) for s in splits]
+    # splits one under the other, each as tall as its bars: a split with one such class gets one bar's room
+    fig = _figure(7.5, sum(0.8 + 0.24 * n for n in counts))
+    grid = fig.add_gridspec(len(splits), 1, height_ratios=[0.8 + 0.24 * n for n in counts])
     for i, s in enumerate(splits):
-        ax = fig.add_subplot(1, len(splits), i + 1)
+        ax = fig.add_subplot(grid[i, 0])
         worst = s.partly_present(MAX_CLASS_BARS)
+        n = len(worst)
         names = [c.name if len(c.name) <= 30 else c.name[:29] + "…" for c in worst]
         shares = [100.0 * c.share for c in worst]
-        y = [n - 1 - j for j in range(len(worst))]  # from the top, bars as thick in every panel
+        y = [n - 1 - j for j in range(n)]  # lowest coverage at the top
         ax.set_ylim(-0.6, n - 0.4)
         ax.barh(y, shares, color=["#c0392b" if v < 50 else "#e67e22" for v in shares])
         for yy, v, c in zip(y, shares, worst, strict=True):
@@ -108,8 +111,9 @@ def chart_worst(rep: CoverageReport) -> bytes | None:
         ax.set_xlim(0, 100)
         ax.set_xlabel("clips present (%)")
         total = len(s.partly_present())
-        shown = f"{len(worst)} of {total}" if total > len(worst) else f"all {total}"
-        ax.set_title(f"{s.split}: {shown} partly present classes, lowest first", fontsize=9)
+        shown = (f"{n} of {total} partly present classes, lowest first" if total > n else
+                 "the one partly present class" if n == 1 else f"all {n} partly present classes, lowest first")
+        ax.set_title(f"{s.split}: {shown}", fontsize=9)
     return _png(fig)
 
 
