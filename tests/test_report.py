@@ -375,3 +375,15 @@ def test_media_panels_only_where_files_differ(fetched):
                                     "sample rate 16000 Hz (6), 44100 Hz (1).")
     train.durations[0] = 10.0
     assert media_panels(rep) == ["sample rate"]
+
+
+def test_relative_paths_stay_relative_in_the_page(first_report, monkeypatch):
+    """The README's screenshot shows what a user types (``meta``, ``media``), never this machine's folders:
+    the report keeps the paths as given."""
+    meta, media, _, _ = first_report
+    monkeypatch.chdir(meta.parent)
+    rep = build_report("vggsound", data_dir="meta", media_dir="media", probe=False)
+    page = render_html(rep, charts={})
+    assert "metadata <code>meta</code>" in page and "media <code>media</code>" in page
+    assert "ledger <code>media</code>" in page and str(meta.parent) not in page
+    assert rep.history == "runs"
