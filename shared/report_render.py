@@ -66,8 +66,8 @@ def chart_classes(rep: CoverageReport) -> bytes | None:
     look are drawn by :func:`chart_worst`, and every class is in the per-class CSV.
     """
     splits = [s for s in rep.splits if s.classes]
-    if not splits:
-        return None
+    if len({b for s in splits for b, n in s.class_bins().items() if n}) < 2:
+        return None  # every class in one bin (nothing fetched yet, or everything): the table says it
     fig = _figure(7.5, 3.0)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(splits)
@@ -152,8 +152,10 @@ def media_panels(rep: CoverageReport) -> list[str]:
 
 def media_summary(s: SplitReport) -> str:
     """What the files present of one split are, in one sentence (shown whether or not a chart is drawn)."""
+    if not s.present_files:
+        return f"{s.split}: no file present."
     if not s.probed_files:
-        return f"{s.split}: no file opened."
+        return f"{s.split}: {s.present_files} files present, none opened."
     parts = [f"{s.split}: {s.probed_files} of {s.present_files} files opened"]
     if s.durations:
         d = np.asarray(s.durations)

@@ -387,3 +387,18 @@ def test_relative_paths_stay_relative_in_the_page(first_report, monkeypatch):
     assert "metadata <code>meta</code>" in page and "media <code>media</code>" in page
     assert "ledger <code>media</code>" in page and str(meta.parent) not in page
     assert rep.history == "runs"
+
+
+def test_nothing_present_is_a_table_not_a_one_bar_chart(first_report, tmp_path):
+    """Before any clip is fetched every class is in the "none" bin: the table says so, no chart of one bar."""
+    from avsets.report_render import all_charts, media_summary
+
+    meta, _, _, _ = first_report
+    (tmp_path / "empty").mkdir()
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(tmp_path / "empty"))
+    charts = all_charts(rep)
+    assert charts["classes"] is None and charts["worst"] is None and charts["media"] is None
+    train = next(s for s in rep.splits if s.split == "train")
+    page = render_html(rep, charts=charts)
+    assert f'data-k="train.classes.none">{len(train.classes)}<' in page
+    assert media_summary(train) == "train: no file present."
