@@ -4,6 +4,10 @@ The sample's metadata is real; the media are synthetic tones written here, and t
 avsets' own ``Ledger`` as three fetch runs would leave it (most clips fetched in the first run, some gone
 removed / private / unavailable in later ones), so every chart of the report has something to show.
 
+It runs inside a temporary folder and gives the report relative paths (``meta``, ``media``), so the picture
+shows what a user types, not this machine's folders.  The screenshot is taken by the tests' Chromium helper
+(``tests/browser.py``).
+
 Run: ``python docs/make_report_screenshot.py`` (needs matplotlib and the Debian ``chromium`` package).
 """
 
@@ -13,7 +17,6 @@ import io
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -25,17 +28,26 @@ from avsets.report_render import write_report
 from avsets.synth import write_audio
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+from browser import find_chromium, screenshot  # noqa: E402 - the tests' helper, beside this folder
+
 GONE = ("unavailable", "private", "removed")
 
 
 def main() -> int:
+    if find_chromium() is None:
+        print("needs chromium (apt-get install -y chromium)", file=sys.stderr)
+        return 2
     work = tempfile.mkdtemp(prefix="avsets-report-shot-")
+    here = os.getcwd()
     try:
-        data_dir = sample_data_dir()
+        os.chdir(work)  # every path the report shows is relative: meta, media
+        data_dir = "meta"
+        shutil.copytree(sample_data_dir(), data_dir)
         meta = load_dataset("vggsound", data_dir=data_dir, cache_dir=os.path.join(work, "cache"))
         rows = [r for split in ("train", "test") for r in meta[split]]
         rng = random.Random(7)
-        media = os.path.join(work, "media")
+        media = "media"
         os.makedirs(media)
         # run 1 fetched 88%; run 2 found 5% of those gone; run 3 another 3%
         fate = {r["id"]: ("ok" if rng.random() < 0.88 else rng.choice(GONE)) for r in rows}
@@ -58,15 +70,9 @@ def main() -> int:
                 sr = 16000 if rng.random() < 0.8 else 44100
                 write_audio(os.path.join(media, f"{r['id']}.flac"), seconds=r["end"] - r["start"], sr=sr)
         rep = build_report("vggsound", data_dir=data_dir, media_dir=media, progress=False)
-        html, _ = write_report(rep, os.path.join(work, "report.html"))
+        html, _ = write_report(rep, "report.html")
         shot = os.path.join(work, "shot.png")
-        binary = shutil.which("chromium") or shutil.which("chromium-browser")
-        if binary is None:
-            print("needs chromium (apt-get install -y chromium)", file=sys.stderr)
-            return 2
-        subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--user-data-dir={os.path.join(work, 'profile')}", "--window-size=1100,1900",
-                        f"--screenshot={shot}", "file://" + html], check=True, capture_output=True, timeout=120)
+        screenshot("file://" + os.path.join(work, html), shot, width=1100, height=2000)
         from PIL import Image
 
         img = Image.open(shot).convert("RGB").quantize(colors=128)
@@ -77,6 +83,7 @@ def main() -> int:
         print(f"docs/report.png: {len(buf.getvalue())} bytes")
         return 0
     finally:
+        os.chdir(here)
         shutil.rmtree(work, ignore_errors=True)
 
 

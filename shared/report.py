@@ -49,6 +49,20 @@ class ClassCoverage:
         return self.present / self.rows if self.rows else 0.0
 
 
+#: bins of the per-class coverage distribution; "none" and "all" are exact, so a class missing one clip is
+#: never counted as complete, the others are quarters of the share present
+COVERAGE_BINS = ("none", "under 25%", "25-49%", "50-74%", "75-99%", "all")
+
+
+def coverage_bin(c: ClassCoverage) -> str:
+    """The :data:`COVERAGE_BINS` label of a class."""
+    if c.present <= 0:
+        return COVERAGE_BINS[0]
+    if c.present >= c.rows:
+        return COVERAGE_BINS[-1]
+    return COVERAGE_BINS[1 + min(3, int(4 * c.present / c.rows))]
+
+
 @dataclass
 class RunPoint:
     """Coverage of one split after one fetch run (clips whose ledger status was ``ok`` then)."""
@@ -81,6 +95,21 @@ class SplitReport:
     def usable(self) -> int:
         """Present and, when probed, readable."""
         return self.coverage.found - self.coverage.corrupt
+
+    def class_bins(self) -> dict[str, int]:
+        """How many classes fall in each :data:`COVERAGE_BINS` bin: on a first, low-coverage report most
+        classes have nothing yet, and this says how many, where 30 bars of "0/1" would say nothing."""
+        out = dict.fromkeys(COVERAGE_BINS, 0)
+        for c in self.classes:
+            out[coverage_bin(c)] += 1
+        return out
+
+    def partly_present(self, limit: int | None = None) -> list[ClassCoverage]:
+        """Classes with some but not all clips present, lowest coverage first (then most rows): the classes
+        a rerun of fetch can still complete, the ones a user looks at first."""
+        part = [c for c in self.classes if 0 < c.present < c.rows]
+        part.sort(key=lambda k: (k.share, -k.rows, k.name))
+        return part[:limit] if limit is not None else part
 
 
 @dataclass

@@ -13,19 +13,22 @@ import io
 import json
 import os
 import urllib.parse
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from .csvsafe import csv_writer, safe_cell
 from .leakage.report_section import leakage_dict, leakage_html, leakage_md
 from .manifest import manifest_hash, write_text_atomic
-from .report import CoverageReport
+from .report import COVERAGE_BINS, CoverageReport, SplitReport
 from .report_charts import data_uri, figure, png
 from .report_quality import chart_quality, quality_dict, quality_html, quality_md
 
 FORMATS = ("html", "md", "json", "png")
-#: classes shown in the per-class chart of each split (the rest are in the CSV download)
-MAX_CLASS_BARS = 30
+#: partly present classes drawn per split (every class is in the CSV download); few enough for 8-pt labels
+MAX_CLASS_BARS = 15
 
 
 def _redact(text: str) -> str:
@@ -57,33 +60,68 @@ _png = png
 
 
 def chart_classes(rep: CoverageReport) -> bytes | None:
-    """Per split, the classes with the lowest coverage as a sorted horizontal bar chart."""
+    """How many classes have none, some or all of their clips present, per split (grouped bars).
+
+    A first report usually has most classes at 0%: this shows how many in one glance; the classes worth a
+    look are drawn by :func:`chart_worst`, and every class is in the per-class CSV.
+    """
     splits = [s for s in rep.splits if s.classes]
+    if len({b for s in splits for b, n in s.class_bins().items() if n}) < 2:
+        return None  # every class in one bin (nothing fetched yet, or everything): the table says it
+    fig = _figure(7.5, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(splits)
+    for i, s in enumerate(splits):
+        bins = s.class_bins()
+        x = [j + (i - (len(splits) - 1) / 2) * width for j in range(len(COVERAGE_BINS))]
+        bars = ax.bar(x, list(bins.values()), width, label=f"{s.split} ({len(s.classes)} classes)")
+        ax.bar_label(bars, fontsize=8, padding=1)
+    ax.set_xticks(range(len(COVERAGE_BINS)), [f"{b} present" if b in ("none", "all") else b for b in COVERAGE_BINS],
+                  fontsize=8)
+    ax.set_ylabel("classes")
+    ax.set_xlabel("share of the class' clips present")
+    ax.margins(y=0.15)
+    ax.set_title("coverage per class: how many classes have none, some or all of their clips", fontsize=9)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def chart_worst(rep: CoverageReport) -> bytes | None:
+    """Per split, the partly present classes with the lowest coverage (classes with nothing present are
+    counted by :func:`chart_classes`, not drawn as rows of empty bars)."""
+    splits = [s for s in rep.splits if s.partly_present()]
     if not splits:
         return None
-    n = max(min(len(s.classes), MAX_CLASS_BARS) for s in splits)
-    fig = _figure(5.2 * len(splits), 1.2 + 0.22 * n)
+    counts = [len(s.partly_present(MAX_CLASS_BARS)) for s in splits]
+    # splits one under the other, each as tall as its bars: a split with one such class gets one bar's room
+    fig = _figure(7.5, sum(0.8 + 0.24 * n for n in counts))
+    grid = fig.add_gridspec(len(splits), 1, height_ratios=[0.8 + 0.24 * n for n in counts])
     for i, s in enumerate(splits):
-        ax = fig.add_subplot(1, len(splits), i + 1)
-        worst = s.classes[:MAX_CLASS_BARS]
-        names = [c.name if len(c.name) <= 34 else c.name[:33] + "…" for c in worst]
+        ax = fig.add_subplot(grid[i, 0])
+        worst = s.partly_present(MAX_CLASS_BARS)
+        n = len(worst)
+        names = [c.name if len(c.name) <= 30 else c.name[:29] + "…" for c in worst]
         shares = [100.0 * c.share for c in worst]
-        y = list(range(len(worst)))[::-1]
-        ax.barh(y, shares, color=["#c0392b" if v < 50 else "#e67e22" if v < 90 else "#27ae60" for v in shares])
+        y = [n - 1 - j for j in range(n)]  # lowest coverage at the top
+        ax.set_ylim(-0.6, n - 0.4)
+        ax.barh(y, shares, color=["#c0392b" if v < 50 else "#e67e22" for v in shares])
         for yy, v, c in zip(y, shares, worst, strict=True):
-            ax.text(min(v, 100) + 1, yy, f"{c.present}/{c.rows}", va="center", fontsize=6, color="#444")
-        ax.set_yticks(y, names, fontsize=7)
+            ax.text(v + 1, yy, f"{c.present}/{c.rows}", va="center", fontsize=8, color="#444")
+        ax.set_yticks(y, names, fontsize=8)
         ax.set_xlim(0, 100)
         ax.set_xlabel("clips present (%)")
-        shown = f"{len(worst)} of {len(s.classes)} classes, lowest coverage first"
+        total = len(s.partly_present())
+        shown = (f"{n} of {total} partly present classes, lowest first" if total > n else
+                 "the one partly present class" if n == 1 else f"all {n} partly present classes, lowest first")
         ax.set_title(f"{s.split}: {shown}", fontsize=9)
     return _png(fig)
 
 
 def chart_over_time(rep: CoverageReport) -> bytes | None:
-    """Coverage of each split after each fetch run (one point per run)."""
+    """Coverage of each split after each fetch or unpack run (one point per run); ``None`` for a single
+    point, which :func:`over_time_summary` says in words."""
     splits = [s for s in rep.splits if s.over_time]
-    if not splits:
+    if not splits or max(len(s.over_time) for s in splits) < 2:
         return None
     fig = _figure(7.5, 3.2)
     ax = fig.add_subplot(1, 1, 1)
@@ -96,35 +134,80 @@ def chart_over_time(rep: CoverageReport) -> bytes | None:
     ax.set_xticks(range(len(longest)), ticks, fontsize=7)
     ax.set_ylabel("clips ok in the ledger (%)")
     ax.set_ylim(0, 105)
-    ax.set_title("coverage after each fetch run" if rep.history == "runs" else "coverage by date of last outcome",
+    ax.set_title("coverage after each run (fetch or unpack)" if rep.history == "runs" else
+                 "coverage by date of last outcome",
                  fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)
 
 
-def chart_media(rep: CoverageReport) -> bytes | None:
-    """Histograms of the duration and the audio sample rate of the files present."""
-    splits = [s for s in rep.splits if s.durations or s.sample_rates]
-    if not splits:
+def media_panels(rep: CoverageReport) -> list[str]:
+    """The histograms worth drawing: ``duration`` and ``sample rate`` only when the files differ in it (one
+    bar says no more than the sentence of :func:`media_summary`)."""
+    durations = {round(d, 1) for s in rep.splits for d in s.durations}
+    rates = {r for s in rep.splits for r in s.sample_rates}
+    return [name for name, values in (("duration", durations), ("sample rate", rates)) if len(values) > 1]
+
+
+def media_summary(s: SplitReport) -> str:
+    """What the files present of one split are, in one sentence (shown whether or not a chart is drawn)."""
+    if not s.present_files:
+        return f"{s.split}: no file present."
+    if not s.probed_files:
+        return f"{s.split}: {s.present_files} files present, none opened."
+    parts = [f"{s.split}: {s.probed_files} of {s.present_files} files opened"]
+    if s.durations:
+        d = np.asarray(s.durations)
+        lo, mid, hi = np.min(d), np.median(d), np.max(d)
+        parts.append(f"duration {lo:.1f} s each" if round(lo, 1) == round(hi, 1) else
+                     f"duration {lo:.1f}-{hi:.1f} s (median {mid:.1f} s)")
+    if s.sample_rates:
+        counts = sorted(Counter(s.sample_rates).items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append("sample rate " + (f"{counts[0][0]} Hz each" if len(counts) == 1 else
+                                       ", ".join(f"{r} Hz ({n})" for r, n in counts)))
+    return "; ".join(parts) + "."
+
+
+def over_time_summary(rep: CoverageReport) -> str | None:
+    """The coverage-over-time section in words when it has one point (a first fetch or unpack)."""
+    splits = [s for s in rep.splits if s.over_time]
+    if not splits or max(len(s.over_time) for s in splits) != 1:
         return None
-    fig = _figure(8.0, 3.0)
-    ax1 = fig.add_subplot(1, 2, 1)
-    ax1.hist([s.durations for s in splits], bins=30, label=[s.split for s in splits], stacked=True)
-    ax1.set_xlabel("file duration (s)")
-    ax1.set_ylabel("files")
-    ax1.set_title("duration of the files present", fontsize=9)
-    ax1.legend(fontsize=8)
-    ax2 = fig.add_subplot(1, 2, 2)
-    rates = sorted({r for s in splits for r in s.sample_rates})
-    bottom = [0] * len(rates)
-    for s in splits:
-        h = [s.sample_rates.count(r) for r in rates]
-        ax2.bar([str(r) for r in rates], h, bottom=bottom, label=s.split)
-        bottom = [a + b for a, b in zip(bottom, h, strict=True)]
-    ax2.set_xlabel("audio sample rate (Hz)")
-    ax2.set_title("sample rate of the files present", fontsize=9)
-    ax2.legend(fontsize=8)
+    when = splits[0].over_time[0].label
+    what = "the ledger's one run" if rep.history == "runs" else "the ledger's one date of outcomes"
+    shares = ", ".join(f"{s.split} {_pct(s.over_time[0].ok, s.over_time[0].rows)}" for s in splits)
+    return (f"After {what} ({when}): clips ok in the ledger {shares}. Each later fetch or unpack run adds a "
+            "point, and a chart appears here.")
+
+
+def chart_media(rep: CoverageReport) -> bytes | None:
+    """Histograms of the duration and the audio sample rate of the files present, each only when it has
+    more than one bar (see :func:`media_panels`)."""
+    panels = media_panels(rep)
+    splits = [s for s in rep.splits if s.durations or s.sample_rates]
+    if not splits or not panels:
+        return None
+    fig = _figure(4.0 * len(panels), 3.0)
+    if "duration" in panels:
+        ax1 = fig.add_subplot(1, len(panels), 1)
+        ax1.hist([s.durations for s in splits], bins=30, label=[s.split for s in splits], stacked=True)
+        ax1.set_xlabel("file duration (s)")
+        ax1.set_ylabel("files")
+        ax1.set_title("duration of the files present", fontsize=9)
+        ax1.legend(fontsize=8)
+    if "sample rate" in panels:
+        ax2 = fig.add_subplot(1, len(panels), len(panels))
+        rates = sorted({r for s in splits for r in s.sample_rates})
+        bottom = [0] * len(rates)
+        for s in splits:
+            h = [s.sample_rates.count(r) for r in rates]
+            ax2.bar([str(r) for r in rates], h, bottom=bottom, label=s.split)
+            bottom = [a + b for a, b in zip(bottom, h, strict=True)]
+        ax2.set_xlabel("audio sample rate (Hz)")
+        ax2.set_ylabel("files")
+        ax2.set_title("sample rate of the files present", fontsize=9)
+        ax2.legend(fontsize=8)
     return _png(fig)
 
 
@@ -195,6 +278,7 @@ def to_dict(rep: CoverageReport) -> dict[str, Any]:
             "missing_ids": s.coverage.missing_ids,
             "corrupt_ids": [list(c) for c in s.coverage.corrupt_ids],
             "classes": [{"name": c.name, "rows": c.rows, "present": c.present} for c in s.classes],
+            "classes_by_coverage": s.class_bins() if s.classes else {},
             "over_time": [{"at": p.label, "ok": p.ok, "rows": p.rows} for p in s.over_time],
             "present_files": s.present_files, "probed_files": s.probed_files,
             "durations": s.durations, "sample_rates": s.sample_rates,
@@ -232,13 +316,22 @@ def render_md(rep: CoverageReport) -> str:
                 "| --- |" + " ---: |" * len(statuses)]
         for s in rep.splits:
             out.append(f"| {s.split} | " + " | ".join(str(s.missing_by_status.get(k, 0)) for k in statuses) + " |")
-    for s in rep.splits:
-        if s.classes:
-            out += ["", f"## {s.split}: classes with the lowest coverage", "", "| class | rows | present | coverage |",
-                    "| --- | ---: | ---: | ---: |"]
-            out += [f"| {c.name} | {c.rows} | {c.present} | {_pct(c.present, c.rows)} |" for c in s.classes[:10]]
+    with_classes = [s for s in rep.splits if s.classes]
+    if with_classes:
+        out += ["", "## Classes by share of their clips present", "",
+                "| split | classes | " + " | ".join(COVERAGE_BINS) + " |", "| --- |" + " ---: |" * (1 + len(COVERAGE_BINS))]
+        out += [f"| {s.split} | {len(s.classes)} | " + " | ".join(str(n) for n in s.class_bins().values()) + " |"
+                for s in with_classes]
+    for s in with_classes:
+        worst = s.partly_present(10)
+        if worst:
+            out += ["", f"## {s.split}: partly present classes with the lowest coverage", "",
+                    "| class | rows | present | coverage |", "| --- | ---: | ---: | ---: |"]
+            out += [f"| {c.name} | {c.rows} | {c.present} | {_pct(c.present, c.rows)} |" for c in worst]
+    if any(s.probed_files for s in rep.splits):
+        out += ["", "## What is present", "", *[f"- {media_summary(s)}" for s in rep.splits]]
     if rep.runs:
-        out += ["", "## Fetch runs", "", "| finished | this run | ledger after the run |", "| --- | --- | --- |"]
+        out += ["", "## Fetch and unpack runs", "", "| finished | this run | ledger after the run |", "| --- | --- | --- |"]
         for r in rep.runs:
             out.append(f"| {r.finished_at or r.started_at} | {_counts(r.counts)} | {_counts(r.totals)} |")
     if rep.quality is not None:
@@ -304,18 +397,40 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
                 + "</tr>")
         p.append("</table>")
 
-    titles = {"classes": "Coverage per class", "time": "Coverage over time", "media": "What is present"}
-    for key, title in titles.items():
-        png = charts.get(key)
-        if png:
-            p.append(f"<h2>{title}</h2>")
-            p.append(f'<img alt="{e(title)}" data-chart="{key}" src="{_data_uri("image/png", png)}">')
+    def img(key: str, title: str) -> None:
+        if charts.get(key):
+            p.append(f'<img alt="{e(title)}" data-chart="{key}" src="{_data_uri("image/png", charts[key])}">')
+
+    with_classes = [s for s in rep.splits if s.classes]
+    if with_classes:
+        p.append("<h2>Coverage per class</h2>")
+        img("classes", "Classes by share of their clips present")
+        p.append("<table><tr><th>split</th><th>classes</th>" + "".join(f"<th>{e(b)}</th>" for b in COVERAGE_BINS)
+                 + "</tr>")
+        for s in with_classes:
+            k = e(s.split)
+            p.append(f'<tr><td>{k}</td><td class="n" data-k="{k}.classes">{len(s.classes)}</td>' + "".join(
+                f'<td class="n" data-k="{k}.classes.{e(b)}">{n}</td>' for b, n in s.class_bins().items()) + "</tr>")
+        p.append("</table>")
+        img("worst", "Partly present classes with the lowest coverage")
+        p.append('<p class="meta">Share of each class\' clips present; the per-class CSV below lists every class, '
+                 "those with no clip present too.</p>")
+    single = over_time_summary(rep)
+    if charts.get("time") or single:
+        p.append("<h2>Coverage over time</h2>")
+        img("time", "Coverage over time")
+        if single and not charts.get("time"):
+            p.append(f'<p data-k="over_time">{e(single)}</p>')
+    if any(s.probed_files for s in rep.splits):
+        p.append("<h2>What is present</h2>")
+        img("media", "What is present")
+        p += [f'<p data-k="{e(s.split)}.media">{e(media_summary(s))}</p>' for s in rep.splits]
 
     if rep.quality is not None:
         p += quality_html(rep.quality, charts.get("quality"))
 
     if rep.runs:
-        p.append("<h2>Fetch runs</h2><table><tr><th>started</th><th>finished</th><th>this run</th>"
+        p.append("<h2>Fetch and unpack runs</h2><table><tr><th>started</th><th>finished</th><th>this run</th>"
                  "<th>ledger after the run</th></tr>")
         for r in rep.runs:
             p.append(f"<tr><td>{e(r.started_at)}</td><td>{e(r.finished_at or '-')}</td><td>{e(_counts(r.counts))}</td>"
@@ -338,7 +453,8 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
 
 
 def all_charts(rep: CoverageReport) -> dict[str, bytes | None]:
-    return {"classes": chart_classes(rep), "time": chart_over_time(rep), "media": chart_media(rep),
+    return {"classes": chart_classes(rep), "worst": chart_worst(rep), "time": chart_over_time(rep),
+            "media": chart_media(rep),
             "quality": chart_quality(rep.quality) if rep.quality is not None else None}
 
 

@@ -7,8 +7,10 @@ import base64
 import csv
 import io
 import json
+import re
 import shutil
 import sqlite3
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -150,7 +152,7 @@ def test_formats_manifest_and_cli(fetched, tmp_path, capsys):
 
     assert main(["report", "vggsound", *base, "--out", str(tmp_path / "r.md")]) == 0
     md = (tmp_path / "r.md").read_text()
-    assert "| train | 10 | 7 | 3 | 0 | 70.0% |" in md and "## Fetch runs" in md
+    assert "| train | 10 | 7 | 3 | 0 | 70.0% |" in md and "## Fetch and unpack runs" in md
     assert main(["report", "vggsound", *base, "--out", str(tmp_path / "r.bin"), "--format", "png"]) == 0
     from PIL import Image
 
@@ -201,7 +203,7 @@ def test_report_in_a_real_browser(fetched, tmp_path):
         numbers = _numbers_in_page(page)
         link = page.evaluate("document.querySelector('a[download$=\"-missing.csv\"]').href")
         assert page.errors == []
-    assert sorted(i[0] for i in images) == ["classes", "media", "time"]
+    assert sorted(i[0] for i in images) == ["classes", "time", "worst"]  # one rate, one duration: no media chart
     assert all(done and w > 0 and h > 0 for _, done, w, h in images), images
     for c in ver:
         assert numbers[f"{c.split}.rows"] == str(c.rows)
@@ -287,3 +289,116 @@ def test_secrets_never_reach_the_page():
     for text in (render_html(rep, charts={}), render_json(rep), render_md(rep)):
         assert "hunter2" not in text and "deadbeef" not in text and "t0k3n" not in text
     assert "mirror.example" in render_html(rep, charts={})
+
+
+# --- a typical first report: low coverage, media written by `avsets unpack` (issue 19) -----------------------
+
+
+@pytest.fixture(scope="module")
+def first_report(tmp_path_factory):
+    """The bundled VGGSound sample (868 train rows, 254 classes) with a few clips unpacked from a zip by
+    ``avsets unpack``: every train row of 2 classes, one train row of 4 others, nothing of the rest - the
+    report a user sees after a first, small unpack."""
+    import zipfile
+
+    from source_fixtures import make_flac
+
+    root = tmp_path_factory.mktemp("first")
+    meta = writable_sample("vggsound", root / "meta")
+    rows = list(csv.reader((meta / "vggsound.csv").open()))
+    by_class: dict[str, list[tuple[str, int]]] = {}
+    for ytid, start, label, split in rows:
+        if split == "train":
+            by_class.setdefault(label, []).append((ytid, int(start)))
+    big = sorted((c for c, r in by_class.items() if len(r) >= 3), key=lambda c: (-len(by_class[c]), c))[:6]
+    chosen = [r for c in big[:2] for r in by_class[c]] + [by_class[c][0] for c in big[2:]]
+    flac = make_flac(root / "tone.flac", 10.0, sr=8000)
+    with zipfile.ZipFile(root / "mirror.zip", "w") as zf:
+        for ytid, start in chosen:
+            zf.write(flac, f"clips/{ytid}_{start * 1000}_{(start + 10) * 1000}.flac")
+    media = root / "media"
+    rc = main(["unpack", "vggsound", "--data-dir", str(meta), "--media-dir", str(root / "mirror.zip"),
+               "--out", str(media), "--audio-only", "--quiet"])
+    assert rc == 1  # most rows are in no source: a first, partial unpack
+    return meta, media, big, {c: len(by_class[c]) for c in big}
+
+
+def test_low_coverage_report_shows_the_distribution_and_partly_present_classes(first_report):
+    from avsets.report_render import all_charts, media_panels, render_md
+
+    meta, media, big, sizes = first_report
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
+    train = next(s for s in rep.splits if s.split == "train")
+    assert len(train.classes) > 200 and train.coverage.found == sum(sizes[c] for c in big[:2]) + 4
+    # the distribution: how many classes have none, part or all of their clips
+    bins = train.class_bins()
+    assert bins["all"] == 2 and bins["none"] == len(train.classes) - 6
+    assert sum(bins.values()) == len(train.classes)
+    assert sum(n for b, n in bins.items() if b not in ("none", "all")) == 4
+    # the worst classes drawn are the partly present ones, never a panel of 0/1 bars
+    worst = train.partly_present()
+    assert {c.name for c in worst} == set(big[2:]) and all(c.present == 1 < c.rows for c in worst)
+    assert [c.share for c in worst] == sorted(c.share for c in worst)
+    test = next(s for s in rep.splits if s.split == "test")
+    assert test.partly_present() == [] and test.class_bins()["none"] == len(test.classes)
+    charts = all_charts(rep)
+    assert charts["classes"] and charts["worst"]
+    html = render_html(rep, charts=charts)
+    assert f'data-k="train.classes.none">{bins["none"]}<' in html and 'data-k="train.classes.all">2<' in html
+    md = render_md(rep)
+    assert "partly present classes" in md and big[2] in md
+    assert not re.search(r"^\| [^|]+ \| \d+ \| 0 \| 0\.0% \|$", md, re.M)  # no rows of classes with nothing present
+    # one sample rate, one duration: a sentence, not one-bar histograms
+    assert media_panels(rep) == [] and charts["media"] is None
+    assert "sample rate 8000 Hz each" in html and "duration 10.0 s each" in html
+    # unpack recorded its run: history per run, no "predates per-run history" note
+    assert rep.history == "runs" and len(rep.runs) == 1 and rep.runs[0].counts == {"ok": train.coverage.found}
+    assert not any("predates" in n for n in rep.notes) and "predates" not in html
+    assert [p.ok for p in train.over_time] == [train.coverage.found]
+    assert charts["time"] is None  # one point: a sentence, not a chart of one dot
+    pct = f"{100 * train.coverage.found / train.coverage.rows:.1f}%"
+    assert escape(f"After the ledger's one run ({rep.runs[0].finished_at}): clips ok in the ledger train {pct}") in html
+
+
+def test_media_panels_only_where_files_differ(fetched):
+    """Two sample rates get their chart; one rate does not, whatever the durations do."""
+    from avsets.report_render import chart_media, media_panels, media_summary
+
+    _, meta, media = fetched
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
+    assert media_panels(rep) == [] and chart_media(rep) is None
+    train = next(s for s in rep.splits if s.split == "train")
+    train.sample_rates[0] = 44100
+    train.durations[0] = 4.0
+    assert media_panels(rep) == ["duration", "sample rate"] and chart_media(rep)
+    assert media_summary(train) == ("train: 7 of 7 files opened; duration 4.0-10.0 s (median 10.0 s); "
+                                    "sample rate 16000 Hz (6), 44100 Hz (1).")
+    train.durations[0] = 10.0
+    assert media_panels(rep) == ["sample rate"]
+
+
+def test_relative_paths_stay_relative_in_the_page(first_report, monkeypatch):
+    """The README's screenshot shows what a user types (``meta``, ``media``), never this machine's folders:
+    the report keeps the paths as given."""
+    meta, media, _, _ = first_report
+    monkeypatch.chdir(meta.parent)
+    rep = build_report("vggsound", data_dir="meta", media_dir="media", probe=False)
+    page = render_html(rep, charts={})
+    assert "metadata <code>meta</code>" in page and "media <code>media</code>" in page
+    assert "ledger <code>media</code>" in page and str(meta.parent) not in page
+    assert rep.history == "runs"
+
+
+def test_nothing_present_is_a_table_not_a_one_bar_chart(first_report, tmp_path):
+    """Before any clip is fetched every class is in the "none" bin: the table says so, no chart of one bar."""
+    from avsets.report_render import all_charts, media_summary
+
+    meta, _, _, _ = first_report
+    (tmp_path / "empty").mkdir()
+    rep = build_report("vggsound", data_dir=str(meta), media_dir=str(tmp_path / "empty"))
+    charts = all_charts(rep)
+    assert charts["classes"] is None and charts["worst"] is None and charts["media"] is None
+    train = next(s for s in rep.splits if s.split == "train")
+    page = render_html(rep, charts=charts)
+    assert f'data-k="train.classes.none">{len(train.classes)}<' in page
+    assert media_summary(train) == "train: no file present."
