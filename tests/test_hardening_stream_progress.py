@@ -12,13 +12,14 @@ import logging
 import os
 import re
 import tarfile
+import zipfile
 
 import pytest
 from range_server import serve_folder
 from source_fixtures import VGG_IDS, vggsound_mirror
 
 from avsets import load_dataset
-from avsets.sources import members
+from avsets.sources import media_source, members
 from avsets.sources.stream import _PASSES
 
 SECRET = "sigSECRET42"
@@ -119,3 +120,22 @@ def test_a_local_archive_read_fast_says_nothing_of_the_kind(vgg, caplog, monkeyp
     assert list(ds)
     lines = _lines(caplog)
     assert not [ln for ln in lines if "in archive order" in ln or "matched so far" in ln], lines
+
+
+def test_a_remote_zip_read_in_order_names_itself_and_its_size_once(vgg, tmp_path, caplog, monkeypatch):
+    """Every remote kind read in archive order says the same (a zip here, through the interface)."""
+    monkeypatch.setattr(members, "PROGRESS_SECONDS", 0.0)  # a line at every member that arrives
+    path = tmp_path / "clips.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in (0, 2, 4):
+            zf.write(vgg.sources[_row(i)], f"{VGG_IDS[i]}_{10 * i + 1:06d}.mp4")
+    caplog.set_level(logging.INFO, logger="avsets")
+    with serve_folder(tmp_path) as server:
+        got = list(media_source(server.url("clips.zip")).iter_members())
+    assert len(got) == 3
+    lines = _lines(caplog)
+    opened = [ln for ln in lines if "in archive order" in ln]
+    assert opened == [f"avsets: reading {server.url('clips.zip')} in archive order "
+                      f"({path.stat().st_size / 1e3:,.0f} KB)"], lines
+    matched = [int(m) for ln in lines for m in re.findall(r"(\d+) media member", ln)]
+    assert matched == [1, 2, 3], lines
