@@ -6,6 +6,7 @@ driver, which records it.  That keeps the SQLite file on one machine even when a
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import NoSpaceError
 from ..ledger import CONFLICT, ERROR, OK, RATE_LIMITED, LedgerRow, pid_alive, utc_now
 from ..segments import Segment, validate_youtube_id
 from . import ffmpeg
@@ -312,7 +314,7 @@ class ClipFetcher:
             attempts += 1
             try:
                 new, durations, url = self._fetch_once(req, missing)
-            except Interrupted:
+            except (Interrupted, NoSpaceError):  # a full disk stops the run: this clip gets no ledger row
                 raise
             except FileExistsError as e:  # a file appeared under the clip's name while we fetched
                 return self._conflict(req, kept, [f"{Path(str(e.filename or '')).name} appeared during the fetch"],
@@ -330,6 +332,9 @@ class ClipFetcher:
             except Exception as e:  # noqa: BLE001 - one clip's bug must not end a 10-million-clip run
                 if self.stop.is_set():
                     raise Interrupted() from None
+                if isinstance(e, OSError) and e.errno == errno.ENOSPC:  # not this clip's fault: every clip would fail
+                    raise NoSpaceError(f"no space left on the device of {self.out_dir} ({e}); free space and rerun "
+                                       "to go on") from None
                 last = FetchFailure(ERROR, f"{type(e).__name__}: {e}"[:300], transient=False)
                 break
             self.polite.breaker.succeeded()
@@ -425,6 +430,8 @@ class ClipFetcher:
         result = ffmpeg.run(args, self.options.timeout, stop=self.stop)
         if result.returncode == 0:
             return
+        if "No space left on device" in result.stderr:  # a full disk, not a bad clip: stop, no retry, no row
+            raise NoSpaceError(f"no space left on the device of {self.out_dir}; free space and rerun to go on")
         status = http_status_from_ffmpeg(result.stderr)
         if status is not None:
             page = self.resolver.explain_403(inputs[0]) if status == 403 else ""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from pathlib import Path
 
+from ..errors import NoSpaceError
 from ..ledger import AGE_RESTRICTED, FINAL_FAILURES, OK, RETRYABLE, Ledger, LedgerRow
 from ..secrets import redact_url
 from ..segments import Segment
@@ -56,6 +57,9 @@ class FetchReport:
     pauses: int = 0
     interrupted: int = 0
     failures: list[LedgerRow] = field(default_factory=list)  # the first few, for the summary
+    settled: int = 0  # planned clips whose outcome this run saw (a row, skipped, busy or interrupted)
+    stopped: str = ""  # why the run stopped early (the disk filled up); a rerun resumes
+    not_reached: int = 0  # planned clips never started because the run stopped
 
     MAX_NAMED = 5
 
@@ -74,10 +78,11 @@ class FetchReport:
 
     @property
     def exit_code(self) -> int:
-        """DESIGN: 0 when every clip is ok or skipped, 1 when any clip failed."""
-        return 1 if self.failed else 0
+        """DESIGN: 0 when every clip is ok or skipped, 1 when any clip failed or the run stopped early."""
+        return 1 if self.failed or self.stopped else 0
 
     def add(self, row: LedgerRow) -> None:
+        self.settled += 1
         self.counts[row.status] += 1
         self.bytes += row.bytes or 0
         if row.status != OK and len(self.failures) < self.MAX_NAMED:
@@ -88,9 +93,12 @@ class FetchReport:
         failed = ", ".join(f"{s} {n}" for s, n in sorted(self.counts.items()) if s != OK)
         paused = f", paused {self.pauses}x after refusals" if self.pauses else ""
         stopped = f", interrupted {self.interrupted} (fetched on the next run)" if self.interrupted else ""
-        return (f"fetched {self.fetched} clips, failed {self.failed}{f' ({failed})' if failed else ''}, "
+        text = (f"fetched {self.fetched} clips, failed {self.failed}{f' ({failed})' if failed else ''}, "
                 f"skipped {self.skipped}, busy {self.busy}{stopped}, {self.bytes / 1e6:.1f} MB in "
                 f"{self.seconds:.1f} s{paused} -> {redact_url(self.out_dir)}")
+        if self.stopped:  # the same second line as ``avsets unpack`` on a full disk
+            text += f"\nstopped with {self.not_reached} clip(s) not reached: {self.stopped}"
+        return text
 
     def failure_lines(self) -> list[str]:
         """The first few failed clips, named, and where the full list is (the ledger)."""
@@ -221,14 +229,20 @@ def run_fetch(items: Iterable[Segment | ClipRequest], out_dir: str | os.PathLike
     try:
         ledger.begin_run(tool_version=f"avsets {__version__}")
         planned = plan(items, ledger, target, options, report)
-        if options.engine == "ray":
-            run_ray(planned, target, options, ledger, report, progress)
-        else:
-            _run_threads(planned, target, options, ledger, report, progress)
+        try:
+            if options.engine == "ray":
+                run_ray(planned, target, options, ledger, report, progress)
+            else:
+                _run_threads(planned, target, options, ledger, report, progress)
+        except NoSpaceError as exc:  # stop like ``unpack``: what finished is recorded, a rerun resumes after it
+            report.stopped = str(exc)
+            for _ in planned:  # the rest of the plan, for the count (ledger reads only: they work on a full disk)
+                pass
+            report.not_reached = max(0, report.planned - report.settled)
     finally:
         try:
             ledger.end_run(report.counts)
-        except sqlite3.Error as e:  # the run's outcomes are in ``clips`` already; only its summary is lost
+        except (sqlite3.Error, OSError) as e:  # the outcomes are in ``clips`` already; only the run's summary is lost
             logger.warning("could not close the run in the ledger: %s", e)
         ledger.close()
         cleanup_partials(target.work_dir, max_age=options.lease)
@@ -301,10 +315,18 @@ _interrupted = LedgerRow(id="", status="interrupted")
 
 
 def _collect(done: Iterable[Future], report: FetchReport, progress: Progress | None) -> None:
+    """Count finished clips; a full disk in any of them is raised after every other one is counted."""
+    full: NoSpaceError | None = None
     for fut in done:
         if fut.cancelled():
             continue
+        exc = fut.exception()
+        if isinstance(exc, NoSpaceError):  # that clip has no ledger row: not reached, fetched by the rerun
+            full = full or exc
+            continue
         row = fut.result()
+        if row is None or row is _busy or row is _interrupted:
+            report.settled += 1
         if row is None:
             report.skipped += 1
         elif row is _busy:
@@ -315,3 +337,5 @@ def _collect(done: Iterable[Future], report: FetchReport, progress: Progress | N
             report.add(row)
             if progress is not None:
                 progress(row)
+    if full is not None:
+        raise full

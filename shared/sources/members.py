@@ -19,6 +19,7 @@ import os
 import queue
 import tarfile
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -59,6 +60,49 @@ MAX_SIDE_BYTES = 1 << 20
 #: A media member declared larger than this is never read into memory (an Arrow binary cell holds < 2 GiB,
 #: so such a member could not be served anyway): counted as damaged, named, skipped.
 MAX_MEMBER_BYTES = (1 << 31) - 1
+#: Seconds between two progress lines while a remote archive is read in order (a constant, so tests patch it).
+PROGRESS_SECONDS = 10.0
+
+
+class ArchiveProgress:
+    """What a remote archive-order pass is doing, said through the ``avsets`` logger at INFO: one line when
+    the archive opens (which archive, redacted, and its size when known), then at most one line every
+    :data:`PROGRESS_SECONDS` while its bytes arrive (MB read, media members matched so far).
+
+    Why: a ``.tar.gz`` on a slow mirror yields its first row only after the members before it have arrived
+    (42 s of silence, measured on a slow mirror); a local archive reads fast and says nothing."""
+
+    def __init__(self, source: Source, stats: SourceStats) -> None:
+        self.shown = public_url(source.url)
+        self.stats = stats
+        self.last = time.monotonic()
+
+    def opened(self, size: int | None) -> None:
+        """The first line, before any member is read (so before the first row)."""
+        self.last = time.monotonic()
+        logger.info("avsets: reading %s in archive order (%s)", self.shown, _amount(size) if size else "size unknown")
+
+    def tick(self, nbytes: int) -> None:
+        """Called as bytes arrive (cheap: one clock read); logs when the interval has passed."""
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            logger.info("avsets: %s: %s read, %d media member(s) matched so far", self.shown, _amount(nbytes),
+                        self.stats.media)
+
+
+def _amount(n: int) -> str:
+    """Bytes as a person reads them in a log line: MB, or KB below one MB (a start is not "0.0 MB")."""
+    return f"{n / 1e6:,.1f} MB" if n >= 1_000_000 else f"{n / 1e3:,.0f} KB"
+
+
+def _remote_size(f) -> int | None:
+    """A remote file's size when its object knows it: fsspec files carry ``size``; a streamed HTTP GET
+    (``block_size=0``) keeps only the response, whose ``Content-Length`` is the size."""
+    size = getattr(f, "size", None)
+    if not size:
+        size = getattr(getattr(f, "r", None), "content_length", None)
+    return int(size) if isinstance(size, int) and size > 0 else None
 
 
 def _blocks(raw, size: int = 1 << 20) -> Iterator[bytes]:
@@ -87,9 +131,10 @@ class _ReadAhead(io.RawIOBase):
     thread.
     """
 
-    def __init__(self, raw) -> None:
+    def __init__(self, raw, progress: ArchiveProgress | None = None) -> None:
         super().__init__()
         self.count = 0
+        self._progress = progress
         self._blocks = prefetch(_blocks(raw))
         self._buf = memoryview(b"")
 
@@ -103,6 +148,8 @@ class _ReadAhead(io.RawIOBase):
                 return 0
             self._buf = memoryview(block)
             self.count += len(block)
+            if self._progress is not None:
+                self._progress.tick(self.count)
         n = min(len(b), len(self._buf))
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]
@@ -217,7 +264,12 @@ def _iter_tar(source: Source, stats: SourceStats, want: Want | None) -> Iterator
         raw = _open_sequential(source.url)
     except (OSError, ValueError) as exc:
         raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
-    counter = _CountingReader(raw) if is_local(source.url) else _ReadAhead(raw)
+    if is_local(source.url):
+        counter: _CountingReader | _ReadAhead = _CountingReader(raw)
+    else:
+        progress = ArchiveProgress(source, stats)
+        progress.opened(_remote_size(raw))
+        counter = _ReadAhead(raw, progress)
     reader = io.BufferedReader(counter, buffer_size=_TAR_BUFSIZE)
     try:
         try:
@@ -279,6 +331,9 @@ def _iter_zip(source: Source, stats: SourceStats, want: Want | None) -> Iterator
         f = open_seekable(source.url) if "://" in source.url else open(source.url, "rb")  # noqa: SIM115
     except (OSError, ValueError) as exc:
         raise MediaSourceError(f"cannot open archive: {type(exc).__name__}: {exc}", source=public_url(source.url)) from None
+    progress = None if "://" not in source.url or is_local(source.url) else ArchiveProgress(source, stats)
+    if progress is not None:
+        progress.opened(_remote_size(f))
     try:
         try:
             zf = zipfile.ZipFile(f)
@@ -315,6 +370,8 @@ def _iter_zip(source: Source, stats: SourceStats, want: Want | None) -> Iterator
                 raise _damaged(source, stats, exc) from None
             stats.bytes_read += info.compress_size
             stats.media += got[1] in MEDIA_EXTENSIONS
+            if progress is not None:
+                progress.tick(stats.bytes_read)
             yield bare._replace(data=data)
     finally:
         f.close()
@@ -342,6 +399,9 @@ def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, wa
              else pa.OSFile(source.url, "rb"))
     except (OSError, ValueError) as exc:
         raise MediaSourceError(f"cannot open Parquet file: {type(exc).__name__}: {exc}", source=url) from None
+    progress = None if "://" not in source.url or is_local(source.url) else ArchiveProgress(source, stats)
+    if progress is not None:
+        progress.opened(_remote_size(f))
     try:
         try:
             pf = pq.ParquetFile(f)
@@ -365,6 +425,8 @@ def _iter_parquet(source: Source, stats: SourceStats, key_column: str | None, wa
             # file twice: every row group is read once instead
             groups = None if want is None or "://" in source.url else _wanted_row_groups(pf, key, media_cols, want)
             for batch in pf.iter_batches(columns=columns, batch_size=64, row_groups=groups):
+                if progress is not None:
+                    progress.tick(stats.bytes_read)
                 keys = batch.column(key).to_pylist() if key else [None] * batch.num_rows
                 cols = []
                 for col in media_cols:
