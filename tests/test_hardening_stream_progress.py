@@ -86,7 +86,7 @@ def test_a_slow_remote_targz_says_which_archive_before_the_first_row_then_progre
     progress = [ln for ln in lines if " read, " in ln and "matched so far" in ln]
     assert len(progress) >= 3, lines  # at most one per interval, and the transfer lasts ~12 intervals
     assert all(archive.name in ln for ln in progress)
-    read = [float(m) for ln in progress for m in re.findall(r": ([\d.]+) (?:MB|KB) read", ln)]
+    read = [float(m) for ln in progress for m in re.findall(r"avsets: ([\d.]+) (?:MB|KB) read", ln)]
     matched = [int(m) for ln in progress for m in re.findall(r"(\d+) media member", ln)]
     assert len(read) == len(matched) == len(progress), progress
     assert matched == sorted(matched) and 1 <= matched[-1] <= 3, progress  # counted as members arrive
