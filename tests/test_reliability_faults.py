@@ -96,12 +96,30 @@ def _orphans(marker: str) -> list[int]:
 
 
 def _kill_orphans(marker: str) -> None:
-    """SIGKILL the pool workers a killed run left behind (only ours: found by the unique cache path)."""
-    for pid in _orphans(marker):
+    """SIGKILL the pool workers a killed run left behind (only ours: found by the unique cache path), and
+    wait until they are gone: a signal is delivered, not obeyed, at once, and a worker still finishing a
+    write into ``.incomplete`` while the rerun starts left that folder behind the rerun (1 run in 6 on a
+    loaded machine)."""
+    import time
+
+    pids = _orphans(marker)
+    for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has done all its writing: it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return False
 
 
 def _killed_with_workers(data_dir: str, cache: Path, kill_at: str, tmp: Path) -> tuple[int, str]:
