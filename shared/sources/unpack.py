@@ -7,8 +7,10 @@ the streaming rules (:mod:`avsets.sources.stream`), each match written under its
 longer than the segment) is cut to the segment with fetch's ffmpeg recipe (``avsets.fetch.ffmpeg``: video
 stream-copied, audio cut sample-exact to FLAC); a trimmed member is copied byte for byte.
 
-Resumable: every file is written under a hidden ``.part`` name and renamed when complete; a rerun skips the
-rows whose file is there and stops reading a source as soon as every row is served.  Every written clip is
+Resumable: every file is written under a hidden ``.part`` name and renamed when complete, after its ledger row
+is written (so a kill can never leave a finished-looking file the ledger does not hold); a rerun removes the
+dead run's ``.part`` files, skips the rows whose files are all there and stops reading a source as soon as
+every row is served.  Every written clip is
 recorded in the fetch ledger (``avsets-ledger.sqlite``: status ``ok``, ``source`` = archive URL without
 credentials + ``!/`` + member name).  Rows no source holds are reported and left out of the ledger, so
 ``avsets fetch`` can still try them elsewhere.
