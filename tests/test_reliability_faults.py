@@ -36,10 +36,10 @@ PREPARE = textwrap.dedent("""
         os.kill(os.getpid(), signal.SIGKILL)
 
     orig = b.AVBuilder._generate_tables
-    def gen(self, shards, split, **kw):
+    def gen(self, shards, split, **kwargs):  # the builder's own keywords (row_specs, plan, ...) pass through
         if kill_at == "between_splits" and split == "test":
             die()
-        for item in orig(self, shards, split, **kw):
+        for item in orig(self, shards, split, **kwargs):
             yield item
             if kill_at == "mid_split" and split == "train":
                 die()  # the first table is in the writer, the split is not finished

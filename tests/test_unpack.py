@@ -110,6 +110,76 @@ def test_unpack_resumes_after_kill(vgg, tmp_path):
         assert led[rid]["source"].startswith("http://127.0.0.1")
 
 
+# A child that SIGKILLs itself at one exact point of the first clip's write: the flake of the test above (its
+# kill landed, 1 run in 4, between a clip's rename and its ledger row) made deterministic.
+_KILL_AT_RECORD = """
+import os, signal, sys
+from avsets import ledger
+when, orig = sys.argv.pop(1), ledger.Ledger.record
+def record(self, row, **kw):
+    if row.status == ledger.OK and when == "before":
+        os.kill(os.getpid(), signal.SIGKILL)
+    orig(self, row, **kw)
+    if row.status == ledger.OK and when == "after":
+        os.kill(os.getpid(), signal.SIGKILL)
+ledger.Ledger.record = record
+from avsets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_unpack_killed_around_the_ledger_row_resumes_complete(vgg, tmp_path, capsys, when):
+    """Killed just before or just after a clip's ledger row is written, a rerun still ends with every clip on
+    disk and recorded ok: never a file taken as done that the ledger does not hold."""
+    out = tmp_path / "out"
+    args = ["unpack", "vggsound", "--data-dir", str(vgg.meta), "--out", str(out), "--quiet", "--media-dir",
+            str(vgg.archives[0]), "--media-dir", str(vgg.archives[1])]
+    killed = subprocess.run([sys.executable, "-c", _KILL_AT_RECORD, when, *args], capture_output=True, text=True,
+                            env=dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1"), timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    first = {p.name for p in out.glob("*.mp4")}
+    assert len(first) < len(vgg.sources)
+    assert main(args) == 1
+    assert f"{len(first)} already there" in capsys.readouterr().out
+    names = {p.name for p in out.iterdir()}
+    assert {n for n in names if n.endswith(".mp4")} == {f"{rid}.mp4" for rid in vgg.sources}
+    assert not [n for n in names if n.endswith(".part")]
+    led = _ledger(out)
+    assert {rid for rid, r in led.items() if r["status"] == "ok"} == set(vgg.sources)
+    for rid in vgg.sources:
+        assert (out / f"{rid}.mp4").read_bytes() == vgg.sources[rid].read_bytes()
+
+
+_KILL_IN_CUT = """
+import os, signal, sys
+from avsets.fetch import ffmpeg
+def run(*a, **k):
+    os.kill(os.getpid(), signal.SIGKILL)
+ffmpeg.run = run
+from avsets.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_unpack_killed_mid_cut_leaves_no_partial_after_the_rerun(aset, tmp_path):
+    """Killed while ffmpeg cuts a whole video, the member's copy handed to ffmpeg is a ``.part`` the rerun
+    removes (it was named ``.{name}.mp4.src.part``, which ``cleanup_partials`` never matched)."""
+    whole_id = aset.ids[5]
+    tar = tmp_path / "videos.tar"
+    with tarfile.open(tar, "w") as tf:
+        tf.add(str(make_video(tmp_path / "whole.mp4", 45.0, seed=7)), arcname=f"videos/{whole_id}.mp4")
+    out = tmp_path / "out"
+    args = ["unpack", "ascc", "--data-dir", str(aset.meta), "--media-dir", str(tar), "--out", str(out), "--quiet"]
+    killed = subprocess.run([sys.executable, "-c", _KILL_IN_CUT, *args], capture_output=True, text=True,
+                            env=dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1"), timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    assert [p.name for p in out.iterdir() if p.name.endswith(".part")]  # the kill left the member's copy
+    assert main(args) == 1  # the other rows are in no source
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".part")]
+    assert (out / f"{whole_id}_30000_40000.mp4").is_file()
+
+
 def test_whole_video_members_are_cut_to_the_segment(aset, tmp_path):
     """ASCC rows are 30-40 s: a 45-s ``{ytid}.mp4`` in a tar and the 60-s FLAC in the Parquet mirror are cut."""
     whole_id = aset.ids[5]

@@ -7,8 +7,10 @@ the streaming rules (:mod:`avsets.sources.stream`), each match written under its
 longer than the segment) is cut to the segment with fetch's ffmpeg recipe (``avsets.fetch.ffmpeg``: video
 stream-copied, audio cut sample-exact to FLAC); a trimmed member is copied byte for byte.
 
-Resumable: every file is written under a hidden ``.part`` name and renamed when complete; a rerun skips the
-rows whose file is there and stops reading a source as soon as every row is served.  Every written clip is
+Resumable: every file is written under a hidden ``.part`` name and renamed when complete, after its ledger row
+is written (so a kill can never leave a finished-looking file the ledger does not hold); a rerun removes the
+dead run's ``.part`` files, skips the rows whose files are all there and stops reading a source as soon as
+every row is served.  Every written clip is
 recorded in the fetch ledger (``avsets-ledger.sqlite``: status ``ok``, ``source`` = archive URL without
 credentials + ``!/`` + member name).  Rows no source holds are reported and left out of the ledger, so
 ``avsets fetch`` can still try them elsewhere.
@@ -32,6 +34,7 @@ import pyarrow as pa
 
 from ..cli_common import config_kwargs
 from ..errors import AvsetsError, MediaError, MediaSourceError, NoSpaceError
+from ..ledger import ERROR, LEDGER_NAME, OK, Ledger, LedgerRow
 from ..segments import MEDIA_EXTENSIONS
 from .base import MediaSource, media_sources
 from .members import ReadStats, public_url
@@ -99,16 +102,27 @@ def _sha256(path: Path) -> str:
 
 
 def _existing(out: Path) -> set[str]:
-    """Stems of finished media files in the output folder (one listing, no stat per row)."""
-    done = set()
+    """Stems of finished media files in the output folder (one listing, no stat per row).
+
+    A stem the ledger records ``ok`` with a file that is not there is not finished: a kill between the ledger
+    row and the renames (``_Writer.write``) left it, and the rerun redoes it.  A file the ledger does not hold
+    (put there by hand) counts as finished, as it always did."""
+    done: set[str] = set()
+    names: set[str] = set()
     with os.scandir(out) as it:
         for entry in it:
             name = entry.name
             if name.startswith("."):
                 continue
+            names.add(name)
             stem, _, ext = name.rpartition(".")
             if ext.lower() in MEDIA_EXTENSIONS:
                 done.add(stem)
+    if done and LEDGER_NAME in names:
+        with Ledger.in_folder(out) as ledger:
+            rows = ledger.get_many(sorted(done))
+        done -= {rid for rid, row in rows.items()
+                 if row.status == OK and not all(f in names for f in row.file_names())}
     return done
 
 
@@ -137,7 +151,6 @@ class _Writer:
     def write(self, rows: RowIndex, s: Serve, archive: str) -> int:
         """Bytes written; raises ``MediaError`` when the member cannot be cut."""
         from ..fetch.clip import part_path
-        from ..ledger import OK, LedgerRow
 
         table = rows.table
         rid = table.column("id")[s.row].as_py()
@@ -146,29 +159,30 @@ class _Writer:
         if not isinstance(rid, str) or not _SAFE_ID.match(rid):
             raise MediaError(f"row id {rid!r} is not a safe file name", clip_id=str(rid))
         jobs = self._jobs(s)
-        finals, digests, total, duration, sources = [], [], 0, None, []
-        for ext, member in jobs:
-            tmp = part_path(self.out, rid, ext)
-            try:
+        finals, digests, total, duration, sources, tmps = [], [], 0, None, [], []
+        try:
+            for ext, member in jobs:
+                tmp = part_path(self.out, rid, ext)
+                tmps.append(tmp)
                 d = self._produce(member, ext, s.offset, start, end, tmp, rid)
                 total += tmp.stat().st_size
                 digests.append(_sha256(tmp))
-                os.replace(tmp, self.out / f"{rid}.{ext}")
-            finally:
-                tmp.unlink(missing_ok=True)
-            finals.append(f"{rid}.{ext}")
-            duration = duration if duration is not None else d
-            src = f"{archive}!/{member.name}"
-            if src not in sources:
-                sources.append(src)
-        try:
+                finals.append(f"{rid}.{ext}")
+                duration = duration if duration is not None else d
+                src = f"{archive}!/{member.name}"
+                if src not in sources:
+                    sources.append(src)
+            # the ledger row first, the renames after: a kill between them leaves a row whose files are not all
+            # there, which a rerun redoes (``_existing``); renames first left a file without a row, which a rerun
+            # took as done and the ledger never held (the kill the resume test hit 1 run in 4)
             self.ledger.record(LedgerRow(id=rid, status=OK, bytes=total, sha256=" ".join(digests),
                                          duration=duration, files=" ".join(finals), source=" ".join(sources),
                                          tool_version=self.version, youtube_id=ytid, start=start, end=end))
-        except NoSpaceError:  # no ledger row: the clip must not stay either, or a rerun takes it as done
-            for name in finals:
-                (self.out / name).unlink(missing_ok=True)
-            raise
+            for tmp, name in zip(tmps, finals, strict=True):
+                os.replace(tmp, self.out / name)
+        finally:
+            for tmp in tmps:
+                tmp.unlink(missing_ok=True)
         return total
 
     def _jobs(self, s: Serve) -> list[tuple[str, Member]]:
@@ -202,9 +216,12 @@ class _Writer:
             tmp.write_bytes(m.data)
             return d
         from ..fetch import ffmpeg
+        from ..fetch.clip import part_path
         from ..fetch.ffmpeg import CutOptions, Input
 
-        src = tmp.with_name(tmp.name[:-len(".part")] + ".src.part")
+        # a ``part_path`` name, so the resume's ``cleanup_partials`` removes the copy a kill mid-cut leaves
+        # (``.{name}.mp4.src.part`` matched none of its patterns and stayed for ever)
+        src = part_path(tmp.parent, rid, "src")
         try:
             src.write_bytes(m.data)
             inp = Input(url=f"file:{src}", streams="av" if m.kind == "video" else "a")
@@ -241,7 +258,6 @@ def unpack_rows(table: pa.Table, media_dir: str | Sequence[str], out: str | os.P
                 quiet: bool = False, tolerance: float = TOLERANCE) -> UnpackReport:
     """Write the members serving ``table``'s rows (``id``, ``youtube_id``, ``start``, ``end``) into ``out``."""
     from ..fetch.clip import cleanup_partials
-    from ..ledger import Ledger
 
     text = os.fspath(out)
     if "://" in text and not text.startswith("file://"):
@@ -350,7 +366,6 @@ def _absent_local(root: str) -> bool:
 
 
 def _record_failure(ledger, rows: RowIndex, s: Serve, archive: str, exc: BaseException) -> None:
-    from ..ledger import ERROR, LedgerRow
 
     member = s.video or s.audio
     rid = rows.table.column("id")[s.row].as_py()
