@@ -10,6 +10,7 @@ import dataclasses
 import json
 import sys
 
+from ..cli_common import config_kwargs
 from ..errors import AvsetsError
 from .run import run_quality
 from .table import QUALITY_FLAGS
@@ -63,20 +64,6 @@ def add_quality_subcommand(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_quality_command)
 
 
-def _options(items: list[str]) -> dict:
-    """``--option key=value`` pairs, values parsed as JSON when they can be (as the other commands do)."""
-    out: dict = {}
-    for item in items:
-        if "=" not in item:
-            raise QualityUsageError(f"--option takes key=value, not {item!r}")
-        key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 class QualityUsageError(AvsetsError, ValueError):
     """A command line that cannot work as given (exit 2)."""
 
@@ -95,7 +82,7 @@ def run_quality_command(args: argparse.Namespace) -> int:
         raise QualityUsageError("--num-proc must be at least 1")
     report = run_quality(args.corpus, args.config, data_dir=args.data_dir, media_dir=args.media_dir, out=args.out,
                          split=args.split, num_proc=args.num_proc, engine=args.engine,
-                         thresholds=thresholds_from_args(args), quiet=args.quiet, **_options(args.option))
+                         thresholds=thresholds_from_args(args), quiet=args.quiet, **config_kwargs(args.option))
     if args.json:
         print(json.dumps(dataclasses.asdict(report) | {"exit_code": report.exit_code}, indent=2))
     else:
