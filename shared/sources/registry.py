@@ -9,15 +9,14 @@ full before any caller can reach it.  This module imports no implementation, so 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import Any, TypeVar
 
 from ..errors import MediaSourceError
 
-if TYPE_CHECKING:  # pragma: no cover - for annotations only
-    from .base import MediaSource
-
-SOURCE_CLASSES: dict[str, type[MediaSource]] = {}
-_T = TypeVar("_T", bound="type[MediaSource]")
+# The values are :class:`~.base.MediaSource` subclasses; typed loosely so that this module imports nothing of
+# the package above it, not even for annotations (the import graph has no edge back to ``.base``).
+SOURCE_CLASSES: dict[str, type[Any]] = {}
+_T = TypeVar("_T", bound=type)
 
 
 def register(cls: _T) -> _T:
@@ -26,7 +25,7 @@ def register(cls: _T) -> _T:
     return cls
 
 
-def source_class(kind: str) -> type[MediaSource]:
+def source_class(kind: str) -> type[Any]:
     """The class that reads ``kind``; a :class:`MediaSourceError` for a kind nobody registered."""
     try:
         return SOURCE_CLASSES[kind]
