@@ -335,6 +335,8 @@ def _contiguous(pos: list[int], sizes: list[int]) -> bool:
 def _audio_clock(stream: Any) -> tuple[int, float, bool, float]:
     """``(sample rate, time base, timestamps coarser than a sample?, timestamp resolution)`` of a stream."""
     sr = stream.codec_context.sample_rate or stream.rate
+    if not sr:  # FFmpeg probed something it calls audio with no rate: not a file we can cut by time
+        raise MediaError("the audio stream declares no sample rate (not a decodable audio file)")
     tb = float(stream.time_base) if stream.time_base else 1.0 / sr
     coarse = tb * sr > 1.0 + 1e-9  # Matroska/WebM: 1 ms
     return sr, tb, coarse, (tb if coarse else 1.0 / sr)
