@@ -1,8 +1,8 @@
 """Fingerprints per clip, computed once and kept in a Parquet table keyed by clip id + media fingerprint.
 
-A rerun recomputes only the clips whose media changed (another file, size, mtime, bytes or segment) or that
-failed last time; every 256 new clips are flushed to ``<out>.parts/`` so an interrupted run resumes where it
-stopped.  The table's schema metadata records the algorithm parameters and the avsets/PyAV/FFmpeg versions
+A rerun recomputes only the clips whose media changed (their content key, :mod:`avsets.sources.content_key`,
+the key the quality table uses too, or their segment) or that failed last time; every 256 new clips are
+flushed to ``<out>.parts/`` so an interrupted run resumes where it stopped.  The table's schema metadata records the algorithm parameters and the avsets/PyAV/FFmpeg versions
 that made it; a table made with other parameters is recomputed, never mixed.
 
 Media comes through avsets' own loading (``avsets.verify.split_tables``: every media source kind, local or
@@ -14,7 +14,6 @@ segment a user loads.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from .. import __version__
 from ..decoding import decode_audio
 from ..errors import AvsetsError, MediaError, MissingStreamError
 from ..secrets import redact_text
+from ..sources.content_key import ContentKeys
 from . import audio_fp, video_fp
 from .decode_small import small_gray_frames
 from .index import Packed
@@ -78,26 +78,27 @@ def _params_of(schema: pa.Schema) -> dict | None:
     return json.loads(raw).get("params")
 
 
-def _file_key(cell: dict | None) -> str:
+def _cell_key(keys: ContentKeys, cell: dict | None) -> str:
     if cell is None:
         return "-"
-    if cell.get("bytes") is not None:
-        return "b" + hashlib.blake2b(cell["bytes"], digest_size=10).hexdigest()
-    path = cell.get("path") or ""
     try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return "p" + hashlib.blake2b(path.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
-    return f"f{hashlib.blake2b(os.path.abspath(path).encode('utf-8', 'surrogatepass'), digest_size=6).hexdigest()}" \
-           f"-{st.st_size}-{st.st_mtime_ns}"
+        return keys(cell) or "-"
+    except MediaError:  # unreachable now: the decode will say why; such a row is never reused
+        return "?"
 
 
-def media_key(row: dict) -> str:
-    """The media fingerprint of a row: which bytes (or file: path, size, mtime) and which segment of them."""
+def media_key(row: dict, keys: ContentKeys | None = None) -> str:
+    """The media key of a row: the content key of its audio and video (:mod:`avsets.sources.content_key`,
+    the key the quality table uses too) and which segment of them."""
+    keys = keys or ContentKeys()
     offset = row.get("media_offset") or 0.0
     start, end = row.get("start"), row.get("end")
     span = "" if start is None or end is None else f"{end - start:.3f}"
-    return f"a:{_file_key(row.get('audio'))}|v:{_file_key(row.get('video'))}|{offset:.3f}+{span}"
+    return f"a:{_cell_key(keys, row.get('audio'))}|v:{_cell_key(keys, row.get('video'))}|{offset:.3f}+{span}"
+
+
+#: threads that key rows: a stat locally, one metadata request per remote file (latency-bound)
+KEY_THREADS = 8
 
 
 @dataclass
@@ -195,6 +196,11 @@ def _media_rows(unit: Unit) -> Iterable[dict]:
     yield from t.filter(has).select(cols).to_pylist()
 
 
+def _keyed(pool: ThreadPoolExecutor, keys: ContentKeys, rows: list[dict]) -> Iterable[tuple[dict, str]]:
+    """``(row, media key)`` of each row, keyed by ``pool``'s threads (no media body is read)."""
+    return zip(rows, pool.map(lambda r: media_key(r, keys), rows), strict=True)
+
+
 def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers: int = 2, progress: bool = True,
                       compute: Callable[[dict], ClipPrint] = fingerprint_row) -> FingerprintRun:
     """Fingerprint every row with media of ``units`` into the table at ``out`` (reusing what it holds).
@@ -215,16 +221,18 @@ def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers:
     pending: list[dict] = []
     todo: list[tuple[Unit, dict, str]] = []
     reused = 0
-    for unit in units:
-        for row in _media_rows(unit):
-            key = media_key(row)
-            hit = reuse.get((row["id"], key))
-            if hit is not None:
-                rows.append({"corpus": unit.corpus, "config": unit.config, "split": unit.split, "id": row["id"],
-                             "media_key": key, "audio": hit["audio"], "video": hit["video"], "error": None})
-                reused += 1
-            else:
-                todo.append((unit, row, key))
+    keys = ContentKeys()  # one per pass: each archive's identity is asked once
+    with ThreadPoolExecutor(max_workers=KEY_THREADS) as key_pool:
+        keyed = [(unit, row, key) for unit in units
+                 for row, key in _keyed(key_pool, keys, list(_media_rows(unit)))]
+    for unit, row, key in keyed:
+        hit = reuse.get((row["id"], key))
+        if hit is not None:
+            rows.append({"corpus": unit.corpus, "config": unit.config, "split": unit.split, "id": row["id"],
+                         "media_key": key, "audio": hit["audio"], "video": hit["video"], "error": None})
+            reused += 1
+        else:
+            todo.append((unit, row, key))
     failed: list[tuple[str, str, str]] = []
 
     def flush() -> None:

@@ -4,8 +4,9 @@ The corpus is read through avsets' own loader with ``streaming=True, decode=Fals
 ``media_dir`` accepts works unchanged (folders; zip, tar, tar.gz, WebDataset and Parquet mirrors; local or
 remote): rows arrive with ``{bytes, path}`` cells and ``media_offset``, archives in archive order.
 
-Resumable: each result is keyed by clip id plus a media fingerprint (size + mtime of a local file, else a
-BLAKE2 hash of the bytes, plus the segment cut from it). Results are written as part files next to the
+Resumable: each result is keyed by clip id plus the content key of its media
+(:mod:`avsets.sources.content_key`, the key the fingerprint table uses too: size, mtime and head/tail hash of
+a local file, CRC of a zip member, ETag/size of a remote file...) plus the segment cut from it. Results are written as part files next to the
 output (``OUT.parts/part-NNNNN.parquet``, each under a temporary name, then renamed; Ctrl-C writes what
 finished), so a killed run loses at most one part's worth of clips; the next run reuses every part and the
 previous table's rows whose fingerprint still matches, measures the rest, writes the table atomically and
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import glob
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -36,6 +36,7 @@ from ..errors import AvsetsError
 from ..progress import ClipProgress
 from ..secrets import redact_url
 from ..sources.access import read_media_bytes
+from ..sources.content_key import ContentKeys
 from ..sources.locator import is_member
 from ..sources.ranged import is_local, local_path
 from .measure import error_row, measure_row, summarize_pair
@@ -95,20 +96,23 @@ class QualityReport:
 # ------------------------------------------------------------------------------------------ fingerprints
 
 
-def _cell_source(cell: dict[str, Any] | None) -> tuple[Any, str | None]:
-    """(what the decoder opens, its fingerprint) of a ``{bytes, path}`` cell; bytes are read once here."""
+def _cell_source(cell: dict[str, Any] | None, keys: ContentKeys) -> tuple[Any, str | None]:
+    """(what the decoder opens, its content key) of a ``{bytes, path}`` cell.
+
+    The key is :class:`avsets.sources.content_key.ContentKeys`' (the one the fingerprint table uses too).
+    A local file is opened by the worker by path; an archive member or a remote file is read here, once,
+    and its bytes go to the worker (a worker process or Ray task need not reach the source)."""
     if not cell:
         return None, None
+    key = keys(cell)
     data, path = cell.get("bytes"), cell.get("path")
     if data is None and path and not is_member(path) and is_local(path):
-        local = local_path(path)
-        st = os.stat(local)
-        return local, f"stat:{st.st_size}:{st.st_mtime_ns}"
+        return local_path(path), key
     if data is None and path:
-        data = read_media_bytes(path)  # a member or remote file: hash what we decode
+        data = read_media_bytes(path)
     if data is None:
         return None, None
-    return bytes(data), "b2:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+    return bytes(data), key
 
 
 @dataclass
@@ -138,8 +142,10 @@ def measure_job(job: ClipJob, thresholds: Thresholds) -> dict[str, Any]:
     return row
 
 
-def _jobs(rows: Iterator[dict[str, Any]], split: str) -> Iterator[tuple[ClipJob | None, dict[str, Any]]]:
+def _jobs(rows: Iterator[dict[str, Any]], split: str, keys: ContentKeys | None = None
+          ) -> Iterator[tuple[ClipJob | None, dict[str, Any]]]:
     """(job, key) for each row with media; a row whose media cannot be read gives (None, error key)."""
+    keys = keys or ContentKeys()
     for r in rows:
         audio_cell, video_cell = r.get("audio"), r.get("video")
         if not audio_cell and not video_cell:
@@ -152,11 +158,11 @@ def _jobs(rows: Iterator[dict[str, Any]], split: str) -> Iterator[tuple[ClipJob 
         try:
             if audio_cell and video_cell and audio_cell.get("path") == video_cell.get("path") \
                     and audio_cell.get("bytes") is video_cell.get("bytes"):
-                src, fp = _cell_source(video_cell)
+                src, fp = _cell_source(video_cell, keys)
                 audio, video, fps = src, src, [fp]
             else:
-                audio, afp = _cell_source(audio_cell)
-                video, vfp = _cell_source(video_cell)
+                audio, afp = _cell_source(audio_cell, keys)
+                video, vfp = _cell_source(video_cell, keys)
                 fps = [x for x in (afp, vfp) if x]
         except (AvsetsError, OSError) as exc:
             yield None, {**key, "error": f"{type(exc).__name__}: {exc}"[:500]}
@@ -354,9 +360,11 @@ def run_quality(
         if on_row is not None:
             on_row(row)
 
+    keys = ContentKeys()  # one per pass: each archive's identity is asked once
+
     def todo() -> Iterator[ClipJob]:
         for name in wanted:
-            for job, key in _jobs(iter(ds[name]), name):
+            for job, key in _jobs(iter(ds[name]), name, keys):
                 old = previous.index.get(key["id"])
                 if job is None:
                     row = {**error_row(key.pop("error")), **key}
