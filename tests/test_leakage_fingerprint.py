@@ -196,3 +196,23 @@ def test_polyphase_decimator_is_the_direct_filter(sr):
         ref = np.convolve(x.astype(np.float64), h[::-1], mode="valid")[::q] if size >= h.size else np.zeros(0)
         got = audio_fp.to_fingerprint_rate(x, sr)
         assert got.shape == ref.shape and np.allclose(got, ref, rtol=0, atol=1e-12), (size, got.shape, ref.shape)
+
+
+def test_chunked_band_energies_are_the_whole_transform():
+    """The fingerprint transforms its frames in cache-sized chunks: the words equal those of one transform of
+    all frames (the textbook form, written out here), bit for bit, across chunk borders."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(audio_fp.FRAME + audio_fp.HOP * (3 * audio_fp._CHUNK + 7))
+    x[: audio_fp.FRAME] *= 1e-6  # a silent start: zero words too
+    frames = np.lib.stride_tricks.sliding_window_view(x, audio_fp.FRAME)[:: audio_fp.HOP]
+    edges = audio_fp._EDGES
+    spec = np.fft.rfft(frames * np.hanning(audio_fp.FRAME), axis=1)
+    energy = np.add.reduceat(np.abs(spec[:, edges[0]:edges[-1]]) ** 2, edges[:-1] - edges[0], axis=1)
+    d = energy[:, :-1] - energy[:, 1:]
+    bits = (d[1:] - d[:-1]) > 0
+    ref = (bits * (1 << np.arange(31, -1, -1, dtype=np.uint64))).sum(axis=1).astype(np.uint32)
+    rms = np.sqrt((frames ** 2).mean(axis=1))
+    ref[(rms[1:] < audio_fp.SILENCE_RMS) | (rms[:-1] < audio_fp.SILENCE_RMS)] = 0
+    got = audio_fp.audio_fingerprint(x)
+    assert got.shape == ref.shape and (got == 0).any()
+    assert np.bitwise_count(got ^ ref).sum() <= 2  # |X|^2 vs re^2 + im^2 may round one coefficient apart

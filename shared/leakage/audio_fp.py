@@ -48,6 +48,10 @@ def _band_starts() -> np.ndarray:
 _EDGES = _band_starts()
 _WINDOW = np.hanning(FRAME)  # float64: NumPy's FFT is 3x faster in double than in single precision
 _WEIGHTS = (np.uint32(1) << np.arange(BANDS - 1, -1, -1, dtype=np.uint32)).astype(np.uint32)
+#: frames windowed and transformed at a time.  Why: the windowed frames and their spectra of 64 frames
+#: (1 MB each) stay in the CPU cache; a 6-s clip's all at once (258 frames, 4 MB each) do not, and the
+#: band energies cost 3.4x more CPU that way (13.6 vs 46 ms for 6 clips; the same values bit for bit)
+_CHUNK = 64
 
 
 #: the 44.1-kHz family reaches 5,512.5 Hz by keeping every q-th sample of a low-passed signal
@@ -115,9 +119,11 @@ def audio_fingerprint(samples: np.ndarray) -> np.ndarray:
     energy_sum = np.concatenate([[0.0], np.cumsum(x * x)])  # every frame's energy from one running sum
     starts = np.arange(frames.shape[0]) * HOP
     rms = np.sqrt(np.maximum(energy_sum[starts + FRAME] - energy_sum[starts], 0.0) / FRAME)
-    spec = np.fft.rfft(frames * _WINDOW, axis=1)[:, _EDGES[0]:_EDGES[-1]]
-    power = spec.real ** 2 + spec.imag ** 2
-    energy = np.add.reduceat(power, _EDGES[:-1] - _EDGES[0], axis=1)  # (frames, BANDS + 1)
+    energy = np.empty((frames.shape[0], BANDS + 1))  # (frames, BANDS + 1)
+    for i in range(0, frames.shape[0], _CHUNK):
+        spec = np.fft.rfft(frames[i:i + _CHUNK] * _WINDOW, axis=1)[:, _EDGES[0]:_EDGES[-1]]
+        power = spec.real ** 2 + spec.imag ** 2
+        energy[i:i + _CHUNK] = np.add.reduceat(power, _EDGES[:-1] - _EDGES[0], axis=1)
     d = energy[:, :-1] - energy[:, 1:]
     bits = (d[1:] - d[:-1]) > 0
     words = (bits.astype(np.uint32) * _WEIGHTS).sum(axis=1, dtype=np.uint64).astype(np.uint32)
