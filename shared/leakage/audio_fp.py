@@ -71,8 +71,8 @@ def to_fingerprint_rate(samples: np.ndarray, sr: int) -> np.ndarray:
     """Mono audio at ``sr`` -> float64 at :data:`SAMPLING_RATE`.
 
     44,100 Hz (YouTube's AAC) and its divisors: a 48-tap low-pass evaluated only at every q-th sample
-    (5,512.5 Hz; the 0.009% rate difference moves a 10-s clip by 0.9 ms): measured 9x cheaper than
-    FFmpeg's swresample, with fingerprints 0.4% of bits apart.  Other rates (Opus' 48 kHz): swresample
+    (5,512.5 Hz; the 0.009% rate difference moves a 10-s clip by 0.9 ms): about 3x cheaper than FFmpeg's
+    swresample (a ``bench/bench_leakage.py`` row), with fingerprints 0.4% of bits apart.  Other rates (Opus' 48 kHz): swresample
     through ``avsets.decoding.resample``.
     """
     x = np.asarray(samples)
