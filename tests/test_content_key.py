@@ -77,7 +77,8 @@ def test_both_tables_key_the_same_media_alike(tmp_path):
         if kind != "remote":  # (the server is gone)
             assert quality == content_key(cells[kind]), kind
     assert got["local"] == got["file-url"]  # the same file named two ways
-    assert len({q for q, _ in got.values()}) == len(got) - 1  # otherwise each place has its own key
+    assert got["tar"] == got["bytes"]  # a tar member is keyed by its bytes, wherever they come from
+    assert len({q for q, _ in got.values()}) == len(got) - 2  # otherwise each place has its own key
     # the same bytes elsewhere (a moved folder) keep their key; the key names no path
     moved = shutil.copy2(clip, tmp_path / "moved.mp4")
     assert _both({"path": str(moved), "bytes": None}) == got["local"]
@@ -131,20 +132,38 @@ def test_a_changed_file_gets_a_new_key_in_both_tables(tmp_path):
     assert old[0] == old[1] and new[0] == new[1] and old != new
 
 
-def test_keys_read_no_remote_body_and_ask_each_archive_once(tmp_path):
-    """The fingerprint pass keys, then decodes: keying a remote file must not download it (one metadata
-    request, no body), and 2 members of one remote tar cost one request for both."""
+def test_keys_never_make_a_pass_read_remote_media_twice(tmp_path):
+    """The fingerprint pass keys, then decodes.  Keying a remote file reads no body (one metadata request);
+    a remote zip member is keyed from its locator (no request); a remote tar member has no checksum, so it
+    is read to be keyed and the row comes back with those bytes: decoding it makes no further request."""
+    from avsets.leakage.store import fingerprint_row, keyed_row
+
     shutil.copyfile(real_clip("bbb_00.mp4"), tmp_path / "r.mp4")
-    _tar(tmp_path / "m.tar", {"x.mp4": real_clip("bbb_00.mp4"), "y.mp4": real_clip("bbb_12.mp4")})
+    files = {"x.mp4": real_clip("bbb_00.mp4"), "y.mp4": real_clip("bbb_12.mp4")}
+    _zip(tmp_path / "m.zip", files)
+    _tar(tmp_path / "m.tar", files)
     with RangeServer(tmp_path) as server:
-        members = media_source(server.url("m.tar")).index(use_cache=False).members
+        zipped = media_source(server.url("m.zip")).index(use_cache=False).members
+        tarred = media_source(server.url("m.tar")).index(use_cache=False).members
         server.reset()
         keys = ContentKeys()
         assert keys({"path": server.url("r.mp4"), "bytes": None}).startswith("r:")
-        for m in members:
-            keys({"path": m.locator, "bytes": None})
-        requests, body = server.total()
-    assert body == 0 and requests <= 2 * 2  # a HEAD (or a 1-byte GET fallback) for the file and the archive
+        assert server.total()[1] == 0 and server.total()[0] <= 2  # a HEAD (or a 1-byte GET when HEAD fails)
+        server.reset()
+        assert all(keys({"path": m.locator, "bytes": None}).startswith("c:") for m in zipped)
+        assert server.total() == (0, 0)
+        member = next(m for m in tarred if m.relpath.endswith("x.mp4"))
+        row = _row({"path": member.locator, "bytes": None})
+        key, row = keyed_row(row, keys)
+        read = server.total()
+        size = os.path.getsize(files["x.mp4"])
+        assert read[0] == 1 and size <= read[1] <= size + 1024  # audio and video: one read (+ its tar header)
+        assert row["audio"]["bytes"] == row["video"]["bytes"] == Path(files["x.mp4"]).read_bytes()
+        fp = fingerprint_row(row)
+        assert fp.error is None and fp.audio is not None and fp.video is not None
+        assert server.total() == read  # decoded from the bytes the key read
+    assert key == f"a:{content_key({'path': 'x.mp4', 'bytes': row['audio']['bytes']})}|v:" \
+                  f"{content_key({'path': 'x.mp4', 'bytes': row['audio']['bytes']})}|0.000+10.000"
 
 
 def test_unreachable_media_is_a_named_media_error(tmp_path):

@@ -207,7 +207,10 @@ def test_cli_on_archive_mirrors_matches_the_folder(corpus, tmp_path, kind, capsy
     folder, archived = read_quality_table(folder_out), read_quality_table(mirror_out)
     _check_table(archived)
     assert _measures(folder) == _measures(archived)
-    assert all(fp.startswith("b2:") for fp in archived.column("fingerprint").to_pylist() if fp)
+    # streamed members are keyed as if read at random (avsets.sources.content_key): a zip member by its CRC-32
+    # (the central directory's), a tar member by the BLAKE2b of its bytes
+    prefix = "c:" if kind == "zip" else "b2:"
+    assert all(fp.startswith(prefix) for fp in archived.column("fingerprint").to_pylist() if fp)
     # the archive did not change: a rerun reuses every clip
     assert main(["quality", "vggsound", "--data-dir", str(meta), "--media-dir", str(mirror), "--out",
                  str(mirror_out), "--quiet", "--json"]) == 1
@@ -318,3 +321,60 @@ def test_the_table_contract_the_readers_import():
     assert SCHEMA.names == [*KEY_COLUMNS, *MEASURE_COLUMNS, *QUALITY_FLAGS, "error"]
     assert all(SCHEMA.field(f).type == pa.bool_() for f in QUALITY_FLAGS)
     assert SCHEMA.field("id").type == pa.string() and QUALITY_FLAGS[0] == "silent"
+
+
+def _tar(media: Path, dst: Path) -> Path:
+    with tarfile.open(dst, "w") as tf:
+        for f in sorted(media.rglob("*")):
+            if f.is_file():
+                tf.add(str(f), arcname=f"vggsound_00/{f.relative_to(media)}")
+    return dst
+
+
+def _keys_of_both_tables(meta: Path, media: Path, tmp: Path) -> tuple[dict[str, set], dict[str, set]]:
+    """Per clip id, the content keys in the quality table and in the fingerprint table of the same media."""
+    from avsets.leakage.cli import load_units
+    from avsets.leakage.store import fingerprint_units
+    from avsets.leakage.units import parse_spec
+
+    run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=str(tmp / "q.parquet"), quiet=True)
+    quality = {r["id"]: set(r["fingerprint"].split("@")[0].split("|"))
+               for r in read_quality_table(tmp / "q.parquet").select(["id", "fingerprint"]).to_pylist()}
+    units = load_units([parse_spec("vggsound")], [str(meta)], None, [str(media)], with_media=True)
+    run = fingerprint_units(units, tmp / "fp.parquet", workers=1, progress=False)
+    fp = {r["id"]: {k[2:] for k in r["media_key"].split("|")[:2]} - {"-"}
+          for r in run.table.select(["id", "media_key"]).to_pylist()}
+    return quality, fp
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "tar", "tar.gz"])
+def test_quality_and_fingerprint_tables_key_media_alike(corpus, tmp_path, kind):
+    """The two derived tables key a clip by one content key (``avsets.sources.content_key``) although the quality
+    pass streams archives in archive order (bytes) and the fingerprint pass reads them at random (locators); a
+    changed archive or file gives new keys in both."""
+    meta, media = corpus
+    src = {"folder": lambda d: shutil.copytree(media, d / "media"), "zip": lambda d: _zip(media, d / "m.zip"),
+           "tar": lambda d: _tar(media, d / "m.tar"), "tar.gz": lambda d: _tar_gz(media, d / "m.tar.gz")}[kind]
+    mirror = Path(src(tmp_path))
+    (tmp_path / "a").mkdir()
+    quality, fp = _keys_of_both_tables(meta, mirror, tmp_path / "a")
+    assert set(quality) == set(fp) and len(quality) == 6
+    for clip in quality:
+        assert quality[clip] == fp[clip] and len(quality[clip]) == 1, (clip, quality[clip], fp[clip])
+    # one clip changed (16 bytes appended; the mirror rebuilt): both tables see it
+    victim = next(media.rglob("qualAAAAAA0_*"))
+    changed = tmp_path / "changed"
+    shutil.copytree(media, changed)
+    (changed / victim.relative_to(media)).write_bytes(victim.read_bytes() + bytes(16))
+    if kind == "folder":
+        shutil.copyfile(changed / victim.relative_to(media), mirror / victim.relative_to(media))
+    else:
+        mirror.unlink()
+        src_changed = {"zip": _zip, "tar": _tar, "tar.gz": _tar_gz}[kind]
+        src_changed(changed, mirror)
+    (tmp_path / "b").mkdir()
+    quality2, fp2 = _keys_of_both_tables(meta, mirror, tmp_path / "b")
+    victim_id = clip_id("qualAAAAAA0", 1)
+    assert quality2[victim_id] == fp2[victim_id] != quality[victim_id]
+    for clip in quality2:
+        assert quality2[clip] == fp2[clip], clip

@@ -78,27 +78,41 @@ def _params_of(schema: pa.Schema) -> dict | None:
     return json.loads(raw).get("params")
 
 
-def _cell_key(keys: ContentKeys, cell: dict | None) -> str:
-    if cell is None:
-        return "-"
-    try:
-        return keys(cell) or "-"
-    except MediaError:  # unreachable now: the decode will say why; such a row is never reused
-        return "?"
-
-
-def media_key(row: dict, keys: ContentKeys | None = None) -> str:
-    """The media key of a row: the content key of its audio and video (:mod:`avsets.sources.content_key`,
-    the key the quality table uses too) and which segment of them."""
+def keyed_row(row: dict, keys: ContentKeys | None = None) -> tuple[str, dict]:
+    """``(media key, row)``: the content key of the row's audio and video (:mod:`avsets.sources.content_key`,
+    the key the quality table uses too) and which segment of them; the row comes back with the bytes of any
+    member that had to be read to be keyed (a tar or Parquet member) in its cells, so it is decoded from
+    those bytes and never read twice.  Media that cannot be reached gets the key ``?`` (the decode says
+    why; such a row is never reused)."""
     keys = keys or ContentKeys()
+    out = dict(row)
+    parts = []
+    seen: dict[tuple[object, int], tuple[str, bytes | None]] = {}
+    for col in ("audio", "video"):
+        cell = row.get(col)
+        if cell is None:
+            parts.append("-")
+            continue
+        same = (cell.get("path"), id(cell.get("bytes")))  # audio and video of one file: keyed (and read) once
+        if same not in seen:
+            try:
+                key, data = keys.identify(cell)
+                seen[same] = (key or "-", data)
+            except MediaError:
+                seen[same] = ("?", None)
+        key, data = seen[same]
+        if data is not None:
+            out[col] = {**cell, "bytes": data}
+        parts.append(key)
     offset = row.get("media_offset") or 0.0
     start, end = row.get("start"), row.get("end")
     span = "" if start is None or end is None else f"{end - start:.3f}"
-    return f"a:{_cell_key(keys, row.get('audio'))}|v:{_cell_key(keys, row.get('video'))}|{offset:.3f}+{span}"
+    return f"a:{parts[0]}|v:{parts[1]}|{offset:.3f}+{span}", out
 
 
-#: threads that key rows: a stat locally, one metadata request per remote file (latency-bound)
-KEY_THREADS = 8
+def media_key(row: dict, keys: ContentKeys | None = None) -> str:
+    """The media key of a row (:func:`keyed_row`'s key)."""
+    return keyed_row(row, keys)[0]
 
 
 @dataclass
@@ -196,11 +210,6 @@ def _media_rows(unit: Unit) -> Iterable[dict]:
     yield from t.filter(has).select(cols).to_pylist()
 
 
-def _keyed(pool: ThreadPoolExecutor, keys: ContentKeys, rows: list[dict]) -> Iterable[tuple[dict, str]]:
-    """``(row, media key)`` of each row, keyed by ``pool``'s threads (no media body is read)."""
-    return zip(rows, pool.map(lambda r: media_key(r, keys), rows), strict=True)
-
-
 def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers: int = 2, progress: bool = True,
                       compute: Callable[[dict], ClipPrint] = fingerprint_row) -> FingerprintRun:
     """Fingerprint every row with media of ``units`` into the table at ``out`` (reusing what it holds).
@@ -219,21 +228,17 @@ def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers:
     n_parts = len(glob.glob(os.path.join(parts_dir, "*.parquet")))
     rows: list[dict] = []
     pending: list[dict] = []
-    todo: list[tuple[Unit, dict, str]] = []
-    reused = 0
-    keys = ContentKeys()  # one per pass: each archive's identity is asked once
-    with ThreadPoolExecutor(max_workers=KEY_THREADS) as key_pool:
-        keyed = [(unit, row, key) for unit in units
-                 for row, key in _keyed(key_pool, keys, list(_media_rows(unit)))]
-    for unit, row, key in keyed:
-        hit = reuse.get((row["id"], key))
-        if hit is not None:
-            rows.append({"corpus": unit.corpus, "config": unit.config, "split": unit.split, "id": row["id"],
-                         "media_key": key, "audio": hit["audio"], "video": hit["video"], "error": None})
-            reused += 1
-        else:
-            todo.append((unit, row, key))
     failed: list[tuple[str, str, str]] = []
+    reused = computed = 0
+    keys = ContentKeys()
+    items = [(unit, row) for unit in units for row in _media_rows(unit)]
+
+    def one(item: tuple[Unit, dict]) -> tuple[str, ClipPrint | None, dict | None]:
+        """Key a row, then reuse its cached prints or compute them (in the worker: a member read to be keyed
+        is decoded from the same bytes)."""
+        key, row = keyed_row(item[1], keys)
+        hit = reuse.get((row["id"], key))
+        return (key, None, hit) if hit is not None else (key, compute(row), None)
 
     def flush() -> None:
         nonlocal n_parts
@@ -245,9 +250,16 @@ def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers:
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:
-        results = pool.map(lambda item: compute(item[1]), todo)
-        for (unit, row, key), fp in tqdm(zip(todo, results, strict=True), total=len(todo), disable=not progress,
-                                         desc="fingerprinting", unit="clip"):
+        results = pool.map(one, items)
+        for (unit, row), (key, fp, hit) in tqdm(zip(items, results, strict=True), total=len(items),
+                                                disable=not progress, desc="fingerprinting", unit="clip"):
+            if hit is not None:
+                rows.append({"corpus": unit.corpus, "config": unit.config, "split": unit.split, "id": row["id"],
+                             "media_key": key, "audio": hit["audio"], "video": hit["video"], "error": None})
+                reused += 1
+                continue
+            assert fp is not None
+            computed += 1
             rec = _row_of(unit, row["id"], key, fp)
             rows.append(rec)
             pending.append(rec)
@@ -261,7 +273,7 @@ def fingerprint_units(units: Sequence[Unit], out: str | os.PathLike, *, workers:
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     _write_merged(out, table, cached)
     shutil.rmtree(parts_dir, ignore_errors=True)
-    return FingerprintRun(table, computed=len(todo), reused=reused, failed=len(failed), failed_ids=failed)
+    return FingerprintRun(table, computed=computed, reused=reused, failed=len(failed), failed_ids=failed)
 
 
 def _write_merged(out: str, table: pa.Table, cached: pa.Table | None) -> None:

@@ -104,8 +104,8 @@ def _cell_source(cell: dict[str, Any] | None, keys: ContentKeys) -> tuple[Any, s
     and its bytes go to the worker (a worker process or Ray task need not reach the source)."""
     if not cell:
         return None, None
-    key = keys(cell)
-    data, path = cell.get("bytes"), cell.get("path")
+    key, read = keys.identify(cell)  # a tar or Parquet member is read to be keyed: those bytes are decoded
+    data, path = (cell.get("bytes") if read is None else read), cell.get("path")
     if data is None and path and not is_member(path) and is_local(path):
         return local_path(path), key
     if data is None and path:
@@ -360,7 +360,7 @@ def run_quality(
         if on_row is not None:
             on_row(row)
 
-    keys = ContentKeys()  # one per pass: each archive's identity is asked once
+    keys = ContentKeys()
 
     def todo() -> Iterator[ClipJob]:
         for name in wanted:

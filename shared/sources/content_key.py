@@ -6,17 +6,21 @@ tables, so the same media gives the same key in both and a changed file gives a 
 
 What is hashed, by where the bytes are (and why):
 
-* **bytes in the cell** (``{bytes: b"...", path}``): a BLAKE2b digest of the bytes.  They are in memory,
-  hashing them is the only exact answer and costs no I/O.
+* **bytes in the cell** (``{bytes: b"...", path}``: a streamed member, a Parquet cell, a user's bytes):
+  a BLAKE2b digest of the bytes (a streamed zip member: its CRC-32, below).  They are in memory; hashing
+  them is the exact answer and costs no I/O.
 * **a local file**: its size, its mtime (ns) and a BLAKE2b digest of its first and last 64 KiB.  The stat
   notices any edit in place; the head and tail (an MP4's ``moov`` index sits at one end, a WebM's cues
   and header at the ends) notice a file replaced by another with the same size and a preserved mtime
   (``cp -p``, ``rsync -t``) at the cost of two small reads, never a read of the whole file.
-* **an archive member** (a member locator, :mod:`.locator`): a zip member's CRC-32 and size from the
-  central directory, which the locator carries (a changed member changes its CRC; the locator comes from
-  an index rebuilt whenever the archive changed).  A tar or Parquet member has no checksum: the
-  archive's size and change marker (mtime locally; ETag / Last-Modified / blob id remotely, one metadata
-  request per archive and :class:`ContentKeys` object) plus the member's place in it.
+* **an archive member**, read at random (a member locator, :mod:`.locator`) or streamed in archive order
+  (bytes, path ``ARCHIVE!/MEMBER``), alike: the quality pass streams archives while the fingerprint pass
+  reads them at random, and both must give a member one key.  A zip member: its CRC-32 and size (the
+  central directory's, which the locator carries, so keying reads nothing; or computed from the streamed
+  bytes: the same number).  A tar or Parquet member has no stored checksum: the BLAKE2b digest of its
+  bytes, which :meth:`ContentKeys.identify` hands back so the caller decodes them instead of reading the
+  member twice.  The key holds no archive name: the same member served from a local copy or a remote
+  mirror keeps its key.
 * **a remote file** (an fsspec URL): its size and the change markers of one metadata request (ETag,
   Last-Modified, blob id...: :meth:`.ranged.RangeReader.info`), never its body, so a pass that keys and
   then decodes a remote file reads it once.  A server that sends no marker at all leaves only the size
@@ -31,11 +35,14 @@ import hashlib
 import logging
 import os
 import threading
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import MediaError
 from ..secrets import redact_text, redact_url
+from .access import read_media_bytes
+from .kinds import source_kind
 from .locator import is_member, parse_locator
 from .ranged import RangeReader, is_local, local_path
 
@@ -44,6 +51,9 @@ logger = logging.getLogger("avsets")
 #: bytes hashed at each end of a local file
 EDGE = 64 * 1024
 _DIGEST = 16
+
+#: between archive and member in the path of a streamed member's cell (``sources.stream``) and in a locator
+_SEP = "!/"
 
 _WARNED: set[str] = set()
 _WARNED_LOCK = threading.Lock()
@@ -70,15 +80,8 @@ def _local_key(path: str) -> str:
 
 
 class ContentKeys:
-    """Content keys of media cells for one pass (see the module doc); thread-safe.
-
-    One object remembers each archive's identity (size + change marker: one ``stat`` or one metadata
-    request per archive per pass), so keying 10,000 members of one tar costs one request, not 10,000.
-    """
-
-    def __init__(self) -> None:
-        self._archives: dict[str, str] = {}
-        self._lock = threading.Lock()
+    """Content keys of media cells for one pass (see the module doc); thread-safe, holds no state between
+    cells (a class so a pass can keep one and callers can pass it around)."""
 
     def __call__(self, cell: Mapping[str, Any] | None) -> str | None:
         """The content key of a ``{bytes, path}`` cell (None for no cell, or one with neither).
@@ -86,19 +89,24 @@ class ContentKeys:
         Raises :class:`~avsets.errors.MediaError` when the media cannot be reached (a missing local file,
         a remote server that refuses), so callers count it like any unreadable clip.
         """
+        return self.identify(cell)[0]
+
+    def identify(self, cell: Mapping[str, Any] | None) -> tuple[str | None, bytes | None]:
+        """``(content key, the bytes read to make it)``: a tar or Parquet member is read to be keyed, and its
+        caller decodes those bytes instead of reading the member again (None when nothing was read)."""
         if not cell:
-            return None
+            return None, None
         data, path = cell.get("bytes"), cell.get("path")
-        if data is not None:
-            return "b2:" + _blake(bytes(data))
-        if not path:
-            return None
+        if data is None and not path:
+            return None, None
         try:
+            if data is not None:
+                return _bytes_key(bytes(data), path), None
             if is_member(path):
-                return self._member_key(path)
+                return _member_key(path)
             if is_local(path):
-                return _local_key(local_path(path))
-            return self._remote_key(path)
+                return _local_key(local_path(path)), None
+            return _remote_key(path), None
         except MediaError:
             raise
         except (OSError, ValueError) as exc:
@@ -107,40 +115,51 @@ class ContentKeys:
         except Exception as exc:  # noqa: BLE001 - any fsspec backend's client error: one named error
             raise MediaError(f"cannot identify the media: {type(exc).__name__}", path=redact_url(path)) from None
 
-    def _member_key(self, path: str) -> str:
-        loc = parse_locator(path)
-        f = loc.fields
-        if loc.kind == "zip" and "crc" in f:
-            return f"z:{f['crc']}:{f.get('s', '')}"
-        place = ",".join(f"{k}={v}" for k, v in sorted(f.items()) if k != "n")
-        return f"m:{loc.kind}:{self._archive(loc.archive)}:{place}:{_blake(loc.member.encode('utf-8', 'surrogatepass'))}"
 
-    def _archive(self, url: str) -> str:
-        with self._lock:
-            known = self._archives.get(url)
-        if known is None:
-            known = self._remote_key(url) if not is_local(url) else self._local_archive(local_path(url))
-            with self._lock:
-                self._archives[url] = known
-        return known
+def _bytes_key(data: bytes, path: str | None) -> str:
+    """Bytes: a streamed zip member (``path`` is ``ARCHIVE.zip!/MEMBER``) gets the key the same member gets
+    read at random, its CRC-32 (computed here, stored in the central directory there); any other bytes,
+    their BLAKE2b digest."""
+    split = _archive_member(path)
+    if split is not None and split[1] == "zip":
+        return f"c:{zlib.crc32(data)}:{len(data)}"
+    return "b2:" + _blake(data)
 
-    @staticmethod
-    def _local_archive(path: str) -> str:
-        st = os.stat(path)
-        return f"{st.st_size}:{st.st_mtime_ns}"
 
-    @staticmethod
-    def _remote_key(url: str) -> str:
-        info = RangeReader(url).info()
-        if not info.identity:
-            server = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
-            with _WARNED_LOCK:
-                new = server not in _WARNED
-                _WARNED.add(server)
-            if new:
-                logger.warning("avsets: %s sends no ETag or Last-Modified: a changed file of the same size on it "
-                               "is not noticed by derived tables (quality, fingerprints)", server)
-        return f"r:{info.size}:{_blake(info.identity.encode())}"
+def _member_key(path: str) -> tuple[str, bytes | None]:
+    loc = parse_locator(path)
+    f = loc.fields
+    if loc.kind == "zip" and "crc" in f and "s" in f:
+        return f"c:{int(f['crc'])}:{int(f['s'])}", None
+    data = read_media_bytes(path)  # no checksum stored: the bytes are the identity (and the caller's to decode)
+    return "b2:" + _blake(data), data
+
+
+def _remote_key(url: str) -> str:
+    info = RangeReader(url).info()
+    if not info.identity:
+        server = url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+        with _WARNED_LOCK:
+            new = server not in _WARNED
+            _WARNED.add(server)
+        if new:
+            logger.warning("avsets: %s sends no ETag or Last-Modified: a changed file of the same size on it "
+                           "is not noticed by derived tables (quality, fingerprints)", server)
+    return f"r:{info.size}:{_blake(info.identity.encode())}"
+
+
+def _archive_member(path: str | None) -> tuple[str, str, str] | None:
+    """``(archive, kind, member)`` of a streamed member's path ``ARCHIVE!/MEMBER`` (what archive-order
+    reading names a cell), None for any other path."""
+    if not path:
+        return None
+    at = path.find(_SEP)
+    while at > 0:
+        kind = source_kind(path[:at])
+        if kind is not None:
+            return path[:at], kind, path[at + len(_SEP):]
+        at = path.find(_SEP, at + 1)
+    return None
 
 
 def content_key(cell: Mapping[str, Any] | None) -> str | None:
