@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import avsets
 from avsets.errors import ManualDownloadRequired, MetadataError
@@ -418,3 +420,33 @@ def test_key_reader_does_not_judge_the_fields_it_does_not_read(tmp_path):
     with pytest.raises(MetadataError, match="line 4, field 'AVC'"):
         _full_keys(path)
     assert read_keys(path).column("youtube_id").to_pylist() == [r["Youtube ID"] for r in recs]
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=st.integers(0, 999), m=st.integers(0, 99), s=st.integers(0, 99), frac=st.integers(0, 999_999),
+       places=st.integers(0, 6), hw=st.integers(1, 3), rows=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_key_reader_clock_times_are_to_seconds_bit_for_bit(h, m, s, frac, places, hw, rows, seed):
+    """The key reader's NumPy clock parse gives exactly ``to_seconds``' doubles (and gives way on any other
+    shape: lengths that differ, a sign, a space)."""
+    import random
+
+    import pyarrow as pa
+
+    from avsets.avset10m.keys import _fixed_clock_seconds, _seconds
+    from avsets.coerce import to_seconds
+
+    rng = random.Random(seed)
+
+    def clock() -> str:
+        f = f".{rng.randint(0, 10 ** places - 1):0{places}d}" if places else ""
+        return f"{rng.randint(0, 10 ** hw - 1):0{hw}d}:{rng.randint(0, 99):02d}:{rng.randint(0, 99):02d}{f}"
+
+    values = [f"{h:0{hw}d}"[-hw:] + f":{m:02d}:{s:02d}" + (f".{frac:06d}"[:places + 1] if places else "")]
+    values += [clock() for _ in range(rows)]
+    for arr in (pa.array(values), pa.array(["x", *values]).slice(1), pa.array([*values, " 0:00:01.000"]),
+                pa.array([*values, values[0].replace(":", ";", 1)])):
+        got, bad = _seconds(arr)
+        want, want_bad = to_seconds(arr)
+        assert got.equals(want) and bad.equals(want_bad)
+    assert _fixed_clock_seconds(pa.array(values)) is not None
+    assert _fixed_clock_seconds(pa.array([*values, "-" + values[0][1:]])) is None
