@@ -199,3 +199,34 @@ def test_avset_keys_in_worker_processes_give_the_same_csv(dirs, tmp_path, monkey
         assert main([*base, "--workers", "2", "--out", str(tmp_path / "d.csv")]) == 0
     assert (tmp_path / "d.csv").read_text() == texts["pool"]
     assert "reading in this process" in caplog.text
+
+
+def test_shrinking_every_unit_first_changes_no_pair():
+    """``shared_keys`` cuts each unit to ids some other unit has, largest first: every pair's rows are those of
+    the join of the whole units (ids in 1, 2 and 3 units, null ids, an empty unit, one unit far larger)."""
+    import pyarrow as pa
+
+    from avsets.leakage.overlap import overlap_units, pair_overlap, shared_keys
+    from avsets.leakage.units import Unit
+
+    def unit(name: str, ytids: list, start: float = 0.0) -> Unit:
+        n = len(ytids)
+        return Unit(name, None, "train", pa.table({
+            "id": pa.array([f"{name}{i}" for i in range(n)], pa.string()), "youtube_id": pa.array(ytids, pa.string()),
+            "start": pa.array([start + i % 3 for i in range(n)], pa.float64()),
+            "end": pa.array([start + 10 + i % 3 for i in range(n)], pa.float64())}))
+
+    big = unit("big", [f"v{i:05d}" for i in range(5000)] + ["shared-all", None, "v00001"])
+    units = [unit("a", ["v00001", "v00002", "shared-all", "only-a", None], 5.0), big,
+             unit("b", ["v00002", "shared-all", "only-b", "a-and-b"], 12.0), unit("c", []),
+             unit("d", ["a-and-b", "shared-all", "v04999"], 3.0)]
+    units[0].table = pa.concat_tables([units[0].table, unit("a", ["a-and-b"]).table.set_column(
+        0, "id", pa.array(["a9"]))])
+    keys = shared_keys(units)
+    assert keys[1].num_rows == 5  # v00001 twice, v00002, v04999, shared-all
+    assert "only-a" not in keys[0].column("youtube_id").to_pylist() and keys[3].num_rows == 0
+    table, summaries = overlap_units(units)
+    want = [pair_overlap(a, b) for i, a in enumerate(units) for b in units[i + 1:]]
+    assert table.equals(pa.concat_tables(want))
+    assert [s.pairs for s in summaries] == [w.num_rows for w in want]
+    assert summaries[0].rows_b == 5003 and sum(s.pairs for s in summaries) > 10
