@@ -239,6 +239,7 @@ def overlap_at_scale(rows: int, repeat: int) -> dict:
 
     from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
     from avsets.avset10m.avset10m import AVSET10M
+    from avsets.leakage.units import MIN_POOL_SHARDS
 
     work = tempfile.mkdtemp(prefix="avsets-bench-overlap-")
     try:
@@ -263,7 +264,7 @@ def overlap_at_scale(rows: int, repeat: int) -> dict:
             AVSET10M._key_reader = old_reader
         with open(os.path.join(work, "o.csv"), "rb") as a, open(os.path.join(work, "b.csv"), "rb") as b:
             assert a.read() == b.read(), "the key reader changed the overlap CSV"
-        return {"rows": n, "keys": keys, "pool_start": _pool_start(), "full": full, "cpu": cpu, "wall": wall, "base_cpu": base_cpu,
+        return {"rows": n, "keys": keys, "pool_start": _pool_start(), "pooled": len(files) >= MIN_POOL_SHARDS, "full": full, "cpu": cpu, "wall": wall, "base_cpu": base_cpu,
                 "base_wall": base_wall, "fixed_cpu": fixed_cpu, "fixed_wall": fixed_wall,
                 "load": os.getloadavg()[0]}
     finally:
@@ -286,7 +287,8 @@ def overlap_rows(rows: int, repeat: int) -> list:
         measured, wall_full = "measured", m["wall"]
     else:  # the reader processes' start is paid once, not per row: scale the rest, spread over 2 cores
         start_cpu, start_wall = m["pool_start"]
-        cpu_full = m["fixed_cpu"] + start_cpu + (m["cpu"] - m["fixed_cpu"] - start_cpu) * scale
+        paid = start_cpu if m["pooled"] else 0.0  # a run of fewer than MIN_POOL_SHARDS files starts no readers
+        cpu_full = m["fixed_cpu"] + start_cpu + (m["cpu"] - m["fixed_cpu"] - paid) * scale
         measured = f"extrapolated, {start_wall:.1f} s of reader start kept fixed"
         wall_full = m["fixed_wall"] + start_wall + (cpu_full - m["fixed_cpu"] - start_cpu) / 2
     out.append(Result(f"leakage: overlap avset10m:all ({n:,} rows) + 3 corpora, wall", m["wall"], m["base_wall"], "s",
