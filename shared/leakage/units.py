@@ -162,7 +162,7 @@ def _key_tables(spec: Spec, *, data_dir: str | None, columns: Sequence[str], job
     """Each split's key columns, parsed shard by shard by the corpus' own key reader or ``_read_shard``.
 
     A builder may offer ``_key_reader()``: a picklable ``shard -> key columns`` function that skips the fields
-    the overlap does not need (AVSET-10M: :mod:`avsets.avset10m.keys`, 4x less CPU than its full parser).
+    the overlap does not need (AVSET-10M: :mod:`avsets.avset10m.keys`, 0.4x the CPU of its full parser).
     With ``jobs > 1`` and at least ``MIN_POOL_SHARDS`` shards, that reader runs in a pool of ``jobs`` worker
     processes, started by ``spawn`` (forking after Arrow's threads started is unsafe), shard order kept.
     Otherwise one process, one shard at a time (the parsers hold the GIL: threads measured no faster).
