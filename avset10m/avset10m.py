@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import datasets
 import pyarrow as pa
 
+from avsets.avset10m.keys import read_shard_keys
 from avsets.avset10m.metadata import (
     CONFIG_PARTS,
     HUB_REVISION,
@@ -121,6 +123,15 @@ class AVSET10M(AVBuilder):
         """The rows without the 10M part's captions and pseudo labels (``avsets overlap`` needs ids and
         segments only; the text is 40% of the parse)."""
         return self._read_shard(spec, text=False)
+
+    def _key_reader(self) -> Callable[[tuple[str, str]], pa.Table] | None:
+        """A picklable ``shard -> id, youtube_id, start, end`` reader that skips the other fields
+        (:mod:`avsets.avset10m.keys`), or None when the config needs them: ``errors="skip"`` (a row bad in
+        any field is dropped) or a ``min_avc``/``sound_separation`` filter."""
+        c = self.config
+        if c.errors != "raise" or c.min_avc is not None or c.sound_separation is not None:
+            return None
+        return read_shard_keys
 
     def _generate_tables(self, shards: list, split: str, **kwargs):
         self.skipped_files = []

@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import avsets
 from avsets.errors import ManualDownloadRequired, MetadataError
@@ -290,3 +292,161 @@ def test_num_proc_prepares_the_same_rows(tmp_path, reference):
     recs = viewer_records()
     root = make_dir(tmp_path / "d", [dump(recs[i:i + 4], "lines") for i in range(0, 16, 4)])
     assert load(root, num_proc=2).to_list() == reference
+
+
+# -- the key-only reader of `avsets overlap` (avsets.avset10m.keys) ---------------------------------------
+def _full_keys(path: str):
+    """The full parser's rows (captions skipped, as the builder's ``text=False`` read), key columns only."""
+    from avsets.avset10m.metadata import ReadOptions, read_file
+    from avsets.metadata import RowErrors
+
+    return read_file(path, ReadOptions(with_text=False), RowErrors()).select(["id", "youtube_id", "start", "end"])
+
+
+def _write(tmp_path, text: str | bytes, name: str = "split_000.json") -> str:
+    path = os.path.join(str(tmp_path), name)
+    with open(path, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def _fast(path: str) -> bool:
+    """Whether the msgspec path took the file itself (not handed to the full parser)."""
+    from avsets.avset10m.keys import fast_keys
+
+    with open(path, "rb") as f:
+        return fast_keys(f.read()) is not None
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_key_reader_gives_the_full_parsers_rows_in_every_layout(layout, tmp_path):
+    from avsets.avset10m.keys import read_keys
+
+    path = _write(tmp_path, dump(viewer_records() + ten_m_records(), layout))
+    got, want = read_keys(path), _full_keys(path)
+    assert got.equals(want) and got.num_rows == 18
+    assert got.column("id").to_pylist()[-1] == "-bCdEfGhIj__62250_72000"
+    # JSON arrays and JSON Lines (the release's likely containers) take the fast path; the rest the full parser
+    assert _fast(path) == (layout in ("array", "array_pretty", "lines", "lines_no_final_newline"))
+
+
+def _edge_records() -> list[dict]:
+    """10M-part rows whose unread fields hold what could fool a scanner: key names and quotes inside strings,
+    escapes, non-ASCII text, nested objects, numbers and strings as times."""
+    recs = ten_m_records() * 3
+    recs = [dict(r) for r in recs]
+    recs[0]["caption"] = 'He said "Youtube ID": "zzzzzzzzzzz", "Start Time": "9:99" \\" \\\\'
+    recs[1]["caption"] = "caf\u00e9 \u2014 \u65e5\u672c \U0001f3b8 \u0000 tab\there"
+    recs[2]["pseudo-label"] = [{"label": "Music", "score": 0.5, "Youtube ID": "nested-not-top"}]
+    recs[3]["Start Time"], recs[3]["End Time"] = 62, 72.5  # numbers among clock strings (mixed column)
+    recs[4] = {"caption": "keys in another order", **{k: v for k, v in recs[4].items() if k != "caption"}}
+    recs[5]["Youtube ID"] = "0123456789_"
+    return recs
+
+
+@pytest.mark.parametrize("form", ["ascii_escapes", "utf8", "odd_whitespace", "crlf", "array_pretty"])
+def test_key_reader_edge_cases_match_the_full_parser(form, tmp_path):
+    from avsets.avset10m.keys import read_keys
+
+    recs = _edge_records()
+    if form == "ascii_escapes":
+        text = "\n".join(json.dumps(r) for r in recs) + "\n"
+    elif form == "utf8":
+        text = "\n".join(json.dumps(r, ensure_ascii=False) for r in recs) + "\n"
+    elif form == "odd_whitespace":
+        text = "\n".join(json.dumps(r, separators=(" ,\t", " :  ")) for r in recs) + "\n"
+    elif form == "crlf":
+        text = "\r\n".join(json.dumps(r) for r in recs) + "\r\n"
+    else:
+        text = dump(recs, "array_pretty")
+    path = _write(tmp_path, text)
+    got, want = read_keys(path), _full_keys(path)
+    assert got.equals(want) and got.num_rows == 6
+    assert got.column("start").to_pylist()[3] == 62.0 and got.column("youtube_id").to_pylist()[5] == "0123456789_"
+    assert _fast(path)  # every form here is read by msgspec itself, not handed to the full parser
+
+
+def _bad_files() -> dict[str, bytes]:
+    recs = viewer_records()
+    lines = [json.dumps(r) for r in recs]
+
+    def edit(i: int, **kw) -> str:
+        return json.dumps({**recs[i], **kw})
+
+    bad = {
+        "unterminated string in an unread field": (3, lines[2][:-1] + ', "caption": "oops}'),
+        "invalid UTF-8 in an unread field": (5, lines[4][:-1] + ', "caption": "\udcff"}'),
+        "a time that is no time": (7, edit(6, **{"Start Time": "soon"})),
+        "end before start": (2, edit(1, **{"End Time": "3.000"})),
+        "a bad YouTube id": (4, edit(3, **{"Youtube ID": "short"})),
+        "a missing key": (6, json.dumps({k: v for k, v in recs[5].items() if k != "End Time"})),
+        "a boolean time": (8, edit(7, **{"Start Time": True})),
+        "trailing garbage": (9, lines[8] + " }"),
+    }
+    out = {}
+    for name, (line_no, replacement) in bad.items():
+        rows = list(lines)
+        rows[line_no - 1] = replacement
+        assert rows[line_no - 1] != lines[line_no - 1], name
+        out[name] = "\n".join(rows).encode("utf-8", "surrogateescape") + b"\n"
+    return out
+
+
+@pytest.mark.parametrize("name", list(_bad_files()))
+def test_key_reader_errors_are_the_full_parsers(name, tmp_path):
+    """A bad row is the full parser's error, word for word: file, line and field."""
+    from avsets.avset10m.keys import read_keys
+
+    path = _write(tmp_path, _bad_files()[name], "unbalanced_train_segments_part07.json")
+    assert not _fast(path)  # handed to the full parser
+    if name == "invalid UTF-8 in an unread field":  # pyarrow.json lets it pass in a column the build drops
+        assert read_keys(path).equals(_full_keys(path))
+        return
+    with pytest.raises(MetadataError) as full:
+        _full_keys(path)
+    with pytest.raises(MetadataError) as keys:
+        read_keys(path)
+    assert str(keys.value) == str(full.value)
+    assert "part07.json" in str(keys.value) and ("line" in str(keys.value) or name == "a missing key")
+
+
+def test_key_reader_does_not_judge_the_fields_it_does_not_read(tmp_path):
+    """Documented: an unknown label or a non-numeric AVC stops the full parser, not the id overlap."""
+    from avsets.avset10m.keys import read_keys
+
+    recs = viewer_records()
+    recs[2]["Label"], recs[3]["AVC"] = "/m/not-a-class", "n/a"
+    path = _write(tmp_path, dump(recs, "lines"))
+    with pytest.raises(MetadataError, match="line 4, field 'AVC'"):
+        _full_keys(path)
+    assert read_keys(path).column("youtube_id").to_pylist() == [r["Youtube ID"] for r in recs]
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=st.integers(0, 999), m=st.integers(0, 99), s=st.integers(0, 99), frac=st.integers(0, 999_999),
+       places=st.integers(0, 6), hw=st.integers(1, 3), rows=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_key_reader_clock_times_are_to_seconds_bit_for_bit(h, m, s, frac, places, hw, rows, seed):
+    """The key reader's NumPy clock parse gives exactly ``to_seconds``' doubles (and gives way on any other
+    shape: lengths that differ, a sign, a space)."""
+    import random
+
+    import pyarrow as pa
+
+    from avsets.avset10m.keys import _fixed_clock_seconds, _seconds
+    from avsets.coerce import to_seconds
+
+    rng = random.Random(seed)
+
+    def clock() -> str:
+        f = f".{rng.randint(0, 10 ** places - 1):0{places}d}" if places else ""
+        return f"{rng.randint(0, 10 ** hw - 1):0{hw}d}:{rng.randint(0, 99):02d}:{rng.randint(0, 99):02d}{f}"
+
+    values = [f"{h:0{hw}d}"[-hw:] + f":{m:02d}:{s:02d}" + (f".{frac:06d}"[:places + 1] if places else "")]
+    values += [clock() for _ in range(rows)]
+    for arr in (pa.array(values), pa.array(["x", *values]).slice(1), pa.array([*values, " 0:00:01.000"]),
+                pa.array([*values, values[0].replace(":", ";", 1)])):
+        got, bad = _seconds(arr)
+        want, want_bad = to_seconds(arr)
+        assert got.equals(want) and bad.equals(want_bad)
+    assert _fixed_clock_seconds(pa.array(values)) is not None
+    assert _fixed_clock_seconds(pa.array([*values, "-" + values[0][1:]])) is None

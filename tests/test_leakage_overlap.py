@@ -150,3 +150,83 @@ def test_avset_key_rows_are_load_datasets_rows(tmp_path):
     want = sorted(zip(ds["id"], ds["youtube_id"], ds["start"], ds["end"], strict=True))
     got = sorted(zip(*(unit.table.column(c).to_pylist() for c in ("id", "youtube_id", "start", "end")), strict=True))
     assert got == want and len(got) == 18
+
+
+def _die_in_a_worker(shard):
+    """A key reader that kills any worker process running it (as an unguarded ``__main__`` would)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(3)
+    from avsets.avset10m.keys import read_shard_keys
+
+    return read_shard_keys(shard)
+
+
+@pytest.mark.slow
+def test_avset_keys_in_worker_processes_give_the_same_csv(dirs, tmp_path, monkeypatch, caplog):
+    """AVSET-10M in 10 files: the key reader in 2 spawned processes, in this process, and the full parser
+    (``errors=skip`` turns the key reader off) write the same CSV; a pool that dies falls back to this process."""
+    import json
+
+    from test_avset10m import make_dir
+
+    from avsets.avset10m.avset10m import AVSET10M
+    from avsets.leakage.units import MIN_POOL_SHARDS
+
+    vgg = pd.read_csv(os.path.join(dirs["vggsound"], "vggsound.csv"), header=None, names=["y", "s", "label", "split"])
+    files = []
+    for k in range(10):
+        recs = [{"Label": "/m/09x0r", "Flag (Sound Separation)": 0, "Youtube ID": y, "AVC": "0.3",
+                 "Start Time": f"{s + k:.3f}", "End Time": f"{s + k + 10:.3f}"}
+                for y, s in zip(vgg.y[k * 40:(k + 1) * 40], vgg.s[k * 40:(k + 1) * 40], strict=True)]
+        files.append("\n".join(json.dumps(r) for r in recs) + "\n")
+    assert len(files) >= MIN_POOL_SHARDS
+    root = make_dir(tmp_path / "avset", files)
+    base = ["overlap", "avset10m:700k", "vggsound", "--data-dir", f"avset10m={root}", "--data-dir",
+            f"vggsound={dirs['vggsound']}"]
+    outs = {}
+    for name, extra in (("pool", ["--workers", "2"]), ("here", ["--workers", "1"]),
+                        ("full", ["--workers", "2", "--option", "errors=skip"])):
+        outs[name] = tmp_path / f"{name}.csv"
+        assert main([*base, *extra, "--out", str(outs[name])]) == 0
+    texts = {name: path.read_text() for name, path in outs.items()}
+    assert texts["pool"] == texts["here"] == texts["full"]
+    got = pd.read_csv(outs["pool"])
+    assert len(got) == 400 and (got.overlap_s > 0).all() and (got.overlap_s < 10).sum() == 360  # k s later
+    monkeypatch.setattr(AVSET10M, "_key_reader", lambda self: _die_in_a_worker)
+    with caplog.at_level("WARNING", logger="avsets"):
+        assert main([*base, "--workers", "2", "--out", str(tmp_path / "d.csv")]) == 0
+    assert (tmp_path / "d.csv").read_text() == texts["pool"]
+    assert "reading in this process" in caplog.text
+
+
+def test_shrinking_every_unit_first_changes_no_pair():
+    """``shared_keys`` cuts each unit to ids some other unit has, largest first: every pair's rows are those of
+    the join of the whole units (ids in 1, 2 and 3 units, null ids, an empty unit, one unit far larger)."""
+    import pyarrow as pa
+
+    from avsets.leakage.overlap import overlap_units, pair_overlap, shared_keys
+    from avsets.leakage.units import Unit
+
+    def unit(name: str, ytids: list, start: float = 0.0) -> Unit:
+        n = len(ytids)
+        return Unit(name, None, "train", pa.table({
+            "id": pa.array([f"{name}{i}" for i in range(n)], pa.string()), "youtube_id": pa.array(ytids, pa.string()),
+            "start": pa.array([start + i % 3 for i in range(n)], pa.float64()),
+            "end": pa.array([start + 10 + i % 3 for i in range(n)], pa.float64())}))
+
+    big = unit("big", [f"v{i:05d}" for i in range(5000)] + ["shared-all", None, "v00001"])
+    units = [unit("a", ["v00001", "v00002", "shared-all", "only-a", None], 5.0), big,
+             unit("b", ["v00002", "shared-all", "only-b", "a-and-b"], 12.0), unit("c", []),
+             unit("d", ["a-and-b", "shared-all", "v04999"], 3.0)]
+    units[0].table = pa.concat_tables([units[0].table, unit("a", ["a-and-b"]).table.set_column(
+        0, "id", pa.array(["a9"]))])
+    keys = shared_keys(units)
+    assert keys[1].num_rows == 5  # v00001 twice, v00002, v04999, shared-all
+    assert "only-a" not in keys[0].column("youtube_id").to_pylist() and keys[3].num_rows == 0
+    table, summaries = overlap_units(units)
+    want = [pair_overlap(a, b) for i, a in enumerate(units) for b in units[i + 1:]]
+    assert table.equals(pa.concat_tables(want))
+    assert [s.pairs for s in summaries] == [w.num_rows for w in want]
+    assert summaries[0].rows_b == 5003 and sum(s.pairs for s in summaries) > 10

@@ -1,8 +1,8 @@
 """Leakage by id: the YouTube videos two corpus splits share, and whether their segments overlap in time.
 
-Everything is an Arrow join (``Table.join`` on ``youtube_id`` after an ``is_in`` semi-join that shrinks the
-big side), never a Python loop over rows: AVSET-10M's 10.9M rows against a 200k-row split cost one hash
-probe of the big side.  ``overlap_s`` is the length of the intersection of ``[start, end)`` of the two clips
+Everything is an Arrow join (``Table.join`` on ``youtube_id`` after ``is_in`` semi-joins that shrink every
+unit to the ids some other unit has), never a Python loop over rows: AVSET-10M's 10.9M rows against all the
+other splits cost one hash probe of the big side (:func:`shared_keys`).  ``overlap_s`` is the length of the intersection of ``[start, end)`` of the two clips
 (0 when the same video is used at disjoint times; empty when a side has no segment, e.g. ASCC without
 ``big_data.csv``, where the whole video is the clip).
 """
@@ -43,12 +43,34 @@ class PairSummary:
 
 def _keys(unit: Unit) -> pa.Table:
     t = unit.table.select(["id", "youtube_id", "start", "end"])
+    if t.column("youtube_id").null_count == 0:  # the usual case: no copy of AVSET-10M's 10.9M rows
+        return t
     return t.filter(pc.is_valid(t.column("youtube_id")))
 
 
-def pair_overlap(a: Unit, b: Unit) -> pa.Table:
-    """The rows of the overlap CSV for units ``a`` and ``b`` (sorted by youtube_id, id_a, id_b)."""
-    ta, tb = _keys(a), _keys(b)
+def shared_keys(units: Sequence[Unit]) -> list[pa.Table]:
+    """Each unit's key rows whose YouTube id is also in some other unit: all that any pair's join can use.
+
+    The largest unit is shrunk first, against the ids of all the others: AVSET-10M's 10.9M rows are hashed
+    once (one ``is_in`` against the others' few hundred thousand ids), not once per pair.  Each later unit is
+    shrunk against the already shrunk ones, which is exact: a row of ``u`` whose id is in ``v`` is kept in
+    shrunk ``v`` too, since that id is in ``u``, a unit other than ``v``.
+    """
+    tables = [_keys(u) for u in units]
+    for i in sorted(range(len(tables)), key=lambda k: -tables[k].num_rows):
+        others = [pc.unique(tables[j].column("youtube_id").combine_chunks()) for j in range(len(tables)) if j != i]
+        ids = pc.unique(pa.concat_arrays(others)) if others else pa.array([], pa.string())
+        tables[i] = tables[i].filter(pc.is_in(tables[i].column("youtube_id"), value_set=ids))
+    return tables
+
+
+def pair_overlap(a: Unit, b: Unit, ta: pa.Table | None = None, tb: pa.Table | None = None) -> pa.Table:
+    """The rows of the overlap CSV for units ``a`` and ``b`` (sorted by youtube_id, id_a, id_b).
+
+    ``ta``/``tb``: their key rows when already narrowed (:func:`shared_keys`), else read from the units.
+    """
+    ta = _keys(a) if ta is None else ta
+    tb = _keys(b) if tb is None else tb
     shared = pc.unique(ta.column("youtube_id").combine_chunks()) if ta.num_rows <= tb.num_rows else \
         pc.unique(tb.column("youtube_id").combine_chunks())
     ta = ta.filter(pc.is_in(ta.column("youtube_id"), value_set=shared))
@@ -93,8 +115,9 @@ def overlap_units(units: Sequence[Unit]) -> tuple[pa.Table, list[PairSummary]]:
     """Every pair of distinct units (in the order given): the CSV rows, and one summary per pair."""
     parts: list[pa.Table] = []
     summaries: list[PairSummary] = []
-    for a, b in itertools.combinations(units, 2):
-        rows = pair_overlap(a, b)
+    keys = shared_keys(units)
+    for (a, ta), (b, tb) in itertools.combinations(zip(units, keys, strict=True), 2):
+        rows = pair_overlap(a, b, ta, tb)
         parts.append(rows)
         summaries.append(summarize(a, b, rows))
     if parts:
