@@ -89,8 +89,13 @@ def media_seconds(f: BinaryIO | bytes, ext: str) -> float | None:
     """Seconds of media in a file or a member's bytes, from its header: FLAC's STREAMINFO, else soundfile
     (WAV, FLAC, OGG), else PyAV (the container's duration, else its longest stream); None when unreadable.
     The one duration both halves of a source decide by."""
-    if isinstance(f, (bytes, bytearray, memoryview)) or not hasattr(f, "read"):
-        f = io.BytesIO(bytes(memoryview(f)))  # type: ignore[arg-type]
+    if not hasattr(f, "read"):  # bytes in hand (``bytes`` or a zero-copy ``pyarrow.Buffer``)
+        view = memoryview(f)  # type: ignore[arg-type]
+        if ext == "flac":  # the common case: 42 bytes of header, no copy of the member
+            seconds = _flac_seconds(bytes(view[:42]))
+            if seconds is not None:
+                return seconds
+        f = io.BytesIO(view)
     try:
         if ext == "flac":
             seconds = _flac_seconds(f.read(42))
