@@ -18,6 +18,7 @@ from source_fixtures import make_flac
 
 import avsets
 from avsets.media_index import MediaIndex
+from avsets.synth import BAND_BITS, frame_band, write_video
 
 SR = 8000
 LABEL = "dog barking"
@@ -30,6 +31,12 @@ ROWS = [
     ("wholeEEEEE4", 0, 10.8, "video"),  # just past the tolerance: a whole video, cut at start 0
     ("missingFFF5", 40, None, None),  # no file at all
 ]
+# the same question for videos (PyAV reads their duration): {id}.mp4 with a picture and an AAC track
+VIDEOS = [
+    ("vclipGGGGG6", 40, 10.0, "segment"),
+    ("vwholeHHHH7", 12, 30.0, "video"),
+]
+FPS = 25
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +44,7 @@ def mixed(tmp_path_factory) -> tuple[Path, Path, dict[str, np.ndarray]]:
     root = tmp_path_factory.mktemp("mixed")
     meta = root / "meta"
     meta.mkdir()
-    (meta / "vggsound.csv").write_text("".join(f"{y},{s},{LABEL},train\n" for y, s, _, _ in ROWS))
+    (meta / "vggsound.csv").write_text("".join(f"{y},{s},{LABEL},train\n" for y, s, _, _ in ROWS + VIDEOS))
     (meta / "stat.csv").write_text(f"{LABEL},1,animals\n")
     expected: dict[str, np.ndarray] = {}
     with zipfile.ZipFile(root / "mirror.zip", "w") as zf:
@@ -49,6 +56,9 @@ def mixed(tmp_path_factory) -> tuple[Path, Path, dict[str, np.ndarray]]:
             samples, _ = sf.read(str(path), dtype="float32")
             lo = 0 if what == "segment" else start * SR
             expected[ytid] = samples[lo:lo + 10 * SR]
+        for ytid, _, seconds, _ in VIDEOS:
+            write_video(root / f"{ytid}.mp4", seconds, fps=FPS, sr=SR)
+            zf.write(root / f"{ytid}.mp4", f"video/{ytid}.mp4")
     return meta, root / "mirror.zip", expected
 
 
@@ -62,9 +72,10 @@ def test_a_mirror_mixing_clips_and_whole_videos_reads_the_same_both_ways(mixed, 
     mapped = _rows(avsets.load_dataset("vggsound", cache_dir=str(tmp_path / "map"), **kw))
     streamed = _rows(avsets.load_dataset("vggsound", streaming=True, **kw))
 
-    assert sorted(mapped) == sorted(streamed) == sorted(r[0] for r in ROWS)  # the same rows
+    assert sorted(mapped) == sorted(streamed) == sorted(r[0] for r in ROWS + VIDEOS)  # the same rows
     found = {y for y, r in mapped.items() if r["audio"] is not None}
-    assert found == {y for y, r in streamed.items() if r["audio"] is not None} == set(expected)  # same counts
+    videos = {v[0] for v in VIDEOS}
+    assert found == {y for y, r in streamed.items() if r["audio"] is not None} == set(expected) | videos  # counts
     for ytid, start, _, what in ROWS:
         m, s = mapped[ytid], streamed[ytid]
         if what is None:
@@ -74,6 +85,14 @@ def test_a_mirror_mixing_clips_and_whole_videos_reads_the_same_both_ways(mixed, 
         assert m["audio"]["sampling_rate"] == s["audio"]["sampling_rate"] == SR
         np.testing.assert_array_equal(m["audio"]["array"], s["audio"]["array"])  # sample-exact, both ways
         np.testing.assert_array_equal(m["audio"]["array"], expected[ytid])
+    for ytid, start, _, what in VIDEOS:
+        m, s = mapped[ytid], streamed[ytid]
+        offset = 0.0 if what == "segment" else float(start)
+        assert m["media_offset"] == s["media_offset"] == offset, ytid
+        np.testing.assert_array_equal(m["audio"]["array"], s["audio"]["array"])  # the video's own audio track
+        np.testing.assert_array_equal(m["video"]["frames"], s["video"]["frames"])
+        first = frame_band(np.asarray(m["video"]["frames"][0]))  # the frame the segment starts at
+        assert first == round(offset * FPS) % 2**BAND_BITS, ytid
 
 
 def test_a_stated_id_named_overrides_the_durations_in_both_halves(mixed, tmp_path):
@@ -84,7 +103,7 @@ def test_a_stated_id_named_overrides_the_durations_in_both_halves(mixed, tmp_pat
     mapped = _rows(avsets.load_dataset("vggsound", cache_dir=str(tmp_path / "map"), **kw))
     streamed = _rows(avsets.load_dataset("vggsound", streaming=True, **kw))
     assert {y: r["media_offset"] for y, r in mapped.items()} == {y: r["media_offset"] for y, r in streamed.items()}
-    assert set(r["media_offset"] for r in mapped.values()) == {0.0} and len(mapped) == 5
+    assert set(r["media_offset"] for r in mapped.values()) == {0.0} and len(mapped) == 7
     assert MediaIndex.scan(str(mirror), id_named="segment").seconds == {}
 
 
@@ -93,4 +112,4 @@ def test_the_index_keeps_each_members_duration(mixed):
     _, mirror, _ = mixed
     index = MediaIndex.scan(str(mirror))
     got = {loc.rsplit("/", 1)[-1]: round(s, 2) for loc, s in index.seconds.items()}
-    assert got == {f"{y}.flac": s for y, _, s, _ in ROWS if s is not None}
+    assert got == {f"{y}.flac": s for y, _, s, _ in ROWS if s is not None} | {f"{y}.mp4": s for y, _, s, _ in VIDEOS}
