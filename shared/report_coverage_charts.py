@@ -16,7 +16,8 @@ from .report_charts import figure, png
 MAX_CLASS_BARS = 15
 
 
-def _pct(n: int, d: int) -> str:
+def pct(n: int, d: int) -> str:
+    """``n`` of ``d`` as a percentage with one decimal, ``-`` when there is nothing to count."""
     return f"{100.0 * n / d:.1f}%" if d else "-"
 
 
@@ -139,7 +140,7 @@ def over_time_summary(rep: CoverageReport) -> str | None:
         return None
     when = splits[0].over_time[0].label
     what = "the ledger's one run" if rep.history == "runs" else "the ledger's one date of outcomes"
-    shares = ", ".join(f"{s.split} {_pct(s.over_time[0].ok, s.over_time[0].rows)}" for s in splits)
+    shares = ", ".join(f"{s.split} {pct(s.over_time[0].ok, s.over_time[0].rows)}" for s in splits)
     return (f"After {what} ({when}): clips ok in the ledger {shares}. Each later fetch or unpack run adds a "
             "point, and a chart appears here.")
 

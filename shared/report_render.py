@@ -12,7 +12,6 @@ import html
 import io
 import json
 import os
-import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,31 +27,17 @@ from .report_coverage_charts import (
     chart_worst,
     media_summary,
     over_time_summary,
+    pct,
 )
 from .report_quality import chart_quality, quality_dict, quality_html, quality_md
+from .secrets import redact_url
 
 FORMATS = ("html", "md", "json", "png")
 
 
 def _redact(text: str) -> str:
     """A path or URL without userinfo, tokens or signed query parameters (DESIGN "Secrets")."""
-    try:
-        from .secrets import redact_url  # the project's rule, when present
-    except ImportError:
-        redact_url = None
-    if redact_url is not None:
-        return redact_url(text)
-    if "://" not in text:
-        return text
-    parts = urllib.parse.urlsplit(text)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _pct(n: int, d: int) -> str:
-    return f"{100.0 * n / d:.1f}%" if d else "-"
+    return redact_url(text) or ""
 
 
 # --- downloads -------------------------------------------------------------------------------------------
@@ -152,7 +137,7 @@ def render_md(rep: CoverageReport) -> str:
     for s in rep.splits:
         c = s.coverage
         corrupt = str(c.corrupt) if rep.corrupt_checked else "not checked"
-        out.append(f"| {s.split} | {c.rows} | {c.found} | {c.missing} | {corrupt} | {_pct(s.usable, c.rows)} "
+        out.append(f"| {s.split} | {c.rows} | {c.found} | {c.missing} | {corrupt} | {pct(s.usable, c.rows)} "
                    f"| `{manifest_hash(s.present_ids)}` |")
     statuses = _statuses(rep)
     if statuses:
@@ -171,7 +156,7 @@ def render_md(rep: CoverageReport) -> str:
         if worst:
             out += ["", f"## {s.split}: partly present classes with the lowest coverage", "",
                     "| class | rows | present | coverage |", "| --- | ---: | ---: | ---: |"]
-            out += [f"| {c.name} | {c.rows} | {c.present} | {_pct(c.present, c.rows)} |" for c in worst]
+            out += [f"| {c.name} | {c.rows} | {c.present} | {pct(c.present, c.rows)} |" for c in worst]
     if any(s.probed_files for s in rep.splits):
         out += ["", "## What is present", "", *[f"- {media_summary(s)}" for s in rep.splits]]
     if rep.runs:
@@ -223,7 +208,7 @@ def render_html(rep: CoverageReport, charts: dict[str, bytes | None] | None = No
                    else '<td class="n">not checked</td>')
         p.append(f'<tr><td>{k}</td><td class="n" data-k="{k}.rows">{c.rows}</td>'
                  f'<td class="n" data-k="{k}.found">{c.found}</td><td class="n" data-k="{k}.missing">{c.missing}</td>'
-                 f'{corrupt}<td class="n" data-k="{k}.coverage">{_pct(s.usable, c.rows)}</td>'
+                 f'{corrupt}<td class="n" data-k="{k}.coverage">{pct(s.usable, c.rows)}</td>'
                  f'<td><code data-k="{k}.manifest">{manifest_hash(s.present_ids)}</code></td></tr>')
     p.append("</table>")
     p.append(f'<p class="meta">Coverage counts clips present and, when probed, readable. Manifest of every split '
@@ -311,7 +296,7 @@ def render_png(rep: CoverageReport) -> bytes:
     ax.axis("off")
     ax.set_title(f"Coverage report: {rep.corpus} / {rep.config or 'default'}", fontsize=11)
     cells = [[s.split, s.coverage.rows, s.coverage.found, s.coverage.missing,
-              s.coverage.corrupt if rep.corrupt_checked else "-", _pct(s.usable, s.coverage.rows),
+              s.coverage.corrupt if rep.corrupt_checked else "-", pct(s.usable, s.coverage.rows),
               manifest_hash(s.present_ids)] for s in rep.splits]
     ax.table(cellText=cells, colLabels=["split", "rows", "present", "missing", "corrupt", "coverage", "manifest"],
              loc="center")
