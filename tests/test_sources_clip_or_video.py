@@ -113,3 +113,37 @@ def test_the_index_keeps_each_members_duration(mixed):
     index = MediaIndex.scan(str(mirror))
     got = {loc.rsplit("/", 1)[-1]: round(s, 2) for loc, s in index.seconds.items()}
     assert got == {f"{y}.flac": s for y, _, s, _ in ROWS if s is not None} | {f"{y}.mp4": s for y, _, s, _ in VIDEOS}
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_a_remote_probe_reads_a_stored_members_header_not_the_member(tmp_path, monkeypatch, kind):
+    """Probing every id-named member must not download the mirror: a member stored as it is (tar, stored
+    zip) is read by ranges, a block of 64 KiB, not its 1 MB; the duration is the same as from the whole."""
+    import io
+    import tarfile
+
+    from range_server import RangeServer
+
+    monkeypatch.setenv("AVSETS_SOURCE_CACHE", str(tmp_path / "cache"))
+    clip = make_flac(tmp_path / "c.flac", 12.0, sr=SR).read_bytes()
+    big = clip + bytes(1 << 20)  # a whole video's size class; the FLAC header says 12 s
+    ids = [f"big{i:08d}" for i in range(6)]
+    if kind == "tar":
+        with tarfile.open(tmp_path / "m.tar", "w") as t:
+            for y in ids:
+                ti = tarfile.TarInfo(f"a/{y}.flac")
+                ti.size = len(big)
+                t.addfile(ti, io.BytesIO(big))
+    else:
+        with zipfile.ZipFile(tmp_path / "m.zip", "w", zipfile.ZIP_STORED) as z:
+            for y in ids:
+                z.writestr(f"a/{y}.flac", big)
+    with RangeServer(tmp_path) as srv:
+        url = srv.url(f"m.{kind}")
+        MediaIndex.scan(url, id_named="video")  # the index alone, cached: what follows is the probes
+        srv.reset()
+        index = MediaIndex.scan(url)
+        reqs, moved = srv.total()
+    assert sorted(round(s, 3) for s in index.seconds.values()) == [12.0] * len(ids)
+    assert moved <= len(ids) * (64 << 10) + (64 << 10), moved  # at most a block each, not 6 MB
+    assert reqs <= 2 * len(ids) + 4

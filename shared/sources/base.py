@@ -22,10 +22,11 @@ names its own, so nothing dispatches on a kind string.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import fsspec
 
@@ -42,8 +43,8 @@ from .parquetsrc import index_parquet, read_parquet_member
 from .ranged import RangeReader, RemoteInfo, is_local, local_path
 from .records import Member, SourceStats, member_keys
 from .registry import register, source_class
-from .tarsrc import index_tar, read_tar_member
-from .zipsrc import index_zip, read_zip_member
+from .tarsrc import index_tar, open_tar_member, read_tar_member
+from .zipsrc import index_zip, open_zip_member, read_zip_member
 
 logger = logging.getLogger("avsets")
 
@@ -115,6 +116,12 @@ class MediaSource:
     def read_located(reader: RangeReader, fields: dict[str, str], member: str) -> bytes:
         """One member's bytes from its locator fields (the low-level reader of this kind)."""
         raise MediaError("this source kind has no member locators")
+
+    @classmethod
+    def open_located(cls, reader: RangeReader, fields: dict[str, str], member: str) -> BinaryIO:
+        """One member as a file, for reads of a part of it (a duration probe): by ranges on demand where the
+        kind stores members as they are, else its bytes read whole (:meth:`read_located`)."""
+        return io.BytesIO(cls.read_located(reader, fields, member))
 
     @staticmethod
     def iter_stored(source: Source, stats: SourceStats, want: Want | None, key_column: str | None = None
@@ -217,6 +224,7 @@ class ZipSource(MediaSource):
 
     kind = "zip"
     iter_stored = staticmethod(iter_zip)
+    open_located = staticmethod(open_zip_member)  # type: ignore[assignment]
     build_index = staticmethod(lambda url, reader, size, *, key_column=None: index_zip(url, reader, size))
     read_located = staticmethod(read_zip_member)
 
@@ -228,6 +236,7 @@ class TarSource(MediaSource):
     kind = "tar"
     reads_ahead = True
     iter_stored = staticmethod(iter_tar)
+    open_located = staticmethod(open_tar_member)  # type: ignore[assignment]
     build_index = staticmethod(lambda url, reader, size, *, key_column=None: index_tar(url, reader, size))
     read_located = staticmethod(lambda reader, fields, member: read_tar_member(reader, fields))
 

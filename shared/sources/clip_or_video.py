@@ -36,7 +36,7 @@ from typing import BinaryIO
 import av
 import soundfile as sf
 
-from .access import SourceIndex, cache_dir, open_media
+from .access import SourceIndex, cache_dir, open_media_part
 from .ranged import is_local
 from .records import Member
 
@@ -124,7 +124,7 @@ def media_seconds(f: BinaryIO | bytes, ext: str) -> float | None:
 
 def _probe(path: str, ext: str) -> float | None:
     try:
-        with open_media(path) as f:
+        with open_media_part(path) as f:
             return media_seconds(f, ext)
     except Exception:  # noqa: BLE001 - a probe never stops indexing: an unreadable member is "unknown"
         return None
@@ -132,7 +132,8 @@ def _probe(path: str, ext: str) -> float | None:
 
 def probe_paths(paths: Sequence[str], exts: Sequence[str]) -> list[float | None]:
     """Durations of media paths (files, URLs, member locators), in order: one after the other when local,
-    ``REMOTE_PROBES`` at a time otherwise (each remote probe waits on the network)."""
+    ``REMOTE_PROBES`` at a time otherwise (each remote probe waits on the network).  A member stored as it
+    is (tar, stored zip) is read by ranges, only as far as its header (:func:`.access.open_media_part`)."""
     if not paths:
         return []
     if all(is_local(p) for p in paths):
