@@ -14,6 +14,11 @@ Tables:
   row per fetch run (start, end, this run's status counts, the whole ledger's status counts at its end)
   and one row per clip outcome recorded in a run.  ``clips`` keeps only the last outcome; these two are
   what ``avsets report`` draws coverage over time from (each run a point).
+
+Why one module of ~550 lines: it is one file format.  The schema, the one writer (:class:`Ledger`, its
+claims and runs) and the readers (:func:`read_ledger`, :func:`ledger_summary`, :func:`diff_ledgers`, the
+ledger of a remote mirror) change together - a column added touches all of them - and the callers in
+fetch, publish, manifest, report and unpack import them from here.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from .errors import MediaSourceError, MetadataError
 from .segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from .sources.access import SourceIndex
 from .sources.base import MediaSource, archive_order_sources, media_source, media_sources
-from .sources.clip_or_video import decide, pick_probes, probe_many
+from .sources.clip_or_video import ID_NAMED, known_seconds
 from .sources.keys import keys_for_member
 
 logger = logging.getLogger(__name__)
@@ -56,8 +56,9 @@ class MediaIndex:
 
     Keys: ``ms:{ytid}_{start_ms}_{end_ms}`` (millisecond and 3-decimal names), ``s:{ytid}_{start_s}``
     (VGGSound's ``{ytid}_{start:06d}``), ``t:{ytid}_{start_ms}`` (AudioSet's one-time ``{ytid}_{start:.3f}``),
-    ``w:{ytid}`` (whole videos) and ``i:{ytid}`` (id-named files that
-    hold the segment itself, see :mod:`avsets.sources.clip_or_video`); ``by_relpath`` maps exact
+    ``w:{ytid}`` (files named by the id alone: clip or whole video per file, from its duration in
+    ``seconds``) and ``i:{ytid}`` (such files stated to hold the segment itself, ``id_named="segment"``; see
+    :mod:`avsets.sources.clip_or_video`); ``by_relpath`` maps exact
     relative paths, for user templates and corpora with their own layouts.  Each key holds at most one audio and
     one video file; the first root listed wins, so a user can shadow a mirror with local fixes.
     """
@@ -72,7 +73,9 @@ class MediaIndex:
     stream_sources: list = field(default_factory=list)  # .tar.gz sources: streaming only
     skipped_sources: list[str] = field(default_factory=list)  # archives that could not be read
     source_stats: dict = field(default_factory=dict)  # archive url -> SourceStats
-    id_named_verdicts: dict[str, str] = field(default_factory=dict)  # source -> "segment" | "video"
+    #: path -> seconds of each file named by the id alone (``id_named="auto"``): the resolver decides clip or
+    #: whole video per file and row from it (:func:`avsets.sources.clip_or_video.segment_offset`)
+    seconds: dict[str, float | None] = field(default_factory=dict)
     options: tuple = ("auto", None)  # (id_named, key_column) the index was made with
     _dups_in_last: int = field(default=0, repr=False)
 
@@ -85,18 +88,20 @@ class MediaIndex:
         then each zip/tar/Parquet below it; archive members are stored with a member locator as their
         ``path``.  Sources without random access (``.tar.gz``) are listed in ``stream_sources``.
 
-        Clip or whole video (:mod:`avsets.sources.clip_or_video`) is decided **once per root** (a mirror:
-        a folder or repo of archives), from the first source under it with files named by id alone; its
-        probes are cached with that source's index.  An unreadable archive raises
+        Clip or whole video (:mod:`avsets.sources.clip_or_video`) is decided **per file**, as archive-order
+        streaming decides it per member: under ``id_named="auto"`` every file named by the id alone is
+        probed once (its duration kept in ``seconds``, cached with the source's index) and the resolver
+        applies the rule per row.  An unreadable archive raises
         :class:`~avsets.errors.MediaSourceError` with ``on_missing="error"``; otherwise it is logged and
         counted in ``skipped_sources``.
         """
+        if id_named not in ID_NAMED:
+            raise ValueError(f"id_named must be one of {ID_NAMED}, not {id_named!r}")
         root_list = normalize_roots(roots)
         index = cls(roots=tuple(root_list), options=(id_named, key_column))
         lines: list[str] = [f"id_named\0{id_named}\0{key_column or ''}"]
         done: set[str] = set()
         for root in root_list:
-            verdict: str | None = None  # one clip-or-video decision per mirror
             pending = deque(_root_sources(root, key_column))
             while pending:
                 src = pending.popleft()
@@ -114,18 +119,17 @@ class MediaIndex:
                     lines.append(f"skipped\0{src.url}")
                     continue
                 pending.extendleft(reversed(src.nested()))  # a folder's archives follow its loose files
-                id_only = [m.locator for m in si.members if any(k[0] == "w" for k in m.keys)]
-                if id_only and verdict is None:
-                    verdict = _decide_once(src, si, id_only, id_named, root)
-                here = verdict if id_only else decide([], id_named, src.url)
-                lines.append(f"{src.kind}\0{src.url}\0{si.info.size}\0{si.info.identity}\0{here}")
+                lines.append(f"{src.kind}\0{src.url}\0{si.info.size}\0{si.info.identity}")
+                if id_named == "auto":
+                    id_only = [m for m in si.members if any(k[0] == "w" for k in m.keys)]
+                    if id_only:
+                        index.seconds.update(known_seconds(si, id_only, si.extra.get("mtimes") if src.is_folder
+                                                           else None))
                 seen: set[str] = set()
                 add_keyed = index._add_keyed
                 for m in si.members:
-                    keys = m.keys if here != "segment" else tuple("i" + k[1:] if k[0] == "w" else k for k in m.keys)
+                    keys = m.keys if id_named != "segment" else tuple("i" + k[1:] if k[0] == "w" else k for k in m.keys)
                     add_keyed(m.locator, m.relpath, m.size, 0.0, keys, seen)
-                if id_only:
-                    index.id_named_verdicts[src.url] = here
                 si.stats.duplicates = index._dups_in_last
                 index.source_stats[src.url] = si.stats
                 _log_source(src.url, si)
@@ -223,20 +227,6 @@ def _index_source(src: MediaSource, on_missing: str) -> SourceIndex | None:
             raise
         logger.warning("%s; its media count as missing (on_missing=%r)", exc, on_missing)
         return None
-
-
-def _decide_once(src: MediaSource, si: SourceIndex, id_only: list[str], id_named: str, root: str) -> str:
-    """The root's clip-or-video verdict from this source's files named by id alone: probed once (three
-    files), cached with an archive's index so a warm load reads no media."""
-    if id_named != "auto":
-        return decide([], id_named, root)
-    durations = si.extra.get("durations")
-    if durations is None:
-        durations = probe_many(pick_probes(id_only))
-        if si.cache_path:  # an archive's index is cached: so are its probes
-            si.extra["durations"] = durations
-            si.save_extra()
-    return decide(durations, id_named, root)
 
 
 def _log_source(url: str, si) -> None:

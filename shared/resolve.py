@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from .errors import MissingMediaError, UnsafePathError
 from .media_index import MediaIndex, pattern_is_trimmed, render_template, template_values
 from .paths import safe_relpath
+from .sources.clip_or_video import segment_offset
 from .sources.keys import NAMING_RULES, clip_keys, row_keys
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
     else:
         visit = np.zeros(0, dtype=np.int64)
     starts = table.column("start").to_numpy(zero_copy_only=False) if "start" in cols else np.full(n, np.nan)
+    ends = table.column("end").to_numpy(zero_copy_only=False) if "end" in cols else np.full(n, np.nan)
     pattern_rows = table.select([c for c in cols if not c.startswith("_")]).to_pylist() if pattern else None
     candidates = table.column(CANDIDATES_COLUMN).to_pylist() if CANDIDATES_COLUMN in cols else None
     trimmed_flags = table.column(TRIMMED_COLUMN).to_pylist() if TRIMMED_COLUMN in cols else None
@@ -115,8 +117,14 @@ def attach_media(table: pa.Table, index: MediaIndex | None, opts: ResolveOptions
                                  trimmed_flags)
         for kind_slots, pos in hits:
             j = pos[i]
-            if j >= 0:
-                slots.append((kind_slots[0][j], kind_slots[1] if kind_slots[1] != "start" else (start or 0.0)))
+            if j < 0:
+                continue
+            slot, rule = kind_slots[0][j], kind_slots[1]
+            if rule == "auto":  # named by the id alone: clip or whole video per file, from its duration
+                end = None if np.isnan(ends[i]) else float(ends[i])
+                slots.extend(({k: f}, segment_offset(index.seconds.get(f.path), start, end)) for k, f in slot.items())
+            else:
+                slots.append((slot, rule if rule != "start" else (start or 0.0)))
         if not slots:
             continue
         a_path, v_path, off, empty = _choose(slots, want_audio, want_video)
@@ -149,14 +157,18 @@ def _builtin_hits(table: pa.Table, index: MediaIndex) -> list[tuple[tuple[list, 
     """For each naming present in the index: ``((slots, offset rule), position per row or -1)``.
 
     The row keys and each naming's rule come from :func:`avsets.sources.keys.row_keys` (the rule archive-order
-    streaming matches by too); the offset rule is ``0.0`` for trimmed names and ``"start"`` for whole videos.
+    streaming matches by too); the offset rule is ``0.0`` for trimmed names, ``"start"`` for whole videos and
+    ``"auto"`` for names holding the id alone when the index probed them (``id_named="auto"``): decided per
+    file and row by :func:`avsets.sources.clip_or_video.segment_offset`, as streaming decides per member.
     """
     hits = []
+    auto = index.options[0] == "auto"
     for naming, keys in row_keys(table, index.namings):
         names, slots = index.naming_table(naming)
         pos = pc.index_in(keys, value_set=names).to_numpy(zero_copy_only=False)
         pos = np.where(np.isnan(pos), -1, pos).astype(np.int64) if pos.dtype.kind == "f" else pos.astype(np.int64)
-        hits.append(((slots, 0.0 if NAMING_RULES[naming] == "trimmed" else "start"), pos))
+        rule = 0.0 if NAMING_RULES[naming] == "trimmed" else "auto" if naming == "w" and auto else "start"
+        hits.append(((slots, rule), pos))
     return hits
 
 

@@ -100,7 +100,7 @@ LAYERS: dict[str, str] = {
     "avsets.verify": "operations", "avsets.verify_metadata": "operations", "avsets.report": "operations",
     "avsets.report_render": "operations", "avsets.demo": "operations", "avsets.quality.run": "operations",
     "avsets.quality.measure": "operations", "avsets.leakage": "operations", "avsets.report_quality": "operations",
-    "avsets.report_charts": "operations",
+    "avsets.report_charts": "operations", "avsets.report_coverage_charts": "operations",
     # cli: argument parsing and exit codes
     "avsets.cli": "cli", "avsets.fetch.cli": "cli", "avsets.fetch.__main__": "cli", "avsets.publish.cli": "cli",
     "avsets.publish.sync_cli": "cli", "avsets.quality.cli": "cli", "avsets.leakage.cli": "cli",

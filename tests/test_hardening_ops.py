@@ -27,7 +27,8 @@ from test_publish_support import as_dict, corpus_rows, make_dataset
 from avsets.csvsafe import safe_cell
 from avsets.manifest import Manifest, compare, read_id_sets, write_segments_csv
 from avsets.publish.export import export_dataset
-from avsets.publish.sync import KILL_ENV, prune_export
+from avsets.publish.sync import KILL_ENV
+from avsets.publish.sync_local import prune_export
 from avsets.publish.takedowns import (
     TAKEDOWNS_FILE,
     Removed,
@@ -62,7 +63,7 @@ def _export(rows: list[dict], config: str, out: Path, **kw) -> None:
 
 def _killed_prune(folder: Path, listing: Path, step: str) -> None:
     code = textwrap.dedent(f"""
-        from avsets.publish.sync import prune_export
+        from avsets.publish.sync_local import prune_export
         from avsets.publish.takedowns import read_takedown_list
         prune_export({str(folder)!r}, read_takedown_list({str(listing)!r}))
     """)

@@ -23,9 +23,9 @@ from avsets.cli import _ledger_status, main
 from avsets.errors import MediaError, MediaSourceError
 from avsets.ledger import Ledger, LedgerRow, read_ledger, remote_ledger_url
 from avsets.report import _default_ledgers
-from avsets.sources import Source, expand_sources, index_source, read_media_bytes, source_kind
+from avsets.sources import Source, expand_sources, index_source, media_source, read_media_bytes, source_kind
 from avsets.sources import ranged as ranged_mod
-from avsets.sources.members import ReadStats, iter_members
+from avsets.sources.members import ReadStats
 from avsets.verify import verify
 
 SIG = "s3cr3tSIGNATUREvalue0123456789"
@@ -185,11 +185,11 @@ def test_a_url_signed_for_get_only_is_indexed_without_downloading_it(mirrors, se
 
 def test_archive_order_over_a_get_only_url_reads_the_archive_once(mirrors, server):
     size = (mirrors.root / "clips.zip").stat().st_size
-    plain = [m.name for m in iter_members(Source(str(mirrors.root / "clips.zip"), "zip"), ReadStats())]
+    plain = [m.name for m in media_source(Source(str(mirrors.root / "clips.zip"), "zip")).iter_members(ReadStats())]
     server.refuse_head = True
     try:
         server.reset()
-        names = [m.name for m in iter_members(Source(server.url("clips.zip") + QUERY, "zip"), ReadStats())]
+        names = [m.name for m in media_source(Source(server.url("clips.zip") + QUERY, "zip")).iter_members(ReadStats())]
         moved = server.total()[1]
     finally:
         server.refuse_head = False

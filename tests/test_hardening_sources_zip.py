@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from range_server import RangeServer
 
 from avsets.errors import AvsetsError, MediaError, MediaSourceError, MemberTooLargeError
-from avsets.sources import Source, index_source, read_media_bytes
+from avsets.sources import Source, index_source, media_source, read_media_bytes
 from avsets.sources.locator import parse_locator
-from avsets.sources.members import ReadStats, iter_members
+from avsets.sources.members import ReadStats
 from avsets.sources.ranged import RangeReader
 from avsets.sources.tarsrc import index_tar, read_tar_member
 from avsets.sources.zipsrc import index_zip, read_zip_member
@@ -113,7 +113,7 @@ def test_archive_order_stops_at_the_declared_size_and_names_the_member(tmp_path,
     seen: list[str] = []
 
     def walk() -> None:
-        for m in iter_members(Source(str(path), "zip"), stats):
+        for m in media_source(Source(str(path), "zip")).iter_members(stats):
             seen.append(m.name)
 
     got, peak = _peak(walk)

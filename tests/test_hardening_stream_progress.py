@@ -19,7 +19,7 @@ from range_server import serve_folder
 from source_fixtures import VGG_IDS, vggsound_mirror
 
 from avsets import load_dataset
-from avsets.sources import media_source, members
+from avsets.sources import media_source, sequential
 from avsets.sources.stream import _PASSES
 
 SECRET = "sigSECRET42"
@@ -62,7 +62,7 @@ def _lines(caplog) -> list[str]:
 
 def test_a_slow_remote_targz_says_which_archive_before_the_first_row_then_progress(vgg, slow_archive, caplog,
                                                                                   monkeypatch):
-    monkeypatch.setattr(members, "PROGRESS_SECONDS", 0.1)
+    monkeypatch.setattr(sequential, "PROGRESS_SECONDS", 0.1)
     archive = slow_archive
     size = archive.stat().st_size
     server = serve_folder(archive.parent)
@@ -96,7 +96,7 @@ def test_a_slow_remote_targz_says_which_archive_before_the_first_row_then_progre
 
 def test_progress_lines_are_spaced_by_the_interval(vgg, slow_archive, caplog, monkeypatch):
     """The same slow mirror with the interval longer than the transfer: the opening line and no progress."""
-    monkeypatch.setattr(members, "PROGRESS_SECONDS", 60.0)
+    monkeypatch.setattr(sequential, "PROGRESS_SECONDS", 60.0)
     archive = slow_archive
     server = serve_folder(archive.parent)
     server.chunk, server.delay = 128 * 1024, 0.03
@@ -113,7 +113,7 @@ def test_progress_lines_are_spaced_by_the_interval(vgg, slow_archive, caplog, mo
 
 
 def test_a_local_archive_read_fast_says_nothing_of_the_kind(vgg, caplog, monkeypatch):
-    monkeypatch.setattr(members, "PROGRESS_SECONDS", 0.0)  # even with no interval at all
+    monkeypatch.setattr(sequential, "PROGRESS_SECONDS", 0.0)  # even with no interval at all
     caplog.set_level(logging.INFO, logger="avsets")
     ds = load_dataset("vggsound", split="train", data_dir=str(vgg.meta), media_dir=str(vgg.archives[0]),
                       streaming=True, decode=False)
@@ -124,7 +124,7 @@ def test_a_local_archive_read_fast_says_nothing_of_the_kind(vgg, caplog, monkeyp
 
 def test_a_remote_zip_read_in_order_names_itself_and_its_size_once(vgg, tmp_path, caplog, monkeypatch):
     """Every remote kind read in archive order says the same (a zip here, through the interface)."""
-    monkeypatch.setattr(members, "PROGRESS_SECONDS", 0.0)  # a line at every member that arrives
+    monkeypatch.setattr(sequential, "PROGRESS_SECONDS", 0.0)  # a line at every member that arrives
     path = tmp_path / "clips.zip"
     with zipfile.ZipFile(path, "w") as zf:
         for i in (0, 2, 4):

@@ -29,7 +29,8 @@ from hub_server import HubServer
 from huggingface_hub import DatasetCard
 
 from avsets.errors import MetadataError
-from avsets.publish.sync import KILL_ENV, prune_export
+from avsets.publish.sync import KILL_ENV
+from avsets.publish.sync_local import prune_export
 from avsets.publish.takedowns import ledger_takedowns, read_takedown_list
 
 TOKEN = "hf_SeCrEt0123456789tokenNeverShown"

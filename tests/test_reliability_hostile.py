@@ -227,7 +227,7 @@ def test_only_known_archive_code_paths_exist():
                     hits.append((str(path.relative_to(REPO)), needle))
     assert sorted(hits) == sorted([
         ("audiosetzsl/metadata.py", "extractall"),
-        ("shared/sources/members.py", "tarfile"),  # archive-order streaming: tests/test_sources_stream.py
+        ("shared/sources/members_tar.py", "tarfile"),  # archive-order streaming: tests/test_sources_stream.py
         ("shared/sources/tarsrc.py", "tarfile"),  # random access: test_tar_member_index_never_extracts below
     ])
 

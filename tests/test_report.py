@@ -324,7 +324,8 @@ def first_report(tmp_path_factory):
 
 
 def test_low_coverage_report_shows_the_distribution_and_partly_present_classes(first_report):
-    from avsets.report_render import all_charts, media_panels, render_md
+    from avsets.report_coverage_charts import media_panels
+    from avsets.report_render import all_charts, render_md
 
     meta, media, big, sizes = first_report
     rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
@@ -362,7 +363,7 @@ def test_low_coverage_report_shows_the_distribution_and_partly_present_classes(f
 
 def test_media_panels_only_where_files_differ(fetched):
     """Two sample rates get their chart; one rate does not, whatever the durations do."""
-    from avsets.report_render import chart_media, media_panels, media_summary
+    from avsets.report_coverage_charts import chart_media, media_panels, media_summary
 
     _, meta, media = fetched
     rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
@@ -391,7 +392,8 @@ def test_relative_paths_stay_relative_in_the_page(first_report, monkeypatch):
 
 def test_nothing_present_is_a_table_not_a_one_bar_chart(first_report, tmp_path):
     """Before any clip is fetched every class is in the "none" bin: the table says so, no chart of one bar."""
-    from avsets.report_render import all_charts, media_summary
+    from avsets.report_coverage_charts import media_summary
+    from avsets.report_render import all_charts
 
     meta, _, _, _ = first_report
     (tmp_path / "empty").mkdir()

@@ -26,7 +26,7 @@ from avsets.errors import StreamingOnlySourceError
 from avsets.media_index import MediaIndex
 from avsets.resolve import ResolveOptions, attach_media
 from avsets.sources import SourceStats, media_source
-from avsets.sources.stream import RowIndex, iter_groups, serve_group
+from avsets.sources.row_join import RowIndex, iter_groups, serve_group
 
 # (youtube id, start, end, member name): three namings the resolver knows, at several depths
 CLIPS = [

@@ -430,13 +430,16 @@ def test_a_server_that_ignores_range_still_gives_the_right_bytes(mirrors, caplog
     assert "ignores Range requests" in caplog.text
 
 
-def test_clip_or_video_rule(caplog):
-    from avsets.sources.clip_or_video import decide
+def test_clip_or_video_rule():
+    """The one per-member rule: at most the row's segment plus 0.5 s is the segment (offset 0), longer or
+    unknown is a whole video (offset = start); a stated ``id_named`` overrides the duration."""
+    from avsets.sources.clip_or_video import holds_segment, segment_offset, stated
 
-    assert decide([10.0, 9.98, 10.4], "auto", "m") == "segment"  # within segment + 0.5 s
-    assert decide([41.0, 300.0], "auto", "m") == "video"
-    assert decide([], "auto", "m") == "video" and decide([None], "auto", "m") == "video"  # nothing known: as before
-    assert decide([10.0, 41.0], "auto", "mixed") == "video" and "mixed" in caplog.text and "id_named" in caplog.text
-    assert decide([41.0], "segment", "stated") == "segment" and "stated: id_named='segment'" in caplog.text
+    assert holds_segment(10.0) and holds_segment(10.5) and not holds_segment(10.51) and not holds_segment(None)
+    assert holds_segment(3.4, 3.0) and not holds_segment(3.6, 3.0)  # the row's own segment length counts
+    assert [segment_offset(d, 30.0, 40.0) for d in (9.98, 10.4, 41.0, 300.0, None)] == [0.0, 0.0, 30.0, 30.0, 30.0]
+    assert segment_offset(10.0, None, None) == 0.0 and segment_offset(10.0, 30.0, None) == 30.0  # no end: as a video
+    assert segment_offset(300.0, 30.0, 40.0, stated("segment")) == 0.0
+    assert segment_offset(10.0, 30.0, 40.0, stated("video")) == 30.0 and stated("auto") is None
     with pytest.raises(ValueError, match="id_named"):
-        decide([], "clip", "m")
+        stated("clip")

@@ -26,8 +26,8 @@ import avsets.media_index as media_index
 from avsets.errors import MediaError, MediaSourceError
 from avsets.media_index import MediaIndex
 from avsets.resolve import ResolveOptions, attach_media
-from avsets.sources import SourceStats, media_source
-from avsets.sources.stream import RowIndex, iter_groups, serve_group
+from avsets.sources import SourceStats, clip_or_video, media_source
+from avsets.sources.row_join import RowIndex, iter_groups, serve_group
 
 NAMES = [f"damage{i:04d}A_{i}000_{i + 10}000.flac" for i in range(4)]
 
@@ -153,9 +153,10 @@ def test_a_parquet_path_unsafe_as_a_file_name_is_still_a_key(tmp_path, template)
     assert served == {0, 1, 2}
 
 
-def test_clip_or_video_is_decided_once_per_mirror(tmp_path, monkeypatch):
-    """Issue 19 item 12: a mirror of several Parquet files named by id alone probes three members in all
-    (it probed three per file), and every file of the mirror gets that one verdict."""
+def test_clip_or_video_is_probed_once_per_member_and_cached(tmp_path, monkeypatch):
+    """Issue 18: clip or whole video is decided per member in both halves; map-style probes each member
+    named by id alone once (a header read), keeps the durations with each file's cached index, and a warm
+    scan probes nothing."""
     mirror = tmp_path / "hub_copy"
     mirror.mkdir()
     for f in range(4):
@@ -166,15 +167,15 @@ def test_clip_or_video_is_decided_once_per_mirror(tmp_path, monkeypatch):
             "audio": pa.array([{"bytes": b, "path": f"audio/{y}.flac"} for b, y in zip(flac, ytids, strict=True)],
                               pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
         }), mirror / f"train-{f:05d}-of-00004.parquet", row_group_size=1)
-    calls: list[list[str]] = []
-    real = media_index.probe_many
-    monkeypatch.setattr(media_index, "probe_many", lambda paths: calls.append(list(paths)) or real(paths))
+    calls: list[str] = []
+    real = clip_or_video._probe
+    monkeypatch.setattr(clip_or_video, "_probe", lambda path, ext: calls.append(path) or real(path, ext))
     index = MediaIndex.scan(str(mirror))
-    assert len(calls) == 1 and len(calls[0]) <= 3
-    assert len(index.id_named_verdicts) == 4 and set(index.id_named_verdicts.values()) == {"segment"}
+    assert len(calls) == 20 and len(set(calls)) == 20  # every member once
+    assert len(index.seconds) == 20 and all(s == pytest.approx(0.2, abs=0.01) for s in index.seconds.values())
     calls.clear()
-    MediaIndex.scan(str(mirror))  # warm: the probes are cached with the index
-    assert calls == []
+    again = MediaIndex.scan(str(mirror))  # warm: the durations are cached with each file's index
+    assert calls == [] and again.seconds == index.seconds
 
 
 def test_a_folder_mixing_a_zip_and_a_targz_serves_map_style_from_the_zip(tmp_path, caplog):

@@ -377,17 +377,17 @@ def test_report_on_a_targz_copy_equals_verify(vgg):
 
 @pytest.mark.parametrize("typ", ["binary", "large_binary"])
 def test_parquet_member_bytes_are_the_cells_nulls_and_slices_included(typ):
-    """The zero-copy slicing of a Parquet media column (members._buffers_of) against pyarrow's own values."""
+    """The zero-copy slicing of a Parquet media column (members_parquet.buffers_of) against pyarrow's own values."""
     import pyarrow as pa
 
-    from avsets.sources.members import _buffers_of
+    from avsets.sources.members_parquet import buffers_of
 
     values = [b"fLaC" + bytes([i]) * (i * 37) for i in range(9)]
     values[3] = None
     values[7] = b""
     arr = pa.array(values, getattr(pa, typ)())
     for part in (arr, arr.slice(2), arr.slice(4, 3)):
-        got = [None if b is None else b.to_pybytes() for b in _buffers_of(part)]
+        got = [None if b is None else b.to_pybytes() for b in buffers_of(part)]
         assert got == part.to_pylist()
 
 

@@ -125,5 +125,5 @@ def convert_row(index: int, row: dict, opts: ConvertOptions) -> Converted:
 
 def convert_batch(items: list[tuple[int, dict | None]], opts: ConvertOptions) -> list[Converted]:
     """Batch form for process pools and Ray tasks (fewer, larger messages); a ``None`` row (taken down, see
-    ``export._iter_items``) is passed through as a row without media."""
+    ``export_chunks.iter_items``) is passed through as a row without media."""
     return [Converted(i, None, error="taken down") if r is None else convert_row(i, r, opts) for i, r in items]

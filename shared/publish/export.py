@@ -21,9 +21,8 @@ import json
 import logging
 import multiprocessing
 import os
-from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,27 +39,24 @@ from ..manifest import Manifest, export_manifest_path, manifest_hash, write_text
 from ..notices import MISSING_MEDIA, quiet
 from .archive_media import stage_archive_sources
 from .card import SplitStats, build_card
-from .convert import Converted, ConvertOptions, convert_batch, media_columns, output_features
+from .convert import Converted, ConvertOptions, media_columns, output_features
+from .export_chunks import chunk_path, run_chunk, run_ray, taken_down
 from .media import AUDIO_FORMATS
 from .shards import (
     STATE_DIR,
     ChunkState,
-    ShardWriter,
     finalize_split,
     read_json,
     state_dir,
     write_json_atomic,
 )
-from .sync import finish_interrupted
+from .sync_local import finish_interrupted
 
 logger = logging.getLogger(__name__)
 
 ENGINES = ("local", "ray")
 #: ``load_dataset`` keywords that make an export a filtered one (its card gets a "Filters" section)
 FILTER_KEYWORDS = ("only_ids", "exclude", "quality", "overlays", "drop")
-#: rows handed to the pool per round; a few rounds are in flight, so this bounds memory (videos are bigger)
-_ROUND_ROWS = 64
-_ROUND_ROWS_VIDEO = 8
 
 
 @dataclass
@@ -140,121 +136,6 @@ def _plan_chunks(n: int, rows_per_chunk: int | None) -> list[list[int]]:
 def _schema(features: Features) -> pa.Schema:
     meta = {"huggingface": json.dumps({"info": {"features": features.to_dict()}})}
     return features.arrow_schema.with_metadata(meta)
-
-
-def _iter_items(table: pa.Table, first_index: int, rows: int,
-                drop: frozenset[str] = frozenset()) -> Iterator[list[tuple[int, dict | None]]]:
-    """Rounds of ``(input row number, row)``; rows whose ``id`` is in ``drop`` (the folder's ``takedowns.csv``)
-    become ``None``: counted like rows without media, never cut, and the row numbering (so resuming) unchanged."""
-    idx = first_index
-    for batch in table.to_batches(max_chunksize=rows):
-        rows = batch.to_pylist()
-        yield [(i, None if drop and (r.get("id") in drop or r.get("youtube_id") in drop) else r)
-               for i, r in enumerate(rows, start=idx)]
-        idx += len(rows)
-
-
-def _taken_down(fs: fsspec.AbstractFileSystem, root: str) -> frozenset[str]:
-    """Clip ids and whole-video YouTube ids in the export folder's ``takedowns.csv`` (``avsets export --prune``):
-    a re-export leaves them out."""
-    from .takedowns import TAKEDOWNS_FILE, excluded_keys
-
-    path = f"{root}/{TAKEDOWNS_FILE}"
-    return excluded_keys(fs.cat_file(path)) if fs.exists(path) else frozenset()
-
-
-def _feed(writer: ShardWriter, results: list[Converted], progress: Callable[[Converted], None] | None = None) -> None:
-    for c in results:
-        if c.row is None:
-            writer.skip(c.index)
-        else:
-            writer.add(c.row, c.nbytes, c.index, copied=c.copied, encoded=c.encoded)
-        if progress is not None:
-            progress(c)
-
-
-def run_chunk(
-    table: pa.Table,
-    state: ChunkState,
-    *,
-    fs: fsspec.AbstractFileSystem,
-    root: str,
-    config: str,
-    schema: pa.Schema,
-    opts: ConvertOptions,
-    max_bytes: int,
-    pool: cf.Executor | None = None,
-    workers: int = 1,
-    drop: frozenset[str] = frozenset(),
-    progress: Callable[[Converted], None] | None = None,
-) -> ChunkState:
-    """Write the shards of one chunk; ``table`` holds the chunk's rows from ``state.next_row`` on.
-
-    Rounds of rows are cut ahead in ``pool`` (``workers`` processes, or else two threads: reading and
-    cutting release the GIL, so they overlap with Parquet writing) and fed to the writer in input order;
-    at most ``2 * workers + 1`` rounds are in flight, which bounds memory.
-    """
-    writer = ShardWriter(fs, root, config, state, schema, opts.audio_columns + opts.video_columns, max_bytes)
-    own = pool is None
-    if own:
-        pool, workers = cf.ThreadPoolExecutor(2, thread_name_prefix="avsets-export"), 1
-    pending: deque[cf.Future] = deque()
-    try:
-        rows = _ROUND_ROWS_VIDEO if opts.video_columns else _ROUND_ROWS
-        for items in _iter_items(table, state.next_row, rows, drop):
-            pending.append(pool.submit(convert_batch, items, opts))
-            if len(pending) > 2 * workers:
-                _feed(writer, pending.popleft().result(), progress)
-        while pending:
-            _feed(writer, pending.popleft().result(), progress)
-        return writer.close()
-    except BaseException:
-        for f in pending:
-            f.cancel()
-        writer.abort()
-        raise
-    finally:
-        if own:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _chunk_path(root: str, config: str, split: str, chunk: int) -> str:
-    return f"{state_dir(root, config)}/{split}/chunk-{chunk:05d}.json"
-
-
-def _ray_chunk(table: pa.Table, state_d: dict, out: str, storage_options: dict, config: str,
-               schema: pa.Schema, opts: ConvertOptions, max_bytes: int, drop: frozenset[str] = frozenset()) -> dict:
-    """Body of one Ray task: resolve the fsspec target inside the worker, write the chunk's shards."""
-    fs, root = fsspec.core.url_to_fs(out, **storage_options)
-    root = root.rstrip("/")
-    planned = ChunkState.from_dict(state_d)
-    state = ChunkState.load(fs, _chunk_path(root, config, planned.split, planned.chunk)) or planned
-    if state.done:
-        return asdict(state)
-    table = table.slice(state.next_row - planned.next_row)  # another attempt may have finished shards
-    done = run_chunk(table, state, fs=fs, root=root, config=config, schema=schema, opts=opts, max_bytes=max_bytes,
-                     drop=drop)
-    return asdict(done)
-
-
-def _run_ray(jobs: list[tuple[pa.Table, ChunkState]], *, out: str, storage_options: dict, config: str,
-             schema: pa.Schema, opts: ConvertOptions, max_bytes: int, num_proc: int | None,
-             drop: frozenset[str] = frozenset()) -> None:
-    try:
-        import ray
-    except ImportError as e:  # optional extra
-        raise ImportError("engine='ray' needs Ray: pip install 'avsets[ray]'") from e
-    started = not ray.is_initialized()  # a caller's cluster (ray.init(address=...)) is used as it is
-    if started:
-        ray.init(num_cpus=num_proc, include_dashboard=False, log_to_driver=False)
-    try:
-        task = ray.remote(_ray_chunk)
-        refs = [task.remote(t, asdict(s), out, storage_options, config, schema, opts, max_bytes, drop)
-                for t, s in jobs]
-        ray.get(refs)
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def _one_writer(fn):
@@ -341,7 +222,7 @@ def _pending_jobs(st: _Setup, dsd: DatasetDict, plan: dict) -> tuple[dict[str, l
         states[split] = []
         arrow = ds.with_format("arrow")
         for ci, (a, b) in enumerate(plan["splits"][split]):
-            state = ChunkState.load(st.fs, _chunk_path(st.root, st.config, split, ci)) or ChunkState(split, ci, a, b)
+            state = ChunkState.load(st.fs, chunk_path(st.root, st.config, split, ci)) or ChunkState(split, ci, a, b)
             states[split].append(state)
             if not state.done:
                 jobs.append((arrow[state.next_row : b] if b > state.next_row else arrow[0:0], state))
@@ -355,11 +236,11 @@ def _run_jobs(st: _Setup, jobs: list[tuple[pa.Table, ChunkState]], states: dict[
     if not jobs:
         return states
     logger.info("export %s/%s: %d chunk(s) to write", st.corpus, st.config, len(jobs))
-    drop = _taken_down(st.fs, st.root)
+    drop = taken_down(st.fs, st.root)
     if engine == "ray":
-        _run_ray(jobs, out=out, storage_options=storage_options, config=st.config, schema=st.schema, opts=st.opts,
+        run_ray(jobs, out=out, storage_options=storage_options, config=st.config, schema=st.schema, opts=st.opts,
                  max_bytes=st.max_bytes, num_proc=num_proc, drop=drop)
-        return {s: [ChunkState.load(st.fs, _chunk_path(st.root, st.config, s, i)) for i in range(len(plan["splits"][s]))]
+        return {s: [ChunkState.load(st.fs, chunk_path(st.root, st.config, s, i)) for i in range(len(plan["splits"][s]))]
                 for s in states}
     if progress is not None and hasattr(progress, "set_total"):
         progress.set_total(sum(t.num_rows for t, _ in jobs), desc=f"export {st.config}")

@@ -30,7 +30,7 @@ from huggingface_hub.utils.sha import git_hash
 from ..errors import AvsetsError
 from .card import merge_cards, set_load_target
 from .shards import STATE_DIR
-from .sync import finish_interrupted, prune_export
+from .sync_local import finish_interrupted, prune_export
 from .takedowns import TAKEDOWNS_FILE, Takedown, read_takedowns_csv, today, write_takedowns_csv
 
 logger = logging.getLogger(__name__)

@@ -58,7 +58,7 @@ def print_plan(plan: SyncPlan, where: str, *, dry_run: bool) -> None:
 
 
 def run_prune(args: argparse.Namespace) -> int:
-    from .sync import prune_export
+    from .sync_local import prune_export
 
     takedowns = _takedowns(args, "export --prune")
     if takedowns is None:

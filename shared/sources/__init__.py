@@ -16,9 +16,12 @@ chosen in one registry, :mod:`.registry`); see ``docs/architecture-sources.md``:
   (central directory), :mod:`.tarsrc` (header index), :mod:`.parquetsrc` (footer + key columns), all
   through :mod:`.ranged` byte ranges; :mod:`.access` caches their indexes and reads any media path
   (``read_media_bytes``); :mod:`.locator` is the self-describing ``path`` of a member;
-- archive order (streaming, ``unpack``, ``fetch --source``): :mod:`.members` passes, :mod:`.stream` joins
-  members to rows, :mod:`.folder` walks folders;
-- :mod:`.clip_or_video` decides what a file named by the YouTube id alone holds (``holds_segment``).
+- archive order (streaming, ``unpack``, ``fetch --source``): each kind's pass (:mod:`.members_tar`,
+  :mod:`.members_zip`, :mod:`.members_parquet`, :func:`.folder.iter_folder`) under the rules of
+  :mod:`.members`, reading through :mod:`.sequential` (read-ahead, progress lines); :mod:`.row_join` joins
+  members to rows; :mod:`.stream` runs streaming passes and makes their tables; :mod:`.folder` walks folders;
+- :mod:`.clip_or_video` decides, per member and the same way in both halves, what a file named by the
+  YouTube id alone holds (``segment_offset``).
 """
 
 from .access import SourceIndex, index_source, open_media, read_media_bytes

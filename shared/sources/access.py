@@ -82,6 +82,25 @@ def open_media(path: str) -> BinaryIO:
     return fsspec.open(path, "rb").open()
 
 
+def open_media_part(path: str) -> BinaryIO:
+    """A binary file for reading *part* of any media path (a duration probe reads a header): a member of a
+    kind that stores members as they are (tar, stored zip) is read by ranges on demand, so a remote probe
+    moves a block or two instead of the member; other members come whole, files as :func:`open_media`."""
+    if not is_member(path):
+        return open_media(path)
+    try:
+        loc = parse_locator(path)
+    except ValueError as exc:
+        raise MediaError(str(exc), path=path[:300]) from None
+    try:
+        return source_class(loc.kind).open_located(_reader(loc.archive), loc.fields, loc.member)
+    except MediaError as exc:
+        raise type(exc)(exc.reason, path=f"{redact_url(loc.archive)} member {loc.member}") from None
+    except Exception as exc:  # noqa: BLE001 - network/client errors of any fsspec backend: one named error
+        raise MediaError(f"cannot read member: {type(exc).__name__}: {redact_text(str(exc))}",
+                         path=f"{redact_url(loc.archive)} member {loc.member}") from None
+
+
 # ----------------------------------------------------------------------------------------------- indexing
 
 

@@ -14,40 +14,45 @@ fsspec URL.  Every caller (:class:`avsets.media_index.MediaIndex`, archive-order
 
 Adding a mirror format is one subclass here (``@register``-ed under its kind, the kind named by
 :func:`~.kinds.source_kind`) and one entry in ``tests/test_source_contract.py``.  The low-level readers stay
-where they are (:mod:`.zipsrc`, :mod:`.tarsrc`, :mod:`.parquetsrc`, :mod:`.members`): the classes only
-choose between them.
+where they are (:mod:`.zipsrc`, :mod:`.tarsrc`, :mod:`.parquetsrc` for random access; :mod:`.members_tar`,
+:mod:`.members_zip`, :mod:`.members_parquet`, :func:`.folder.iter_folder` for archive order): each class
+names its own, so nothing dispatches on a kind string.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 import fsspec
 
 from ..errors import MediaError, MediaSourceError, StreamingOnlySourceError
 from .access import SourceIndex, index_source, read_media_bytes
-from .folder import walk
+from .folder import has_loose_media, iter_folder, walk
 from .keys import keys_for_member, side_keys
 from .kinds import Source, expand_sources, source_kind
-from .members import Want, has_loose_media, iter_members, public_url
+from .members import Want, public_url
+from .members_parquet import iter_parquet
+from .members_tar import iter_tar
+from .members_zip import iter_zip
 from .parquetsrc import index_parquet, read_parquet_member
 from .ranged import RangeReader, RemoteInfo, is_local, local_path
 from .records import Member, SourceStats, member_keys
 from .registry import register, source_class
-from .tarsrc import index_tar, read_tar_member
-from .zipsrc import index_zip, read_zip_member
+from .tarsrc import index_tar, open_tar_member, read_tar_member
+from .zipsrc import index_zip, open_zip_member, read_zip_member
 
 logger = logging.getLogger("avsets")
 
 
 class MediaSource:
-    """One media source of one kind (see the module doc).  Subclasses set ``kind`` and ``random_access``
-    and, for archives, the two low-level functions ``build_index(url, reader, size)`` and
-    ``read_located(reader, fields, member)``."""
+    """One media source of one kind (see the module doc).  Subclasses set ``kind``, ``random_access``, their
+    archive-order pass ``iter_stored(source, stats, want, key_column)`` and, for archives, the two
+    low-level functions ``build_index(url, reader, size)`` and ``read_located(reader, fields, member)``."""
 
     kind: ClassVar[str] = ""
     random_access: ClassVar[bool] = True
@@ -112,15 +117,31 @@ class MediaSource:
         """One member's bytes from its locator fields (the low-level reader of this kind)."""
         raise MediaError("this source kind has no member locators")
 
+    @classmethod
+    def open_located(cls, reader: RangeReader, fields: dict[str, str], member: str) -> BinaryIO:
+        """One member as a file, for reads of a part of it (a duration probe): by ranges on demand where the
+        kind stores members as they are, else its bytes read whole (:meth:`read_located`)."""
+        return io.BytesIO(cls.read_located(reader, fields, member))
+
+    @staticmethod
+    def iter_stored(source: Source, stats: SourceStats, want: Want | None, key_column: str | None = None
+                    ) -> Iterator[Member]:
+        """The low-level archive-order pass of this kind (see :meth:`iter_members`)."""
+        raise MediaSourceError(f"no archive-order reader for kind {source.kind!r}", source=public_url(source.url))
+
     def nested(self) -> list[MediaSource]:
         """Sources found inside this one by its :meth:`index` (a folder's archives); none for an archive."""
         return []
 
     # -- archive order --------------------------------------------------------------------------
     def iter_members(self, stats: SourceStats | None = None, *, want: Want | None = None) -> Iterator[Member]:
-        """Members with their bytes (``data``), in stored order; see :func:`.members.iter_members`."""
-        return iter_members(self.source, stats if stats is not None else SourceStats(), key_column=self.key_column,
-                            want=want)
+        """Every usable member with its bytes (``data``), in stored order; media members that ``want``
+        refuses are skipped without being read (a tar's data is skipped over, a zip's never fetched).
+
+        A member that is damaged on its own (a zip member failing its CRC) is counted and named in ``stats``
+        and the pass goes on; damage that ends the archive (a cut ``.tar.gz``) raises
+        :class:`MediaSourceError` after every member read in full before it was yielded."""
+        return self.iter_stored(self.source, stats if stats is not None else SourceStats(), want, self.key_column)
 
     # -- helpers --------------------------------------------------------------------------------
     def _add_side_keys(self, si: SourceIndex) -> bool:
@@ -159,6 +180,7 @@ class FolderSource(MediaSource):
     kind = "folder"
     is_folder = True
     side_members = False
+    iter_stored = staticmethod(iter_folder)
 
     def __init__(self, url: str, *, key_column: str | None = None) -> None:
         super().__init__(url, key_column=key_column)
@@ -169,15 +191,18 @@ class FolderSource(MediaSource):
         found: list[str] = []
         digest = hashlib.sha256()
         members = []
+        mtimes: dict[str, float] = {}  # of files named by the id alone: their probed durations are keyed by it
         for rel, path, size, mtime in walk(self.url, found):
             digest.update(f"{rel}\0{size}\0{mtime}\n".encode("utf-8", "surrogatepass"))
             kind, keys = keys_for_member(rel)
             if kind is not None:
                 members.append(Member(rel, path, size, None, tuple(keys)))
+                if keys and keys[0][0] == "w":
+                    mtimes[rel] = mtime
         self.archives = sorted(found)
         stats = SourceStats(members=len(members))
         return SourceIndex(self.source, RemoteInfo(0, digest.hexdigest()[:16]), members, stats,
-                           extra={"keyed": True, "side_keys": True})
+                           extra={"keyed": True, "side_keys": True, "mtimes": mtimes})
 
     def nested(self) -> list[MediaSource]:
         """The archives below the folder, sorted by path, found by the last :meth:`index` walk (local)."""
@@ -198,6 +223,8 @@ class ZipSource(MediaSource):
     """A zip: central directory index, one ranged read per member; damage costs the damaged member."""
 
     kind = "zip"
+    iter_stored = staticmethod(iter_zip)
+    open_located = staticmethod(open_zip_member)  # type: ignore[assignment]
     build_index = staticmethod(lambda url, reader, size, *, key_column=None: index_zip(url, reader, size))
     read_located = staticmethod(read_zip_member)
 
@@ -208,6 +235,8 @@ class TarSource(MediaSource):
 
     kind = "tar"
     reads_ahead = True
+    iter_stored = staticmethod(iter_tar)
+    open_located = staticmethod(open_tar_member)  # type: ignore[assignment]
     build_index = staticmethod(lambda url, reader, size, *, key_column=None: index_tar(url, reader, size))
     read_located = staticmethod(lambda reader, fields, member: read_tar_member(reader, fields))
 
@@ -227,6 +256,7 @@ class ParquetSource(MediaSource):
 
     kind = "parquet"
     side_members = False  # a row's key column names it
+    iter_stored = staticmethod(iter_parquet)
     build_index = staticmethod(index_parquet)
     read_located = staticmethod(lambda reader, fields, member: read_parquet_member(reader, fields))
 

@@ -1,17 +1,20 @@
 """Folder sources: one walk of a media folder (local or fsspec) that yields its media files and finds the
-archives below it, so a folder root costs one ``scandir`` per sub-folder whatever it holds."""
+archives below it, so a folder root costs one ``scandir`` per sub-folder whatever it holds; the folder's
+archive-order pass (:func:`iter_folder`) reads the files that walk finds."""
 
 from __future__ import annotations
 
 import logging
 import os
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import fsspec
 
 from ..segments import MEDIA_EXTENSIONS
-from .kinds import source_kind
+from .kinds import Source, source_kind
+from .members import Want, public_url
+from .records import Member, SourceStats
 
 logger = logging.getLogger("avsets.media_index")
 
@@ -103,3 +106,46 @@ def _stable_mtime(info: dict) -> float:
         return float(mtime)
     except (TypeError, ValueError):
         return float(zlib.crc32(str(mtime).encode()))
+
+
+def iter_folder(source: Source, stats: SourceStats, want: Want | None, key_column: str | None = None
+                ) -> Iterator[Member]:
+    """A folder's media files with their bytes, in walk order (the archive-order half of the folder kind);
+    a file ``want`` refuses is not read, one that cannot be read is logged and skipped."""
+    try:
+        files = list(walk(source.url))
+    except FileNotFoundError:
+        return
+    for relpath, path, size, _mtime in files:
+        stats.members += 1
+        bare = Member(relpath, path, size)
+        if want is not None and not want(bare):
+            continue
+        try:
+            if "://" in path:
+                with fsspec.open(path, "rb") as f:
+                    data = f.read()
+            else:
+                with open(path, "rb") as f:
+                    data = f.read()
+        except OSError as exc:
+            logger.warning("cannot read %s: %s", public_url(path), exc)
+            continue
+        stats.bytes_read += len(data)
+        stats.media += 1
+        yield bare._replace(data=data)
+
+
+def has_loose_media(url: str) -> bool:
+    """Whether a folder holds media files of its own (not only archives): one early-exit walk."""
+    if "://" in url:
+        try:
+            fs, path = fsspec.core.url_to_fs(url)
+            return any(p.rsplit(".", 1)[-1].lower() in MEDIA_EXTENSIONS for p in fs.find(path))
+        except (OSError, ValueError):
+            return False
+    for _folder, dirs, files in os.walk(url):
+        dirs.sort()
+        if any(not f.startswith(".") and f.rsplit(".", 1)[-1].lower() in MEDIA_EXTENSIONS for f in files):
+            return True
+    return False

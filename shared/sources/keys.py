@@ -4,13 +4,15 @@ Keys (the prefixes :class:`avsets.media_index.MediaIndex` stores):
 
 - ``ms:{ytid}_{start_ms}_{end_ms}``: a trimmed clip named by its segment (milliseconds or 3-decimal seconds);
 - ``s:{ytid}_{start_s}``: VGGSound's ``{ytid}_{start:06d}`` (a trimmed 10-s clip);
-- ``w:{ytid}``: a file named by the YouTube id alone, read as the *whole video* (cut at ``start``);
+- ``w:{ytid}``: a file named by the YouTube id alone: the segment itself or the *whole video* (cut at
+  ``start``), decided per member from its duration unless ``id_named="video"`` states it;
 - ``i:{ytid}``: a file named by the YouTube id alone, read as *the segment itself* (``media_offset`` 0), the
-  AudioSet-mirror case; which of ``w``/``i`` applies is decided per source (see :mod:`.clip_or_video`).
+  AudioSet-mirror case, when ``id_named="segment"`` states it; otherwise a ``w`` file is decided per member
+  from its duration (see :mod:`.clip_or_video`).
 
 The row side of the same rule is :func:`row_keys`: the key each row of a table answers to under each
 naming.  Random access (:mod:`avsets.resolve`, a vectorized ``index_in`` against the index) and archive order
-(:class:`avsets.sources.stream.RowIndex`, a dict per naming met) both match through it, so a member serves
+(:class:`avsets.sources.row_join.RowIndex`, a dict per naming met) both match through it, so a member serves
 the same rows whichever way it is read.
 
 Names are matched at any depth (only the last path component counts).  A WebDataset member whose key holds
@@ -64,7 +66,7 @@ def keys_for_member(name: str, *, id_named: str = "video") -> tuple[str | None, 
 
 
 #: How each naming places the row's segment in the file: ``trimmed`` (the file is the segment, offset 0),
-#: ``whole`` (a whole video, cut at ``start``); ``w`` names are decided per mirror (:mod:`.clip_or_video`).
+#: ``whole`` (a whole video, cut at ``start``); ``w`` names are decided per member (:mod:`.clip_or_video`).
 NAMING_RULES: dict[str, str] = {"ms": "trimmed", "s": "trimmed", "t": "trimmed", "i": "trimmed", "w": "whole"}
 
 

@@ -233,6 +233,27 @@ class RangeFile(io.RawIOBase):
         return len(data)
 
 
+class Window:
+    """The bytes of one stored (uncompressed) member as a reader of their own: ``read(start, end)`` of the
+    member is ``read(base + start, base + end)`` of the archive, so a :class:`RangeFile` over it reads only
+    what its caller asks for (a header probe: one small request, not the whole member)."""
+
+    def __init__(self, reader: RangeReader, base: int) -> None:
+        self.reader, self.base = reader, base
+
+    def read(self, start: int, end: int) -> bytes:
+        return self.reader.read(self.base + start, self.base + end)
+
+
+#: what a lazily read member fetches per request (a FLAC header, an mp4's first boxes, its ``moov``)
+PROBE_BLOCK = 64 << 10
+
+
+def open_window(reader: RangeReader, base: int, size: int) -> RangeFile:
+    """A seekable file over ``size`` bytes of the archive from ``base``, read in ``PROBE_BLOCK`` requests."""
+    return RangeFile(Window(reader, base), size, block=PROBE_BLOCK)  # type: ignore[arg-type]
+
+
 def open_seekable(url: str) -> Any:
     """A seekable fsspec file for reads in any order (``zipfile`` over a remote zip).  Over HTTP its size
     comes from :meth:`RangeReader.info` (HEAD, else a 1-byte GET): fsspec's own lookup GETs the whole file

@@ -2,11 +2,9 @@
 to the split's rows by key, rows yielded with the member's bytes embedded (``{bytes, path}``) so the usual
 decode step runs unchanged.
 
-Joining uses the resolver's naming rules: ``{ytid}_{start_ms}_{end_ms}`` and 3-decimal names, VGGSound's
-``{ytid}_{start:06d}``, ``{ytid}`` alone, at any depth; ``media_pattern`` and a corpus' own relative paths
-matched against the member path (or any of its tails); WebDataset ``.json`` members and Parquet key columns
-naming the clip.  Members sharing a WebDataset key (``dir/stem`` up to the first dot) form one group: a
-``.flac`` and an ``.mp4`` of one clip serve its audio and its video.
+Joining members to rows (the row index, WebDataset groups, clip or whole video per member) is
+:mod:`.row_join`, the rule set random access matches by too; this module runs the passes and turns the
+rows served into tables.
 
 Where rows without a member go (the choice, documented in the README): archives are shards, so a row's
 archive is unknown until the archives have been read.  Each process keeps one *pass* per split: the rows its
@@ -25,275 +23,28 @@ import io
 import logging
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-import av
 import numpy as np
 import pyarrow as pa
 import soundfile as sf
 
 from ..decoding import probe_media
-from ..errors import MediaSourceError, MissingMediaError, UnsafePathError
-from ..paths import safe_relpath
-from ..resolve import CANDIDATES_COLUMN, MEDIA_STRUCT, TRIMMED_COLUMN, ResolveStats, ensure_ids
-from ..templates import pattern_is_trimmed, render_template, template_values
-from .base import archive_order_sources, media_source
-from .clip_or_video import TOLERANCE, holds_segment
-from .keys import NAMING_RULES, keys_for_member, row_keys, side_keys
+from ..errors import MediaSourceError, MissingMediaError
+from ..resolve import MEDIA_STRUCT, ResolveStats
+from .base import media_source
 from .kinds import Source
-from .members import SIDE_EXTENSIONS, ReadStats, prefetch, public_url
+from .members import ReadStats, public_url
 from .ranged import is_local
 from .records import Member
+from .row_join import RowIndex, Serve, iter_groups, serve_group
+from .sequential import prefetch
 
 logger = logging.getLogger("avsets")
 
-#: A file named by YouTube id alone is the segment itself when it lasts at most the segment plus this
-#: (the same tolerance as the random-access sources, :mod:`avsets.sources.clip_or_video`).
-SEGMENT_TOLERANCE = TOLERANCE
-TRIMMED, WHOLE, AUTO = "trimmed", "whole", "auto"
 _BATCH_ROWS = 16
 _BATCH_BYTES = 32 << 20
-
-
-# ------------------------------------------------------------------------------------------- sources
-
-
-#: Kept under its round-2 name: the sources archive-order streaming reads (:func:`.base.archive_order_sources`).
-stream_sources = archive_order_sources
-
-
-# ------------------------------------------------------------------------------------------- joining rows
-
-
-@dataclass
-class RowIndex:
-    """A split's rows, keyed the way the random-access resolver keys them (:func:`.keys.row_keys`): one dict
-    per naming, built the first time a member of that naming is met (a mirror uses one or two namings, so
-    200k rows cost one or two dicts, not five), plus each row's segment for the offset."""
-
-    table: pa.Table
-    starts: list[float | None]
-    ends: list[float | None]
-    by_rel: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # relpath -> (row, rule)
-    _by_naming: dict[str, dict[str, int | list[int]]] = field(default_factory=dict, repr=False)
-    _namings: dict[str, object] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def build(cls, table: pa.Table, *, media_pattern: str | None = None,
-              label_names: dict | None = None) -> RowIndex:
-        table = ensure_ids(table)
-        cols = table.column_names
-        n = table.num_rows
-        starts = table.column("start").to_pylist() if "start" in cols else [None] * n
-        ends = table.column("end").to_pylist() if "end" in cols else [None] * n
-        index = cls(table=table, starts=starts, ends=ends)
-        index._namings = dict(row_keys(table))
-        rel = index.by_rel.setdefault
-        if media_pattern:
-            rule = TRIMMED if pattern_is_trimmed(media_pattern) else WHOLE
-            rows = table.select([c for c in cols if not c.startswith("_")]).to_pylist()
-            for i, row in enumerate(rows):
-                try:
-                    path = safe_relpath(render_template(media_pattern, template_values(row, label_names or {})),
-                                        what="media_pattern result")
-                except (KeyError, ValueError, UnsafePathError):
-                    continue
-                rel(path, []).append((i, rule))
-        if CANDIDATES_COLUMN in cols:
-            flags = table.column(TRIMMED_COLUMN).to_pylist() if TRIMMED_COLUMN in cols else None
-            for i, paths in enumerate(table.column(CANDIDATES_COLUMN).to_pylist()):
-                rule = TRIMMED if flags is None or flags[i] else WHOLE
-                for path in paths or ():
-                    rel(path, []).append((i, rule))
-        return index
-
-    def __len__(self) -> int:
-        return self.table.num_rows
-
-    def _table_of(self, naming: str) -> dict[str, int | list[int]]:
-        by = self._by_naming.get(naming)
-        if by is None:
-            by = self._by_naming[naming] = {}
-            keys = self._namings.get(naming)
-            for i, key in enumerate(keys.to_pylist() if keys is not None else ()):  # type: ignore[attr-defined]
-                if key is None:
-                    continue
-                hit = by.get(key)
-                if hit is None:
-                    by[key] = i
-                elif isinstance(hit, int):
-                    by[key] = [hit, i]
-                else:
-                    hit.append(i)
-        return by
-
-    def _rows_of(self, key: str) -> list[tuple[int, str]]:
-        """Rows an index key (``keys_for_member``'s ``naming:text``) names, with its rule: a ``w`` name (id
-        alone) is ``auto``, decided by the member's duration (:func:`offset_for`)."""
-        naming, _, text = key.partition(":")
-        if naming not in NAMING_RULES:
-            return []
-        hit = self._table_of(naming).get(text)
-        if hit is None:
-            return []
-        rule = AUTO if naming == "w" else TRIMMED
-        return [(hit, rule)] if isinstance(hit, int) else [(i, rule) for i in hit]
-
-    def match(self, name: str, extra_keys: Iterable[str] = ()) -> list[tuple[int, str]]:
-        """``(row, rule)`` pairs a member serves; ``rule`` is ``trimmed``, ``whole`` or ``auto`` (decided by the
-        member's duration).  Names follow :func:`avsets.sources.keys_for_member`, the resolver's rule."""
-        out: list[tuple[int, str]] = []
-        if self.by_rel:
-            parts = name.split("/")
-            for k in range(len(parts)):
-                hit = self.by_rel.get("/".join(parts[k:]))
-                if hit:
-                    out.extend(hit)
-        keys = keys_for_member(name)[1]
-        if not keys:  # a Parquet key column or a WebDataset .json names the clip when the file name does not
-            for stem in extra_keys:  # (a name's segment is more specific than a bare video id: it wins)
-                keys += keys_for_member(stem if "." in stem.rsplit("/", 1)[-1] else f"{stem}.flac")[1]
-        for key in dict.fromkeys(keys):
-            out.extend(self._rows_of(key))
-        return out
-
-    def wants(self, member: Member) -> bool:
-        """Whether a member (no bytes yet) can serve a row: its name or alias matches one, or its name says
-        nothing (a WebDataset ``.json`` of its group may name it).  Unwanted members are never read."""
-        if self.match(member.relpath, [member.alias] if member.alias else ()):
-            return True
-        return not keys_for_member(member.relpath)[1] and member.alias is None
-
-
-def _flac_seconds(data: bytes) -> float | None:
-    """A FLAC's length from its STREAMINFO block (bytes 8-42): no decoder, microseconds per member."""
-    head = bytes(memoryview(data)[:42])
-    if len(head) < 42 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
-        return None
-    bits = int.from_bytes(head[18:26], "big")  # 20 bits rate, 3 channels, 5 bits per sample, 36 samples
-    rate, total = bits >> 44, bits & ((1 << 36) - 1)
-    return total / rate if rate and total else None
-
-
-def member_duration(data: bytes, ext: str) -> float | None:
-    """Seconds of media in a member's bytes (FLAC header, soundfile, else PyAV); None if unreadable."""
-    if ext == "flac":
-        seconds = _flac_seconds(data)
-        if seconds is not None:
-            return seconds
-    try:
-        if ext in ("flac", "wav", "ogg"):
-            info = sf.info(io.BytesIO(data))
-            return float(info.frames) / float(info.samplerate) if info.samplerate else None
-        with av.open(io.BytesIO(data)) as c:
-            if c.duration:
-                return c.duration / 1_000_000
-            best = 0.0
-            for s in c.streams:
-                if s.duration is not None and s.time_base is not None:
-                    best = max(best, float(s.duration * s.time_base))
-            return best or None
-    except Exception:  # noqa: BLE001 - any decoder failure means "unknown"; decoding reports it by name
-        return None
-
-
-def offset_for(rule: str, member: Member, start: float | None, end: float | None, *,
-               assume_trimmed: bool | None = None, durations: dict | None = None) -> float:
-    """Where the row's segment starts inside the member: 0 for a trimmed clip, ``start`` for a whole video.
-
-    An id-only name is ambiguous; the one rule (:func:`avsets.sources.clip_or_video.holds_segment`) reads
-    the member as the segment when it lasts at most the segment plus the tolerance, unless
-    ``assume_trimmed`` (``id_named``) states it.  Its duration comes from the bytes already in hand.
-    """
-    if rule == TRIMMED or start is None:
-        return 0.0
-    if rule == WHOLE:
-        return float(start)
-    if assume_trimmed is not None:
-        return 0.0 if assume_trimmed else float(start)
-    if end is None:
-        return float(start)
-    cache = durations if durations is not None else {}
-    if member.name not in cache:
-        cache[member.name] = member_duration(member.data, member.ext)
-    return 0.0 if holds_segment(cache[member.name], end - start) else float(start)
-
-
-@dataclass
-class Serve:
-    """One row served by a group of members."""
-
-    row: int
-    audio: Member | None
-    video: Member | None
-    offset: float
-
-
-def serve_group(group: list[Member], rows: RowIndex, served: set[int], *, want_audio: bool, want_video: bool,
-                assume_trimmed: bool | None = None) -> tuple[list[Serve], int]:
-    """The rows a group of members serves (first wins: rows in ``served`` are skipped and counted)."""
-    media = [m for m in group if m.kind is not None]
-    if not media:
-        return [], 0
-    extra: list[str] = []
-    for m in group:
-        if m.ext in SIDE_EXTENSIONS:
-            extra.extend(side_keys(m.data))
-        if m.alias:
-            extra.append(m.alias)
-    hits: dict[int, dict[str, tuple[Member, str]]] = {}
-    order: list[int] = []
-    for m in media:
-        for i, rule in rows.match(m.name, extra):
-            slot = hits.get(i)
-            if slot is None:
-                slot = hits[i] = {}
-                order.append(i)
-            slot.setdefault(m.kind, (m, rule))  # type: ignore[arg-type]
-    out: list[Serve] = []
-    duplicates = 0
-    durations: dict = {}
-    for i in order:
-        slot = hits[i]
-        video = slot.get("video") if want_video else None
-        audio = slot.get("audio") if want_audio else None
-        if want_audio and audio is None:
-            audio = slot.get("video")
-        if audio is not None and video is not None and audio[0] is not video[0] and audio[1] != video[1]:
-            audio = video  # one media_offset per row: take audio from the video file
-        if audio is None and video is None:
-            continue
-        if i in served:
-            duplicates += 1
-            continue
-        served.add(i)
-        first = video or audio
-        off = offset_for(first[1], first[0], rows.starts[i], rows.ends[i], assume_trimmed=assume_trimmed,
-                         durations=durations)
-        out.append(Serve(i, audio[0] if audio else None, video[0] if video else None, off))
-    return out, duplicates
-
-
-def iter_groups(members: Iterable[Member]) -> Iterator[list[Member]]:
-    """Consecutive members sharing a WebDataset key, as lists.  When the archive ends in damage, the group
-    read in full before it is still yielded, then the error raised: a cut archive loses only what it cut."""
-    group: list[Member] = []
-    try:
-        for m in members:
-            if group and m.group_key != group[0].group_key:
-                yield group
-                group = []
-            group.append(m)
-    except MediaSourceError:
-        if group:
-            yield group
-        raise
-    if group:
-        yield group
-
-
-# ------------------------------------------------------------------------------------------- passes
 
 
 @dataclass
@@ -401,7 +152,7 @@ def stream_archive(spec: StreamSpec, archive: Source, read_rows: Callable[[], pa
         groups = iter_groups(source.iter_members(read, want=p.rows.wants))
         # A thread reading ahead pays off only on a remote source (it hides the network): on a local file
         # its hand-overs cost more CPU than the overlap saves (0.1-0.2 ms a member, measured).  Remote tars
-        # read ahead inside their file object (members._ReadAhead), other remote kinds member by member.
+        # read ahead inside their file object (sequential.ReadAhead), other remote kinds member by member.
         remote = not is_local(archive.url)
         for group in (prefetch(groups) if remote and not source.reads_ahead else groups):
             got, dup = serve_group(group, p.rows, p.served, want_audio=want_audio, want_video=want_video,

@@ -1,7 +1,7 @@
 """``avsets unpack`` and ``avsets fetch --source``: copy out of a mirror only the members a corpus' rows use.
 
-One pass through each source in archive order (:mod:`avsets.sources.members`), members joined to rows with
-the streaming rules (:mod:`avsets.sources.stream`), each match written under its canonical name
+One pass through each source in archive order (:meth:`avsets.sources.MediaSource.iter_members`), members joined to rows with
+the streaming rules (:mod:`avsets.sources.row_join`), each match written under its canonical name
 ``{youtube_id}_{start_ms}_{end_ms}.{ext}`` - never under the member's own name, so a hostile ``../x`` or
 ``/etc/x`` member can never choose where bytes land.  A member that is a whole video (named by YouTube id,
 longer than the segment) is cut to the segment with fetch's ffmpeg recipe (``avsets.fetch.ffmpeg``: video
@@ -37,9 +37,10 @@ from ..errors import AvsetsError, MediaError, MediaSourceError, NoSpaceError
 from ..ledger import ERROR, LEDGER_NAME, OK, Ledger, LedgerRow
 from ..segments import MEDIA_EXTENSIONS
 from .base import MediaSource, media_sources
+from .clip_or_video import media_seconds
 from .members import ReadStats, public_url
 from .records import Member
-from .stream import RowIndex, Serve, iter_groups, member_duration, serve_group
+from .row_join import RowIndex, Serve, iter_groups, serve_group
 
 logger = logging.getLogger("avsets")
 
@@ -210,7 +211,7 @@ class _Writer:
         """Write the member (copied, or cut/converted by ffmpeg) to ``tmp``; its duration when measured."""
         whole = offset > 0 and start is not None and end is not None
         if not whole and ext == m.ext:
-            d = member_duration(m.data, m.ext)  # a header read: a corrupt member is never written as a clip
+            d = media_seconds(m.data, m.ext)  # a header read: a corrupt member is never written as a clip
             if d is None:
                 raise MediaError(f"member {m.name} is not readable {m.ext} media", clip_id=rid)
             tmp.write_bytes(m.data)

@@ -13,13 +13,14 @@ field costs a second request.  Bytes moved: compressed size + 30 + name + ``SLAC
 from __future__ import annotations
 
 import bz2
+import io
 import struct
 import zlib
 from typing import BinaryIO
 
 from ..errors import MediaError, MediaSourceError, MemberTooLargeError
 from ..segments import MEDIA_EXTENSIONS
-from .ranged import RangeReader
+from .ranged import PROBE_BLOCK, RangeReader, open_window
 from .records import Member, SourceStats, safe_member_name
 
 TAIL = 64 * 1024 + 22 + 20 + 56
@@ -200,3 +201,18 @@ def read_local_member(f: BinaryIO, offset: int, csize: int, method: int, size: i
     if zlib.crc32(out) != crc:
         raise MediaError(f"zip member {member!r} fails its CRC check: damaged archive")
     return out
+
+
+def open_zip_member(reader: RangeReader, fields: dict[str, str], member: str) -> BinaryIO:
+    """The member as a file: read by ranges on demand when it is stored (method 0, the usual way to zip
+    media that is compressed already), so a duration probe reads its header, not the member; a compressed
+    member is inflated whole (:func:`read_zip_member`).  Unchecked by CRC when read by ranges: for probes."""
+    o, c, m = (int(fields[k]) for k in ("o", "c", "m"))
+    if m != 0 or c <= 2 * PROBE_BLOCK:  # a small member costs one request read whole, two read by ranges
+        return io.BytesIO(read_zip_member(reader, fields, member))
+    head = reader.read(o, o + _LFH.size + len(member.encode("utf-8")) + SLACK)
+    if len(head) < _LFH.size or head[:4] != b"PK\x03\x04":
+        raise MediaError("zip local header not found where the central directory says: the archive changed "
+                         "or is damaged")
+    nlen, elen = _LFH.unpack_from(head, 0)[-2:]
+    return open_window(reader, o + _LFH.size + nlen + elen, c)
