@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import signal
+import sys
 
 import pytest
 from helpers import writable_sample
@@ -45,3 +46,19 @@ def _fresh_notices():
 
     forget()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_left_running():
+    """Shut down a Ray instance that a test started in this process and left running.
+
+    ``quality``'s Ray engine calls ``ray.init`` and never ``ray.shutdown`` (right for a CLI process, which
+    exits), so in the one long-lived pytest process its raylet, dashboard and idle workers went on taking
+    CPU from every later test (seen: 8 processes still up 9 minutes later). A Ray the test found running is
+    left alone. Ray is never imported here: it takes seconds, and most tests never touch it."""
+    ray = sys.modules.get("ray")
+    running_before = bool(ray is not None and getattr(ray, "is_initialized", lambda: False)())
+    yield
+    ray = sys.modules.get("ray")
+    if not running_before and ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        ray.shutdown()
