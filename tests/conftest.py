@@ -8,6 +8,7 @@ import signal
 import sys
 
 import pytest
+from fetch_server import SHARED_MEDIA_ENV
 from helpers import writable_sample
 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -20,6 +21,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # default in each child at exec, as in a terminal.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fetch_media_made_once_per_run(tmp_path_factory) -> None:
+    """The loopback mirror's synthetic videos (``fetch_server.synthetic_media``, about 8 s of CPU) go in
+    one folder of this run: under pytest-xdist the workers' base temp folders share a parent, so the second
+    worker finds them made (or waits for them) instead of encoding its own copy."""
+    base = tmp_path_factory.getbasetemp()
+    run_root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ.setdefault(SHARED_MEDIA_ENV, str(run_root / "fetch-media"))
 
 
 @pytest.fixture(scope="session")
