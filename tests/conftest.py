@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.resources
 import os
 import signal
+import sys
 
 import pytest
+from fetch_server import SHARED_MEDIA_ENV
 from helpers import writable_sample
 
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
@@ -19,6 +21,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # default in each child at exec, as in a terminal.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fetch_media_made_once_per_run(tmp_path_factory) -> None:
+    """The loopback mirror's synthetic videos (``fetch_server.synthetic_media``, about 8 s of CPU) go in
+    one folder of this run: under pytest-xdist the workers' base temp folders share a parent, so the second
+    worker finds them made (or waits for them) instead of encoding its own copy."""
+    base = tmp_path_factory.getbasetemp()
+    run_root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ.setdefault(SHARED_MEDIA_ENV, str(run_root / "fetch-media"))
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +57,19 @@ def _fresh_notices():
 
     forget()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_left_running():
+    """Shut down a Ray instance that a test started in this process and left running.
+
+    ``quality``'s Ray engine calls ``ray.init`` and never ``ray.shutdown`` (right for a CLI process, which
+    exits), so in the one long-lived pytest process its raylet, dashboard and idle workers went on taking
+    CPU from every later test (seen: 8 processes still up 9 minutes later). A Ray the test found running is
+    left alone. Ray is never imported here: it takes seconds, and most tests never touch it."""
+    ray = sys.modules.get("ray")
+    running_before = bool(ray is not None and getattr(ray, "is_initialized", lambda: False)())
+    yield
+    ray = sys.modules.get("ray")
+    if not running_before and ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        ray.shutdown()

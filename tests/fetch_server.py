@@ -17,6 +17,8 @@ answers (with ``Retry-After``) before success, or truncated bodies.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 import tempfile
 import threading
@@ -95,18 +97,47 @@ def read_marker(frame_rgb: np.ndarray) -> int:
 
 _MEDIA_CACHE: dict[str, Path] = {}
 _MEDIA_LOCK = threading.Lock()
+# name -> (seconds, seed, vcodec) of each file synthetic_media() makes
+_MEDIA_SPECS = {"long": (300.0, 1, "libx264"), "short": (40.0, 2, "libx264"), "mpeg4": (20.0, 3, "mpeg4")}
+# A folder the whole test run shares (tests/conftest.py sets it to the run's base temp folder, which every
+# pytest-xdist worker sees): the files are made once per run, not once per worker process.
+SHARED_MEDIA_ENV = "AVSETS_TEST_FETCH_MEDIA"
 
 
 def synthetic_media() -> dict[str, Path]:
     """``{"long": 5-minute mp4, "short": 40-s mp4, "mpeg4": 20-s MPEG-4 Part 2 + AAC mp4}`` (H.264 + AAC
-    unless named), made once per process (PyAV encoding costs seconds)."""
+    unless named), made once per test run where ``$AVSETS_TEST_FETCH_MEDIA`` names a shared folder, else
+    once per process (PyAV encoding costs about 8 s of CPU)."""
     with _MEDIA_LOCK:
         if not _MEDIA_CACHE:
-            root = Path(tempfile.mkdtemp(prefix="avsets-fetch-media-"))
-            _MEDIA_CACHE["long"] = make_video(root / "long.mp4", 300.0, seed=1)
-            _MEDIA_CACHE["short"] = make_video(root / "short.mp4", 40.0, seed=2)
-            _MEDIA_CACHE["mpeg4"] = make_video(root / "mpeg4.mp4", 20.0, seed=3, vcodec="mpeg4")
+            shared = os.environ.get(SHARED_MEDIA_ENV)
+            if shared:
+                _MEDIA_CACHE.update(_shared_media(Path(shared)))
+            else:
+                root = Path(tempfile.mkdtemp(prefix="avsets-fetch-media-"))
+                for name, (seconds, seed, vcodec) in _MEDIA_SPECS.items():
+                    _MEDIA_CACHE[name] = make_video(root / f"{name}.mp4", seconds, seed=seed, vcodec=vcodec)
         return dict(_MEDIA_CACHE)
+
+
+def _shared_media(root: Path) -> dict[str, Path]:
+    """The media in ``root``, made by whichever process gets there first; the others wait on a file lock
+    and never see a half-written file (each is written under a temporary name, then renamed)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            out = {}
+            for name, (seconds, seed, vcodec) in _MEDIA_SPECS.items():
+                final = root / f"{name}.mp4"
+                if not final.exists():
+                    part = root / f".{name}.{os.getpid()}.part.mp4"
+                    make_video(part, seconds, seed=seed, vcodec=vcodec)
+                    os.replace(part, final)
+                out[name] = final
+            return out
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass

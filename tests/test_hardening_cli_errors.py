@@ -138,6 +138,7 @@ def test_an_unexpected_error_is_one_line_and_exit_1(capsys):
         guarded(argparse.Namespace(func=boom, debug=True))
 
 
+@pytest.mark.slow
 def test_debug_flag_exists_on_both_entry_points():
     assert "--debug" in run_cli("--help").stdout
     assert "--debug" in run_cli("--help", module="avsets.fetch").stdout

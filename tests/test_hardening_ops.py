@@ -308,6 +308,7 @@ def test_a_missing_http_client_is_a_named_error_not_missing_media(tmp_path):
     assert "have no media" not in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_core_install_check_script_runs():
     """The script ``.ci/run`` runs in a core-only venv reads the loopback zip mirror here too."""
     script = Path(__file__).with_name("core_install_check.py")
@@ -336,6 +337,7 @@ def test_takedown_list_errors_name_the_file_and_speak_of_takedowns(tmp_path, con
     assert "errors=" not in text and "upstream" not in text
 
 
+@pytest.mark.slow
 def test_push_of_a_never_pruned_export_honours_the_hubs_takedowns(two_configs, tmp_path):
     """Friction: ``push --from`` of an export that was never pruned does not publish again what the Hub's
     ``takedowns.csv`` lists (a clip and a whole video): the folder is pruned first, the Hub's record kept;

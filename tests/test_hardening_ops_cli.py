@@ -104,6 +104,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
                           env=cli_env(HF_HUB_OFFLINE="1"), cwd=cwd, stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_no_command_prints_a_planted_secret(vgg, tmp_path):
     """Item 15: URLs carrying a password and a signature, given to compare, verify, report and unpack: their
     stdout and stderr (tables, summaries, warnings, errors) never show the secret, yet name the host."""
@@ -178,6 +179,7 @@ def test_a_local_typo_with_a_slash_is_named(tmp_path, typo, capsys, monkeypatch)
     os.fspath(a)
 
 
+@pytest.mark.slow
 def test_disk_full_during_unpack_says_so_and_keeps_the_ledger(vgg, tmp_path):
     """Friction: a full disk during ``unpack`` says "no space left" (not SQLite's "cannot rollback - no
     transaction is active"), prints the summary, exits 1 and leaves a valid ledger; grown, a rerun finishes."""
@@ -236,6 +238,7 @@ def test_one_rule_for_set_up_mistakes_and_bars(vgg, tmp_path, capsys):
     assert not any(line.startswith("train") for line in table)
 
 
+@pytest.mark.slow
 def test_no_progress_bar_in_a_pipe(vgg, tmp_path):
     """Friction: verify and report draw no bar into a pipe (unpack already did not); a log stays readable."""
     for args in (["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[1])],
@@ -260,6 +263,7 @@ def test_unpack_records_its_run(vgg, tmp_path):
     assert history == 5  # 4 written + 1 failed
 
 
+@pytest.mark.slow
 def test_unpack_uses_a_system_ffmpeg_without_the_fetch_extra(aset, tmp_path):
     """Friction: without imageio-ffmpeg (``avsets[fetch]``), ``unpack`` cuts whole videos with ``ffmpeg`` on
     PATH; with neither, the error names ffmpeg and both ways to get it (exit 2, no traceback)."""

@@ -74,6 +74,7 @@ def test_large_members_far_away_are_skipped_not_downloaded(tmp_path):
     assert moved < size - (30 << 20), f"{moved:,} of {size:,} bytes"
 
 
+@pytest.mark.slow
 def test_where_round_trips_are_cheap_large_members_cost_2_kib_each(tmp_path):
     n = 100  # few enough that header by header stays the cheaper walk even on a loaded machine
     with tarfile.open(tmp_path / "big.tar", "w") as t:

@@ -176,6 +176,7 @@ def _seed_archives() -> dict[str, bytes]:
 SEEDS = _seed_archives()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 @settings(max_examples=300, deadline=3000, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])

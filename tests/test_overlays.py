@@ -94,6 +94,7 @@ def test_overlay_names_are_checked(vgg_sample_dir):
         avsets.load_dataset_builder("vggsound", data_dir=vgg_sample_dir, drop="static_image")
 
 
+@pytest.mark.slow
 def test_audioset_qa_on_ascc(tmp_path):
     meta = writable_sample("ascc", tmp_path / "meta")
     for name in ("qa_true_counts.csv", "rerated_video_ids.txt"):

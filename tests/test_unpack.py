@@ -162,6 +162,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_unpack_killed_mid_cut_leaves_no_partial_after_the_rerun(aset, tmp_path):
     """Killed while ffmpeg cuts a whole video, the member's copy handed to ffmpeg is a ``.part`` the rerun
     removes (it was named ``.{name}.mp4.src.part``, which ``cleanup_partials`` never matched)."""

@@ -80,6 +80,7 @@ def test_skipped_rows_are_counted_and_named(vgg_meta, bad_lines, skipped):
     assert rows["train"][0] + rows["test"][0] == 970
 
 
+@pytest.mark.slow
 def test_missing_csv_without_media_is_a_usage_error(tmp_path):
     p = run_cli("verify", "vggsound", "--data-dir", sample_data_dir(), "--missing-csv", str(tmp_path / "m.csv"))
     assert p.returncode == 2 and "give --media-dir" in p.stderr and p.stderr.count("\n") == 1
@@ -95,6 +96,7 @@ LEDGER = [  # (status, reason) recorded for a missing clip; None: the clip has n
 ]
 
 
+@pytest.mark.slow
 def test_missing_csv_carries_ledger_status(tmp_path):
     media = demo_media(tmp_path, n_train=3, n_test=1)
     meta = avsets.load_dataset("vggsound", data_dir=sample_data_dir(), cache_dir=str(tmp_path / "c2"))
