@@ -19,12 +19,12 @@ from avsets.ascc.metadata import (
     read_pairs,
     read_segments,
 )
-from avsets.builder import AVBuilder
-from avsets.config import AVConfig
-from avsets.metadata import RowErrors, log_row_errors
-from avsets.notices import warn_once
-from avsets.shards import table_slices
-from avsets.unsegmented import add_trimmed_candidates
+from avsets.build.builder import AVBuilder
+from avsets.build.config import AVConfig
+from avsets.build.shards import table_slices
+from avsets.core.notices import warn_once
+from avsets.media.unsegmented import add_trimmed_candidates
+from avsets.metadata.readers import RowErrors, log_row_errors
 
 logger = logging.getLogger("avsets")
 

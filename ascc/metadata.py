@@ -21,8 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avsets.header_csv import read_csv_columns
-from avsets.metadata import (
+from avsets.media.resolve import CANDIDATES_COLUMN, TRIMMED_COLUMN
+from avsets.metadata.header_csv import read_csv_columns
+from avsets.metadata.ontology import AudioSetOntology
+from avsets.metadata.readers import (
     RowErrors,
     bad_number,
     bad_whole_number,
@@ -31,8 +33,6 @@ from avsets.metadata import (
     validate_rows,
     whole_numbers,
 )
-from avsets.ontology import AudioSetOntology
-from avsets.resolve import CANDIDATES_COLUMN, TRIMMED_COLUMN
 
 logger = logging.getLogger("avsets")
 
@@ -46,7 +46,7 @@ RAW_SAMPLES = "Raw Samples"
 def label_space() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(mids, names)`` of the 447 classes of ``suitable_classes.npy``, in the file's order.
 
-    Names are the AudioSet ontology's (:mod:`avsets.ontology`), the one place MIDs are named.
+    Names are the AudioSet ontology's (:mod:`avsets.metadata.ontology`), the one place MIDs are named.
     """
     with importlib.resources.as_file(importlib.resources.files("avsets.ascc") / "suitable_classes.npy") as p:
         array = np.load(p, allow_pickle=False)

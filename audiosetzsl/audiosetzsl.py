@@ -23,17 +23,17 @@ from avsets.audiosetzsl.metadata import (
     read_split,
     select_rows,
 )
-from avsets.builder import AVBuilder
-from avsets.config import AVConfig
-from avsets.errors import ManualDownloadRequired
-from avsets.metadata import RowErrors, log_row_errors
-from avsets.ontology import label_space_527
-from avsets.shards import table_slices
+from avsets.build.builder import AVBuilder
+from avsets.build.config import AVConfig
+from avsets.build.shards import table_slices
+from avsets.core.errors import ManualDownloadRequired
+from avsets.metadata.ontology import label_space_527
+from avsets.metadata.readers import RowErrors, log_row_errors
 
 
 @dataclass
 class AudioSetZSLConfig(AVConfig):
-    """AudioSetZSL options on top of the shared ones (:class:`avsets.config.AVConfig`).
+    """AudioSetZSL options on top of the shared ones (:class:`avsets.build.config.AVConfig`).
 
     Attributes:
         features_dir: folder with ``{audio,video}/{trn,val,tst}/<class>.h5`` (the authors' pre-extracted

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avsets.errors import MetadataError
+from avsets.core.errors import MetadataError
 
 logger = logging.getLogger(__name__)
 

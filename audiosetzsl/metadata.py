@@ -20,10 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avsets.coerce import clip_ids, to_seconds
-from avsets.errors import ManualDownloadRequired, MetadataError
-from avsets.metadata import RowErrors, bad_youtube_id, read_text, validate_rows
-from avsets.ontology import AudioSetOntology, check_unknown_labels, unknown_label_messages
+from avsets.core.coerce import clip_ids, to_seconds
+from avsets.core.errors import ManualDownloadRequired, MetadataError
+from avsets.metadata.ontology import AudioSetOntology, check_unknown_labels, unknown_label_messages
+from avsets.metadata.readers import RowErrors, bad_youtube_id, read_text, validate_rows
 
 logger = logging.getLogger(__name__)
 

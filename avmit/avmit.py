@@ -29,11 +29,11 @@ from avsets.avmit.metadata import (
     read_list,
     split_by_location,
 )
-from avsets.builder import AVBuilder
-from avsets.config import AVConfig
-from avsets.errors import ManualDownloadRequired
-from avsets.metadata import RowErrors, log_row_errors
-from avsets.shards import table_slices
+from avsets.build.builder import AVBuilder
+from avsets.build.config import AVConfig
+from avsets.build.shards import table_slices
+from avsets.core.errors import ManualDownloadRequired
+from avsets.metadata.readers import RowErrors, log_row_errors
 
 # config -> [(split or None = by video_location, list file, its shape)]
 LISTS = {

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from avsets.errors import MissingMediaError
-from avsets.tfrecord import TFRecordError, iter_records, parse_sequence_example
+from avsets.core.errors import MissingMediaError
+from avsets.metadata.tfrecord import TFRecordError, iter_records, parse_sequence_example
 
 logger = logging.getLogger("avsets")
 

@@ -25,11 +25,18 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avsets.errors import MetadataError, UnsafePathError
-from avsets.header_csv import read_csv_columns
-from avsets.metadata import RowErrors, bad_whole_number, encode_labels, not_in, validate_rows, whole_numbers
-from avsets.paths import safe_relpath
-from avsets.resolve import CANDIDATES_COLUMN, TRIMMED_COLUMN
+from avsets.core.errors import MetadataError, UnsafePathError
+from avsets.core.paths import safe_relpath
+from avsets.media.resolve import CANDIDATES_COLUMN, TRIMMED_COLUMN
+from avsets.metadata.header_csv import read_csv_columns
+from avsets.metadata.readers import (
+    RowErrors,
+    bad_whole_number,
+    encode_labels,
+    not_in,
+    validate_rows,
+    whole_numbers,
+)
 
 logger = logging.getLogger("avsets")
 

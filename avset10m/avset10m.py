@@ -23,11 +23,11 @@ from avsets.avset10m.metadata import (
     local_files,
     read_file,
 )
-from avsets.builder import AVBuilder
-from avsets.config import AVConfig
-from avsets.errors import ManualDownloadRequired, MetadataError
-from avsets.metadata import RowErrors, log_row_errors
-from avsets.ontology import label_space_527
+from avsets.build.builder import AVBuilder
+from avsets.build.config import AVConfig
+from avsets.core.errors import ManualDownloadRequired, MetadataError
+from avsets.metadata.ontology import label_space_527
+from avsets.metadata.readers import RowErrors, log_row_errors
 
 logger = logging.getLogger("avsets")
 
@@ -37,7 +37,7 @@ EMPTY = pa.schema([("id", pa.string()), ("youtube_id", pa.string()), ("start", p
 
 @dataclass
 class AVSET10MConfig(AVConfig):
-    """AVSET-10M options on top of the shared ones (:class:`avsets.config.AVConfig`).
+    """AVSET-10M options on top of the shared ones (:class:`avsets.build.config.AVConfig`).
 
     Attributes:
         min_avc: keep rows whose audio-visual correspondence ``avc >= min_avc`` (None keeps all).

@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from avsets.avset10m.metadata import ALIASES, FIELD_NAMES, ReadOptions, read_bytes, read_file
-from avsets.coerce import MAX_SECONDS, clip_ids, to_seconds
-from avsets.jsonmeta import match_keys, sniff_layout
-from avsets.metadata import RowErrors
-from avsets.segments import YOUTUBE_ID_RE
+from avsets.core.coerce import MAX_SECONDS, clip_ids, to_seconds
+from avsets.core.segments import YOUTUBE_ID_RE
+from avsets.metadata.jsonmeta import match_keys, sniff_layout
+from avsets.metadata.readers import RowErrors
 
 KEY_FIELDS = ("youtube_id", "start", "end")
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError, TypeError,
@@ -118,7 +118,7 @@ def _times(values: list) -> pa.Array:
 
 
 def _seconds(values: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """:func:`avsets.coerce.to_seconds`, with a NumPy shortcut for a column of clock strings that all share
+    """:func:`avsets.core.coerce.to_seconds`, with a NumPy shortcut for a column of clock strings that all share
     one fixed shape (``0:03:04.635``: Panda-70M's times, the 10M part's every row), 6x less CPU than its
     pyarrow string path and bit-identical: ``int / 10**k`` is the correctly rounded double that parsing the
     decimal gives, and ``h * 3600 + m * 60 + s`` is summed in the same order."""

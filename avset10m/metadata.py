@@ -4,7 +4,7 @@ Files: ``AVSET-700K/unbalanced_train_segments_part00..40.json`` and
 ``AVSET-10M(excluding-700K)/split_000..399.json``.  Keys as the Hub viewer shows them (``"Youtube ID"``,
 ``"Start Time"``, ``"End Time"``, ``"AVC"`` (a string), ``"Flag (Sound Separation)"`` (0/1), ``"Label"``
 (comma-joined MIDs)); the 10M part adds a caption and PANNs pseudo-labels whose exact keys are not
-documented, so keys match tolerantly (:func:`avsets.jsonmeta.normalize_key`).  One file is read at a time:
+documented, so keys match tolerantly (:func:`avsets.metadata.jsonmeta.normalize_key`).  One file is read at a time:
 memory follows the largest file, never the corpus.
 """
 
@@ -20,12 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from avsets.avset10m.pseudo import pseudo_labels_column
-from avsets.coerce import clip_ids, to_bool, to_float32, to_seconds
-from avsets.errors import ManualDownloadRequired, MetadataError, scrub_secrets
-from avsets.jsonmeta import KEY_COLUMN, Records, check_rows, match_keys, read_records
-from avsets.metadata import RowErrors
-from avsets.ontology import AudioSetOntology, unknown_label_messages
-from avsets.segments import YOUTUBE_ID_RE
+from avsets.core.coerce import clip_ids, to_bool, to_float32, to_seconds
+from avsets.core.errors import ManualDownloadRequired, MetadataError, scrub_secrets
+from avsets.core.segments import YOUTUBE_ID_RE
+from avsets.metadata.jsonmeta import KEY_COLUMN, Records, check_rows, match_keys, read_records
+from avsets.metadata.ontology import AudioSetOntology, unknown_label_messages
+from avsets.metadata.readers import RowErrors
 
 logger = logging.getLogger(__name__)
 

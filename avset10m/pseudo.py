@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avsets.coerce import to_float32
-from avsets.jsonmeta import normalize_key
-from avsets.ontology import AudioSetOntology, encode_flat, rebuild_lists
+from avsets.core.coerce import to_float32
+from avsets.metadata.jsonmeta import normalize_key
+from avsets.metadata.ontology import AudioSetOntology, encode_flat, rebuild_lists
 
 PSEUDO_TYPE = pa.list_(pa.struct([pa.field("label", pa.int64()), pa.field("score", pa.float32())]))
 LABEL_KEYS = ("label", "name", "class", "classname", "mid", "category", "tag", "labelname", "displayname")

@@ -71,7 +71,7 @@ def write_vp9(path: str, w: int, h: int, fps: int, seconds: float, gop_s: float)
 
 
 def write_audio(path: str, codec: str, sr: int, seconds: float, fmt: str | None = None) -> None:
-    from avsets.synth import tone
+    from avsets.media.synth import tone
 
     with av.open(path, "w", format=fmt) as c:
         s = c.add_stream(codec, rate=sr, layout="stereo")
@@ -140,7 +140,7 @@ def _cpu(t: dict[str, Timing]) -> dict[str, float]:
 
 def video_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
     """``{row: {ours_cpu, base_cpu, identical}}`` for the video rows (run where torchcodec imports)."""
-    from avsets.decoding import decode_video
+    from avsets.media.decoding import decode_video
 
     cfg = SIZES[size]
     rep = cfg["repeat"]
@@ -198,7 +198,7 @@ def datasets_rows(size: str, paths: dict[str, str], n_rows: int = 8) -> dict[str
 
 
 def audio_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
-    from avsets.decoding import decode_audio
+    from avsets.media.decoding import decode_audio
 
     rep = SIZES[size]["repeat"] * 3
     out: dict[str, dict] = {}
@@ -228,7 +228,7 @@ def ffmpeg_exe() -> str | None:
 
 def ffmpeg_cli_rows(size: str, paths: dict[str, str]) -> dict[str, dict]:
     """All frames to rawvideo rgb24 with ``ffmpeg -threads 1`` (the child's CPU time) vs ``decode_video``."""
-    from avsets.decoding import decode_video
+    from avsets.media.decoding import decode_video
 
     exe = ffmpeg_exe()
     if exe is None:

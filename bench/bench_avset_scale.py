@@ -37,7 +37,7 @@ def _ids(rng: random.Random, n: int) -> list[str]:
 
 
 def _write_file(path: str, n: int, part: str, seed: int) -> None:
-    from avsets.ontology import mids_527
+    from avsets.metadata.ontology import mids_527
 
     rng = random.Random(seed)
     mids = mids_527()

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from _common import Result, machine, print_table  # noqa: E402
 from fetch_server import Behavior, start_server  # noqa: E402
 
-from avsets.fetch import fetch  # noqa: E402
-from avsets.segments import Segment  # noqa: E402
+from avsets.core.segments import Segment  # noqa: E402
+from avsets.ops.fetch import fetch  # noqa: E402
 
 SIZES = {"smoke": 12, "default": 32, "full": 96}
 REPEAT = {"smoke": 1, "default": 2, "full": 3}

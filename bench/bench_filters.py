@@ -6,7 +6,7 @@
 * Baseline: what a user would do by hand, in the same run on the same files: the same load without filters,
   then a pyarrow-only left join of the quality table and the same filters on the loaded rows (the second
   row's baseline).  Target: at most 1.5x (ours also writes the 17 joined columns into the Arrow cache).
-* Second row, the join itself: ``avsets.filters.apply_filters`` on the loaded rows against a pyarrow-only
+* Second row, the join itself: ``avsets.build.filters.apply_filters`` on the loaded rows against a pyarrow-only
   left join (``Table.join``) plus the same two filters.  Target: at most 2x.
 
 The quality table covers 90% of the rows (5% silent, 5% still); the dups CSV holds 2,000 pairs.
@@ -36,7 +36,7 @@ FLAGS = ("silent", "still", "black", "short", "no_audio", "no_video", "av_mismat
 
 def make_inputs(root: str, n: int) -> tuple[str, str, str, list[str]]:
     """Metadata folder, quality table and dups CSV for ``n`` rows; returns them and the clip ids."""
-    from avsets.demo import sample_data_dir
+    from avsets.ops.demo import sample_data_dir
 
     meta = os.path.join(root, "meta")
     os.makedirs(meta)
@@ -63,7 +63,7 @@ def make_inputs(root: str, n: int) -> tuple[str, str, str, list[str]]:
         cols[f] = pa.array([(f == "silent" and i % 20 == 0) or (f == "still" and i % 20 == 1) for i in range(m)])
     cols["error"] = pa.nulls(m, pa.string())
     q = os.path.join(root, "q.parquet")
-    pq.write_table(pa.table(cols).replace_schema_metadata({"avsets.quality": json.dumps({"thresholds": {}})}), q)
+    pq.write_table(pa.table(cols).replace_schema_metadata({"avsets.metadata.quality": json.dumps({"thresholds": {}})}), q)
     dups = os.path.join(root, "dups.csv")
     with open(dups, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -75,7 +75,7 @@ def make_inputs(root: str, n: int) -> tuple[str, str, str, list[str]]:
 
 def run(size: str) -> list[Result]:
     import avsets
-    from avsets.filters import FilterCounts, FilterPlan, apply_filters, quality_columns, read_exclude
+    from avsets.build.filters import FilterCounts, FilterPlan, apply_filters, quality_columns, read_exclude
 
     n = SIZES[size]
     root = tempfile.mkdtemp(prefix="avsets-bench-filters-")

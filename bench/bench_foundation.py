@@ -23,10 +23,10 @@ from _common import Result, bench_main, best_of, random_ids
 from _perf import paired  # noqa: E402
 
 import avsets  # noqa: E402
-from avsets.jsonmeta import normalize_key, read_records  # noqa: E402
-from avsets.media_index import MediaIndex  # noqa: E402
-from avsets.resolve import ResolveOptions, attach_media, ensure_ids  # noqa: E402
-from avsets.segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, clip_key  # noqa: E402
+from avsets.core.segments import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, clip_key  # noqa: E402
+from avsets.media.media_index import MediaIndex  # noqa: E402
+from avsets.media.resolve import ResolveOptions, attach_media, ensure_ids  # noqa: E402
+from avsets.metadata.jsonmeta import normalize_key, read_records  # noqa: E402
 from avsets.vggsound.metadata import label_list  # noqa: E402
 
 EXTS = sorted(AUDIO_EXTENSIONS | VIDEO_EXTENSIONS)
@@ -42,7 +42,7 @@ def write_vggsound_like(path: str, n: int, ids: list[str]) -> None:
 
 
 def write_aux(meta: str) -> None:
-    from avsets.demo import sample_data_dir
+    from avsets.ops.demo import sample_data_dir
 
     sample = sample_data_dir()
     for name in ("stat.csv", "Common.txt", "AStest.csv"):

@@ -1,13 +1,13 @@
 """Leakage (issue 21): fingerprinting cost, duplicate-search scaling, and the id overlap at AVSET scale.
 
-* fingerprint: process CPU time of ``avsets.leakage.store.fingerprint_row`` (decode small: 5,512 Hz mono,
+* fingerprint: process CPU time of ``avsets.ops.leakage.store.fingerprint_row`` (decode small: 5,512 Hz mono,
   4 fps at 32x32; fingerprint both modalities) vs ``avsets.decode`` of the same rows with its defaults
   (native rate, every frame at native size), alternating, on the real fixture clips of
   ``tests/data/real/leakage`` re-encoded to 640x360 H.264 High (x264 "medium": B-frames, deblocking) + AAC,
   the format of YouTube's 360p downloads that VGGSound-style mirrors hold;
   target <= 0.5 by the median of the repeats (the minimum is printed beside it).  Two rows show the gain of
   the fingerprint's hand-written steps over what they replace, in the same run on the same audio: the
-  polyphase decimator to 5,512 Hz against FFmpeg's swresample (``avsets.decoding.resample``), and the band
+  polyphase decimator to 5,512 Hz against FFmpeg's swresample (``avsets.media.decoding.resample``), and the band
   energies transformed in cache-sized chunks against one transform of all frames.
 * duplicate search: synthetic fingerprints (10-s clips: 430 audio words, 40 frame hashes) with 1% planted
   copies (8% of the bits flipped, shifted by up to 1 s), searched in a fresh subprocess per size (time and
@@ -75,7 +75,7 @@ def fingerprint_vs_decode(repeat: int) -> tuple[list[float], list[float], int]:
     from helpers import writable_sample
 
     import avsets
-    from avsets.leakage.store import fingerprint_row
+    from avsets.ops.leakage.store import fingerprint_row
 
     media = _bench_media()
     root = tempfile.mkdtemp(prefix="avsets-bench-leak-")
@@ -115,8 +115,8 @@ def fingerprint_steps(repeat: int) -> list:
     import numpy as np
     from _common import Result, Seconds
 
-    from avsets.decoding import decode_audio, resample
-    from avsets.leakage import audio_fp
+    from avsets.media.decoding import decode_audio, resample
+    from avsets.ops.leakage import audio_fp
 
     media = _bench_media()
     clips = [decode_audio(os.path.join(media, f), None, mono=True) for f in sorted(os.listdir(media))]
@@ -162,7 +162,7 @@ def synthetic(n: int, seed: int = 0):
     no information)."""
     import numpy as np
 
-    from avsets.leakage.index import Packed
+    from avsets.ops.leakage.index import Packed
 
     rng = np.random.default_rng(seed)
     wa, wv = 430, 40
@@ -187,7 +187,7 @@ def synthetic(n: int, seed: int = 0):
 def _search_child(n: int) -> None:
     from _common import peak_rss_mb
 
-    from avsets.leakage.index import find_duplicates
+    from avsets.ops.leakage.index import find_duplicates
 
     audio, video, planted = synthetic(n)
     input_mb = (audio.values.nbytes + video.values.nbytes) / 1e6
@@ -226,7 +226,7 @@ def reader_vs_parser(files: list[str], repeat: int) -> tuple[list[float], list[f
     (``read_file`` without captions, what the overlap used before), alternating, one file at a time, per run."""
     from avsets.avset10m.keys import read_keys
     from avsets.avset10m.metadata import ReadOptions, read_file
-    from avsets.metadata import RowErrors
+    from avsets.metadata.readers import RowErrors
 
     distinct = _distinct_files(files)
     keys, full = [], []
@@ -250,7 +250,7 @@ def _timed_overlap(argv: list[str]) -> tuple[float, float]:
     """(CPU seconds of this process and its reader processes, wall seconds) of one ``avsets`` command."""
     import resource
 
-    from avsets.cli import main
+    from avsets.cli.app import main
 
     def cpu() -> float:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -266,7 +266,7 @@ def _pool_start() -> tuple[float, float]:
     import resource
 
     from avsets.avset10m.keys import fast_keys
-    from avsets.leakage.units import _pool_map
+    from avsets.ops.leakage.units import _pool_map
 
     def cpu() -> float:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -287,7 +287,7 @@ def overlap_at_scale(rows: int, repeat: int) -> dict:
 
     from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
     from avsets.avset10m.avset10m import AVSET10M
-    from avsets.leakage.units import MIN_POOL_SHARDS
+    from avsets.ops.leakage.units import MIN_POOL_SHARDS
 
     work = tempfile.mkdtemp(prefix="avsets-bench-overlap-")
     try:

@@ -34,7 +34,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, DatasetInfo, Featu
 from datasets.splits import NamedSplit  # noqa: E402
 from datasets.table import InMemoryTable  # noqa: E402
 
-from avsets.publish.export import export_dataset  # noqa: E402
+from avsets.ops.publish.export import export_dataset  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Result, Seconds  # noqa: E402

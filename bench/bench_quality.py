@@ -217,7 +217,7 @@ def child_memory(args: list[str]) -> dict[str, float]:
     sys.path.insert(0, str(HERE))
     from _common import peak_rss_mb
 
-    from avsets.quality.run import run_quality
+    from avsets.ops.quality.run import run_quality
 
     t0 = time.perf_counter()
     report = run_quality("vggsound", data_dir=args[0], media_dir=args[1], out=args[2], quiet=True)
@@ -241,9 +241,9 @@ def run(size: str = "default") -> list:
     import soundfile as sf
     from _common import Result
 
-    from avsets.decoding import decode_audio, decode_video
-    from avsets.quality.measure import measure_clip
-    from avsets.quality.run import run_quality
+    from avsets.media.decoding import decode_audio, decode_video
+    from avsets.ops.quality.measure import measure_clip
+    from avsets.ops.quality.run import run_quality
 
     n, repeat, small, big = SIZES[size]
     clip = clip_path()

@@ -40,8 +40,8 @@ def _key(ytid: str, start: int) -> str:
 
 def make_inputs(root: str, n: int) -> tuple[str, str, str]:
     """Metadata folder, media folder and ledger file for ``n`` rows."""
-    from avsets.demo import sample_data_dir
-    from avsets.ledger import Ledger
+    from avsets.metadata.ledger import Ledger
+    from avsets.ops.demo import sample_data_dir
 
     meta = os.path.join(root, "meta")
     media = os.path.join(root, "media")
@@ -81,8 +81,8 @@ def make_inputs(root: str, n: int) -> tuple[str, str, str]:
 
 
 def ours(meta: str, media: str, ledger: str, out: str) -> dict:
-    from avsets.report import build_report
-    from avsets.report_render import write_report
+    from avsets.ops.report import build_report
+    from avsets.ops.report_render import write_report
 
     rep = build_report("vggsound", data_dir=meta, media_dir=media, ledger=ledger, probe=False)
     write_report(rep, out)

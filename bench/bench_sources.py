@@ -47,7 +47,7 @@ def _big_zip(path: str, n: int) -> None:
 
 
 def _clip() -> bytes:
-    from avsets.synth import write_audio
+    from avsets.media.synth import write_audio
 
     tmp = tempfile.mkdtemp(prefix="avsets-bench-clip-")
     try:
@@ -59,7 +59,7 @@ def _clip() -> bytes:
 
 
 def _one_member(srv: RangeServer, locator: str) -> tuple[int, int, bytes]:
-    from avsets.sources import parquetsrc, read_media_bytes
+    from avsets.media.sources import parquetsrc, read_media_bytes
 
     parquetsrc._GROUPS.clear()  # a cold process: nothing cached but the index
     parquetsrc._FOOTERS.clear()
@@ -86,7 +86,7 @@ def _far_tar_row(root: str, srv: RangeServer, size: str) -> Result:
     and server: the round-2 walk (64-KiB block after a small member, 2 KiB after a large one)."""
     import numpy as np
 
-    from avsets.sources import Source, index_source, tarsrc
+    from avsets.media.sources import Source, index_source, tarsrc
 
     samples = {"smoke": 150, "default": 1000, "full": 1000}[size]
     rng = np.random.default_rng(5)
@@ -128,7 +128,7 @@ def _clip_or_video_rows(root: str, srv: RangeServer, size: str, clip: bytes) -> 
     """Clip or whole video per member (issue 18): map-style probes every file named by the id alone once
     (a header read) and keeps the durations with the index.  Baseline, same run and files: the same scan
     with ``id_named="video"`` stated (no probe at all)."""
-    from avsets.media_index import MediaIndex
+    from avsets.media.media_index import MediaIndex
 
     n = {"smoke": 200, "default": 2_000, "full": 10_000}[size]
     n_zip = {"smoke": 50, "default": 500, "full": 2_000}[size]
@@ -186,8 +186,8 @@ def run(size: str) -> list[Result]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from avsets.sources import Source, index_source
-    from avsets.sources.locator import parse_locator
+    from avsets.media.sources import Source, index_source
+    from avsets.media.sources.locator import parse_locator
 
     n, repeat = SIZES[size], REPEAT[size]
     root = tempfile.mkdtemp(prefix="avsets-bench-sources-")
@@ -227,7 +227,7 @@ def run(size: str) -> list[Result]:
             # -- indexing a remote zip of n members
             base = best_of(lambda: zipfile.ZipFile(big).namelist(), repeat)
             url = srv.url("big.zip")
-            from avsets.sources.ranged import RangeReader
+            from avsets.media.sources.ranged import RangeReader
 
             RangeReader(url).info()  # the HTTP session exists before timing (as the local page cache does)
             counts = []
@@ -244,7 +244,7 @@ def run(size: str) -> list[Result]:
                                   ours / base, "<= 2x", ours / base <= 2.0 and reqs <= 3,
                                   f"{reqs} HTTP requests (<= 3)"))
 
-            from avsets.media_index import MediaIndex
+            from avsets.media.media_index import MediaIndex
 
             def full_index() -> None:
                 srv.reset()

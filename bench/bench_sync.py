@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from bench_publish import make_dataset, make_media
     from hub_server import HubServer
 
-    from avsets.publish.export import export_dataset
-    from avsets.publish.push import push_folder
-    from avsets.publish.sync_hub import sync_hub
-    from avsets.publish.takedowns import Takedown
+    from avsets.ops.publish.export import export_dataset
+    from avsets.ops.publish.push import push_folder
+    from avsets.ops.publish.sync_hub import sync_hub
+    from avsets.ops.publish.takedowns import Takedown
 
     saved = hc.HF_HUB_OFFLINE, hc.HF_HUB_DISABLE_XET
     hc.HF_HUB_OFFLINE, hc.HF_HUB_DISABLE_XET = False, True  # bench/run makes the process offline; this is loopback

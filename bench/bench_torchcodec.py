@@ -37,7 +37,7 @@ def _child(size: str) -> dict:
     import numpy as np
 
     import avsets
-    from avsets.synth import write_audio
+    from avsets.media.synth import write_audio
 
     n, repeat = SIZES[size]
     work = tempfile.mkdtemp(prefix="avsets-bench-tc-")

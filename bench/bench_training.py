@@ -37,7 +37,7 @@ def make_corpus(work: str, n: int, res: tuple[int, int]) -> tuple[str, str]:
     """A vggsound-shaped metadata folder with ``n`` train rows and ``n`` trimmed clips (hard links)."""
     from bench_foundation import write_aux
 
-    from avsets.synth import write_video
+    from avsets.media.synth import write_video
     from avsets.vggsound.metadata import label_list
 
     w, h = res

@@ -1,6 +1,6 @@
 """Video and audio-in-video hot paths (issue 7): our decode against a bare PyAV / soundfile loop, same run.
 
-* ``num_frames=8`` from a 10-s 360p H.264 clip: ``avsets.decoding.decode_video`` and a streaming
+* ``num_frames=8`` from a 10-s 360p H.264 clip: ``avsets.media.decoding.decode_video`` and a streaming
   ``load_dataset`` against a bare PyAV loop that already knows which 8 frames it wants (it decodes up to the
   last one and converts only those to RGB: the least work any PyAV user can do). Target >= 0.90.
 * A whole 5-minute 360p video with a keyframe every 7 s: the 10-s segment at 4:00 against the one at 0:00
@@ -28,8 +28,8 @@ from _common import Result, Seconds, bench_main, random_ids  # noqa: E402
 from _perf import cached, paired  # noqa: E402
 
 import avsets  # noqa: E402
-from avsets.decoding import decode_audio, decode_video  # noqa: E402
-from avsets.synth import write_audio, write_video  # noqa: E402
+from avsets.media.decoding import decode_audio, decode_video  # noqa: E402
+from avsets.media.synth import write_audio, write_video  # noqa: E402
 
 # (width, height, long video seconds, segment start in it, clips for the streaming row, repeats)
 SIZES = {

@@ -20,12 +20,12 @@ import shutil
 import sys
 import tempfile
 
-from avsets.api import load_dataset
-from avsets.demo import sample_data_dir
-from avsets.ledger import Ledger, LedgerRow
-from avsets.report import build_report
-from avsets.report_render import write_report
-from avsets.synth import write_audio
+from avsets.build.api import load_dataset
+from avsets.media.synth import write_audio
+from avsets.metadata.ledger import Ledger, LedgerRow
+from avsets.ops.demo import sample_data_dir
+from avsets.ops.report import build_report
+from avsets.ops.report_render import write_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))

@@ -7,14 +7,10 @@ AVMIT, ASCC), with segment-exact media resolution and decoding, fetch and publis
 
 from __future__ import annotations
 
-from .api import (  # noqa: E402
-    get_dataset_config_names,
-    list_corpora,
-    load_dataset,
-    load_dataset_builder,
-)
-from .decoding import decode_audio, decode_video  # noqa: E402
-from .errors import (  # noqa: E402
+from avsets.build.api import get_dataset_config_names, list_corpora, load_dataset, load_dataset_builder  # noqa: E402
+from avsets.build.transform import DECODE_STATS, MediaWarning  # noqa: E402
+from avsets.build.transform import decode as decode  # noqa: E402
+from avsets.core.errors import (  # noqa: E402
     AvsetsError,
     ManualDownloadRequired,
     MediaError,
@@ -23,10 +19,9 @@ from .errors import (  # noqa: E402
     MissingStreamError,
     UnsafePathError,
 )
-from .segments import Segment, clip_key, parse_media_name  # noqa: E402
-from .transform import DECODE_STATS, MediaWarning  # noqa: E402
-from .transform import decode as decode  # noqa: E402
-from .version import __version__
+from avsets.core.segments import Segment, clip_key, parse_media_name  # noqa: E402
+from avsets.core.version import __version__
+from avsets.media.decoding import decode_audio, decode_video  # noqa: E402
 
 __all__ = [
     "__version__",

@@ -52,8 +52,8 @@ def cache_dir(tmp_path) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_notices():
-    """Each test starts with no notice said yet (``avsets.notices`` says each one once per process)."""
-    from avsets.notices import forget
+    """Each test starts with no notice said yet (``avsets.core.notices`` says each one once per process)."""
+    from avsets.core.notices import forget
 
     forget()
     yield

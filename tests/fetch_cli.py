@@ -20,8 +20,8 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, module: str = "avsets.cli", timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
-    """``python -m avsets.cli ARGS`` (or another module), captured, never through a shell."""
+def run_cli(*args: str, module: str = "avsets.cli.app", timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """``python -m avsets.cli.app ARGS`` (or another module), captured, never through a shell."""
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout,
                           env=cli_env(**env), stdin=subprocess.DEVNULL)
 

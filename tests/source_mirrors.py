@@ -1,7 +1,7 @@
 """Media mirrors built at test time in the layouts third parties publish (issue 11).
 
 Rows are real VGGSound sample rows (``vggsound/sample``); media are encoded here with PyAV/soundfile
-(:mod:`avsets.synth`: audio is a tone whose phase encodes absolute time, frames carry their index).
+(:mod:`avsets.media.synth`: audio is a tone whose phase encodes absolute time, frames carry their index).
 
 - ``zip``: nested folders, authors' names ``{ytid}_{start:06d}.mp4``, canonical ``..._{ms}_{ms}.flac``, a
   whole video ``{ytid}.mp4`` (41 s), junk members, unsafe names, one corrupt member, a duplicate;
@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from avsets.synth import write_audio, write_video
+from avsets.media.synth import write_audio, write_video
 
 # real VGGSound sample rows: (youtube_id, start), all in the train split
 ZIP_ROWS = [("--0PQM4-hqg", 30), ("--56QUhyDQM", 185), ("--5OkAjCI7g", 40), ("--8puiAGLhs", 30)]

@@ -14,8 +14,8 @@ import pytest
 from helpers import writable_sample
 
 from avsets import load_dataset
-from avsets.errors import ManualDownloadRequired
-from avsets.ontology import AudioSetOntology
+from avsets.core.errors import ManualDownloadRequired
+from avsets.metadata.ontology import AudioSetOntology
 
 CC = "Creative Commons Attribution license (reuse allowed)"
 FIRST, SECOND = "-0O3e95y4gE", "-elf_5HUVuc"  # the first two ids of all_cc_qual_0_false.csv
@@ -131,7 +131,7 @@ def test_bad_metadata_names_file_and_line(meta, cache_dir, sample):
 
 
 def _media(tmp_path, ids: list[str]):
-    from avsets.synth import write_audio
+    from avsets.media.synth import write_audio
 
     root = tmp_path / "ascc_media"
     (root / "Raw Samples").mkdir(parents=True)
@@ -188,8 +188,8 @@ def test_streaming_with_media(sample, cache_dir, tmp_path, default_ds):
 
 
 def test_trimmed_clips_by_id_only_when_one_segment(tmp_path):
-    from avsets.media_index import MediaIndex
-    from avsets.unsegmented import trimmed_by_youtube_id
+    from avsets.media.media_index import MediaIndex
+    from avsets.media.unsegmented import trimmed_by_youtube_id
 
     for name in (f"{FIRST}_30000_40000.flac", f"{FIRST}_30000_40000.mp4", f"{SECOND}_000010.flac",
                  f"{SECOND}_20000_30000.flac", "abcdefghijk.mp4"):

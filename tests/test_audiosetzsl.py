@@ -13,8 +13,8 @@ from helpers import mini_audiosetzsl
 import avsets
 from avsets.audiosetzsl import metadata as zsl_meta
 from avsets.audiosetzsl.metadata import bundled_archive, class_names, extract_archive, read_class_split
-from avsets.errors import MetadataError
-from avsets.synth import write_audio, write_video
+from avsets.core.errors import MetadataError
+from avsets.media.synth import write_audio, write_video
 
 COUNTS = {"train": 93_865, "validation": 31_271, "test": 31_280}
 UNSEEN = {"pig", "panther", "stream", "bus", "aircraft", "clock", "fan", "printer", "church-bell", "gunshot"}

@@ -14,8 +14,8 @@ from helpers import writable_sample
 from tfrecord_writer import encode_sequence_example, write_records
 
 from avsets import load_dataset, load_dataset_builder
-from avsets.errors import MissingMediaError
-from avsets.tfrecord import TFRecordError
+from avsets.core.errors import MissingMediaError
+from avsets.metadata.tfrecord import TFRecordError
 
 LABELS16 = ["barking", "diving", "drumming", "frying", "giggling", "howling", "inflating", "mowing", "pouring",
             "raining", "sanding", "shredding", "sneezing", "tapping", "vacuuming", "whistling"]
@@ -171,7 +171,7 @@ def test_unsafe_file_names_are_dropped_counted_and_never_joined(meta, cache_dir,
 
 
 def test_media_resolves_in_the_mit_layout(sample, cache_dir, tmp_path):
-    from avsets.synth import write_video
+    from avsets.media.synth import write_video
 
     ds_meta = load_dataset("avmit", "test", split="test", data_dir=sample, cache_dir=cache_dir)
     rows = ds_meta.select(range(3)).to_list()

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import avsets
-from avsets.errors import ManualDownloadRequired, MetadataError
-from avsets.ontology import AudioSetOntology
-from avsets.synth import write_audio, write_video
+from avsets.core.errors import ManualDownloadRequired, MetadataError
+from avsets.media.synth import write_audio, write_video
+from avsets.metadata.ontology import AudioSetOntology
 
 HERE = os.path.dirname(__file__)
 DIR_700K = "AVSET-700K"
@@ -298,7 +298,7 @@ def test_num_proc_prepares_the_same_rows(tmp_path, reference):
 def _full_keys(path: str):
     """The full parser's rows (captions skipped, as the builder's ``text=False`` read), key columns only."""
     from avsets.avset10m.metadata import ReadOptions, read_file
-    from avsets.metadata import RowErrors
+    from avsets.metadata.readers import RowErrors
 
     return read_file(path, ReadOptions(with_text=False), RowErrors()).select(["id", "youtube_id", "start", "end"])
 
@@ -433,7 +433,7 @@ def test_key_reader_clock_times_are_to_seconds_bit_for_bit(h, m, s, frac, places
     import pyarrow as pa
 
     from avsets.avset10m.keys import _fixed_clock_seconds, _seconds
-    from avsets.coerce import to_seconds
+    from avsets.core.coerce import to_seconds
 
     rng = random.Random(seed)
 

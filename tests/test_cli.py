@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from avsets.cli import main
-from avsets.synth import write_audio
+from avsets.cli.app import main
+from avsets.media.synth import write_audio
 
 
 def run(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "avsets.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "avsets.cli.app", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 

@@ -1,4 +1,4 @@
-"""One content key for derived tables (``avsets.sources.content_key``): the quality table and the fingerprint
+"""One content key for derived tables (``avsets.media.sources.content_key``): the quality table and the fingerprint
 table key the same media alike, and both see a changed file, for every place media can be (a local file,
 bytes, a zip member, a tar member, a remote file over a loopback HTTP server)."""
 
@@ -14,11 +14,11 @@ import pytest
 from leakage_media import real_clip
 from range_server import RangeServer
 
-from avsets.errors import MediaError
-from avsets.leakage.store import media_key
-from avsets.quality.run import _jobs
-from avsets.sources.base import media_source
-from avsets.sources.content_key import EDGE, ContentKeys, content_key
+from avsets.core.errors import MediaError
+from avsets.media.sources.base import media_source
+from avsets.media.sources.content_key import EDGE, ContentKeys, content_key
+from avsets.ops.leakage.store import media_key
+from avsets.ops.quality.run import _jobs
 
 
 def _row(cell: dict) -> dict:
@@ -136,7 +136,7 @@ def test_keys_never_make_a_pass_read_remote_media_twice(tmp_path):
     """The fingerprint pass keys, then decodes.  Keying a remote file reads no body (one metadata request);
     a remote zip member is keyed from its locator (no request); a remote tar member has no checksum, so it
     is read to be keyed and the row comes back with those bytes: decoding it makes no further request."""
-    from avsets.leakage.store import fingerprint_row, keyed_row
+    from avsets.ops.leakage.store import fingerprint_row, keyed_row
 
     shutil.copyfile(real_clip("bbb_00.mp4"), tmp_path / "r.mp4")
     files = {"x.mp4": real_clip("bbb_00.mp4"), "y.mp4": real_clip("bbb_12.mp4")}

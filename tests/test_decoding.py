@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avsets.decoding import decode_audio, decode_video, probe_media
-from avsets.errors import MediaError
-from avsets.synth import frame_band, tone, write_audio, write_video
+from avsets.core.errors import MediaError
+from avsets.media.decoding import decode_audio, decode_video, probe_media
+from avsets.media.synth import frame_band, tone, write_audio, write_video
 
 
 @pytest.fixture(scope="module")

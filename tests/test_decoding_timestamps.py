@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avsets.decoding import decode_audio, round_half_up
-from avsets.decoding.audio import _frame_array
+from avsets.media.decoding import decode_audio, round_half_up
+from avsets.media.decoding.audio import _frame_array
 
 REAL = os.path.join(os.path.dirname(__file__), "data", "real")
 

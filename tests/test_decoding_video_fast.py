@@ -14,9 +14,9 @@ import av
 import numpy as np
 import pytest
 
-from avsets.decoding import decode_video
-from avsets.errors import MediaError
-from avsets.synth import _paint_band
+from avsets.core.errors import MediaError
+from avsets.media.decoding import decode_video
+from avsets.media.synth import _paint_band
 
 REAL = os.path.join(os.path.dirname(__file__), "data", "real")
 

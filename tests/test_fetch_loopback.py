@@ -23,8 +23,8 @@ from fetch_server import (
     start_server,
 )
 
-from avsets.fetch import fetch, ledger_summary, read_ledger
-from avsets.segments import Segment
+from avsets.core.segments import Segment
+from avsets.ops.fetch import fetch, ledger_summary, read_ledger
 
 FAST = dict(backoff_base=0.02, backoff_cap=0.1, max_retry_after=1.0, refusal_pause=0.1)
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ def test_every_status_path(mirror, tmp_path, route):
 
 
 def test_segment_only_transfer(mirror, tmp_path, record_property):
-    """A 10-s segment of a 5-minute video moves a small fraction of the file (shared/fetch/README.md, measured facts: 0.09-0.19)."""
+    """A 10-s segment of a 5-minute video moves a small fraction of the file (shared/ops/fetch/README.md, measured facts: 0.09-0.19)."""
     mirror.behaviors["longvideo00"] = Behavior(media="long")
     size = mirror.file_size("longvideo00")
     fractions = {}
@@ -236,7 +236,7 @@ def _segments_csv(path: Path, segs: list[Segment]) -> Path:
 
 def _cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
-    return subprocess.Popen([sys.executable, "-m", "avsets.fetch", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "avsets.cli.fetch", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -259,8 +259,8 @@ def test_two_concurrent_fetchers_share_a_folder(mirror, tmp_path):
 
 def test_cli_exit_codes_and_ledger_diff(mirror, tmp_path, capsys):
     """Exit codes: 1 when a clip failed, 0 when all are ok or settled, 2 for usage errors; ``ledger diff``."""
-    from avsets.fetch import Ledger, LedgerRow
-    from avsets.fetch.cli import main
+    from avsets.cli.fetch import main
+    from avsets.ops.fetch import Ledger, LedgerRow
 
     mirror.behaviors["cligone0000"] = Behavior(status=404)
     listing = _segments_csv(tmp_path / "segs.csv", [Segment("cliok000000", 0, 3), Segment("cligone0000", 0, 3)])
@@ -270,7 +270,7 @@ def test_cli_exit_codes_and_ledger_diff(mirror, tmp_path, capsys):
     assert main(base) == 1
     assert "cligone0000_0_3000\tunavailable" in capsys.readouterr().err
     assert main(base) == 0  # rerun: all settled, nothing failed in this run
-    from avsets.cli import main as avsets_main
+    from avsets.cli.app import main as avsets_main
 
     assert avsets_main(base) == 0  # the same subcommand, registered on the main ``avsets`` parser
     assert main([*base, "--shard", "3/2"]) == 2
@@ -321,7 +321,7 @@ def test_fsspec_output_target(mirror, tmp_path, monkeypatch):
     them, and a machine with no local ledger resumes from the uploaded one."""
     import fsspec
 
-    from avsets.fetch.target import Target, remove_staging
+    from avsets.ops.fetch.target import Target, remove_staging
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     fs = fsspec.filesystem("memory")
@@ -356,7 +356,7 @@ def test_refusals_in_a_row_pause_the_fetcher(mirror, tmp_path):
 
 def test_whole_videos_for_rows_without_a_segment(mirror, tmp_path):
     """A row with an id but no segment (ASCC without big_data.csv) fetches ``{youtube_id}.{ext}`` whole."""
-    from avsets.fetch import ClipRequest, WholeVideo
+    from avsets.ops.fetch import ClipRequest, WholeVideo
 
     reqs = [ClipRequest(WholeVideo("-wholevid00")), ClipRequest(WholeVideo("wholegone00"))]
     mirror.behaviors["wholegone00"] = Behavior(status=404)

@@ -21,8 +21,8 @@ from test_fetch_loopback import (  # noqa: F401 - the autouse fixture applies he
     _segments_csv,
 )
 
-from avsets.fetch import fetch, ledger_summary, read_ledger
-from avsets.segments import Segment
+from avsets.core.segments import Segment
+from avsets.ops.fetch import fetch, ledger_summary, read_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_kill_9_mid_run_then_resume(mirror, tmp_path):
         mirror.behaviors[s.youtube_id] = Behavior(delay=0.05)
     listing = _segments_csv(tmp_path / "segs.csv", segs)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "avsets.fetch", "fetch", "--segments", str(listing), "--out", str(out),
+    cmd = [sys.executable, "-m", "avsets.cli.fetch", "fetch", "--segments", str(listing), "--out", str(out),
            "--audio", "--video", "--workers", "3", "--source-url-template", mirror.media_template()]
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -116,7 +116,7 @@ def test_vggsound_fetch_then_load_dataset(mirror, tmp_path, vgg_sample_dir):
     out = tmp_path / "media"
     env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), "HF_DATASETS_CACHE": str(tmp_path / "hf")}
     mirror.default_media = "long"
-    cmd = [sys.executable, "-m", "avsets.fetch", "fetch", "vggsound", "--data-dir", vgg_sample_dir, "--out", str(out),
+    cmd = [sys.executable, "-m", "avsets.cli.fetch", "fetch", "vggsound", "--data-dir", vgg_sample_dir, "--out", str(out),
            "--split", "test", "--limit", "6", "--workers", "3", "--source-url-template", mirror.media_template()]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     rows = read_ledger(out)
@@ -142,7 +142,7 @@ def test_vggsound_from_a_local_mirror_organised_by_label(mirror, tmp_path, vgg_s
     import itertools
     import shutil
 
-    from avsets.fetch.corpus import corpus_requests
+    from avsets.ops.fetch.corpus import corpus_requests
 
     reqs = list(itertools.islice(corpus_requests("vggsound", data_dir=vgg_sample_dir, split="test"), 3))
     root = tmp_path / "vgg mirror"

@@ -9,15 +9,15 @@ import threading
 
 import pytest
 
-from avsets import ledger as L
-from avsets.fetch.clip import FetchOptions, cleanup_partials, part_path
-from avsets.fetch.ffmpeg import CutOptions, Input, build_args
-from avsets.fetch.origins import render, source_kind, template_fields
-from avsets.fetch.politeness import Backoff, RateLimiter, RefusalBreaker
-from avsets.fetch.runner import FetchReport, FetchSetupError, needs_fetch, parse_shard, plan, shard_of
-from avsets.fetch.status import classify_http, classify_message, http_status_from_ffmpeg
-from avsets.ledger import Ledger, LedgerRow, diff_ledgers, ledger_summary, read_ledger
-from avsets.segments import Segment
+from avsets.core.segments import Segment
+from avsets.metadata import ledger as L
+from avsets.metadata.ledger import Ledger, LedgerRow, diff_ledgers, ledger_summary, read_ledger
+from avsets.ops.fetch.clip import FetchOptions, cleanup_partials, part_path
+from avsets.ops.fetch.ffmpeg import CutOptions, Input, build_args
+from avsets.ops.fetch.origins import render, source_kind, template_fields
+from avsets.ops.fetch.politeness import Backoff, RateLimiter, RefusalBreaker
+from avsets.ops.fetch.runner import FetchReport, FetchSetupError, needs_fetch, parse_shard, plan, shard_of
+from avsets.ops.fetch.status import classify_http, classify_message, http_status_from_ffmpeg
 
 
 def _row(cid: str, status: str, **kw) -> LedgerRow:
@@ -211,7 +211,7 @@ def test_parse_shard():
 
 def test_resume_rules(tmp_path):
     req_seg = Segment("abcdefghijk", 0, 10)
-    from avsets.fetch.clip import ClipRequest
+    from avsets.ops.fetch.clip import ClipRequest
 
     req = ClipRequest(req_seg)
     opts = FetchOptions(audio=True, video=False)

@@ -10,9 +10,9 @@ from source_fixtures import make_flac
 from test_filters_load import write_dups, write_quality
 
 import avsets
-from avsets.cli import main
-from avsets.manifest import manifest_hash
-from avsets.publish.card import merge_cards
+from avsets.cli.app import main
+from avsets.metadata.manifest import manifest_hash
+from avsets.ops.publish.card import merge_cards
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ import pytest
 from source_fixtures import make_flac, vggsound_mirror
 
 import avsets
-from avsets.cli import main
-from avsets.errors import AvsetsError
-from avsets.filters import cached_counts, id_kind, mismatch_text, read_exclude
-from avsets.manifest import Manifest
-from avsets.quality.table import QUALITY_FLAGS
+from avsets.build.filters import cached_counts, id_kind, mismatch_text, read_exclude
+from avsets.cli.app import main
+from avsets.core.errors import AvsetsError
+from avsets.metadata.manifest import Manifest
+from avsets.metadata.quality.table import QUALITY_FLAGS
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def write_quality(path, ids: list[str], *, silent: set[str] = frozenset(), still
     cols["error"] = pa.array([None] * n, pa.string())
     cols["media_size"] = pa.array([1000] * n, pa.int64())  # bookkeeping: not published as a row column
     table = pa.table(cols).replace_schema_metadata(
-        {"avsets.quality": json.dumps({"thresholds": {"silence_dbfs": threshold, "still_fraction": 0.9},
+        {"avsets.metadata.quality": json.dumps({"thresholds": {"silence_dbfs": threshold, "still_fraction": 0.9},
                                        "avsets": "x"})})
     pq.write_table(table, path)
     return str(path)

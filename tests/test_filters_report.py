@@ -13,10 +13,10 @@ from browser import Page, file_url, find_chromium
 from test_filters_load import write_quality
 
 import avsets
-from avsets.cli import main
-from avsets.report import build_report
-from avsets.report_quality import chart_quality
-from avsets.report_render import render_html, render_md, write_report
+from avsets.cli.app import main
+from avsets.ops.report import build_report
+from avsets.ops.report_quality import chart_quality
+from avsets.ops.report_render import render_html, render_md, write_report
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fetch_cli import assert_one_line_error, run_cli, segments_csv
 
-from avsets.cli import guarded, main
+from avsets.cli.app import guarded, main
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_each_mistake_is_one_line_and_exit_2(work, name, capsys):
 
 def test_an_older_ledger_with_fewer_columns_is_still_read(tmp_path, capsys):
     """Backward compatibility: a ledger written before some columns existed is read (missing ones None)."""
-    from avsets.fetch import read_ledger
+    from avsets.ops.fetch import read_ledger
 
     old = tmp_path / "old.sqlite"
     con = sqlite3.connect(str(old))
@@ -141,4 +141,4 @@ def test_an_unexpected_error_is_one_line_and_exit_1(capsys):
 @pytest.mark.slow
 def test_debug_flag_exists_on_both_entry_points():
     assert "--debug" in run_cli("--help").stdout
-    assert "--debug" in run_cli("--help", module="avsets.fetch").stdout
+    assert "--debug" in run_cli("--help", module="avsets.cli.fetch").stdout

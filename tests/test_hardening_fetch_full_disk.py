@@ -31,7 +31,7 @@ def mirror(tmp_path_factory):
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "avsets.cli", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "avsets.cli.app", *args], capture_output=True, text=True, timeout=300,
                           env=cli_env(HF_HUB_OFFLINE="1"), cwd=cwd, stdin=subprocess.DEVNULL)
 
 

@@ -15,7 +15,7 @@ import pytest
 from fetch_cli import cli_env, segments_csv
 from fetch_server import Behavior, start_server
 
-from avsets.fetch import read_ledger
+from avsets.ops.fetch import read_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_ctrl_c_stops_fast_and_leaves_clips_retryable(tmp_path, name, how, recor
         listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": y, "start": 1, "end": 3} for y in ids])
         out = tmp_path / "out"
         template = srv.media_template() if route == "media" else srv.page_template()
-        proc = subprocess.Popen([sys.executable, "-m", "avsets.cli", "fetch", "--segments", str(listing), "--out",
+        proc = subprocess.Popen([sys.executable, "-m", "avsets.cli.app", "fetch", "--segments", str(listing), "--out",
                                  str(out), "--audio", "--workers", "3", "--source-url-template", template, *flags],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
                                 start_new_session=True)
@@ -95,7 +95,7 @@ def test_ctrl_c_stops_fast_and_leaves_clips_retryable(tmp_path, name, how, recor
                     and name == "mirror stalls under ffmpeg"], rows
         # the mirror recovers: the same command fetches every clip (nothing was settled as a failure)
         srv.behaviors.clear()
-        again = subprocess.run([sys.executable, "-m", "avsets.cli", "fetch", "--segments", str(listing), "--out",
+        again = subprocess.run([sys.executable, "-m", "avsets.cli.app", "fetch", "--segments", str(listing), "--out",
                                 str(out), "--audio", "--source-url-template", template, "--retry-failed",
                                 "--backoff", "0.01", *([f for f in flags if f == "--resolve" or f == "ytdlp"])],
                                capture_output=True, text=True, env=cli_env(), timeout=300)

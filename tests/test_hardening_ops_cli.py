@@ -25,8 +25,8 @@ from fetch_server import make_video
 from range_server import serve_folder
 from source_fixtures import audioset_mirrors, vgg_row_id, vggsound_mirror
 
-from avsets.cli import main
-from avsets.manifest import Manifest
+from avsets.cli.app import main
+from avsets.metadata.manifest import Manifest
 
 pytest.importorskip("imageio_ffmpeg")
 
@@ -100,7 +100,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "avsets.cli", *args], capture_output=True, text=True, timeout=300,
+    return subprocess.run([sys.executable, "-m", "avsets.cli.app", *args], capture_output=True, text=True, timeout=300,
                           env=cli_env(HF_HUB_OFFLINE="1"), cwd=cwd, stdin=subprocess.DEVNULL)
 
 
@@ -171,7 +171,7 @@ def test_a_local_typo_with_a_slash_is_named(tmp_path, typo, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert typo in err and "unexpected" not in err
     assert "no such" in err
-    from avsets.manifest import ManifestError, read_ids
+    from avsets.metadata.manifest import ManifestError, read_ids
 
     with pytest.raises(ManifestError, match="no such"):
         read_ids(typo)
@@ -278,7 +278,7 @@ def test_unpack_uses_a_system_ffmpeg_without_the_fetch_extra(aset, tmp_path):
     bin_dir.mkdir()
     (bin_dir / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
     code = ("import sys; sys.modules['imageio_ffmpeg'] = None\n"
-            "from avsets.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from avsets.cli.app import main; sys.exit(main(sys.argv[1:]))")
     args = ["unpack", "ascc", "--data-dir", str(aset.meta), "--media-dir", str(tar), "--quiet"]
     for path, expect in ((str(bin_dir), 1), ("/nonexistent", 2)):  # 1: the other rows are in no source
         out = tmp_path / f"out-{expect}"

@@ -13,7 +13,7 @@ import soundfile as sf
 from fetch_cli import run_cli, segments_csv
 from fetch_server import make_video, start_server
 
-from avsets.fetch import read_ledger
+from avsets.ops.fetch import read_ledger
 
 
 @pytest.fixture(scope="module")

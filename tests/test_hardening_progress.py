@@ -9,7 +9,7 @@ from fetch_cli import cli_env, run_cli, segments_csv
 from fetch_server import Behavior, start_server
 from ux_support import run_in_a_terminal
 
-from avsets.fetch import read_ledger
+from avsets.ops.fetch import read_ledger
 
 N_OK, N_GONE, N_ERROR = 2, 14, 3
 

@@ -8,7 +8,7 @@ import pytest
 from fetch_cli import run_cli, segments_csv
 from fetch_server import SAMPLE_RATE, start_server
 
-from avsets.fetch import read_ledger
+from avsets.ops.fetch import read_ledger
 
 
 @pytest.fixture(scope="module")

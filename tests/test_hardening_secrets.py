@@ -9,7 +9,7 @@ import pytest
 from fetch_cli import run_cli, segments_csv
 from fetch_server import Behavior, start_server
 
-from avsets.secrets import redact_text, redact_url
+from avsets.core.secrets import redact_text, redact_url
 
 SECRETS = ("hunter2", "s3cr3tTOKEN", "AKIAEXAMPLEKEY", "sigVALUE42", "bobuser")
 

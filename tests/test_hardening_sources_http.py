@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from fetch_cli import run_cli, segments_csv
 
-from avsets.fetch import read_ledger
-from avsets.fetch.ffmpeg import Input, ffmpeg_exe
-from avsets.fetch.origins import download_whole
-from avsets.fetch.status import FetchFailure
+from avsets.ops.fetch import read_ledger
+from avsets.ops.fetch.ffmpeg import Input, ffmpeg_exe
+from avsets.ops.fetch.origins import download_whole
+from avsets.ops.fetch.status import FetchFailure
 
 SECONDS = 12
 RATE = 16000

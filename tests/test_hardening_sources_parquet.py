@@ -1,6 +1,6 @@
 """A crafted Parquet page index costs the page path, never a hang, a memory bomb or a lost row (issue 19.1).
 
-The Thrift compact reader of :mod:`avsets.sources.parquet_pages` takes every length and count from the file.
+The Thrift compact reader of :mod:`avsets.media.sources.parquet_pages` takes every length and count from the file.
 Here the class of input is attacked three ways: hand-built Thrift that declares containers, strings and runs
 far larger than the bytes behind them (2**62 doubles, structs, booleans, map pairs; deep nesting); Hypothesis
 fuzzing of every entry point with random bytes and with mutations of real offset indexes and pages written by
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avsets.sources import Source, index_source, parquetsrc, read_media_bytes
-from avsets.sources.locator import parse_locator
-from avsets.sources.parquet_pages import (
+from avsets.media.sources import Source, index_source, parquetsrc, read_media_bytes
+from avsets.media.sources.locator import parse_locator
+from avsets.media.sources.parquet_pages import (
     PageUnsupported,
     _hybrid,
     _Thrift,

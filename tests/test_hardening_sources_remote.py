@@ -19,14 +19,21 @@ import pytest
 import source_mirrors as sm
 from range_server import RangeServer
 
-from avsets.cli import _ledger_status, main
-from avsets.errors import MediaError, MediaSourceError
-from avsets.ledger import Ledger, LedgerRow, read_ledger, remote_ledger_url
-from avsets.report import _default_ledgers
-from avsets.sources import Source, expand_sources, index_source, media_source, read_media_bytes, source_kind
-from avsets.sources import ranged as ranged_mod
-from avsets.sources.members import ReadStats
-from avsets.verify import verify
+from avsets.cli.app import _ledger_status, main
+from avsets.core.errors import MediaError, MediaSourceError
+from avsets.media.sources import (
+    Source,
+    expand_sources,
+    index_source,
+    media_source,
+    read_media_bytes,
+    source_kind,
+)
+from avsets.media.sources import ranged as ranged_mod
+from avsets.media.sources.members import ReadStats
+from avsets.metadata.ledger import Ledger, LedgerRow, read_ledger, remote_ledger_url
+from avsets.ops.report import _default_ledgers
+from avsets.ops.verify import verify
 
 SIG = "s3cr3tSIGNATUREvalue0123456789"
 QUERY = f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20260101&X-Amz-Signature={SIG}"

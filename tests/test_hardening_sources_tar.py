@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from range_server import RangeServer
 
-from avsets.sources import Source, index_source, read_media_bytes
+from avsets.media.sources import Source, index_source, read_media_bytes
 
 
 @pytest.fixture(autouse=True)

@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from range_server import RangeServer
 
-from avsets.errors import AvsetsError, MediaError, MediaSourceError, MemberTooLargeError
-from avsets.sources import Source, index_source, media_source, read_media_bytes
-from avsets.sources.locator import parse_locator
-from avsets.sources.members import ReadStats
-from avsets.sources.ranged import RangeReader
-from avsets.sources.tarsrc import index_tar, read_tar_member
-from avsets.sources.zipsrc import index_zip, read_zip_member
+from avsets.core.errors import AvsetsError, MediaError, MediaSourceError, MemberTooLargeError
+from avsets.media.sources import Source, index_source, media_source, read_media_bytes
+from avsets.media.sources.locator import parse_locator
+from avsets.media.sources.members import ReadStats
+from avsets.media.sources.ranged import RangeReader
+from avsets.media.sources.tarsrc import index_tar, read_tar_member
+from avsets.media.sources.zipsrc import index_zip, read_zip_member
 
 DECLARED = 100_000
 ACTUAL = 32 << 20

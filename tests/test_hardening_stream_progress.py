@@ -19,8 +19,8 @@ from range_server import serve_folder
 from source_fixtures import VGG_IDS, vggsound_mirror
 
 from avsets import load_dataset
-from avsets.sources import media_source, sequential
-from avsets.sources.stream import _PASSES
+from avsets.media.sources import media_source, sequential
+from avsets.media.sources.stream import _PASSES
 
 SECRET = "sigSECRET42"
 

@@ -10,10 +10,10 @@ from fetch_cli import assert_one_line_error, run_cli, segments_csv
 from fetch_server import make_video
 
 import avsets
-from avsets.errors import UnsafePathError
-from avsets.fetch import read_ledger
-from avsets.media_index import check_pattern, render_template, template_values
-from avsets.templates import TemplateError, parse, plain_values
+from avsets.core.errors import UnsafePathError
+from avsets.core.templates import TemplateError, parse, plain_values
+from avsets.media.media_index import check_pattern, render_template, template_values
+from avsets.ops.fetch import read_ledger
 
 HOSTILE_TEMPLATES = {
     "globals walk": "https://m/{start.__format__.__globals__[os].environ}.mp4",
@@ -36,7 +36,7 @@ HOSTILE_TEMPLATES = {
 @pytest.mark.parametrize("name", sorted(HOSTILE_TEMPLATES))
 def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, monkeypatch):
     """Each is refused up front by the CLI: exit 2, one line, no ledger, no request, no token echoed."""
-    from avsets.cli import main
+    from avsets.cli.app import main
 
     monkeypatch.setenv("HF_TOKEN", "hf_secretTOKENvalue123")
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": "abcdefghijk", "start": 0, "end": 3}])
@@ -52,7 +52,7 @@ def test_bad_source_templates_exit_2_before_any_clip(tmp_path, name, capsys, mon
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module", ["avsets.cli", "avsets.fetch"])
+@pytest.mark.parametrize("module", ["avsets.cli.app", "avsets.cli.fetch"])
 def test_the_globals_walk_as_a_user_runs_it(tmp_path, module):
     """The issue's attack, end to end in a subprocess: no traceback, no token, nothing written."""
     listing = segments_csv(tmp_path / "s.csv", [{"youtube_id": "abcdefghijk", "start": 0, "end": 3}])
@@ -199,7 +199,7 @@ def test_plain_values_inside_the_folder_still_work(tmp_path, outside_video):
 def test_corpus_row_fields_are_plain_text_for_templates():
     """Every scalar or list column of a corpus row is a template field (lists comma-joined), so a template
     naming ``{labels}`` passes the up-front name check."""
-    from avsets.fetch.corpus import _scalar_fields
+    from avsets.ops.fetch.corpus import _scalar_fields
 
     fields = _scalar_fields({"labels": ["Speech", "Dog"], "r1": 3, "audio": {"path": "x"}, "nested": [{"a": 1}]},
                             None)

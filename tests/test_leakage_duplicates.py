@@ -13,8 +13,8 @@ import pytest
 from helpers import writable_sample
 from leakage_media import real_clip, transcode
 
-from avsets.cli import main
-from avsets.leakage.store import read_fingerprints
+from avsets.cli.app import main
+from avsets.ops.leakage.store import read_fingerprints
 
 ORIGINALS = {  # train split: youtube id -> real clip
     "bbbAAAAAA00": "bbb_00.mp4", "bbbBBBBBB12": "bbb_12.mp4", "bbbCCCCCC24": "bbb_24.mp4",
@@ -157,9 +157,9 @@ def test_duplicates_from_an_existing_table_and_usage_errors(corpus, tmp_path, ca
 
 def test_an_interrupted_fingerprint_run_resumes(corpus, tmp_path, monkeypatch):
     """Flushed parts survive an interruption; the rerun computes only the clips not flushed."""
-    from avsets.leakage import store
-    from avsets.leakage.cli import load_units
-    from avsets.leakage.units import parse_spec
+    from avsets.cli.leakage import load_units
+    from avsets.ops.leakage import store
+    from avsets.ops.leakage.units import parse_spec
 
     meta, media, _ = corpus
     units = load_units([parse_spec("vggsound")], [meta], None, [media], with_media=True)

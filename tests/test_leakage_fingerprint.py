@@ -13,10 +13,17 @@ import soundfile
 from leakage_media import real_clip, transcode
 from PIL import Image
 
-from avsets.decoding import decode_audio, decode_video
-from avsets.errors import MissingStreamError
-from avsets.leakage import audio_fp, video_fp
-from avsets.leakage.index import Packed, audio_keys, candidate_pairs, error_rate, find_duplicates, video_keys
+from avsets.core.errors import MissingStreamError
+from avsets.media.decoding import decode_audio, decode_video
+from avsets.ops.leakage import audio_fp, video_fp
+from avsets.ops.leakage.index import (
+    Packed,
+    audio_keys,
+    candidate_pairs,
+    error_rate,
+    find_duplicates,
+    video_keys,
+)
 
 imagehash = pytest.importorskip("imagehash", reason="imagehash is the reference pHash (pip install -e '.[test]')")
 
@@ -146,7 +153,7 @@ def test_audio_decisions_agree_with_chromaprint(tmp_path):
 def test_fingerprint_decode_matches_avsets_decode():
     """The fingerprint's own decode (B-frames skipped, luma cell means) gives the frames ``decode_video``
     gives at 4 fps, to a few pHash bits, and never frames past the end of the file."""
-    from avsets.leakage.decode_small import small_gray_frames
+    from avsets.ops.leakage.decode_small import small_gray_frames
 
     path = real_clip("bbb_12.mp4")  # 6 s
     small = small_gray_frames(path, None, duration=10.0)
@@ -161,7 +168,7 @@ def test_fingerprint_decode_matches_avsets_decode():
 
 
 def test_a_failed_clip_keeps_no_secret():
-    from avsets.leakage.store import fingerprint_row
+    from avsets.ops.leakage.store import fingerprint_row
 
     url = "https://user:hunter2@127.0.0.1:9/clip.mp4?X-Amz-Signature=abcdef123"
     fp = fingerprint_row({"id": "x", "audio": {"path": url, "bytes": None}, "video": {"path": url, "bytes": None},
@@ -172,7 +179,7 @@ def test_a_failed_clip_keeps_no_secret():
 
 def test_fingerprint_rate_paths_agree():
     """44.1 kHz goes through the cheap decimator, 48 kHz through swresample: the same fingerprint either way."""
-    from avsets.decoding import resample
+    from avsets.media.decoding import resample
 
     x, sr = decode_audio(real_clip("chaplin_00.mp4"))
     assert sr == 44100

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
-from avsets.cli import main
-from avsets.leakage.units import LeakageUsageError, parse_folder_options, parse_spec
+from avsets.cli.app import main
+from avsets.ops.leakage.units import LeakageUsageError, parse_folder_options, parse_spec
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_avset_key_rows_are_load_datasets_rows(tmp_path):
     from test_avset10m import dump, make_dir, ten_m_records, viewer_records
 
     import avsets
-    from avsets.leakage.units import iter_units
+    from avsets.ops.leakage.units import iter_units
 
     root = make_dir(tmp_path / "d", [dump(viewer_records(), "lines")], [dump(ten_m_records(), "array")])
     (unit,) = iter_units(parse_spec("avset10m:all"), data_dir=root)
@@ -172,7 +172,7 @@ def test_avset_keys_in_worker_processes_give_the_same_csv(dirs, tmp_path, monkey
     from test_avset10m import make_dir
 
     from avsets.avset10m.avset10m import AVSET10M
-    from avsets.leakage.units import MIN_POOL_SHARDS
+    from avsets.ops.leakage.units import MIN_POOL_SHARDS
 
     vgg = pd.read_csv(os.path.join(dirs["vggsound"], "vggsound.csv"), header=None, names=["y", "s", "label", "split"])
     files = []
@@ -206,8 +206,8 @@ def test_shrinking_every_unit_first_changes_no_pair():
     the join of the whole units (ids in 1, 2 and 3 units, null ids, an empty unit, one unit far larger)."""
     import pyarrow as pa
 
-    from avsets.leakage.overlap import overlap_units, pair_overlap, shared_keys
-    from avsets.leakage.units import Unit
+    from avsets.ops.leakage.overlap import overlap_units, pair_overlap, shared_keys
+    from avsets.ops.leakage.units import Unit
 
     def unit(name: str, ytids: list, start: float = 0.0) -> Unit:
         n = len(ytids)

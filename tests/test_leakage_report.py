@@ -7,7 +7,7 @@ import json
 import pytest
 
 from avsets.audiosetzsl.metadata import bundled_archive, extract_archive
-from avsets.cli import main
+from avsets.cli.app import main
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,8 @@ import random
 import pytest
 
 import avsets
-from avsets.cli import main
-from avsets.fetch import Ledger, LedgerRow
-from avsets.fetch.corpus import file_requests
-from avsets.manifest import (
+from avsets.cli.app import main
+from avsets.metadata.manifest import (
     ALL,
     Manifest,
     ManifestError,
@@ -23,6 +21,8 @@ from avsets.manifest import (
     read_ids,
     write_segments_csv,
 )
+from avsets.ops.fetch import Ledger, LedgerRow
+from avsets.ops.fetch.corpus import file_requests
 
 
 def test_hash_is_stable_and_order_independent():

@@ -10,8 +10,8 @@ from hub_server import HubServer
 from test_publish_push import _cli
 from test_publish_support import as_dict, corpus_rows, make_dataset
 
-from avsets.manifest import Manifest, manifest_hash
-from avsets.publish.export import export_dataset
+from avsets.metadata.manifest import Manifest, manifest_hash
+from avsets.ops.publish.export import export_dataset
 
 
 @pytest.fixture()

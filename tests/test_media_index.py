@@ -8,10 +8,10 @@ import fsspec
 import pyarrow as pa
 import pytest
 
-from avsets.errors import MissingMediaError, UnsafePathError
-from avsets.media_index import MediaIndex, check_pattern
-from avsets.paths import safe_relpath
-from avsets.resolve import ResolveOptions, attach_media, ensure_ids
+from avsets.core.errors import MissingMediaError, UnsafePathError
+from avsets.core.paths import safe_relpath
+from avsets.media.media_index import MediaIndex, check_pattern
+from avsets.media.resolve import ResolveOptions, attach_media, ensure_ids
 
 YT = "-5o4C4ZtHSU"
 

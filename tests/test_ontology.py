@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from avsets.errors import MetadataError
-from avsets.ontology import (
+from avsets.core.errors import MetadataError
+from avsets.metadata.ontology import (
     AudioSetOntology,
     check_unknown_labels,
     label_space_527,

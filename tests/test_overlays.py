@@ -14,8 +14,8 @@ from helpers import writable_sample
 from test_avset10m import dump, make_dir, viewer_records
 
 import avsets
-from avsets.errors import AvsetsError
-from avsets.filters import cached_counts
+from avsets.build.filters import cached_counts
+from avsets.core.errors import AvsetsError
 
 DATA = Path(__file__).parent / "data"
 VGGSOUNDER = DATA / "vggsounder" / "vggsounder+background-music.csv"

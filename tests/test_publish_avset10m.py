@@ -19,10 +19,10 @@ from datasets import Audio
 from hub_server import HubServer
 
 import avsets
-from avsets.decoding import decode_audio
-from avsets.publish.export import export
-from avsets.publish.push import push_folder
-from avsets.synth import write_audio
+from avsets.media.decoding import decode_audio
+from avsets.media.synth import write_audio
+from avsets.ops.publish.export import export
+from avsets.ops.publish.push import push_folder
 
 ROWS = [
     ("---1_cCGK4M", "0.000", "10.000", "0.4426622688770294", 0, "/m/01g50p,/m/0284vy3,/m/06d_3,/m/07jdr,/m/07rwm0c"),

@@ -11,10 +11,10 @@ from datasets import Audio
 from helpers import mini_audiosetzsl
 
 import avsets
-from avsets.decoding import decode_audio
-from avsets.publish.export import export
-from avsets.segments import clip_key
-from avsets.synth import write_audio, write_video
+from avsets.core.segments import clip_key
+from avsets.media.decoding import decode_audio
+from avsets.media.synth import write_audio, write_video
+from avsets.ops.publish.export import export
 
 MEDIA_COLUMNS = ("audio", "video", "media_offset")
 

@@ -28,9 +28,9 @@ from test_publish_support import (
     write_audio,
 )
 
-from avsets.decoding import decode_audio
-from avsets.publish.export import ExportEmptyError, ExportMismatchError, export_dataset
-from avsets.publish.shards import fixed_overhead
+from avsets.media.decoding import decode_audio
+from avsets.ops.publish.export import ExportEmptyError, ExportMismatchError, export_dataset
+from avsets.ops.publish.shards import fixed_overhead
 
 HERE = Path(__file__).parent
 
@@ -226,8 +226,8 @@ KILLER = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from test_publish_support import corpus_rows, make_dataset
     from pathlib import Path
-    from avsets.publish import shards
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish import shards
+    from avsets.ops.publish.export import export_dataset
     kill_after = int(sys.argv[1])
     shards.ROW_GROUP_ROWS = 1  # every row reaches the .tmp file at once
     orig_add = shards.ShardWriter.add
@@ -335,7 +335,7 @@ EXTERNAL = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from pathlib import Path
     from test_publish_support import corpus_rows, make_dataset
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish.export import export_dataset
     rows = corpus_rows(Path({media!r}), 60, kind="whole", seconds=1.0, write=False)  # re-encoded
     export_dataset(make_dataset(rows), "vggsound", "default", {out!r}, max_shard_size="60KB")
 """)

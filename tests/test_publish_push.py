@@ -19,7 +19,7 @@ import pytest
 from hub_server import HubServer
 from test_publish_support import as_dict, corpus_rows, make_dataset
 
-from avsets.publish.export import export_dataset
+from avsets.ops.publish.export import export_dataset
 
 TOKEN = "hf_SeCrEt0123456789tokenNeverShown"
 
@@ -55,7 +55,7 @@ def _env(hub: HubServer, tmp: Path) -> dict[str, str]:
 
 
 def _cli(hub: HubServer, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "avsets.cli", "-v", *args], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "avsets.cli.app", "-v", *args], capture_output=True, text=True,
                        env=_env(hub, tmp), timeout=300)
     assert TOKEN not in p.stdout and TOKEN not in p.stderr
     return p
@@ -197,7 +197,7 @@ def test_push_exports_then_uploads(hub, tmp_path, monkeypatch):
 
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)  # conftest makes the suite offline; this is loopback
     monkeypatch.setattr(hc, "HF_HUB_DISABLE_XET", True)
-    from avsets.publish.push import push
+    from avsets.ops.publish.push import push
 
     res = push("vggsound", "default", repo_id="org/direct", token=TOKEN, endpoint=hub.url,
                work_dir=tmp_path / "work")

@@ -28,10 +28,10 @@ from fetch_server import PRIVATE_PAGE, Behavior, start_server
 from hub_server import HubServer
 from huggingface_hub import DatasetCard
 
-from avsets.errors import MetadataError
-from avsets.publish.sync import KILL_ENV
-from avsets.publish.sync_local import prune_export
-from avsets.publish.takedowns import ledger_takedowns, read_takedown_list
+from avsets.core.errors import MetadataError
+from avsets.ops.publish.sync import KILL_ENV
+from avsets.ops.publish.sync_local import prune_export
+from avsets.ops.publish.takedowns import ledger_takedowns, read_takedown_list
 
 TOKEN = "hf_SeCrEt0123456789tokenNeverShown"
 REMOVED_PAGE = "<html><body><p>Video unavailable. This video has been removed by the uploader.</p></body></html>"
@@ -53,7 +53,7 @@ def _vggsound_meta(folder: Path) -> Path:
 
 
 def _avsets(*args: str) -> int:
-    from avsets.cli import main
+    from avsets.cli.app import main
 
     return main(list(args))
 
@@ -234,7 +234,7 @@ def test_emptied_shard_is_deleted_and_split_dropped(pipeline, tmp_path, capsys):
 
 def test_card_merge_keeps_the_takedowns_note():
     """Pushing another config merges cards: the note a sync wrote on the Hub card survives."""
-    from avsets.publish.card import merge_cards
+    from avsets.ops.publish.card import merge_cards
 
     base = "---\npretty_name: x\n---\n\n# X\n\n<!-- avsets:takedowns:start -->\n## Takedowns\n\n2 clip(s)\n" \
            "<!-- avsets:takedowns:end -->\n"
@@ -253,7 +253,7 @@ def _cli_env(extra: dict[str, str] | None = None, hub: HubServer | None = None, 
 
 
 def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "avsets.cli", *args], capture_output=True, text=True, env=env,
+    p = subprocess.run([sys.executable, "-m", "avsets.cli.app", *args], capture_output=True, text=True, env=env,
                        timeout=300)
     assert TOKEN not in p.stdout and TOKEN not in p.stderr
     return p
@@ -421,9 +421,9 @@ def test_sync_racing_another_push_changes_nothing(pipeline, hub, monkeypatch):
     import huggingface_hub.constants as hc
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    import avsets.publish.sync_hub as sync_hub_mod
-    from avsets.publish.push import PushError, push_folder
-    from avsets.publish.takedowns import Takedown
+    import avsets.ops.publish.sync_hub as sync_hub_mod
+    from avsets.ops.publish.push import PushError, push_folder
+    from avsets.ops.publish.takedowns import Takedown
 
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)  # conftest makes the suite offline; this is loopback
     monkeypatch.setattr(hc, "HF_HUB_DISABLE_XET", True)
@@ -448,9 +448,9 @@ def test_card_update_with_two_configs():
     """Split sizes change for the synced config only; an emptied split (and config) leaves the YAML."""
     from test_publish_support import features
 
-    from avsets.publish.card import SplitStats, build_card
-    from avsets.publish.sync import ShardChange, SyncPlan, update_card
-    from avsets.publish.takedowns import Removed
+    from avsets.ops.publish.card import SplitStats, build_card
+    from avsets.ops.publish.sync import ShardChange, SyncPlan, update_card
+    from avsets.ops.publish.takedowns import Removed
 
     feats = features(with_video=False)
     card = build_card(corpus="vggsound", config="default", features=feats,

@@ -23,10 +23,10 @@ from hub_server import HubServer
 from test_publish_push import LOAD
 
 import avsets
-from avsets.decoding import decode_audio
-from avsets.demo import make_demo_media, sample_data_dir
-from avsets.publish.export import export
-from avsets.synth import frame_band
+from avsets.media.decoding import decode_audio
+from avsets.media.synth import frame_band
+from avsets.ops.demo import make_demo_media, sample_data_dir
+from avsets.ops.publish.export import export
 
 TOKEN = "hf_vggsoundSecretTokenXYZ"
 
@@ -116,11 +116,11 @@ def test_cli_export_and_push_then_stock_load_from_hub(vgg, tmp_path):
         env = _env(hub, tmp_path)
         args = ["vggsound", "default", "--data-dir", vgg["data_dir"], "--media-dir", vgg["media"],
                 "--media-dir", str(media_b), "--max-shard-size", "200KB"]
-        p = subprocess.run([sys.executable, "-m", "avsets.cli", "export", *args, "--out", str(tmp_path / "exp")],
+        p = subprocess.run([sys.executable, "-m", "avsets.cli.app", "export", *args, "--out", str(tmp_path / "exp")],
                            capture_output=True, text=True, env=env, timeout=300)
         assert p.returncode == 0, p.stderr
         assert "train: 12 of" in p.stdout
-        p = subprocess.run([sys.executable, "-m", "avsets.cli", "-v", "push", *args, "--repo-id", "org/vggsound"],
+        p = subprocess.run([sys.executable, "-m", "avsets.cli.app", "-v", "push", *args, "--repo-id", "org/vggsound"],
                            capture_output=True, text=True, env=env, timeout=300)
         assert p.returncode == 0, p.stderr
         assert TOKEN not in p.stdout + p.stderr

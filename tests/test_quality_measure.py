@@ -15,9 +15,9 @@ import av
 import numpy as np
 import pytest
 
-from avsets.quality import QUALITY_FLAGS, Thresholds
-from avsets.quality.measure import FLOOR_DBFS, measure_clip, measure_row
-from avsets.quality.table import SCHEMA
+from avsets.metadata.quality import QUALITY_FLAGS, Thresholds
+from avsets.metadata.quality.table import SCHEMA
+from avsets.ops.quality.measure import FLOOR_DBFS, measure_clip, measure_row
 
 REAL = Path(__file__).parent / "data" / "real"
 CHAPLIN = REAL / "h264_aac_chaplin_6s.mp4"
@@ -276,7 +276,7 @@ def test_hooks_see_the_same_decode():
 
 def test_audio_and_video_in_two_files_are_joined(planted):
     """A corpus row whose audio and video cells name two files: each is measured, the row joins them."""
-    from avsets.quality.run import ClipJob, measure_job
+    from avsets.ops.quality.run import ClipJob, measure_job
 
     key = {"id": "x_0_6000", "split": "train", "youtube_id": "x", "start": 0.0, "end": 6.0, "fingerprint": "f"}
     job = ClipJob(key, str(REAL / "pcm_s16_example_2s.wav"), str(planted["no_audio"]), 0.0, SECONDS, "x")

@@ -24,11 +24,11 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from avsets.cli import main
-from avsets.errors import AvsetsError
-from avsets.quality import QUALITY_FLAGS, Thresholds, read_quality_table, table_metadata
-from avsets.quality.run import parts_dir, run_quality
-from avsets.synth import write_audio, write_video
+from avsets.cli.app import main
+from avsets.core.errors import AvsetsError
+from avsets.media.synth import write_audio, write_video
+from avsets.metadata.quality import QUALITY_FLAGS, Thresholds, read_quality_table, table_metadata
+from avsets.ops.quality.run import parts_dir, run_quality
 
 ROWS = [  # ytid, start, split, media kind
     ("qualAAAAAA0", 1, "train", "mp4"),
@@ -138,7 +138,7 @@ def test_rerun_measures_only_changed_clips(tmp_path):
 
 _KILL_SCRIPT = """
 import sys, time
-from avsets.quality.run import run_quality
+from avsets.ops.quality.run import run_quality
 
 def seen(row):
     with open(sys.argv[4], "a") as f:
@@ -207,7 +207,7 @@ def test_cli_on_archive_mirrors_matches_the_folder(corpus, tmp_path, kind, capsy
     folder, archived = read_quality_table(folder_out), read_quality_table(mirror_out)
     _check_table(archived)
     assert _measures(folder) == _measures(archived)
-    # streamed members are keyed as if read at random (avsets.sources.content_key): a zip member by its CRC-32
+    # streamed members are keyed as if read at random (avsets.media.sources.content_key): a zip member by its CRC-32
     # (the central directory's), a tar member by the BLAKE2b of its bytes
     prefix = "c:" if kind == "zip" else "b2:"
     assert all(fp.startswith(prefix) for fp in archived.column("fingerprint").to_pylist() if fp)
@@ -316,7 +316,7 @@ def test_ascc_over_parquet_and_webdataset_mirrors(audioset, tmp_path, kind):
 
 def test_the_table_contract_the_readers_import():
     """``load_dataset(quality=)``, export and report import these names: they must describe the schema."""
-    from avsets.quality.table import KEY_COLUMNS, MEASURE_COLUMNS, SCHEMA
+    from avsets.metadata.quality.table import KEY_COLUMNS, MEASURE_COLUMNS, SCHEMA
 
     assert SCHEMA.names == [*KEY_COLUMNS, *MEASURE_COLUMNS, *QUALITY_FLAGS, "error"]
     assert all(SCHEMA.field(f).type == pa.bool_() for f in QUALITY_FLAGS)
@@ -333,9 +333,9 @@ def _tar(media: Path, dst: Path) -> Path:
 
 def _keys_of_both_tables(meta: Path, media: Path, tmp: Path) -> tuple[dict[str, set], dict[str, set]]:
     """Per clip id, the content keys in the quality table and in the fingerprint table of the same media."""
-    from avsets.leakage.cli import load_units
-    from avsets.leakage.store import fingerprint_units
-    from avsets.leakage.units import parse_spec
+    from avsets.cli.leakage import load_units
+    from avsets.ops.leakage.store import fingerprint_units
+    from avsets.ops.leakage.units import parse_spec
 
     run_quality("vggsound", data_dir=str(meta), media_dir=str(media), out=str(tmp / "q.parquet"), quiet=True)
     quality = {r["id"]: set(r["fingerprint"].split("@")[0].split("|"))
@@ -349,7 +349,7 @@ def _keys_of_both_tables(meta: Path, media: Path, tmp: Path) -> tuple[dict[str, 
 
 @pytest.mark.parametrize("kind", ["folder", "zip", "tar", "tar.gz"])
 def test_quality_and_fingerprint_tables_key_media_alike(corpus, tmp_path, kind):
-    """The two derived tables key a clip by one content key (``avsets.sources.content_key``) although the quality
+    """The two derived tables key a clip by one content key (``avsets.media.sources.content_key``) although the quality
     pass streams archives in archive order (bytes) and the fingerprint pass reads them at random (locators); a
     changed archive or file gives new keys in both."""
     meta, media = corpus

@@ -26,7 +26,7 @@ PREPARE = textwrap.dedent("""
     import hashlib, json, os, signal, sys, time
     import datasets
     import avsets
-    from avsets import builder as b
+    from avsets.build import builder as b
     data_dir, cache_dir, kill_at = sys.argv[1:4]
 
     PARENT = os.getpid()
@@ -255,7 +255,7 @@ def _check_trusted_parts(out: Path) -> int:
 
 
 def _export_until_full_then_resume(tmp_path: Path, out: Path, fill, grow) -> None:
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish.export import export_dataset
 
     dsd = _media_rows(tmp_path)
     ref = tmp_path / "ref"
@@ -304,7 +304,7 @@ def test_full_disk_during_export_simulated(tmp_path, monkeypatch):
         finally:
             monkeypatch.setattr(pqmod.ParquetWriter, "write_table", orig)
 
-    from avsets.publish import shards
+    from avsets.ops.publish import shards
 
     monkeypatch.setattr(shards, "ROW_GROUP_ROWS", 2)
     _export_until_full_then_resume(tmp_path, tmp_path / "out", fill, lambda: None)
@@ -414,8 +414,8 @@ EXPORT = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     from pathlib import Path
     from test_publish_support import as_dict, corpus_rows, make_dataset
-    from avsets.publish import shards
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish import shards
+    from avsets.ops.publish.export import export_dataset
     shards.ROW_GROUP_ROWS = 1
     orig = shards.ShardWriter.add
     def slow(self, *a, **k):  # a slow disk, so the two runs overlap for sure
@@ -436,7 +436,7 @@ def test_two_exports_into_one_folder_at_once(tmp_path):
     sys.path.insert(0, str(HERE))
     from test_publish_support import corpus_rows
 
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish.export import export_dataset
 
     corpus_rows(tmp_path / "media", 16, kind="trimmed")
     script = EXPORT.format(tests=str(HERE))
@@ -461,8 +461,8 @@ def test_two_exports_into_one_folder_at_once(tmp_path):
 def test_damaged_fetch_ledger_is_a_setup_error_not_a_traceback(tmp_path, capsys, damage):
     """Found here: a truncated or overwritten ``avsets-ledger.sqlite`` (a full disk, a bad copy) made
     ``avsets fetch`` die with sqlite3.DatabaseError; now exit code 2 and a message that says what to do."""
-    from avsets.fetch.cli import main
-    from avsets.synth import write_video
+    from avsets.cli.fetch import main
+    from avsets.media.synth import write_video
 
     (tmp_path / "src").mkdir()
     write_video(tmp_path / "src" / "-rf_-rf_-rf.mp4", seconds=3.0, fps=5, size=(32, 24), sr=8000)

@@ -19,8 +19,8 @@ import pytest
 from helpers import writable_sample
 
 import avsets
-from avsets.errors import MetadataError, UnsafePathError
-from avsets.synth import write_audio
+from avsets.core.errors import MetadataError, UnsafePathError
+from avsets.media.synth import write_audio
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE_DIRS = ["shared", "vggsound", "audiosetzsl", "avset10m", "avmit", "ascc"]
@@ -62,7 +62,7 @@ def test_avmit_hostile_file_names_are_dropped_counted_and_never_opened(tmp_path,
     assert len(ds) == len(lines) - 2  # header and the hostile row
     assert "unsafe" in caplog.text and "test_set.csv" in caplog.text
     for row in ds:
-        assert avsets.paths.is_safe_relpath(row["id"])
+        assert avsets.core.paths.is_safe_relpath(row["id"])
         assert row["video"] is None or row["video"]["path"].startswith(str(media))
 
 
@@ -155,9 +155,9 @@ OPTION_IDS = ["--exec_abcd", "-rf_-rf_-rf", "-i_dev_null", "--help-----"]
 def test_option_shaped_ids_load_decode_and_fetch_as_plain_names(tmp_path, monkeypatch):
     """Ids that start with ``-`` reach ffmpeg only as absolute paths / ``file:`` inputs, never as options;
     nothing lands outside ``out`` (run from an empty working folder to see stray files)."""
-    from avsets.fetch import fetch
-    from avsets.segments import Segment
-    from avsets.synth import write_video
+    from avsets.core.segments import Segment
+    from avsets.media.synth import write_video
+    from avsets.ops.fetch import fetch
 
     src, media, cwd = tmp_path / "src", tmp_path / "media", tmp_path / "cwd"
     for d in (src, media, cwd):
@@ -227,8 +227,8 @@ def test_only_known_archive_code_paths_exist():
                     hits.append((str(path.relative_to(REPO)), needle))
     assert sorted(hits) == sorted([
         ("audiosetzsl/metadata.py", "extractall"),
-        ("shared/sources/members_tar.py", "tarfile"),  # archive-order streaming: tests/test_sources_stream.py
-        ("shared/sources/tarsrc.py", "tarfile"),  # random access: test_tar_member_index_never_extracts below
+        ("shared/media/sources/members_tar.py", "tarfile"),  # archive-order streaming: tests/test_sources_stream.py
+        ("shared/media/sources/tarsrc.py", "tarfile"),  # random access: test_tar_member_index_never_extracts below
     ])
 
 
@@ -238,7 +238,7 @@ def test_tar_member_index_never_extracts(tmp_path):
     import io
     import tarfile
 
-    from avsets.sources import Source, index_source, read_media_bytes
+    from avsets.media.sources import Source, index_source, read_media_bytes
 
     payload = b"fLaC" + b"\0" * 100
     arc = tmp_path / "hostile" / "shard.tar"
@@ -305,7 +305,7 @@ import logging, sys, traceback
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 for name in ("avsets", "huggingface_hub"):
     logging.getLogger(name).setLevel(logging.DEBUG)
-from avsets.publish.push import PushError, push_folder
+from avsets.ops.publish.push import PushError, push_folder
 try:
     push_folder(sys.argv[1], "org/leaky")
 except PushError as exc:
@@ -338,7 +338,7 @@ def test_hub_token_never_leaks_through_a_hostile_server(tmp_path):
     from hub_server import HubServer
     from test_publish_support import as_dict, corpus_rows, make_dataset
 
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish.export import export_dataset
 
     out = tmp_path / "export"
     export_dataset(as_dict(train=make_dataset(corpus_rows(tmp_path / "media", 3, kind="trimmed"))), "vggsound",
@@ -390,7 +390,7 @@ def test_tokens_never_written_by_export_card(tmp_path, monkeypatch):
     """A token in the environment (as CI sets it) does not reach the export folder."""
     from test_publish_support import as_dict, corpus_rows, make_dataset
 
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish.export import export_dataset
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     out = tmp_path / "export"
@@ -401,7 +401,7 @@ def test_tokens_never_written_by_export_card(tmp_path, monkeypatch):
 
 def test_fetch_segment_list_with_absurd_times_names_the_lines(tmp_path, capsys, caplog):
     """Found here: ``inf`` in a ``--segments`` CSV crashed ``avsets fetch`` with OverflowError (clip key in ms)."""
-    from avsets.fetch.cli import main
+    from avsets.cli.fetch import main
 
     segs = tmp_path / "segs.csv"
     segs.write_text("youtube_id,start,end\n--9O4XZOge4,0,inf\n1FCq89ykIII,nan,5\n-0O3e95y4gE,1e400,1e401\n"
@@ -462,7 +462,7 @@ def test_hostile_label_names_cannot_break_the_exported_card(tmp_path):
     from datasets import ClassLabel
     from test_publish_support import as_dict, corpus_rows, make_dataset
 
-    from avsets.publish.export import export_dataset
+    from avsets.ops.publish.export import export_dataset
 
     hostile = ["a: b\n---\nlicense: evil", "- [x]\n# not a comment", "'{{ quoted }}' & *anchor"]
     rows = corpus_rows(tmp_path / "media", 3, kind="trimmed")

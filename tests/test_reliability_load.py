@@ -18,9 +18,9 @@ from datasets.distributed import split_dataset_by_node
 
 import avsets
 from avsets import MediaWarning
-from avsets.decoding import decode_audio
-from avsets.errors import MediaError
-from avsets.transform import DECODE_STATS
+from avsets.build.transform import DECODE_STATS
+from avsets.core.errors import MediaError
+from avsets.media.decoding import decode_audio
 
 N, SR, LABEL = 1000, 8000, "dog barking"
 
@@ -126,7 +126,7 @@ def test_map_style_and_verify_counts_exact(corpus, tmp_path):
         none = {r["id"] for r in ds if r["audio"] is None}
     assert none == ids["corrupt"]
     assert sum(issubclass(w.category, MediaWarning) for w in record) == 50
-    from avsets.verify import verify
+    from avsets.ops.verify import verify
 
     report = verify("vggsound", data_dir=meta, media_dir=media, progress=False, workers=2)
     train = next(c for c in report if c.split == "train")

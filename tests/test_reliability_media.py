@@ -21,9 +21,9 @@ import soundfile as sf
 
 import avsets
 from avsets import MediaWarning
-from avsets.decoding import decode_audio, decode_video
-from avsets.errors import MediaError
-from avsets.synth import tone, write_audio, write_video
+from avsets.core.errors import MediaError
+from avsets.media.decoding import decode_audio, decode_video
+from avsets.media.synth import tone, write_audio, write_video
 
 SR = 8000
 SEG = 10.0  # VGGSound segments are 10 s
@@ -95,7 +95,7 @@ _case("six_channels", 0, "{y}_{s:06d}.flac", "ok")
 _case("vfr_video", 0, "{y}_{s:06d}.mp4", "video_only")
 _case("past_end", 0, "{y}_{s:06d}.flac", "short")
 # whole-file naming: cut [30, 40) of a 12-s file (longer than the segment + 0.5 s, so it is read as the whole
-# video; a file of 10.5 s or less named by id alone is the segment itself, see avsets.sources.clip_or_video)
+# video; a file of 10.5 s or less named by id alone is the segment itself, see avsets.media.sources.clip_or_video)
 _case("start_beyond_end", 30, "{y}.flac", "bad")
 _case("no_file", 0, None, "missing")
 
@@ -270,7 +270,7 @@ def test_on_missing_error_raises_naming_the_clip(matrix, tmp_path):
 def test_streaming_training_loop_over_good_and_bad_clips_never_stops(matrix):
     """skip: bad clips are dropped with a warning naming them and counted; every good clip arrives, decoded."""
     meta, media, _ = matrix
-    from avsets.transform import DECODE_STATS
+    from avsets.build.transform import DECODE_STATS
 
     DECODE_STATS.reset()
     ds = avsets.load_dataset("vggsound", split="train", data_dir=meta, media_dir=media, streaming=True,
@@ -434,7 +434,7 @@ def test_many_channels_resample_without_crashing(tmp_path, channels):
 
     path = tmp_path / f"c{channels}.wav"
     write_audio(path, seconds=0.5, sr=SR, channels=channels)
-    code = ("import sys, numpy as np; from avsets.decoding import decode_audio\n"
+    code = ("import sys, numpy as np; from avsets.media.decoding import decode_audio\n"
             "a, sr = decode_audio(sys.argv[1], sampling_rate=16000, mono=False)\n"
             "m, _ = decode_audio(sys.argv[1], sampling_rate=16000)\n"
             "assert a.shape == (int(sys.argv[2]), 8000) and sr == 16000 and np.allclose(m, a.mean(0), atol=1e-6)\n"

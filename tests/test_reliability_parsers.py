@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import avsets
-from avsets.errors import MetadataError
-from avsets.metadata import RowErrors
+from avsets.core.errors import MetadataError
+from avsets.metadata.readers import RowErrors
 
 # AVSETS_FUZZ_EXAMPLES=2000 explores further with fresh random seeds; the suite runs a fixed, fast set.
 _DEEP = int(os.environ.get("AVSETS_FUZZ_EXAMPLES", "0"))
@@ -284,7 +284,7 @@ def test_avmit_lists(kind, data, errors):
                                             unsafe=unsafe), path)
     if isinstance(out, pa.Table):
         for name in out.column("id").to_pylist():
-            assert avsets.paths.is_safe_relpath(name)
+            assert avsets.core.paths.is_safe_relpath(name)
     check_outcome(labels_from_file, path)
 
 
@@ -320,7 +320,7 @@ def test_ascc_csvs(kind, data, errors):
 from tfrecord_writer import encode_sequence_example, frame_record  # noqa: E402
 
 from avsets.avmit.embeddings import SETS, read_embeddings  # noqa: E402
-from avsets.tfrecord import TFRecordError, iter_records, parse_sequence_example  # noqa: E402
+from avsets.metadata.tfrecord import TFRecordError, iter_records, parse_sequence_example  # noqa: E402
 
 
 @st.composite

@@ -18,11 +18,11 @@ from browser import Page, file_url, find_chromium
 from fetch_server import PRIVATE_PAGE, Behavior, start_server
 from helpers import writable_sample
 
-from avsets.cli import main
-from avsets.manifest import manifest_hash, read_id_sets
-from avsets.report import NOT_IN_LEDGER, build_report
-from avsets.report_render import render_html, write_report
-from avsets.verify import verify
+from avsets.cli.app import main
+from avsets.metadata.manifest import manifest_hash, read_id_sets
+from avsets.ops.report import NOT_IN_LEDGER, build_report
+from avsets.ops.report_render import render_html, write_report
+from avsets.ops.verify import verify
 
 REMOVED_PAGE = "<html><body><p>This video has been removed for violating YouTube's Terms of Service.</p></body></html>"
 LABELS = ("ambulance siren", "basketball bounce", "chicken crowing")
@@ -245,8 +245,8 @@ def test_history_of_upgraded_and_several_ledgers(tmp_path):
     put in time order; an empty run is still a point."""
     import pyarrow as pa
 
-    from avsets.ledger import Ledger, LedgerRow
-    from avsets.report import _read_ledgers
+    from avsets.metadata.ledger import Ledger, LedgerRow
+    from avsets.ops.report import _read_ledgers
 
     with Ledger(tmp_path / "a.sqlite") as led:
         led.record(LedgerRow(id="A", status="ok"))
@@ -280,8 +280,8 @@ def test_probe_limit_samples_and_says_so(fetched):
 
 
 def test_secrets_never_reach_the_page():
-    from avsets.report import CoverageReport
-    from avsets.report_render import render_json, render_md
+    from avsets.ops.report import CoverageReport
+    from avsets.ops.report_render import render_json, render_md
 
     rep = CoverageReport(corpus="vggsound", config="default", splits=[], created="2026-01-01T00:00:00+00:00",
                          media_dirs=["https://alice:hunter2@mirror.example/clips?X-Amz-Signature=deadbeef"],
@@ -324,8 +324,8 @@ def first_report(tmp_path_factory):
 
 
 def test_low_coverage_report_shows_the_distribution_and_partly_present_classes(first_report):
-    from avsets.report_coverage_charts import media_panels
-    from avsets.report_render import all_charts, render_md
+    from avsets.ops.report_coverage_charts import media_panels
+    from avsets.ops.report_render import all_charts, render_md
 
     meta, media, big, sizes = first_report
     rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
@@ -363,7 +363,7 @@ def test_low_coverage_report_shows_the_distribution_and_partly_present_classes(f
 
 def test_media_panels_only_where_files_differ(fetched):
     """Two sample rates get their chart; one rate does not, whatever the durations do."""
-    from avsets.report_coverage_charts import chart_media, media_panels, media_summary
+    from avsets.ops.report_coverage_charts import chart_media, media_panels, media_summary
 
     _, meta, media = fetched
     rep = build_report("vggsound", data_dir=str(meta), media_dir=str(media))
@@ -392,8 +392,8 @@ def test_relative_paths_stay_relative_in_the_page(first_report, monkeypatch):
 
 def test_nothing_present_is_a_table_not_a_one_bar_chart(first_report, tmp_path):
     """Before any clip is fetched every class is in the "none" bin: the table says so, no chart of one bar."""
-    from avsets.report_coverage_charts import media_summary
-    from avsets.report_render import all_charts
+    from avsets.ops.report_coverage_charts import media_summary
+    from avsets.ops.report_render import all_charts
 
     meta, _, _, _ = first_report
     (tmp_path / "empty").mkdir()

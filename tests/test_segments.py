@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from avsets.errors import MetadataError
-from avsets.segments import Segment, clip_key, is_valid_youtube_id, parse_media_name, parse_seconds
+from avsets.core.errors import MetadataError
+from avsets.core.segments import Segment, clip_key, is_valid_youtube_id, parse_media_name, parse_seconds
 
 
 @pytest.mark.parametrize("ytid", ["-5o4C4ZtHSU", "---g-f_I2yQ", "0_8-g2rof7E", "zzwbG0dHLhI", "___________"])

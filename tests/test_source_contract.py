@@ -3,7 +3,7 @@
 One list of kinds (``KINDS``), one set of clips written into each form; every kind must give the same
 members (names, bytes), the same row matches through random access (``MediaIndex`` + ``attach_media``)
 and through archive order (``RowIndex`` + ``serve_group``), and read only the members a ``want`` predicate
-accepts.  Adding a mirror format is one :class:`avsets.sources.MediaSource` subclass and one entry here.
+accepts.  Adding a mirror format is one :class:`avsets.media.sources.MediaSource` subclass and one entry here.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 from range_server import RangeServer
 from source_fixtures import make_flac
 
-from avsets.errors import StreamingOnlySourceError
-from avsets.media_index import MediaIndex
-from avsets.resolve import ResolveOptions, attach_media
-from avsets.sources import SourceStats, media_source
-from avsets.sources.row_join import RowIndex, iter_groups, serve_group
+from avsets.core.errors import StreamingOnlySourceError
+from avsets.media.media_index import MediaIndex
+from avsets.media.resolve import ResolveOptions, attach_media
+from avsets.media.sources import SourceStats, media_source
+from avsets.media.sources.row_join import RowIndex, iter_groups, serve_group
 
 # (youtube id, start, end, member name): three namings the resolver knows, at several depths
 CLIPS = [
@@ -206,7 +206,7 @@ def test_both_halves_match_the_same_rows(kind, where, mirror, server):
 
 
 def test_every_registered_kind_is_in_the_contract():
-    from avsets.sources.registry import SOURCE_CLASSES
+    from avsets.media.sources.registry import SOURCE_CLASSES
 
     assert {k.name for k in KINDS} == set(SOURCE_CLASSES)
 
@@ -236,7 +236,7 @@ def test_a_webdataset_member_named_by_its_json_matches_in_both_halves(tmp_path, 
 
 def test_no_caller_outside_the_sources_package_tests_a_source_kind():
     """Callers loop over sources (issue 18): a kind string compared, or a kind's class named, outside
-    ``avsets.sources`` means a second place decides what a kind can do."""
+    ``avsets.media.sources`` means a second place decides what a kind can do."""
     import re
 
     import avsets

@@ -21,11 +21,18 @@ from range_server import RangeServer
 
 import avsets
 from avsets import MediaWarning
-from avsets.errors import MediaError, MediaSourceError, MetadataError, StreamingOnlySourceError
-from avsets.media_index import MediaIndex
-from avsets.sources import Source, index_source, is_member, keys_for_member, open_media, read_media_bytes
-from avsets.sources.locator import parse_locator
-from avsets.synth import frame_band
+from avsets.core.errors import MediaError, MediaSourceError, MetadataError, StreamingOnlySourceError
+from avsets.media.media_index import MediaIndex
+from avsets.media.sources import (
+    Source,
+    index_source,
+    is_member,
+    keys_for_member,
+    open_media,
+    read_media_bytes,
+)
+from avsets.media.sources.locator import parse_locator
+from avsets.media.synth import frame_band
 
 TRAIN_ROWS = 868
 
@@ -111,7 +118,7 @@ def _vgg() -> str:
 
 
 def test_verify_and_missing_counts_on_an_archive(mirrors, server):
-    from avsets.verify import verify
+    from avsets.ops.verify import verify
 
     report = {c.split: c for c in verify("vggsound", data_dir=_vgg(), media_dir=server.url("clips.zip"),
                                          progress=False)}
@@ -153,7 +160,7 @@ def test_audioset_parquet_mirror_segments_exact(mirrors, server, tmp_path):
         np.testing.assert_array_equal(r["audio"]["array"], _flac(mirrors.media["pq:" + r["id"]]))
     # one row: <= 2 requests (footer + the row group's media column), bytes bounded by the row group
     si = index_source(Source(url, "parquet"))
-    from avsets.sources import parquetsrc
+    from avsets.media.sources import parquetsrc
 
     parquetsrc._GROUPS.clear()
     parquetsrc._FOOTERS.clear()
@@ -223,7 +230,7 @@ def test_locators_survive_pickle_fork_and_export(mirrors):
         assert pool.map(_read_in_child, [loc]) == [read_media_bytes(loc)]
     with open_media(loc) as f:
         assert f.read() == mirrors.media[sm.clip_id(*sm.TAR_ROWS[0])]
-    from avsets.publish.media import read_source
+    from avsets.ops.publish.media import read_source
 
     assert read_source(loc).to_pybytes() == mirrors.media[sm.clip_id(*sm.TAR_ROWS[0])]
 
@@ -265,12 +272,12 @@ for name, ds in (("zsl", zsl), ("ascc", ascc)):
 np.savez(args["cache"] + "/arrays.npz", **arrays)
 # one member of a fresh reader (caches dropped), between two marker requests the server records
 import requests
-from avsets.sources import access, parquetsrc
+from avsets.media.sources import access, parquetsrc
 loc = next(iter(out["zsl"].values()))[2]
 access._READERS.clear(); parquetsrc._GROUPS.clear(); parquetsrc._FOOTERS.clear()
 import os
 requests.get(os.environ["HF_ENDPOINT"] + "/marker-start")
-avsets.sources.read_media_bytes(loc)
+avsets.media.sources.read_media_bytes(loc)
 requests.get(os.environ["HF_ENDPOINT"] + "/marker-end")
 print(json.dumps(out))
 """
@@ -394,7 +401,7 @@ def test_export_reads_members_of_a_tar(mirrors, tmp_path):
 
     import pyarrow.parquet as pq
 
-    from avsets.publish.export import export
+    from avsets.ops.publish.export import export
 
     export("vggsound", data_dir=_vgg(), media_dir=mirrors.path("wds-000000.tar"), out=str(tmp_path / "out"),
            split="train", on_missing="skip")
@@ -406,7 +413,7 @@ def test_export_reads_members_of_a_tar(mirrors, tmp_path):
 
 
 def test_cli_verify_on_an_archive_and_a_truncated_one(mirrors, tmp_path, capsys):
-    from avsets.cli import main
+    from avsets.cli.app import main
 
     code = main(["verify", "vggsound", "--data-dir", _vgg(), "--media-dir", mirrors.path("clips.zip")])
     out = capsys.readouterr().out
@@ -433,7 +440,7 @@ def test_a_server_that_ignores_range_still_gives_the_right_bytes(mirrors, caplog
 def test_clip_or_video_rule():
     """The one per-member rule: at most the row's segment plus 0.5 s is the segment (offset 0), longer or
     unknown is a whole video (offset = start); a stated ``id_named`` overrides the duration."""
-    from avsets.sources.clip_or_video import holds_segment, segment_offset, stated
+    from avsets.media.sources.clip_or_video import holds_segment, segment_offset, stated
 
     assert holds_segment(10.0) and holds_segment(10.5) and not holds_segment(10.51) and not holds_segment(None)
     assert holds_segment(3.4, 3.0) and not holds_segment(3.6, 3.0)  # the row's own segment length counts

@@ -17,8 +17,8 @@ import soundfile as sf
 from source_fixtures import make_flac
 
 import avsets
-from avsets.media_index import MediaIndex
-from avsets.synth import BAND_BITS, frame_band, write_video
+from avsets.media.media_index import MediaIndex
+from avsets.media.synth import BAND_BITS, frame_band, write_video
 
 SR = 8000
 LABEL = "dog barking"

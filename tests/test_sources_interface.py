@@ -22,12 +22,12 @@ import pytest
 from source_fixtures import make_flac, vgg_row_id, vggsound_mirror
 
 import avsets
-import avsets.media_index as media_index
-from avsets.errors import MediaError, MediaSourceError
-from avsets.media_index import MediaIndex
-from avsets.resolve import ResolveOptions, attach_media
-from avsets.sources import SourceStats, clip_or_video, media_source
-from avsets.sources.row_join import RowIndex, iter_groups, serve_group
+import avsets.media.media_index as media_index
+from avsets.core.errors import MediaError, MediaSourceError
+from avsets.media.media_index import MediaIndex
+from avsets.media.resolve import ResolveOptions, attach_media
+from avsets.media.sources import SourceStats, clip_or_video, media_source
+from avsets.media.sources.row_join import RowIndex, iter_groups, serve_group
 
 NAMES = [f"damage{i:04d}A_{i}000_{i + 10}000.flac" for i in range(4)]
 
@@ -266,7 +266,7 @@ def test_looking_for_a_ledger_in_a_remote_archive_costs_no_request(tmp_path):
     downloaded it (twice); only a folder can hold a ledger."""
     from range_server import RangeServer
 
-    from avsets.report import _default_ledgers
+    from avsets.ops.report import _default_ledgers
 
     _write = zipfile.ZipFile(tmp_path / "clips.zip", "w")
     _write.writestr(NAMES[0], os.urandom(50_000))
@@ -279,7 +279,7 @@ def test_looking_for_a_ledger_in_a_remote_archive_costs_no_request(tmp_path):
 def test_unpack_of_a_zip_with_one_damaged_member_writes_the_others_and_names_it(tmp_path):
     """Issue 19 item 6 end to end: the intact members after a CRC-damaged one are written (they used to be
     reported "not in the sources"), the damaged one is named in the summary."""
-    from avsets.sources.unpack import unpack_rows
+    from avsets.ops.unpack import unpack_rows
 
     flacs = [make_flac(tmp_path / f"{i}.flac", 0.5, seed=i).read_bytes() for i in range(4)]
     path = tmp_path / "clips.zip"

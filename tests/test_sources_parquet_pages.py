@@ -1,4 +1,4 @@
-"""One Parquet row read from its own data page through the file's page index (avsets.sources.parquet_pages).
+"""One Parquet row read from its own data page through the file's page index (avsets.media.sources.parquet_pages).
 
 Files are written at test time by the real writers: ``datasets``' own ``Dataset.to_parquet`` (what Hub
 mirrors are: 100 audio rows per row group, content-defined pages, a page index) and ``pyarrow`` with every
@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from range_server import RangeServer
 
-from avsets.sources import Source, index_source, parquetsrc, read_media_bytes
-from avsets.sources.locator import parse_locator
-from avsets.sources.parquet_pages import PageUnsupported, _hybrid
+from avsets.media.sources import Source, index_source, parquetsrc, read_media_bytes
+from avsets.media.sources.locator import parse_locator
+from avsets.media.sources.parquet_pages import PageUnsupported, _hybrid
 
 
 @pytest.fixture(autouse=True)

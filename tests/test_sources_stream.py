@@ -13,9 +13,9 @@ from range_server import serve_folder
 from source_fixtures import audioset_mirrors, vggsound_mirror
 
 from avsets import load_dataset
-from avsets.decoding import decode_audio, decode_video
-from avsets.errors import MediaSourceError
-from avsets.sources.stream import _PASSES
+from avsets.core.errors import MediaSourceError
+from avsets.media.decoding import decode_audio, decode_video
+from avsets.media.sources.stream import _PASSES
 
 
 @pytest.fixture(scope="module")
@@ -254,7 +254,7 @@ def test_stopping_early_on_a_remote_archive_stops_its_read_ahead_thread(vgg, tmp
     """A remote archive is read ahead by a thread: leaving the loop must stop it and the download with it."""
     import io
 
-    import avsets.sources.stream as stream
+    import avsets.media.sources.stream as stream
 
     monkeypatch.setattr(stream, "_BATCH_ROWS", 1)  # hand over each row at once, not per 16 (7 rows here)
     import itertools
@@ -323,7 +323,7 @@ def test_hub_repo_of_targz_files_streams_through_huggingface_hub(vgg, tmp_path):
 
 
 def test_verify_counts_a_targz_copy_in_one_pass(vgg, capsys):
-    from avsets.cli import main
+    from avsets.cli.app import main
 
     rc = main(["verify", "vggsound", "--data-dir", str(vgg.meta), "--media-dir", str(vgg.archives[0].parent)])
     assert rc == 1
@@ -363,8 +363,8 @@ def test_parquet_row_with_audio_and_video_and_two_segments_of_one_video(vgg, tmp
 
 def test_report_on_a_targz_copy_equals_verify(vgg):
     """``avsets report`` counts a streamed copy like ``verify``: the corrupt member too (from its bytes)."""
-    from avsets.report import build_report
-    from avsets.verify import verify
+    from avsets.ops.report import build_report
+    from avsets.ops.verify import verify
 
     kw = dict(data_dir=str(vgg.meta), media_dir=str(vgg.archives[0].parent))
     rep = {c.split: c for c in build_report("vggsound", **kw).coverage}
@@ -380,7 +380,7 @@ def test_parquet_member_bytes_are_the_cells_nulls_and_slices_included(typ):
     """The zero-copy slicing of a Parquet media column (members_parquet.buffers_of) against pyarrow's own values."""
     import pyarrow as pa
 
-    from avsets.sources.members_parquet import buffers_of
+    from avsets.media.sources.members_parquet import buffers_of
 
     values = [b"fLaC" + bytes([i]) * (i * 37) for i in range(9)]
     values[3] = None
@@ -394,7 +394,7 @@ def test_parquet_member_bytes_are_the_cells_nulls_and_slices_included(typ):
 def test_a_streaming_load_looks_for_archives_in_media_dir_once(vgg, monkeypatch):
     """``load_dataset`` finds the archives and hands them to the builder: a folder of 200k clips is not
     walked once more by the builder for the same answer."""
-    import avsets.sources.base as base
+    import avsets.media.sources.base as base
 
     calls = []
     real = base.expand_sources

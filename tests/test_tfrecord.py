@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from tfrecord_writer import encode_sequence_example, frame_record, write_records
 
-from avsets.errors import MediaError
-from avsets.tfrecord import (
+from avsets.core.errors import MediaError
+from avsets.metadata.tfrecord import (
     TFRecordError,
     iter_records,
     masked_crc32c,

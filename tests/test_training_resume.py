@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (avsets does
 from torch.utils.data import DataLoader  # noqa: E402
 
 import avsets  # noqa: E402
-from avsets.synth import write_audio, write_video  # noqa: E402
+from avsets.media.synth import write_audio, write_video  # noqa: E402
 from avsets.vggsound.metadata import label_list  # noqa: E402
 
 N = 23  # rows: shards of 5 leave a short last shard

@@ -20,8 +20,8 @@ from fetch_server import FPS, make_video, read_marker
 from range_server import serve_folder
 from source_fixtures import audioset_mirrors, vggsound_mirror
 
-from avsets.cli import main
-from avsets.sources.members import public_url
+from avsets.cli.app import main
+from avsets.media.sources.members import public_url
 
 pytest.importorskip("imageio_ffmpeg")
 
@@ -82,7 +82,7 @@ def test_unpack_resumes_after_kill(vgg, tmp_path):
     server = serve_folder(vgg.archives[0].parent)
     server.chunk, server.delay = 2048, 0.15
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "avsets.cli", "unpack", "vggsound", "--data-dir", str(vgg.meta), "--out", str(out),
+    cmd = [sys.executable, "-m", "avsets.cli.app", "unpack", "vggsound", "--data-dir", str(vgg.meta), "--out", str(out),
            "--quiet"] + [x for a in vgg.archives for x in ("--media-dir", server.url(a.name))]
     env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     try:
@@ -114,7 +114,7 @@ def test_unpack_resumes_after_kill(vgg, tmp_path):
 # kill landed, 1 run in 4, between a clip's rename and its ledger row) made deterministic.
 _KILL_AT_RECORD = """
 import os, signal, sys
-from avsets import ledger
+from avsets.metadata import ledger
 when, orig = sys.argv.pop(1), ledger.Ledger.record
 def record(self, row, **kw):
     if row.status == ledger.OK and when == "before":
@@ -123,7 +123,7 @@ def record(self, row, **kw):
     if row.status == ledger.OK and when == "after":
         os.kill(os.getpid(), signal.SIGKILL)
 ledger.Ledger.record = record
-from avsets.cli import main
+from avsets.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -153,11 +153,11 @@ def test_unpack_killed_around_the_ledger_row_resumes_complete(vgg, tmp_path, cap
 
 _KILL_IN_CUT = """
 import os, signal, sys
-from avsets.fetch import ffmpeg
+from avsets.ops.fetch import ffmpeg
 def run(*a, **k):
     os.kill(os.getpid(), signal.SIGKILL)
 ffmpeg.run = run
-from avsets.cli import main
+from avsets.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -16,9 +16,9 @@ from hub_server import HubServer
 from huggingface_hub import DatasetCard
 from ux_support import cli_env, demo_media, run_cli
 
-from avsets.demo import sample_data_dir
-from avsets.publish.card import build_card, load_corpus_card
-from avsets.publish.card_body import CONFIGS_END, CONFIGS_START, config_descriptions
+from avsets.ops.demo import sample_data_dir
+from avsets.ops.publish.card import build_card, load_corpus_card
+from avsets.ops.publish.card_body import CONFIGS_END, CONFIGS_START, config_descriptions
 
 CONFIGS = ("default", "common", "astest")
 
@@ -108,7 +108,7 @@ def test_every_corpus_card_keeps_only_the_exported_config(corpus):
     """build_card on each shipped corpus card: one config exported, the others' descriptions left out."""
     from datasets import Audio, Features, Value
 
-    from avsets.publish.card import SplitStats
+    from avsets.ops.publish.card import SplitStats
 
     described = config_descriptions(DatasetCard(load_corpus_card(corpus)).text)
     assert len(described) >= 2, corpus  # the corpus card describes several configs

@@ -14,8 +14,8 @@ import pytest
 from ux_support import run_python
 
 import avsets
-from avsets.demo import sample_data_dir
-from avsets.synth import write_audio
+from avsets.media.synth import write_audio
+from avsets.ops.demo import sample_data_dir
 
 CODE = textwrap.dedent("""
     import sys, warnings, avsets

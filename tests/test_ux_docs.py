@@ -34,7 +34,7 @@ MARKDOWN = _files(".md")
 
 def test_the_docs_are_found():
     names = {p.relative_to(ROOT).as_posix() for p in MARKDOWN}
-    assert {"README.md", "docs/datasets-behaviour.md", "shared/publish/README.md", "vggsound/README.md"} <= names
+    assert {"README.md", "docs/datasets-behaviour.md", "shared/ops/publish/README.md", "vggsound/README.md"} <= names
 
 
 @pytest.mark.parametrize("path", MARKDOWN + _files(".py"), ids=lambda p: p.relative_to(ROOT).as_posix())

@@ -14,9 +14,9 @@ import re
 import pytest
 from ux_support import demo_media, run_cli, run_in_a_terminal
 
-from avsets.demo import sample_data_dir
-from avsets.publish.convert import Converted
-from avsets.publish.progress import ExportProgress
+from avsets.ops.demo import sample_data_dir
+from avsets.ops.publish.convert import Converted
+from avsets.ops.publish.progress import ExportProgress
 
 SUMMARY = re.compile(r"train: \d+ of 868 rows")
 BAR = re.compile(r"export default:\s+\d+%\|.*\| (\d+)/970 .*copied \d+.*without media \d+")

@@ -26,7 +26,7 @@ import textwrap
 import pytest
 from ux_support import demo_media, run_python
 
-from avsets.demo import sample_data_dir
+from avsets.ops.demo import sample_data_dir
 
 RECORDER = textwrap.dedent('''
     import faulthandler
@@ -114,7 +114,7 @@ WORKLOADS = {
     """,
     "export, then stock datasets + avsets.decode": """
         import sys, datasets, avsets
-        from avsets.publish import export
+        from avsets.ops.publish import export
         export("vggsound", "default", data_dir=sys.argv[1], media_dir=[sys.argv[2]], out=sys.argv[3] + "/hub")
         for streaming in (False, True):
             ds = datasets.load_dataset(sys.argv[3] + "/hub", "default", split="train", streaming=streaming)
@@ -122,7 +122,7 @@ WORKLOADS = {
     """,
     "verify with probing": """
         import sys
-        from avsets.verify import verify
+        from avsets.ops.verify import verify
         assert verify("vggsound", data_dir=sys.argv[1], media_dir=sys.argv[2])[0].found > 0
     """,
 }

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 from ux_support import demo_media, run_cli, run_python
 
-from avsets.demo import sample_data_dir
+from avsets.ops.demo import sample_data_dir
 
 HINT = "`avsets verify` lists them"
 BIG_DATA = "big_data.csv not in data_dir"

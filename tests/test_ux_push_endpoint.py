@@ -14,7 +14,7 @@ from hub_server import HubServer
 from test_publish_support import as_dict, corpus_rows, make_dataset
 from ux_support import cli_env, run_cli
 
-from avsets.publish.export import export_dataset
+from avsets.ops.publish.export import export_dataset
 
 TOKEN = "hf_uxEndpointTokenNeverShown01234"
 

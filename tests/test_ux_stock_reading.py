@@ -17,7 +17,7 @@ from hub_server import HubServer
 from ux_support import cli_env, demo_media, run_cli, run_python
 
 import avsets
-from avsets.demo import sample_data_dir
+from avsets.ops.demo import sample_data_dir
 
 TOKEN = "hf_uxStockReadingTokenNeverShown0"
 

@@ -16,8 +16,8 @@ import pytest
 from ux_support import demo_media, run_cli
 
 import avsets
-from avsets.demo import sample_data_dir
-from avsets.ledger import LEDGER_NAME, Ledger, LedgerRow
+from avsets.metadata.ledger import LEDGER_NAME, Ledger, LedgerRow
+from avsets.ops.demo import sample_data_dir
 
 
 def _data(corpus: str) -> str | None:

@@ -14,7 +14,7 @@ import pytest
 from ux_support import run_cli
 
 import avsets
-from avsets.demo import sample_data_dir
+from avsets.ops.demo import sample_data_dir
 
 FILES = ("vggsound.csv", "stat.csv", "Common.txt", "AStest.csv")
 
@@ -80,7 +80,7 @@ def test_neither_layout_is_a_setup_error(tmp_path, present):
 def test_unreachable_upstream_is_a_manual_download_error_naming_the_file(tmp_path, monkeypatch, url):
     """No data_dir and no network: our error names the file, the URL and what to do (not datasets' errno 2)."""
     import avsets.vggsound.vggsound as vbuilder
-    from avsets.errors import ManualDownloadRequired
+    from avsets.core.errors import ManualDownloadRequired
 
     monkeypatch.setattr(vbuilder, "URL", url)  # the builder module's own binding of the upstream URL
     with pytest.raises(ManualDownloadRequired) as err:
@@ -92,7 +92,7 @@ def test_unreachable_upstream_is_a_manual_download_error_naming_the_file(tmp_pat
 def test_unreachable_upstream_when_streaming_is_the_same_error(tmp_path, monkeypatch):
     """Streaming hands metadata URLs to the readers; the failure must still be ours, named, up front."""
     import avsets.vggsound.vggsound as vbuilder
-    from avsets.errors import ManualDownloadRequired
+    from avsets.core.errors import ManualDownloadRequired
 
     monkeypatch.setattr(vbuilder, "URL", "http://127.0.0.1:9/{name}")
     with pytest.raises(ManualDownloadRequired, match="could not download 'stat.csv'"):

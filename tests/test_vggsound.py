@@ -14,7 +14,7 @@ from datasets.distributed import split_dataset_by_node
 
 import avsets
 from avsets import MediaWarning, MetadataError, MissingMediaError
-from avsets.synth import frame_band, tone, write_audio, write_video
+from avsets.media.synth import frame_band, tone, write_audio, write_video
 
 
 def sample_rows(path):

@@ -1,5 +1,5 @@
 """A TFRecord and ``tf.train.SequenceExample`` writer for test fixtures (moved out of the package: only tests
-write TFRecords; the package reads them, ``avsets.tfrecord``).
+write TFRecords; the package reads them, ``avsets.metadata.tfrecord``).
 
 It frames records as TensorFlow's ``core/lib/io/record_writer.cc`` does and serializes messages with the
 package's own descriptors, so a file written here is read back by the code under test byte for byte.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from avsets.tfrecord import masked_crc32c, messages
+from avsets.metadata.tfrecord import masked_crc32c, messages
 
 
 def frame_record(payload: bytes) -> bytes:

@@ -1,6 +1,6 @@
 """Shared by the ``test_ux_*`` modules (no tests of its own): run the real CLI, make a real export.
 
-Every CLI run is a subprocess of ``python -m avsets.cli``, as a user runs it; the environment is this one's
+Every CLI run is a subprocess of ``python -m avsets.cli.app``, as a user runs it; the environment is this one's
 minus any ``HF_*`` setting, plus what the caller passes (the suite is offline by default, see conftest).
 """
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import avsets
-from avsets.demo import make_demo_media, sample_data_dir
+from avsets.ops.demo import make_demo_media, sample_data_dir
 
 
 def cli_env(**extra: str) -> dict[str, str]:
@@ -25,7 +25,7 @@ def cli_env(**extra: str) -> dict[str, str]:
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
             cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """``avsets <args>`` in a subprocess; stdout/stderr as text."""
-    return subprocess.run([sys.executable, "-m", "avsets.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "avsets.cli.app", *args], capture_output=True, text=True,
                           env=env or cli_env(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1"), timeout=timeout,
                           cwd=cwd)
 
@@ -58,7 +58,7 @@ def run_in_a_terminal(argv: list[str], timeout: float = 240, env: dict[str, str]
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "avsets.cli", *argv], stdin=slave, stdout=slave, stderr=slave,
+    proc = subprocess.Popen([sys.executable, "-m", "avsets.cli.app", *argv], stdin=slave, stdout=slave, stderr=slave,
                             env=env or cli_env(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", COLUMNS="160"),
                             close_fds=True)
     os.close(slave)

@@ -13,8 +13,9 @@ import os
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avsets.errors import MetadataError
-from avsets.metadata import (
+from avsets.build.shards import table_slices
+from avsets.core.errors import MetadataError
+from avsets.metadata.readers import (
     RowErrors,
     bad_number,
     bad_youtube_id,
@@ -23,7 +24,6 @@ from avsets.metadata import (
     read_headerless_csv,
     validate_rows,
 )
-from avsets.shards import table_slices
 
 CLIP_SECONDS = 10.0
 PINNED_COMMIT = "9bbc7491c054a203e53584c0065df336e1322bb7"

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import datasets
 
-from avsets.builder import AVBuilder
-from avsets.config import AVConfig
-from avsets.metadata import RowErrors, log_row_errors
+from avsets.build.builder import AVBuilder
+from avsets.build.config import AVConfig
+from avsets.metadata.readers import RowErrors, log_row_errors
 from avsets.vggsound.metadata import (
     URL,
     check_nonempty,
@@ -23,7 +23,7 @@ from avsets.vggsound.metadata import (
 
 @dataclass
 class VGGSoundConfig(AVConfig):
-    """VGGSound options: the shared ones (see :class:`avsets.config.AVConfig`)."""
+    """VGGSound options: the shared ones (see :class:`avsets.build.config.AVConfig`)."""
 
 
 class VGGSound(AVBuilder):
