@@ -79,7 +79,9 @@ def _source_hash(cls: type) -> str:
     """
     h = hashlib.sha256(__version__.encode())
     corpus_pkg = importlib.import_module(cls.__module__.rsplit(".", 1)[0])
-    folders = {os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.abspath(corpus_pkg.__file__))}
+    # the whole avsets package (this file sits in its build/ folder) and the corpus' own folder
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folders = {package_root, os.path.dirname(os.path.abspath(corpus_pkg.__file__))}
     for folder in sorted(folders):
         for sub, dirs, files in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))

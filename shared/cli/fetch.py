@@ -246,3 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     return guarded(args, prog="python -m avsets.cli.fetch")
+
+
+if __name__ == "__main__":  # ``python -m avsets.cli.fetch fetch ...`` / ``ledger diff ...``
+    sys.exit(main())
