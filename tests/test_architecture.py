@@ -3,10 +3,11 @@
 The layers, lowest first (``docs/architecture.md`` explains each; a module may import its own layer and
 the layers below, never above)::
 
-    core -> metadata -> media -> build -> operations -> cli
+    core -> metadata -> media -> build -> ops -> cli
 
-:data:`LAYERS` assigns every module to one layer (longest prefix wins, so ``avsets.ops.unpack`` is an
-operation although it sits in the media package).  The import graph is read from the source files by
+The layer of a module is its folder: ``avsets.<layer>.…`` (:func:`layer_of`); the corpus packages
+(``avsets.vggsound``…) and the package root (which re-exports ``load_dataset``) are the build layer.  A module
+outside the layer folders fails :func:`test_every_module_has_a_layer`.  The import graph is read from the source files by
 :func:`import_graph`, imports inside functions included (they run too, only later) and ``if
 TYPE_CHECKING:`` blocks excluded (they never run); importing ``a.b.c`` also runs the ``__init__`` of ``a``
 and ``a.b``, so those count as imports too.  The reader is checked against ``grimp``'s graph of the same
@@ -71,53 +72,18 @@ def test_errors_keep_their_stdlib_bases():
 
 # ------------------------------------------------------------------------------------------------ layers
 
-LAYER_ORDER = ("core", "metadata", "media", "build", "operations", "cli")
-
-#: Module (or package) -> layer; the longest matching prefix decides.  A new module that matches nothing
-#: fails :func:`test_every_module_has_a_layer`: add it here (and to ``docs/architecture.md``).
-LAYERS: dict[str, str] = {
-    # core: no avsets import beyond core; vocabulary every layer uses
-    "avsets.core.errors": "core", "avsets.core.secrets": "core", "avsets.core.paths": "core", "avsets.core.segments": "core",
-    "avsets.core.templates": "core", "avsets.core.coerce": "core", "avsets.core.notices": "core", "avsets.core.progress": "core",
-    "avsets.core.version": "core", "avsets.core.cli_common": "core", "avsets.core.source_names": "core", "avsets.core.csvsafe": "core",
-    # metadata: reading and writing the files that describe clips (never media bytes)
-    "avsets.metadata.readers": "metadata", "avsets.metadata.jsonmeta": "metadata", "avsets.metadata.header_csv": "metadata",
-    "avsets.metadata.ontology": "metadata", "avsets.metadata.manifest": "metadata", "avsets.metadata.ledger": "metadata",
-    "avsets.metadata.tfrecord": "metadata", "avsets.metadata.card": "metadata",
-    # the quality table's contract (columns, flags, thresholds, reader): a derived metadata file the loader
-    # joins; the pass that measures (``run``, ``measure``) is an operation
-    "avsets.metadata.quality": "metadata",
-    # media: where media bytes live and how they decode
-    "avsets.media.sources": "media", "avsets.media.media_index": "media", "avsets.media.resolve": "media",
-    "avsets.media.unsegmented": "media", "avsets.media.decoding": "media", "avsets.media.synth": "media",
-    # build: the datasets builders and the public load API
-    "avsets": "build", "avsets.build.api": "build", "avsets.build.builder": "build", "avsets.build.config": "build",
-    "avsets.build.shards": "build", "avsets.build.tables": "build", "avsets.build.transform": "build", "avsets.build.filters": "build",
-    "avsets.vggsound": "build", "avsets.audiosetzsl": "build", "avsets.avset10m": "build",
-    "avsets.avmit": "build", "avsets.ascc": "build", "avsets.build.overlays": "build",
-    # operations: work on a whole corpus (fetch, unpack, verify, report, export/push, quality, leakage)
-    "avsets.ops.fetch": "operations", "avsets.ops.publish": "operations", "avsets.ops.unpack": "operations",
-    "avsets.ops.verify": "operations", "avsets.ops.verify_metadata": "operations", "avsets.ops.report": "operations",
-    "avsets.ops.report_render": "operations", "avsets.ops.demo": "operations", "avsets.ops.quality.run": "operations",
-    "avsets.ops.quality.measure": "operations", "avsets.ops.leakage": "operations", "avsets.ops.report_quality": "operations",
-    "avsets.ops.report_charts": "operations", "avsets.ops.report_coverage_charts": "operations",
-    # cli: argument parsing and exit codes
-    "avsets.cli.app": "cli", "avsets.cli.fetch": "cli", "avsets.cli.fetch": "cli", "avsets.cli.publish": "cli",
-    "avsets.cli.sync": "cli", "avsets.cli.quality": "cli", "avsets.cli.leakage": "cli",
-}
-#: Packages other round-3 work adds; listed ahead so that the table needs no edit when they land.
-PLANNED = {"avsets.build.filters", "avsets.metadata.quality", "avsets.ops.leakage"}
+LAYER_ORDER = ("core", "metadata", "media", "build", "ops", "cli")
 CORPORA = ("vggsound", "audiosetzsl", "avset10m", "avmit", "ascc")
 
 
-def layer_of(module: str, layers: dict[str, str] = LAYERS) -> str | None:
-    """The layer of ``module``: its longest prefix in ``layers`` (None when nothing matches)."""
+def layer_of(module: str) -> str | None:
+    """The layer of ``module``: the folder it sits in (None for a module outside the layer folders)."""
     parts = module.split(".")
-    for i in range(len(parts), 0, -1):
-        hit = layers.get(".".join(parts[:i]))
-        if hit is not None:
-            return hit
-    return None
+    if parts[0] != "avsets":
+        return None
+    if len(parts) == 1 or parts[1] in CORPORA:
+        return "build"
+    return parts[1] if parts[1] in LAYER_ORDER else None
 
 
 def module_files() -> dict[str, Path]:
@@ -229,14 +195,14 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     return found
 
 
-def violations(graph: dict[str, dict[str, int]], layers: dict[str, str] = LAYERS) -> list[str]:
+def violations(graph: dict[str, dict[str, int]]) -> list[str]:
     """Imports that go up the layers, as ``importer (layer) line N -> imported (layer)``."""
     rank = {name: i for i, name in enumerate(LAYER_ORDER)}
     out = []
     for module, edges in sorted(graph.items()):
-        mine = layer_of(module, layers)
+        mine = layer_of(module)
         for target, line in sorted(edges.items()):
-            theirs = layer_of(target, layers)
+            theirs = layer_of(target)
             if mine is not None and theirs is not None and rank[theirs] > rank[mine]:
                 out.append(f"{module} ({mine}) line {line} -> {target} ({theirs})")
     return out
@@ -258,13 +224,11 @@ def test_imports_run_down_the_layers():
 
 
 def test_every_module_has_a_layer():
-    """A new module must be placed (and the table stays honest: no entry names a module that is gone)."""
+    """A new module goes into a layer folder; one left at the package's top level has no layer."""
     modules = module_files()
     assert len(modules) > 90  # the walk reached the subpackages and the corpus folders
     assert [m for m in modules if layer_of(m) is None] == []
-    stale = [name for name in LAYERS if name not in PLANNED
-             and not any(m == name or m.startswith(name + ".") for m in modules)]
-    assert stale == []
+    assert {layer_of(m) for m in modules} == set(LAYER_ORDER)
 
 
 def test_the_checks_catch_a_cycle_and_an_upward_import():
@@ -272,7 +236,9 @@ def test_the_checks_catch_a_cycle_and_an_upward_import():
     graph = {"avsets.core.errors": {"avsets.cli.app": 3}, "avsets.cli.app": {"avsets.core.errors": 9}, "avsets.core.paths": {}}
     assert cycles(graph) == [["avsets.cli.app", "avsets.core.errors"]]
     assert violations(graph) == ["avsets.core.errors (core) line 3 -> avsets.cli.app (cli)"]
-    assert layer_of("avsets.ops.unpack") == "operations" and layer_of("avsets.media.sources.tarsrc") == "media"
+    assert layer_of("avsets.ops.unpack") == "ops" and layer_of("avsets.media.sources.tarsrc") == "media"
+    assert layer_of("avsets.vggsound.metadata") == "build" and layer_of("avsets") == "build"
+    assert layer_of("avsets.stray_module") is None
 
 
 def test_function_level_and_package_init_imports_count(tmp_path):
@@ -281,13 +247,13 @@ def test_function_level_and_package_init_imports_count(tmp_path):
     src = tmp_path / "mod.py"
     src.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .cli import main\n"
                    "def f():\n    from .fetch import ledger_summary\n    from . import errors\n")
-    modules = {"avsets": tmp_path, "avsets.mod": src, "avsets.cli.app": src, "avsets.ops.fetch": src,
-               "avsets.core.errors": src}
-    assert direct_imports("avsets.mod", src, modules) == {"avsets.ops.fetch": 5, "avsets.core.errors": 6}
+    modules = {"avsets": tmp_path, "avsets.mod": src, "avsets.cli": src, "avsets.fetch": src,
+               "avsets.errors": src}
+    assert direct_imports("avsets.mod", src, modules) == {"avsets.fetch": 5, "avsets.errors": 6}
     init = tmp_path / "__init__.py"
     init.write_text("from .runner import run\n")
-    assert direct_imports("avsets.ops.fetch", init, {**modules, "avsets.ops.fetch.runner": src}) == {
-        "avsets.ops.fetch.runner": 1}
+    assert direct_imports("avsets.fetch", init, {**modules, "avsets.fetch.runner": src}) == {
+        "avsets.fetch.runner": 1}
 
 
 def test_import_graph_matches_grimp():
