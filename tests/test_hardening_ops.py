@@ -270,13 +270,13 @@ def test_cache_fingerprint_sees_subpackages(tmp_path, monkeypatch):
 
     pkg = tmp_path / "avsets"
     shutil.copytree(os.path.dirname(avsets.__file__), pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(api, "__file__", str(pkg / "api.py"))
+    monkeypatch.setattr(api, "__file__", str(pkg / "build" / "api.py"))
     before = api._source_hash(VGGSound)
-    keys = pkg / "sources" / "keys.py"
+    keys = pkg / "media" / "sources" / "keys.py"
     keys.write_text(keys.read_text() + "\n# a naming rule changed\n")
     after = api._source_hash(VGGSound)
     assert before != after
-    (pkg / "sources" / "new_rule.py").write_text("X = 1\n")
+    (pkg / "media" / "sources" / "new_rule.py").write_text("X = 1\n")
     assert api._source_hash(VGGSound) not in (before, after)
     json.dumps(before)  # a plain string
 

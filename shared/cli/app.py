@@ -15,12 +15,12 @@ from avsets.cli.fetch import add_fetch_subcommands
 from avsets.cli.leakage import add_leakage_subcommands
 from avsets.cli.publish import add_publish_subcommands
 from avsets.cli.quality import add_quality_subcommand
+from avsets.cli.unpack import add_unpack_subcommand
 from avsets.core.cli_common import UsageError, check_output_file, config_kwargs, guarded
 from avsets.core.errors import AvsetsError
 from avsets.core.secrets import redact_url
 from avsets.media.sources.base import media_source
 from avsets.metadata.ledger import ledger_summary, read_ledger
-from avsets.ops.unpack import add_unpack_subcommand
 
 __all__ = ["UsageError", "build_parser", "config_kwargs", "guarded", "main"]
 
