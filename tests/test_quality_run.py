@@ -258,6 +258,9 @@ def test_ray_engine_gives_the_same_table(corpus, tmp_path):
                          quiet=True, engine="ray", num_proc=2)
     assert (local.measured, local.errors) == (remote.measured, remote.errors)
     assert _measures(read_quality_table(tmp_path / "l.parquet")) == _measures(read_quality_table(tmp_path / "r.parquet"))
+    import ray
+
+    assert not ray.is_initialized()  # the pass shut down the Ray it started (its raylet would keep running)
 
 
 @pytest.mark.slow  # two CLI start-ups in subprocesses

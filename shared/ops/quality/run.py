@@ -182,14 +182,16 @@ class _Engine:
         self.kind, self.num_proc, self.thresholds = kind, max(1, num_proc), thresholds
         self.window = 2 * self.num_proc
         self.pool: Any = None
+        self.started_ray = False
         if kind == "ray":
             try:
                 import ray
             except ImportError as exc:
                 raise QualitySetupError("--engine ray needs Ray: pip install 'avsets[ray]'") from exc
-            if not ray.is_initialized():
+            if not ray.is_initialized():  # a caller's cluster (ray.init(address=...)) is used as it is
                 ray.init(num_cpus=self.num_proc, include_dashboard=False, log_to_driver=False,
                          ignore_reinit_error=True)
+                self.started_ray = True
             self.ray = ray
             self.remote = ray.remote(measure_job)
             self.window = 4 * self.num_proc
@@ -234,8 +236,13 @@ class _Engine:
                 yield {**error_row(f"worker failed: {type(exc).__name__}: {exc}"), **job.key}
 
     def close(self) -> None:
+        """Stop what this engine started: its process pool, and a Ray it started itself (its raylet and
+        idle workers otherwise stay up and keep taking CPU from whatever the process does next)."""
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.started_ray:
+            self.ray.shutdown()
+            self.started_ray = False
 
 
 # ---------------------------------------------------------------------------------------------- the pass
