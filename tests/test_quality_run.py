@@ -150,6 +150,7 @@ run_quality("vggsound", data_dir=sys.argv[1], media_dir=sys.argv[2], out=sys.arg
 """
 
 
+@pytest.mark.slow  # a subprocess per case, killed mid-run, then resumed: 4-5 s each
 @pytest.mark.parametrize("sig, part_rows", [(signal.SIGKILL, 1), (signal.SIGINT, 1000)], ids=["SIGKILL", "Ctrl-C"])
 def test_killed_run_resumes_from_its_parts(tmp_path, sig, part_rows):
     """SIGKILL mid-run leaves the part files already written (one a clip here), Ctrl-C writes what finished;

@@ -33,6 +33,7 @@ from avsets.core.secrets import redact_url
 from avsets.media.media_index import MediaIndex, SourcePlan, check_pattern, plan_sources
 from avsets.media.resolve import ResolveOptions, ResolveStats
 from avsets.media.sources.base import archive_order_sources
+from avsets.media.sources.clip_or_video import stated
 from avsets.media.sources.stream import StreamSpec, stream_archive
 from avsets.metadata.card import read_card
 from avsets.metadata.quality.table import QUALITY_FLAGS
@@ -296,7 +297,7 @@ class AVBuilder(datasets.ArrowBasedBuilder):
             corpus=self.CORPUS, config_name=self.config.name, split=split, archives=all_archives,
             modalities=tuple(self.config.modalities), media_pattern=self.config.media_pattern,
             on_missing=self.config.on_missing, label_names=label_names_of(self.info.features),
-            assume_trimmed={"segment": True, "video": False}.get(self.config.id_named),
+            assume_trimmed=stated(self.config.id_named),
             key_column=self.config.media_key_column,
             scope=f"{self.config_id}|{getattr(self, 'hash', '')}",
             quiet=self._quiet_missing,

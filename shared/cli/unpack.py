@@ -7,6 +7,7 @@ import sys
 
 from avsets.core.cli_common import config_kwargs
 from avsets.core.errors import AvsetsError
+from avsets.media.sources.clip_or_video import stated
 from avsets.ops.unpack import UnpackSetupError, corpus_table, unpack_rows
 
 
@@ -37,7 +38,7 @@ def run_unpack_command(args: argparse.Namespace) -> int:
         modalities = ("audio",) if args.audio_only else ("audio", "video")
         report = unpack_rows(table, args.media_dir, args.out, modalities=modalities,
                              media_pattern=kwargs.get("media_pattern"),
-                             assume_trimmed={"segment": True, "video": False}.get(kwargs.get("id_named", "auto")),
+                             assume_trimmed=stated(kwargs.get("id_named")),
                              key_column=kwargs.get("media_key_column"), quiet=args.quiet)
     except (AvsetsError, ValueError, FileNotFoundError, OSError) as exc:
         print(f"avsets unpack: error: {exc}", file=sys.stderr)

@@ -22,6 +22,7 @@ import tempfile
 from typing import Any
 
 from avsets.media.sources.base import media_sources
+from avsets.media.sources.clip_or_video import stated
 from avsets.ops.unpack import corpus_table, unpack_rows
 
 from .shards import STATE_DIR
@@ -59,7 +60,7 @@ def stage_archive_sources(corpus: str, config: str, out: str, *, split: str | No
                    "in one pass", media_dir, table.num_rows, folder)
     report = unpack_rows(table, media_dir, folder, modalities=("audio", "video") if video else ("audio",),
                          media_pattern=config_kwargs.get("media_pattern"),
-                         assume_trimmed={"segment": True, "video": False}.get(config_kwargs.get("id_named", "auto")),
+                         assume_trimmed=stated(config_kwargs.get("id_named")),
                          key_column=config_kwargs.get("media_key_column"), quiet=True)
     logger.warning("export: %s", report.summary().replace("\n", "; "))
     return {**load_kwargs, "media_dir": folder}
