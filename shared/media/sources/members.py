@@ -87,6 +87,19 @@ def asked(want: Want | None, member: Member, ext: str, stats: SourceStats | None
     return want is None or want(member)
 
 
+def admit(raw: str, size: int, want: Want | None, stats: SourceStats) -> tuple[Member, str] | None:
+    """``(bare member, ext)`` (no locator yet) an archive-order reader should read, or None: the three checks
+    every kind makes on a stored name, in this order (safe name, media or side file, asked for), each counted."""
+    name = safe_name(raw, stats)
+    if name is None:
+        return None
+    got = media_or_side(name, stats)
+    if got is None:
+        return None
+    bare = Member(name, "", size, group=got[0])
+    return (bare, got[1]) if asked(want, bare, got[1], stats) else None
+
+
 def damaged(source: Source, stats: SourceStats, exc: BaseException) -> MediaSourceError:
     """The error that ends a pass over a damaged or cut archive, saying how far the read got (also kept in
     ``stats.error``)."""

@@ -17,7 +17,7 @@ from avsets.core.errors import MediaSourceError
 from avsets.core.segments import MEDIA_EXTENSIONS
 
 from .kinds import Source
-from .members import Want, asked, damaged, media_or_side, public_url, safe_name
+from .members import Want, admit, damaged, public_url
 from .ranged import is_local
 from .records import Member, SourceStats
 from .sequential import ArchiveProgress, CountingReader, ReadAhead, open_sequential, remote_size
@@ -62,15 +62,11 @@ def iter_tar(source: Source, stats: SourceStats, want: Want | None, key_column: 
                     stats.bytes_read = counter.count
                     if not info.isfile():
                         continue
-                    name = safe_name(info.name, stats)
-                    if name is None:
-                        continue
-                    got = media_or_side(name, stats)
+                    got = admit(info.name, info.size, want, stats)
                     if got is None:
-                        continue
-                    bare = Member(name, "", info.size, group=got[0])
-                    if not asked(want, bare, got[1], stats):
                         continue  # tarfile skips its data at the next header: never held
+                    bare = got[0]
+                    name = bare.relpath
                     f = tf.extractfile(info)
                     data = f.read() if f is not None else b""
                     if len(data) != info.size:

@@ -16,7 +16,7 @@ from avsets.core.errors import MediaError, MediaSourceError
 from avsets.core.segments import MEDIA_EXTENSIONS
 
 from .kinds import Source
-from .members import Want, asked, damaged, media_or_side, public_url, safe_name
+from .members import Want, admit, damaged, public_url
 from .ranged import is_local, open_seekable
 from .records import Member, SourceStats
 from .sequential import ArchiveProgress, remote_size
@@ -45,15 +45,11 @@ def iter_zip(source: Source, stats: SourceStats, want: Want | None, key_column: 
             stats.members += 1
             if info.is_dir():
                 continue
-            name = safe_name(info.filename, stats)
-            if name is None:
-                continue
-            got = media_or_side(name, stats)
+            got = admit(info.filename, info.file_size, want, stats)
             if got is None:
                 continue
-            bare = Member(name, "", info.file_size, group=got[0])
-            if not asked(want, bare, got[1], stats):
-                continue
+            bare = got[0]
+            name = bare.relpath
             try:
                 if info.flag_bits & 1 or info.compress_type not in (0, 8, 12):
                     data = zf.read(info)
