@@ -1,4 +1,4 @@
-"""``avsets export --prune`` and ``avsets push --sync``: their options and output (wired in ``publish/cli.py``)."""
+"""``avsets export --prune`` and ``avsets push --sync``: their options and output (wired in ``avsets.cli.publish``)."""
 
 from __future__ import annotations
 
