@@ -9,6 +9,7 @@ those need the same guard and option parser; kept here, below all of them, the i
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sqlite3
@@ -46,7 +47,15 @@ def guarded(args: argparse.Namespace, *, prog: str = "avsets") -> int:
     """
     install_log_filter()
     with redacting_output():  # every line a command prints goes through the one redaction function
-        return _guarded(args, prog)
+        try:
+            return _guarded(args, prog)
+        finally:
+            # What holds Arrow readers (datasets' builders, pyarrow CSV/Parquet readers) must be freed while
+            # Arrow's thread pools are alive: left to interpreter shutdown, a pool thread still joinable is
+            # destroyed and libstdc++ aborts a command that had finished ("terminate called without an active
+            # exception", exit 134; apache/arrow#34314, huggingface/datasets#7566). Measured with `avsets
+            # verify` on the bundled sample, 3-4 runs at a time: 2 aborts in 60 runs without, 0 in 120 with.
+            gc.collect()
 
 
 def _guarded(args: argparse.Namespace, prog: str) -> int:
